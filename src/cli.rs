@@ -1,0 +1,151 @@
+//! The command line, as clap definitions. Parsing only: `main.rs` turns these
+//! into the library's option structs and dispatches.
+
+use std::path::PathBuf;
+
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand};
+
+use rehearse::error::EXIT_CODES_HELP;
+use rehearse::lab::{Component, DEFAULT_PORT_BASE};
+use rehearse::schema::{Modes, TriggerVariant, DEFAULT_PARTITIONS};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rehearse",
+    version,
+    about = "Rehearse a PostgreSQL partitioning rollout: start a lab estate, shape and seed it, replay workloads, measure.",
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub estate: EstateArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the estate is. Each setting is read from its flag, else from the
+/// environment, else from rehearse.toml, else from the running lab.
+#[derive(Debug, Args)]
+pub struct EstateArgs {
+    /// PostgreSQL primary URL [env: REHEARSE_PRIMARY_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub primary_url: Option<String>,
+    /// Streaming replica URL [env: REHEARSE_REPLICA_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub replica_url: Option<String>,
+    /// PgBouncer URL for the primary's pool [env: REHEARSE_PGBOUNCER_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub pgbouncer_url: Option<String>,
+    /// PgBouncer URL for the replica's pool [env: REHEARSE_PGBOUNCER_REPLICA_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub pgbouncer_replica_url: Option<String>,
+    /// Redis URL for the report cache [env: REHEARSE_REDIS_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Settings file with an [estate] table [env: REHEARSE_CONFIG; default: ./rehearse.toml if present].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded lab [env: REHEARSE_LAB_DIR; default: .rehearse/lab].
+    #[arg(long, visible_alias = "dir", global = true, value_name = "DIR")]
+    pub lab_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start, inspect and stop the embedded lab (primary, replica, PgBouncer, Redis on 127.0.0.1).
+    #[command(subcommand, after_help = EXIT_CODES_HELP)]
+    Lab(LabCommand),
+    /// Create or drop the rehearsal schema (legacy and partitioned finance tables).
+    #[command(subcommand, after_help = EXIT_CODES_HELP)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start the lab, creating it on first use; a no-op when it already runs.
+    Up {
+        /// First of four consecutive ports on 127.0.0.1: primary, replica, PgBouncer, Redis.
+        #[arg(long, default_value_t = DEFAULT_PORT_BASE, value_name = "N")]
+        port_base: u16,
+        /// Unprivileged account the servers run as when rehearse runs as root (PostgreSQL refuses root).
+        #[arg(long, default_value = "postgres", value_name = "NAME")]
+        user: String,
+        /// Directory of PostgreSQL's server binaries [default: `pg_config --bindir`, else /usr/lib/postgresql/15/bin].
+        #[arg(long, env = "REHEARSE_PG_BINDIR", value_name = "DIR")]
+        pg_bindir: Option<PathBuf>,
+    },
+    /// Show each component: up or down, port, pid, version, and the replica's replay lag in bytes.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every component of the lab.
+    Down {
+        /// Also delete the lab directory and all its data.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Print the lab's connection URLs as shell export lines (eval "$(rehearse lab env)").
+    Env,
+    /// Start one component that was stopped.
+    Start {
+        /// The component to start.
+        #[arg(value_parser = component_parser())]
+        component: String,
+    },
+    /// Stop one component, to rehearse its failure.
+    Stop {
+        /// The component to stop.
+        #[arg(value_parser = component_parser())]
+        component: String,
+    },
+}
+
+fn component_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(Component::NAMES)
+}
+
+/// The flag that lets a destructive command act on a database that is
+/// neither the lab nor already a rehearsal database.
+#[derive(Debug, Args)]
+pub struct DestructiveArgs {
+    /// Allow changing this database (give its name) although it is neither the lab nor carries rehearse_meta.
+    #[arg(long, value_name = "DBNAME")]
+    pub allow_destructive: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Create the shared tables, the tables of the chosen modes, their triggers and rehearse_meta (idempotent).
+    Create {
+        /// Which finance tables to create: plain (legacy), hash-partitioned, or both.
+        #[arg(long, default_value = "both", value_parser = PossibleValuesParser::new(Modes::NAMES))]
+        mode: String,
+        /// Number of hash partitions of each partitioned table.
+        #[arg(long, default_value_t = DEFAULT_PARTITIONS, value_name = "N")]
+        partitions: u32,
+        /// How triggers update summaries: hardened (atomic upsert) or naive (read then write; races).
+        #[arg(long, default_value = "hardened", value_parser = PossibleValuesParser::new(TriggerVariant::NAMES))]
+        trigger_variant: String,
+        #[command(flatten)]
+        destructive: DestructiveArgs,
+    },
+    /// Drop the tables of the chosen modes; with both, everything rehearse created.
+    Drop {
+        /// Which finance tables to drop; both also drops the shared tables and rehearse_meta.
+        #[arg(long, default_value = "both", value_parser = PossibleValuesParser::new(Modes::NAMES))]
+        mode: String,
+        #[command(flatten)]
+        destructive: DestructiveArgs,
+    },
+    /// Show what rehearse_meta records: schema version, modes, partitions, trigger variant.
+    Show {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,151 @@
+//! The library's error type and the exit code each kind of failure maps to.
+//!
+//! Exit codes are part of rehearse's interface: pipelines branch on them, so
+//! each variant names its code here and nowhere else.
+
+use std::path::PathBuf;
+
+/// Exit code: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: bad usage or bad input (flags, files, settings).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: the estate is not usable (a binary is missing, a port is taken,
+/// a component is down or unreachable, a query failed).
+pub const EXIT_ENVIRONMENT: i32 = 4;
+/// Exit code: refused for safety (the target is not a rehearsal database, or
+/// its schema is not one this rehearse knows).
+pub const EXIT_REFUSED: i32 = 5;
+
+/// The exit codes as they are documented in `--help` and the README.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  2  bad usage or bad input (flags, settings file, scenario file)
+  4  the estate is not usable: a binary is missing, a port is taken, a
+     component is down or unreachable, or a statement failed
+  5  refused: the target is not a rehearsal database, or its schema version
+     is unknown to this rehearse";
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input the user can fix: a flag, a settings file, a value out of range.
+    #[error("{0}")]
+    Usage(String),
+
+    #[error(
+        "{binary} not found (looked in {searched}); install Debian's packages \
+         with `apt-get install postgresql pgbouncer redis-server`, or run \
+         ci/bootstrap.sh, which installs everything rehearse needs"
+    )]
+    MissingBinary { binary: String, searched: String },
+
+    #[error(
+        "port {port} on 127.0.0.1, wanted for the lab's {component}, is already in use; \
+         choose other ports with --port-base N (the lab uses N..N+3), or stop what \
+         listens there (`ss -ltnp 'sport = :{port}'` shows it)"
+    )]
+    PortInUse { port: u16, component: String },
+
+    /// The lab or a component of the estate is not in the state a command needs.
+    #[error("{0}")]
+    Lab(String),
+
+    #[error("{what}: {}", describe_pg(.source))]
+    Db {
+        what: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    #[error("{what}: {source}")]
+    Redis {
+        what: String,
+        #[source]
+        source: redis::RedisError,
+    },
+
+    #[error("{what} ({}): {source}", .path.display())]
+    Io {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A command was refused because acting would be unsafe.
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            Error::Refused(_) => EXIT_REFUSED,
+            Error::MissingBinary { .. }
+            | Error::PortInUse { .. }
+            | Error::Lab(_)
+            | Error::Db { .. }
+            | Error::Redis { .. }
+            | Error::Io { .. } => EXIT_ENVIRONMENT,
+        }
+    }
+
+    /// The SQLSTATE of a database error, if this is one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Db { source, .. } => source.code().map(|c| c.code()),
+            _ => None,
+        }
+    }
+}
+
+/// A one-line description of a PostgreSQL error that keeps its SQLSTATE, so
+/// an SRE can look the code up instead of parsing prose.
+pub fn describe_pg(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => {
+            let mut s = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                s.push_str(": ");
+                s.push_str(&c.to_string());
+                cause = c.source();
+            }
+            s
+        }
+    }
+}
+
+/// Extension to attach "what was being done" to database results.
+pub trait DbContext<T> {
+    fn db(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> DbContext<T> for std::result::Result<T, tokio_postgres::Error> {
+    fn db(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Db {
+            what: what(),
+            source,
+        })
+    }
+}
+
+/// Extension to attach "what was being done" and the path to I/O results.
+pub trait IoContext<T> {
+    fn io(self, what: &str, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn io(self, what: &str, path: &std::path::Path) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,410 @@
+//! Where to reach the estate: one settings type for the primary, the replica,
+//! PgBouncer and Redis, resolved from (in this order) command-line flags, the
+//! environment, a `rehearse.toml` file, and finally the running embedded lab.
+//!
+//! So the same commands work against a staging estate and against the lab.
+//! Each endpoint remembers where it came from: destructive commands use that
+//! to tell the lab from a database they must not touch.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, IoContext, Result};
+use crate::lab::LabState;
+
+pub const ENV_PRIMARY: &str = "REHEARSE_PRIMARY_URL";
+pub const ENV_REPLICA: &str = "REHEARSE_REPLICA_URL";
+pub const ENV_PGBOUNCER: &str = "REHEARSE_PGBOUNCER_URL";
+pub const ENV_PGBOUNCER_REPLICA: &str = "REHEARSE_PGBOUNCER_REPLICA_URL";
+pub const ENV_REDIS: &str = "REHEARSE_REDIS_URL";
+pub const ENV_CONFIG: &str = "REHEARSE_CONFIG";
+pub const ENV_LAB_DIR: &str = "REHEARSE_LAB_DIR";
+
+/// The lab directory used when neither `--lab-dir` nor `REHEARSE_LAB_DIR` says otherwise.
+pub const DEFAULT_LAB_DIR: &str = ".rehearse/lab";
+/// The settings file read from the working directory when present.
+pub const DEFAULT_CONFIG_FILE: &str = "rehearse.toml";
+
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env(&'static str),
+    File(PathBuf),
+    Lab(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag => write!(f, "command line"),
+            Source::Env(var) => write!(f, "environment ({var})"),
+            Source::File(p) => write!(f, "settings file {}", p.display()),
+            Source::Lab(p) => write!(f, "embedded lab at {}", p.display()),
+        }
+    }
+}
+
+/// A connection URL and where it came from. Displays without its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: String,
+    pub source: Source,
+}
+
+impl Endpoint {
+    /// The URL with any password replaced by `***`, for logs and errors.
+    pub fn redacted(&self) -> String {
+        redact(&self.url)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (from {})", self.redacted(), self.source)
+    }
+}
+
+/// Replace the password in a URL (`scheme://user:pw@host`) or a key=value
+/// connection string (`password=pw`) with `***`.
+pub fn redact(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let userinfo = &rest[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &rest[at..]
+                );
+            }
+        }
+        // A password may also ride in the query string.
+        return redact_pairs(url, '&');
+    }
+    redact_pairs(url, ' ')
+}
+
+fn redact_pairs(s: &str, sep: char) -> String {
+    s.split(sep)
+        .map(|part| {
+            let (k, _) = part.split_once('=').unwrap_or((part, ""));
+            let key = k.rsplit(['?', '&']).next().unwrap_or(k);
+            if key.eq_ignore_ascii_case("password") && part.contains('=') {
+                format!("{}=***", k)
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&sep.to_string())
+}
+
+/// The estate settings the user gave on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct EstateFlags {
+    pub primary_url: Option<String>,
+    pub replica_url: Option<String>,
+    pub pgbouncer_url: Option<String>,
+    pub pgbouncer_replica_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub config: Option<PathBuf>,
+    pub lab_dir: Option<PathBuf>,
+}
+
+/// The `[estate]` table of `rehearse.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    #[serde(default)]
+    estate: FileEstate,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEstate {
+    primary_url: Option<String>,
+    replica_url: Option<String>,
+    pgbouncer_url: Option<String>,
+    pgbouncer_replica_url: Option<String>,
+    redis_url: Option<String>,
+}
+
+/// Resolved settings: where each component of the estate is.
+#[derive(Debug, Clone)]
+pub struct Estate {
+    pub primary: Endpoint,
+    pub replica: Option<Endpoint>,
+    pub pgbouncer: Option<Endpoint>,
+    pub pgbouncer_replica: Option<Endpoint>,
+    pub redis: Option<Endpoint>,
+    /// The lab directory consulted (whether or not a lab runs there).
+    pub lab_dir: PathBuf,
+    /// The lab's primary URL when a lab state file exists: a primary equal to
+    /// it is the lab, whichever way the user named it.
+    lab_primary_url: Option<String>,
+}
+
+impl Estate {
+    /// Resolve from flags, the process environment, the settings file and the lab.
+    pub fn resolve(flags: &EstateFlags) -> Result<Estate> {
+        Self::resolve_with(flags, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Resolve with an explicit environment lookup (tests pass their own).
+    pub fn resolve_with(flags: &EstateFlags, env: impl Fn(&str) -> Option<String>) -> Result<Estate> {
+        let lab_dir = flags
+            .lab_dir
+            .clone()
+            .or_else(|| env(ENV_LAB_DIR).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_LAB_DIR));
+
+        let (file, file_path) = load_file(flags.config.as_deref(), &env)?;
+        let lab = LabState::load(&lab_dir)?;
+
+        let pick = |flag: &Option<String>,
+                    var: &'static str,
+                    from_file: &Option<String>,
+                    from_lab: Option<&str>|
+         -> Option<Endpoint> {
+            if let Some(u) = flag {
+                return Some(Endpoint {
+                    url: u.clone(),
+                    source: Source::Flag,
+                });
+            }
+            if let Some(u) = env(var) {
+                return Some(Endpoint {
+                    url: u,
+                    source: Source::Env(var),
+                });
+            }
+            if let (Some(u), Some(p)) = (from_file, &file_path) {
+                return Some(Endpoint {
+                    url: u.clone(),
+                    source: Source::File(p.clone()),
+                });
+            }
+            from_lab.map(|u| Endpoint {
+                url: u.to_string(),
+                source: Source::Lab(lab_dir.clone()),
+            })
+        };
+
+        let urls = lab.as_ref().map(|l| &l.urls);
+        let primary = pick(
+            &flags.primary_url,
+            ENV_PRIMARY,
+            &file.primary_url,
+            urls.map(|u| u.primary.as_str()),
+        )
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no PostgreSQL primary to work on: pass --primary-url, set {ENV_PRIMARY}, \
+                 add [estate] primary_url to {DEFAULT_CONFIG_FILE}, or start the embedded lab \
+                 with `rehearse lab up` (looked for a lab in {})",
+                lab_dir.display()
+            ))
+        })?;
+        Ok(Estate {
+            replica: pick(
+                &flags.replica_url,
+                ENV_REPLICA,
+                &file.replica_url,
+                urls.map(|u| u.replica.as_str()),
+            ),
+            pgbouncer: pick(
+                &flags.pgbouncer_url,
+                ENV_PGBOUNCER,
+                &file.pgbouncer_url,
+                urls.map(|u| u.pgbouncer.as_str()),
+            ),
+            pgbouncer_replica: pick(
+                &flags.pgbouncer_replica_url,
+                ENV_PGBOUNCER_REPLICA,
+                &file.pgbouncer_replica_url,
+                urls.map(|u| u.pgbouncer_replica.as_str()),
+            ),
+            redis: pick(
+                &flags.redis_url,
+                ENV_REDIS,
+                &file.redis_url,
+                urls.map(|u| u.redis.as_str()),
+            ),
+            primary,
+            lab_primary_url: lab.map(|l| l.urls.primary),
+            lab_dir,
+        })
+    }
+
+    /// Settings that point at exactly one primary, for tests and tools that
+    /// already know the URL. Such a primary is never taken for the lab.
+    pub fn primary_only(url: &str, source: Source) -> Estate {
+        Estate {
+            primary: Endpoint {
+                url: url.to_string(),
+                source,
+            },
+            replica: None,
+            pgbouncer: None,
+            pgbouncer_replica: None,
+            redis: None,
+            lab_dir: PathBuf::from(DEFAULT_LAB_DIR),
+            lab_primary_url: None,
+        }
+    }
+
+    /// Whether the primary is the embedded lab's: either it came from the lab
+    /// state file, or it is the same URL the lab wrote there.
+    pub fn primary_is_lab(&self) -> bool {
+        matches!(self.primary.source, Source::Lab(_))
+            || self.lab_primary_url.as_deref() == Some(self.primary.url.as_str())
+    }
+}
+
+fn load_file(
+    flag: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(FileEstate, Option<PathBuf>)> {
+    let (path, required) = match (flag, env(ENV_CONFIG)) {
+        (Some(p), _) => (p.to_path_buf(), true),
+        (None, Some(p)) => (PathBuf::from(p), true),
+        (None, None) => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok((FileEstate::default(), None))
+        }
+        Err(e) => return Err(e).io("reading the settings file", &path),
+    };
+    let parsed: FileSettings = toml::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "{}: {}",
+            path.display(),
+            crate::text::toml_error_at(&text, &e)
+        ))
+    })?;
+    Ok((parsed.estate, Some(path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rehearse-estate-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn flags_beat_env_which_beats_file_which_beats_lab() {
+        let dir = tmpdir("order");
+        let cfg = dir.join("r.toml");
+        std::fs::write(
+            &cfg,
+            "[estate]\nprimary_url = \"postgresql://file/p\"\nreplica_url = \"postgresql://file/r\"\nredis_url = \"redis://file\"\npgbouncer_url = \"postgresql://file/b\"\n",
+        )
+        .unwrap();
+        let lab_dir = dir.join("lab");
+        crate::lab::LabState::sample(&lab_dir).save().unwrap();
+        let flags = EstateFlags {
+            primary_url: Some("postgresql://flag/p".into()),
+            config: Some(cfg.clone()),
+            lab_dir: Some(lab_dir.clone()),
+            ..Default::default()
+        };
+        let env = env_of(&[(ENV_REPLICA, "postgresql://env/r"), (ENV_PRIMARY, "postgresql://env/p")]);
+        let e = Estate::resolve_with(&flags, env).unwrap();
+        assert_eq!(e.primary.url, "postgresql://flag/p");
+        assert_eq!(e.primary.source, Source::Flag);
+        assert_eq!(e.replica.as_ref().unwrap().url, "postgresql://env/r");
+        assert_eq!(e.replica.as_ref().unwrap().source, Source::Env(ENV_REPLICA));
+        assert_eq!(e.redis.as_ref().unwrap().source, Source::File(cfg));
+        // Only the lab knows the PgBouncer replica entry.
+        assert!(matches!(e.pgbouncer_replica.as_ref().unwrap().source, Source::Lab(_)));
+        assert!(!e.primary_is_lab());
+    }
+
+    #[test]
+    fn lab_primary_named_by_url_is_still_the_lab() {
+        let dir = tmpdir("labid");
+        let lab = crate::lab::LabState::sample(&dir);
+        lab.save().unwrap();
+        let flags = EstateFlags {
+            primary_url: Some(lab.urls.primary.clone()),
+            lab_dir: Some(dir.clone()),
+            ..Default::default()
+        };
+        let e = Estate::resolve_with(&flags, env_of(&[])).unwrap();
+        assert!(e.primary_is_lab());
+        let e = Estate::resolve_with(
+            &EstateFlags {
+                lab_dir: Some(dir),
+                ..Default::default()
+            },
+            env_of(&[]),
+        )
+        .unwrap();
+        assert!(matches!(e.primary.source, Source::Lab(_)));
+        assert!(e.primary_is_lab());
+    }
+
+    #[test]
+    fn no_primary_anywhere_is_a_usage_error_that_says_what_to_do() {
+        let dir = tmpdir("none");
+        let flags = EstateFlags {
+            lab_dir: Some(dir.join("nolab")),
+            ..Default::default()
+        };
+        let err = Estate::resolve_with(&flags, env_of(&[])).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+        assert!(err.to_string().contains("rehearse lab up"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_in_settings_file_names_line_and_column() {
+        let dir = tmpdir("badkey");
+        let cfg = dir.join("rehearse.toml");
+        std::fs::write(&cfg, "[estate]\nprimary_url = \"x\"\nreplika_url = \"y\"\n").unwrap();
+        let flags = EstateFlags {
+            config: Some(cfg),
+            lab_dir: Some(dir),
+            ..Default::default()
+        };
+        let err = Estate::resolve_with(&flags, env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("rehearse.toml:3:1"), "{err}");
+        assert!(err.contains("replika_url"), "{err}");
+    }
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(
+            redact("postgresql://app:s3cret@db.internal:5432/fin"),
+            "postgresql://app:***@db.internal:5432/fin"
+        );
+        assert_eq!(
+            redact("postgresql://db/fin?user=app&password=s3cret&sslmode=require"),
+            "postgresql://db/fin?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(redact("host=db user=app password=s3cret"), "host=db user=app password=***");
+        assert_eq!(redact("redis://:pw@127.0.0.1:6379/0"), "redis://:***@127.0.0.1:6379/0");
+        assert_eq!(redact("postgresql://app@db/fin"), "postgresql://app@db/fin");
+    }
+}

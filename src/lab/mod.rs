@@ -1,0 +1,541 @@
+//! The embedded lab: a PostgreSQL 15 primary, a streaming replica, PgBouncer
+//! in transaction pooling and Redis, all on loopback, started from Debian's
+//! packages and owned by one directory.
+//!
+//! `lab.json` in that directory records ports, binaries and connection URLs;
+//! every other command reads it to find the lab. It is written before any
+//! server starts, so `lab down` can clean up after a failed `lab up`, and is
+//! marked ready only once every component answers.
+
+mod binaries;
+mod pgbouncer;
+mod postgres;
+pub mod process;
+mod redis;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use binaries::{Binaries, Search};
+pub use postgres::{machine_cores, machine_memory, replica_lag_bytes, sized_settings, REPLICA_SLOT};
+pub use redis::ping as redis_ping;
+
+use crate::error::{Error, IoContext, Result};
+use process::RunAs;
+
+/// The file in the lab directory that describes the lab.
+pub const STATE_FILE: &str = "lab.json";
+/// Default first port: primary, replica, pgbouncer and redis take N..N+3.
+pub const DEFAULT_PORT_BASE: u16 = 54320;
+/// The database the lab creates and every URL names.
+pub const LAB_DATABASE: &str = "rehearse";
+const STATE_FORMAT: u32 = 1;
+
+/// One server of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    Primary,
+    Replica,
+    Pgbouncer,
+    Redis,
+}
+
+impl Component {
+    /// In start order; stop order is the reverse.
+    pub const ALL: [Component; 4] = [
+        Component::Primary,
+        Component::Replica,
+        Component::Pgbouncer,
+        Component::Redis,
+    ];
+    pub const NAMES: [&'static str; 4] = ["primary", "replica", "pgbouncer", "redis"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl std::str::FromStr for Component {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::ALL[i])
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown lab component {s:?}; one of {}",
+                    Self::NAMES.join(", ")
+                ))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ports {
+    pub primary: u16,
+    pub replica: u16,
+    pub pgbouncer: u16,
+    pub redis: u16,
+}
+
+impl Ports {
+    pub fn from_base(base: u16) -> Result<Ports> {
+        if base < 1024 || base > u16::MAX - 3 {
+            return Err(Error::Usage(format!(
+                "--port-base {base} is out of range: the lab needs four ports from N to N+3, with N between 1024 and {}",
+                u16::MAX - 3
+            )));
+        }
+        Ok(Ports {
+            primary: base,
+            replica: base + 1,
+            pgbouncer: base + 2,
+            redis: base + 3,
+        })
+    }
+
+    pub fn of(&self, c: Component) -> u16 {
+        match c {
+            Component::Primary => self.primary,
+            Component::Replica => self.replica,
+            Component::Pgbouncer => self.pgbouncer,
+            Component::Redis => self.redis,
+        }
+    }
+}
+
+/// Connection URLs of the lab. There are no passwords: the lab listens on
+/// 127.0.0.1 only and trusts loopback connections.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabUrls {
+    pub primary: String,
+    pub replica: String,
+    pub pgbouncer: String,
+    pub pgbouncer_replica: String,
+    pub redis: String,
+}
+
+/// What `lab.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    pub format: u32,
+    pub dir: PathBuf,
+    pub user: String,
+    pub database: String,
+    pub ports: Ports,
+    pub urls: LabUrls,
+    pub pg_bindir: PathBuf,
+    pub pgbouncer_bin: PathBuf,
+    pub redis_bin: PathBuf,
+    /// The server settings sized for this machine, as applied.
+    pub settings: Vec<(String, String)>,
+    /// True once every component answered after `lab up`.
+    pub ready: bool,
+}
+
+impl LabState {
+    fn new(dir: &Path, user: &str, ports: Ports, bins: &Binaries) -> LabState {
+        let db = LAB_DATABASE;
+        let pg = |port: u16, name: &str| format!("postgresql://postgres@127.0.0.1:{port}/{name}");
+        LabState {
+            format: STATE_FORMAT,
+            dir: dir.to_path_buf(),
+            user: user.to_string(),
+            database: db.to_string(),
+            urls: LabUrls {
+                primary: pg(ports.primary, db),
+                replica: pg(ports.replica, db),
+                pgbouncer: pg(ports.pgbouncer, db),
+                pgbouncer_replica: pg(ports.pgbouncer, &pgbouncer::replica_entry(db)),
+                redis: format!("redis://127.0.0.1:{}/", ports.redis),
+            },
+            ports,
+            pg_bindir: bins.pg_bindir.clone(),
+            pgbouncer_bin: bins.pgbouncer.clone(),
+            redis_bin: bins.redis_server.clone(),
+            settings: sized_settings(machine_memory(), machine_cores())
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            ready: false,
+        }
+    }
+
+    /// Read `lab.json` from a lab directory; None when there is no lab there.
+    pub fn load(dir: &Path) -> Result<Option<LabState>> {
+        let path = dir.join(STATE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).io("reading the lab state", &path),
+        };
+        let state: LabState = serde_json::from_str(&text).map_err(|e| {
+            Error::Lab(format!(
+                "{} is not a lab state file this rehearse can read ({e}); stop that lab with the \
+                 rehearse that made it, or remove the directory",
+                path.display()
+            ))
+        })?;
+        if state.format != STATE_FORMAT {
+            return Err(Error::Lab(format!(
+                "{} has lab format {}, this rehearse knows {STATE_FORMAT}",
+                path.display(),
+                state.format
+            )));
+        }
+        Ok(Some(state))
+    }
+
+    /// Write `lab.json` atomically.
+    pub fn save(&self) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("lab state serializes");
+        crate::fsutil::write_atomic(&self.dir.join(STATE_FILE), text.as_bytes())
+    }
+
+    /// A URL to another database on a PostgreSQL component of the lab.
+    pub fn url_for_db(&self, c: Component, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.ports.of(c))
+    }
+
+    /// `export` lines for a shell.
+    pub fn env_lines(&self) -> String {
+        use crate::estate::*;
+        let u = &self.urls;
+        [
+            (ENV_PRIMARY, &u.primary),
+            (ENV_REPLICA, &u.replica),
+            (ENV_PGBOUNCER, &u.pgbouncer),
+            (ENV_PGBOUNCER_REPLICA, &u.pgbouncer_replica),
+            (ENV_REDIS, &u.redis),
+        ]
+        .iter()
+        .map(|(k, v)| format!("export {k}='{v}'\n"))
+        .collect()
+    }
+
+    #[cfg(test)]
+    pub fn sample(dir: &Path) -> LabState {
+        let bins = Binaries {
+            pg_bindir: "/usr/lib/postgresql/15/bin".into(),
+            pgbouncer: "/usr/sbin/pgbouncer".into(),
+            redis_server: "/usr/bin/redis-server".into(),
+        };
+        LabState::new(dir, "postgres", Ports::from_base(60000).unwrap(), &bins)
+    }
+}
+
+/// How to run `lab up`.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub dir: PathBuf,
+    pub port_base: u16,
+    pub user: String,
+    pub search: Search,
+    /// Print progress to stderr.
+    pub verbose: bool,
+}
+
+impl LabOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> LabOptions {
+        LabOptions {
+            dir: dir.into(),
+            port_base: DEFAULT_PORT_BASE,
+            user: "postgres".into(),
+            search: Search::default(),
+            verbose: true,
+        }
+    }
+}
+
+/// A lab with its binaries and user resolved: what every action needs.
+pub struct LabCtx {
+    pub state: LabState,
+    bins: Binaries,
+    run_as: RunAs,
+    verbose: bool,
+}
+
+/// The status of one component.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentStatus {
+    pub component: &'static str,
+    pub up: bool,
+    pub port: u16,
+    pub pid: Option<i32>,
+    pub version: Option<String>,
+    /// Replica only: replay lag in bytes, measured from LSNs on the primary.
+    pub replay_lag_bytes: Option<i64>,
+    /// Why a component that has a process does not answer, if it does not.
+    pub problem: Option<String>,
+}
+
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    if dir.is_absolute() {
+        return Ok(dir.to_path_buf());
+    }
+    let cwd = std::env::current_dir().io("reading the working directory", Path::new("."))?;
+    Ok(cwd.join(dir))
+}
+
+impl LabCtx {
+    /// Open the lab in `dir`, or fail with what to run when there is none.
+    pub fn open(dir: &Path) -> Result<LabCtx> {
+        let dir = absolute(dir)?;
+        let state = LabState::load(&dir)?.ok_or_else(|| {
+            Error::Lab(format!(
+                "no lab in {}; start one with `rehearse lab up --lab-dir {}`",
+                dir.display(),
+                dir.display()
+            ))
+        })?;
+        let run_as = RunAs::resolve(&state.user)?;
+        let bins = Binaries {
+            pg_bindir: state.pg_bindir.clone(),
+            pgbouncer: state.pgbouncer_bin.clone(),
+            redis_server: state.redis_bin.clone(),
+        };
+        Ok(LabCtx {
+            state,
+            bins,
+            run_as,
+            verbose: true,
+        })
+    }
+
+    fn say(&self, msg: &str) {
+        if self.verbose {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// The pid of a component's main process, if it runs.
+    pub fn pid(&self, c: Component) -> Option<i32> {
+        match c {
+            Component::Primary | Component::Replica => self.postgres_pid(c),
+            Component::Pgbouncer => self.pgbouncer_pid(),
+            Component::Redis => self.redis_pid(),
+        }
+    }
+
+    /// Start one component, if it is not running, and wait until it answers.
+    pub async fn start(&self, c: Component) -> Result<()> {
+        if let Some(pid) = self.pid(c) {
+            self.say(&format!("{} already running (pid {pid})", c.name()));
+            return Ok(());
+        }
+        process::ensure_port_free(self.state.ports.of(c), c.name())?;
+        let t = std::time::Instant::now();
+        match c {
+            Component::Primary => {
+                self.init_primary()?;
+                self.start_postgres(c)?;
+                self.prepare_primary().await?;
+            }
+            Component::Replica => {
+                if self.postgres_pid(Component::Primary).is_none() {
+                    return Err(Error::Lab(
+                        "the replica streams from the primary, which is not running; \
+                         start it first with `rehearse lab start primary`"
+                            .into(),
+                    ));
+                }
+                self.init_replica().await?;
+                self.start_postgres(c)?;
+                self.wait_streaming(Duration::from_secs(60)).await?;
+            }
+            Component::Pgbouncer => self.start_pgbouncer().await?,
+            Component::Redis => self.start_redis().await?,
+        }
+        self.say(&format!(
+            "{:<9} up on 127.0.0.1:{} ({:.1}s)",
+            c.name(),
+            self.state.ports.of(c),
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// Stop one component; a component that is not running is left alone.
+    pub fn stop(&self, c: Component) -> Result<()> {
+        match c {
+            Component::Primary | Component::Replica => self.stop_postgres(c)?,
+            Component::Pgbouncer => self.stop_pgbouncer(),
+            Component::Redis => self.stop_redis(),
+        }
+        Ok(())
+    }
+
+    /// Each component's state, version and (replica) lag.
+    pub async fn status(&self) -> Vec<ComponentStatus> {
+        let mut out = Vec::new();
+        for c in Component::ALL {
+            let pid = self.pid(c);
+            let mut s = ComponentStatus {
+                component: c.name(),
+                up: false,
+                port: self.state.ports.of(c),
+                pid,
+                version: None,
+                replay_lag_bytes: None,
+                problem: None,
+            };
+            if pid.is_some() {
+                let probe = match c {
+                    Component::Primary => postgres::server_version(&self.state.urls.primary).await,
+                    Component::Replica => postgres::server_version(&self.state.urls.replica).await,
+                    Component::Pgbouncer => self.pgbouncer_version().await,
+                    Component::Redis => redis_ping(&self.state.urls.redis).await,
+                };
+                match probe {
+                    Ok(v) => {
+                        s.up = true;
+                        s.version = Some(v);
+                    }
+                    Err(e) => s.problem = Some(e.to_string()),
+                }
+                if c == Component::Replica && s.up {
+                    s.replay_lag_bytes = replica_lag_bytes(&self.state.urls.primary)
+                        .await
+                        .ok()
+                        .flatten();
+                }
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    /// Stop every component, in reverse start order. Returns the pids stopped.
+    pub fn down(&self) -> Result<Vec<i32>> {
+        let mut stopped = Vec::new();
+        for c in Component::ALL.iter().rev() {
+            if let Some(pid) = self.pid(*c) {
+                self.stop(*c)?;
+                self.say(&format!("{:<9} stopped (pid {pid})", c.name()));
+                stopped.push(pid);
+            }
+        }
+        Ok(stopped)
+    }
+
+    /// Delete the lab directory. Refuses while any component runs.
+    pub fn purge(self) -> Result<()> {
+        if let Some(c) = Component::ALL.iter().find(|c| self.pid(**c).is_some()) {
+            return Err(Error::Lab(format!(
+                "the lab {} still runs; stop the lab before purging",
+                c.name()
+            )));
+        }
+        let dir = &self.state.dir;
+        // Only ever delete a directory that holds a lab state file.
+        if !dir.join(STATE_FILE).exists() {
+            return Err(Error::Lab(format!("{} is not a lab directory", dir.display())));
+        }
+        std::fs::remove_dir_all(dir).io("removing the lab directory", dir)?;
+        self.say(&format!("removed {}", dir.display()));
+        Ok(())
+    }
+}
+
+/// Bring the lab up: create it on first use, or start what is not running.
+/// Returns the lab's state, ready.
+pub async fn up(opts: &LabOptions) -> Result<LabState> {
+    let dir = absolute(&opts.dir)?;
+    if let Some(existing) = LabState::load(&dir)? {
+        let mut ctx = LabCtx::open(&dir)?;
+        ctx.verbose = opts.verbose;
+        let down: Vec<Component> = Component::ALL
+            .into_iter()
+            .filter(|c| ctx.pid(*c).is_none())
+            .collect();
+        if down.is_empty() && existing.ready {
+            ctx.say(&format!(
+                "the lab in {} is already running; nothing to do (`rehearse lab status` shows it)",
+                dir.display()
+            ));
+            return Ok(existing);
+        }
+        if existing.ports != Ports::from_base(opts.port_base)? && opts.port_base != DEFAULT_PORT_BASE {
+            ctx.say(&format!(
+                "note: this lab was created with port base {}; --port-base is ignored",
+                existing.ports.primary
+            ));
+        }
+        return bring_up(ctx, &down).await;
+    }
+
+    let bins = opts.search.locate()?;
+    let run_as = RunAs::resolve(&opts.user)?;
+    let ports = Ports::from_base(opts.port_base)?;
+    for c in Component::ALL {
+        process::ensure_port_free(ports.of(c), c.name())?;
+    }
+    process::make_dir(&run_as, &dir)?;
+    run_as.check_can_write(&dir)?;
+    let state = LabState::new(&dir, &run_as.name, ports, &bins);
+    state.save()?;
+    let ctx = LabCtx {
+        state,
+        bins,
+        run_as,
+        verbose: opts.verbose,
+    };
+    ctx.say(&format!(
+        "creating a lab in {} (servers run as {}); settings for {} cores and {} MiB:",
+        dir.display(),
+        ctx.run_as.name,
+        machine_cores(),
+        machine_memory() >> 20
+    ));
+    for (k, v) in &ctx.state.settings {
+        ctx.say(&format!("  {k} = {v}"));
+    }
+    bring_up(ctx, &Component::ALL).await
+}
+
+async fn bring_up(mut ctx: LabCtx, components: &[Component]) -> Result<LabState> {
+    for c in components {
+        ctx.start(*c).await?;
+    }
+    ctx.state.ready = true;
+    ctx.state.save()?;
+    ctx.say(&format!(
+        "lab ready; URLs in {} (`rehearse lab env` prints them)",
+        ctx.state.dir.join(STATE_FILE).display()
+    ));
+    Ok(ctx.state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_consecutive_and_range_checked() {
+        let p = Ports::from_base(54320).unwrap();
+        assert_eq!((p.primary, p.replica, p.pgbouncer, p.redis), (54320, 54321, 54322, 54323));
+        assert!(Ports::from_base(80).is_err());
+        assert!(Ports::from_base(65534).is_err());
+    }
+
+    #[test]
+    fn env_lines_export_every_url_and_no_password() {
+        let s = LabState::sample(Path::new("/tmp/x"));
+        let env = s.env_lines();
+        assert_eq!(env.lines().count(), 5);
+        assert!(env.contains("export REHEARSE_PRIMARY_URL='postgresql://postgres@127.0.0.1:60000/rehearse'"));
+        assert!(env.contains("export REHEARSE_PGBOUNCER_REPLICA_URL='postgresql://postgres@127.0.0.1:60002/rehearse_replica'"));
+        assert!(!env.contains("password"));
+    }
+
+    #[test]
+    fn component_names_round_trip() {
+        for c in Component::ALL {
+            assert_eq!(c.name().parse::<Component>().unwrap(), c);
+        }
+        assert!("replicas".parse::<Component>().is_err());
+    }
+}

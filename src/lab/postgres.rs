@@ -1,0 +1,303 @@
+//! The lab's PostgreSQL primary and its streaming hot-standby replica.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::process::{make_dir, run_checked, write_file};
+use super::{Component, LabCtx};
+use crate::db;
+use crate::error::{DbContext, Error, IoContext, Result};
+
+/// Name of the physical replication slot (and walreceiver application name).
+pub const REPLICA_SLOT: &str = "rehearse_replica";
+
+/// Server settings sized for this machine. The primary, the replica and the
+/// load driver share it, so each server takes an eighth of memory for
+/// shared buffers rather than the usual quarter.
+pub fn sized_settings(mem_bytes: u64, cores: usize) -> Vec<(&'static str, String)> {
+    let mb = mem_bytes / (1024 * 1024);
+    let shared = (mb / 8).clamp(128, 4096);
+    let maintenance = (mb / 32).clamp(64, 1024);
+    let cache = (mb / 2).max(256);
+    let cores = cores.max(1);
+    vec![
+        ("shared_buffers", format!("{shared}MB")),
+        ("effective_cache_size", format!("{cache}MB")),
+        ("maintenance_work_mem", format!("{maintenance}MB")),
+        ("work_mem", "16MB".into()),
+        ("max_connections", "300".into()),
+        // Generic plans on partitioned tables lock every partition.
+        ("max_locks_per_transaction", "256".into()),
+        ("max_worker_processes", format!("{}", cores + 8)),
+        ("max_parallel_workers", format!("{cores}")),
+        ("max_parallel_workers_per_gather", format!("{}", (cores / 2).max(1))),
+        ("max_parallel_maintenance_workers", format!("{}", (cores / 2).max(1))),
+        ("max_wal_size", "8GB".into()),
+        ("min_wal_size", "1GB".into()),
+        ("checkpoint_timeout", "15min".into()),
+        ("checkpoint_completion_target", "0.9".into()),
+        ("wal_compression", "on".into()),
+        ("random_page_cost", "1.1".into()),
+    ]
+}
+
+/// Settings every lab server gets, whatever the machine.
+fn fixed_settings(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("listen_addresses", "'127.0.0.1'".into()),
+        ("port", port.to_string()),
+        // TCP only: socket paths under deep lab directories overflow 107 bytes.
+        ("unix_socket_directories", "''".into()),
+        ("wal_level", "replica".into()),
+        ("max_wal_senders", "10".into()),
+        ("max_replication_slots", "10".into()),
+        ("hot_standby", "on".into()),
+        // Long reports on the replica must not be cancelled by replay.
+        ("hot_standby_feedback", "on".into()),
+        ("shared_preload_libraries", "'pg_stat_statements'".into()),
+        ("pg_stat_statements.track", "top".into()),
+        ("pg_stat_statements.max", "5000".into()),
+        ("track_io_timing", "on".into()),
+        ("log_line_prefix", "'%m [%p] %q%a '".into()),
+        ("log_min_duration_statement", "-1".into()),
+        ("log_lock_waits", "on".into()),
+    ]
+}
+
+fn conf_text(port: u16, sized: &[(String, String)]) -> String {
+    let mut s = String::from("# Written by `rehearse lab`; rewritten on every start.\n");
+    let fixed = fixed_settings(port).into_iter().map(|(k, v)| (k.to_string(), v));
+    for (k, v) in fixed.chain(sized.iter().cloned()) {
+        let v = if v.starts_with('\'') || v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+            v
+        } else {
+            format!("'{v}'")
+        };
+        s.push_str(&format!("{k} = {v}\n"));
+    }
+    s
+}
+
+/// The machine's memory in bytes, from /proc/meminfo.
+pub fn machine_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(4 << 30)
+}
+
+pub fn machine_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl LabCtx {
+    pub fn data_dir(&self, c: Component) -> PathBuf {
+        self.state.dir.join(c.name())
+    }
+
+    fn log_file(&self, c: Component) -> PathBuf {
+        self.state.dir.join(format!("{}.log", c.name()))
+    }
+
+    /// The pid of a running server, from its postmaster.pid.
+    pub fn postgres_pid(&self, c: Component) -> Option<i32> {
+        super::process::read_pid(&self.data_dir(c).join("postmaster.pid"))
+    }
+
+    fn write_conf(&self, c: Component) -> Result<()> {
+        let port = self.state.ports.of(c);
+        let text = conf_text(port, &self.state.settings);
+        write_file(&self.run_as, &self.data_dir(c).join("rehearse.conf"), &text)
+    }
+
+    /// initdb the primary unless its data directory already holds a cluster.
+    pub fn init_primary(&self) -> Result<()> {
+        let data = self.data_dir(Component::Primary);
+        if data.join("PG_VERSION").exists() {
+            return Ok(());
+        }
+        make_dir(&self.run_as, &data)?;
+        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .io("setting the mode of", &data)?;
+        let mut cmd = self.run_as.command(&self.bins.pg("initdb"), &self.state.dir);
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C"]);
+        run_checked(&mut cmd, "initdb of the lab primary", None)?;
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).io("reading", &conf)?;
+        text.push_str("\ninclude = 'rehearse.conf'\n");
+        write_file(&self.run_as, &conf, &text)
+    }
+
+    /// Start one server and wait until it accepts connections.
+    pub fn start_postgres(&self, c: Component) -> Result<()> {
+        self.write_conf(c)?;
+        let data = self.data_dir(c);
+        let log = self.log_file(c);
+        let mut cmd = self.run_as.command(&self.bins.pg("pg_ctl"), &self.state.dir);
+        cmd.arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "120", "start"]);
+        run_checked(&mut cmd, &format!("starting the lab {}", c.name()), Some(&log))?;
+        Ok(())
+    }
+
+    /// Stop one server (fast shutdown: running transactions are rolled back).
+    pub fn stop_postgres(&self, c: Component) -> Result<()> {
+        if self.postgres_pid(c).is_none() {
+            return Ok(());
+        }
+        let mut cmd = self.run_as.command(&self.bins.pg("pg_ctl"), &self.state.dir);
+        cmd.arg("-D")
+            .arg(self.data_dir(c))
+            .args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        run_checked(&mut cmd, &format!("stopping the lab {}", c.name()), Some(&self.log_file(c)))?;
+        Ok(())
+    }
+
+    /// Create the lab database and the extensions it needs (idempotent).
+    pub async fn prepare_primary(&self) -> Result<()> {
+        let admin = self.state.url_for_db(Component::Primary, "postgres");
+        let client = db::connect(&admin).await?;
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&self.state.database])
+            .await
+            .db(|| "looking for the lab database".into())?;
+        if exists.is_none() {
+            client
+                .batch_execute(&format!("CREATE DATABASE {}", self.state.database))
+                .await
+                .db(|| format!("creating database {}", self.state.database))?;
+        }
+        let client = db::connect(&self.state.urls.primary).await?;
+        client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .await
+            .db(|| "creating extension pg_stat_statements".into())?;
+        Ok(())
+    }
+
+    /// Make the replica's data directory with pg_basebackup, unless it exists.
+    pub async fn init_replica(&self) -> Result<()> {
+        let data = self.data_dir(Component::Replica);
+        if data.join("PG_VERSION").exists() {
+            return Ok(());
+        }
+        if data.exists() {
+            // A half-made copy from an interrupted run: start over.
+            std::fs::remove_dir_all(&data).io("removing a partial replica", &data)?;
+        }
+        // A slot left by an earlier, purged replica would make -C fail.
+        let client = db::connect(&self.state.urls.primary).await?;
+        client
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name = $1 AND NOT active",
+                &[&REPLICA_SLOT],
+            )
+            .await
+            .db(|| "dropping a stale replication slot".into())?;
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres application_name={REPLICA_SLOT}",
+            self.state.ports.primary
+        );
+        let mut cmd = self.run_as.command(&self.bins.pg("pg_basebackup"), &self.state.dir);
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-R", "-X", "stream", "-C", "-S", REPLICA_SLOT, "-c", "fast", "-d"])
+            .arg(&conninfo);
+        run_checked(&mut cmd, "pg_basebackup for the lab replica", None)?;
+        Ok(())
+    }
+
+    /// Wait until the replica streams from the primary.
+    pub async fn wait_streaming(&self, limit: Duration) -> Result<()> {
+        let client = db::connect(&self.state.urls.primary).await?;
+        let start = Instant::now();
+        loop {
+            let row = client
+                .query_opt(
+                    "SELECT state FROM pg_stat_replication WHERE application_name = $1",
+                    &[&REPLICA_SLOT],
+                )
+                .await
+                .db(|| "reading pg_stat_replication".into())?;
+            if row.as_ref().map(|r| r.get::<_, String>(0)).as_deref() == Some("streaming") {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(Error::Lab(format!(
+                    "the lab replica did not start streaming within {}s; see {}",
+                    limit.as_secs(),
+                    self.log_file(Component::Replica).display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Replay lag of the lab replica in bytes, measured on the primary from LSNs
+/// (replay timestamps grow while the primary is idle, so they are not used).
+pub async fn replica_lag_bytes(primary_url: &str) -> Result<Option<i64>> {
+    let client = db::connect(primary_url).await?;
+    let row = client
+        .query_opt(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint \
+             FROM pg_stat_replication WHERE application_name = $1",
+            &[&REPLICA_SLOT],
+        )
+        .await
+        .db(|| "reading the replica's replay LSN".into())?;
+    Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)))
+}
+
+/// The server version a PostgreSQL endpoint reports.
+pub async fn server_version(url: &str) -> Result<String> {
+    let client = db::connect(url).await?;
+    let row = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .db(|| "reading server_version".into())?;
+    Ok(row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_scale_with_memory_and_stay_within_bounds() {
+        let small = sized_settings(1 << 30, 1);
+        let big = sized_settings(24 << 30, 2);
+        let get = |s: &[(&str, String)], k: &str| s.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+        assert_eq!(get(&small, "shared_buffers"), "128MB");
+        assert_eq!(get(&big, "shared_buffers"), "3072MB");
+        assert_eq!(get(&sized_settings(256 << 30, 64), "shared_buffers"), "4096MB");
+        assert_eq!(get(&big, "max_parallel_workers_per_gather"), "1");
+    }
+
+    #[test]
+    fn conf_quotes_values_that_need_it() {
+        let t = conf_text(
+            5555,
+            &[("max_wal_size".into(), "8GB".into()), ("random_page_cost".into(), "1.1".into())],
+        );
+        assert!(t.contains("port = 5555\n"));
+        assert!(t.contains("listen_addresses = '127.0.0.1'\n"));
+        assert!(t.contains("max_wal_size = 8GB\n"));
+        assert!(t.contains("random_page_cost = 1.1\n"));
+        assert!(t.contains("log_line_prefix = '%m [%p] %q%a '\n"));
+    }
+}

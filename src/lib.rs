@@ -1,0 +1,16 @@
+//! rehearse: a load-testing and benchmark harness that rehearses moving
+//! PostgreSQL finance tables to hash partitions, against a real estate of
+//! primary, replica, PgBouncer and Redis.
+//!
+//! The modules follow the data: [`lab`] starts the components, [`estate`]
+//! says where they are, [`schema`] shapes the database.
+
+pub mod db;
+pub mod error;
+pub mod estate;
+pub mod fsutil;
+pub mod lab;
+pub mod schema;
+pub mod text;
+
+pub use error::{Error, Result};

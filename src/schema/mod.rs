@@ -1,0 +1,266 @@
+//! The shape of a rehearsal database: shared tables, each mode's entry and
+//! summary tables, the triggers that keep summaries exact, and
+//! `rehearse_meta`.
+//!
+//! DDL lives in `sql/*.sql`; the table names of each mode live in
+//! [`tables`]. Creation is split into tables, keys and triggers so the seeder
+//! can load between the first and the other two.
+
+pub mod meta;
+pub mod safety;
+pub mod tables;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{Client, GenericClient};
+
+pub use meta::SchemaInfo;
+pub use tables::{FinanceTables, Mode, Modes};
+
+use crate::error::{DbContext, Error, Result};
+use crate::estate::Estate;
+
+/// The schema version this rehearse creates and accepts.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Partition count when none is given.
+pub const DEFAULT_PARTITIONS: u32 = 64;
+/// The most partitions `schema create` accepts.
+pub const MAX_PARTITIONS: u32 = 1024;
+
+const SHARED_TABLES: &str = include_str!("sql/shared_tables.sql");
+const SHARED_KEYS: &str = include_str!("sql/shared_keys.sql");
+const ENTRY_TABLES: &str = include_str!("sql/entry_tables.sql");
+const ENTRY_KEYS: &str = include_str!("sql/entry_keys.sql");
+const APPLY_HARDENED: &str = include_str!("sql/summary_apply_hardened.sql");
+const APPLY_NAIVE: &str = include_str!("sql/summary_apply_naive.sql");
+const TRIGGERS: &str = include_str!("sql/summary_triggers.sql");
+const MISMATCHES: &str = include_str!("sql/summary_mismatches.sql");
+const META: &str = include_str!("sql/meta.sql");
+const DROP_MODE: &str = include_str!("sql/drop_mode.sql");
+const DROP_SHARED: &str = include_str!("sql/drop_shared.sql");
+
+/// Every per-mode template, for the test that checks rendering.
+#[cfg(test)]
+const TEMPLATES: [&str; 7] = [
+    ENTRY_TABLES,
+    ENTRY_KEYS,
+    APPLY_HARDENED,
+    APPLY_NAIVE,
+    TRIGGERS,
+    MISMATCHES,
+    DROP_MODE,
+];
+
+/// How the summary triggers update a summary row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerVariant {
+    /// One `INSERT ... ON CONFLICT DO UPDATE` per row, in key order.
+    Hardened,
+    /// Read the row, then insert or update it: the race the rollout removes.
+    Naive,
+}
+
+impl TriggerVariant {
+    pub const NAMES: [&'static str; 2] = ["hardened", "naive"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl std::str::FromStr for TriggerVariant {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "hardened" => Ok(TriggerVariant::Hardened),
+            "naive" => Ok(TriggerVariant::Naive),
+            _ => Err(Error::Usage(format!("unknown trigger variant {s:?}; one of hardened, naive"))),
+        }
+    }
+}
+
+/// What `schema create` builds.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub modes: Modes,
+    pub partitions: u32,
+    pub trigger_variant: TriggerVariant,
+    pub allow_destructive: Option<String>,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            modes: Modes::Both,
+            partitions: DEFAULT_PARTITIONS,
+            trigger_variant: TriggerVariant::Hardened,
+            allow_destructive: None,
+        }
+    }
+}
+
+/// Create the shared tables (no keys).
+pub async fn create_shared_tables(client: &impl GenericClient) -> Result<()> {
+    exec(client, SHARED_TABLES, "creating the shared tables").await
+}
+
+/// Keys and indexes of the shared tables.
+pub async fn create_shared_keys(client: &impl GenericClient) -> Result<()> {
+    exec(client, SHARED_KEYS, "creating keys of the shared tables").await
+}
+
+/// One mode's entry and summary tables, with partitions in partitioned mode.
+pub async fn create_mode_tables(client: &impl GenericClient, mode: Mode, partitions: u32) -> Result<()> {
+    let t = mode.tables();
+    let mut sql = t.render(ENTRY_TABLES);
+    if mode == Mode::Partitioned {
+        for parent in t.all() {
+            sql.push_str(&tables::partitions_ddl(parent, partitions));
+        }
+    }
+    exec(client, &sql, &format!("creating the {mode} tables")).await
+}
+
+/// One mode's primary keys and indexes.
+pub async fn create_mode_keys(client: &impl GenericClient, mode: Mode) -> Result<()> {
+    exec(client, &mode.tables().render(ENTRY_KEYS), &format!("creating keys of the {mode} tables")).await
+}
+
+/// One mode's summary triggers, in the given variant (replacing any other).
+pub async fn create_triggers(client: &impl GenericClient, mode: Mode, variant: TriggerVariant) -> Result<()> {
+    let t = mode.tables();
+    let apply = match variant {
+        TriggerVariant::Hardened => APPLY_HARDENED,
+        TriggerVariant::Naive => APPLY_NAIVE,
+    };
+    // A plpgsql function may not be replaced by a sql one of the same
+    // signature while triggers hold it, so drop the old first.
+    let sql = format!(
+        "DROP FUNCTION IF EXISTS {}(boolean, bigint, bigint, date, bigint, integer) CASCADE;\n{}\n{}",
+        t.apply_fn,
+        t.render(apply),
+        t.render(TRIGGERS)
+    );
+    exec(client, &sql, &format!("creating the {mode} summary triggers")).await
+}
+
+/// Rows of one mode's summary table that differ from the aggregate of its entries.
+pub async fn summary_mismatches(client: &impl GenericClient, mode: Mode) -> Result<i64> {
+    let row = client
+        .query_one(&mode.tables().render(MISMATCHES), &[])
+        .await
+        .db(|| format!("comparing {mode} summaries with their entries"))?;
+    Ok(row.get(0))
+}
+
+async fn exec(client: &impl GenericClient, sql: &str, what: &str) -> Result<()> {
+    client.batch_execute(sql).await.db(|| what.to_string())
+}
+
+/// `rehearse schema create`: build the requested modes in one transaction,
+/// leaving modes already present as they are (their partition count must
+/// match), and set every mode's triggers to the requested variant.
+pub async fn create(client: &mut Client, estate: &Estate, opts: &CreateOptions) -> Result<SchemaInfo> {
+    if opts.partitions == 0 || opts.partitions > MAX_PARTITIONS {
+        return Err(Error::Usage(format!(
+            "--partitions {} is out of range: choose 1 to {MAX_PARTITIONS}",
+            opts.partitions
+        )));
+    }
+    safety::ensure_rehearsal_target(&*client, estate, opts.allow_destructive.as_deref(), "schema create")
+        .await?;
+    let tx = client.transaction().await.db(|| "beginning the schema transaction".into())?;
+    // Two creators at once would both see an empty meta table.
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))", &[])
+        .await
+        .db(|| "taking the schema lock".into())?;
+    let existing = meta::read(&tx).await?;
+    if let Some(info) = &existing {
+        meta::check_version(info)?;
+    }
+    let mut modes: Vec<Mode> = existing.as_ref().map(|i| i.modes.clone()).unwrap_or_default();
+    let partitions = existing.as_ref().and_then(|i| i.partitions);
+    if existing.is_none() {
+        exec(&tx, META, "creating rehearse_meta").await?;
+        create_shared_tables(&tx).await?;
+        create_shared_keys(&tx).await?;
+        meta::set(&tx, "schema_version", &SCHEMA_VERSION.into()).await?;
+    }
+    for &mode in opts.modes.list() {
+        if modes.contains(&mode) {
+            if mode == Mode::Partitioned && partitions != Some(opts.partitions) {
+                return Err(Error::Usage(format!(
+                    "the partitioned tables already exist with {} partitions, not {}; drop them \
+                     first with `rehearse schema drop --mode partitioned`",
+                    partitions.unwrap_or(0),
+                    opts.partitions
+                )));
+            }
+            continue;
+        }
+        create_mode_tables(&tx, mode, opts.partitions).await?;
+        create_mode_keys(&tx, mode).await?;
+        modes.push(mode);
+        if mode == Mode::Partitioned {
+            meta::set(&tx, "partitions", &opts.partitions.into()).await?;
+        }
+    }
+    modes.sort_by_key(|m| *m as u8);
+    for &mode in &modes {
+        create_triggers(&tx, mode, opts.trigger_variant).await?;
+    }
+    meta::set(&tx, "modes", &serde_json::to_value(&modes).expect("modes serialize")).await?;
+    meta::set(
+        &tx,
+        "trigger_variant",
+        &serde_json::to_value(opts.trigger_variant).expect("variant serializes"),
+    )
+    .await?;
+    let info = meta::read(&tx).await?.expect("rehearse_meta was just written");
+    tx.commit().await.db(|| "committing the schema".into())?;
+    Ok(info)
+}
+
+/// What `schema drop` removes.
+#[derive(Debug, Clone)]
+pub struct DropOptions {
+    pub modes: Modes,
+    pub allow_destructive: Option<String>,
+}
+
+/// `rehearse schema drop`: drop one mode's tables, or everything rehearse
+/// created (both modes, the shared tables and `rehearse_meta`).
+pub async fn drop_schema(client: &mut Client, estate: &Estate, opts: &DropOptions) -> Result<Option<SchemaInfo>> {
+    safety::ensure_rehearsal_target(&*client, estate, opts.allow_destructive.as_deref(), "schema drop").await?;
+    let tx = client.transaction().await.db(|| "beginning the drop transaction".into())?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))", &[])
+        .await
+        .db(|| "taking the schema lock".into())?;
+    for &mode in opts.modes.list() {
+        exec(&tx, &mode.tables().render(DROP_MODE), &format!("dropping the {mode} tables")).await?;
+    }
+    let remaining = if opts.modes == Modes::Both {
+        exec(&tx, DROP_SHARED, "dropping the shared tables").await?;
+        None
+    } else if let Some(mut info) = meta::read(&tx).await? {
+        info.modes.retain(|m| !opts.modes.list().contains(m));
+        meta::set(&tx, "modes", &serde_json::to_value(&info.modes).expect("modes serialize")).await?;
+        Some(info)
+    } else {
+        None
+    };
+    tx.commit().await.db(|| "committing the drop".into())?;
+    Ok(remaining)
+}
+
+/// Count the partitions of a partitioned table (0 for a plain table).
+pub async fn partition_count(client: &impl GenericClient, parent: &str) -> Result<i64> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass($1)",
+            &[&parent],
+        )
+        .await
+        .db(|| format!("counting partitions of {parent}"))?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,23 @@
+-- Tables both modes share, and the id sequences both modes' entry tables
+-- draw from (so a mirrored row keeps its id on the other side).
+CREATE SEQUENCE IF NOT EXISTS revenue_entry_id_seq;
+CREATE SEQUENCE IF NOT EXISTS expense_entry_id_seq;
+
+CREATE TABLE IF NOT EXISTS organizations (
+    id          bigint      NOT NULL,
+    name        text        NOT NULL,
+    country     text        NOT NULL,
+    city        text        NOT NULL,
+    currency    text        NOT NULL,
+    size_tier   text        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS properties (
+    id               bigint  NOT NULL,
+    organization_id  bigint  NOT NULL,
+    name             text    NOT NULL,
+    kind             text    NOT NULL,
+    size             integer NOT NULL,
+    city             text    NOT NULL
+);

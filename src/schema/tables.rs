@@ -1,0 +1,162 @@
+//! The table names of each mode. With the routing code of the repository
+//! layer, this is the only place that names a finance table.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// One storage layout of the finance tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Plain tables, as production runs today.
+    Legacy,
+    /// `PARTITION BY HASH (organization_id)` tables, behind USE_PARTITIONED_TABLES.
+    Partitioned,
+}
+
+/// Which modes a command acts on (`--mode legacy|partitioned|both`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Modes {
+    Legacy,
+    Partitioned,
+    Both,
+}
+
+impl Modes {
+    pub const NAMES: [&'static str; 3] = ["legacy", "partitioned", "both"];
+
+    pub fn list(self) -> &'static [Mode] {
+        match self {
+            Modes::Legacy => &[Mode::Legacy],
+            Modes::Partitioned => &[Mode::Partitioned],
+            Modes::Both => &[Mode::Legacy, Mode::Partitioned],
+        }
+    }
+}
+
+impl std::str::FromStr for Modes {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "legacy" => Ok(Modes::Legacy),
+            "partitioned" => Ok(Modes::Partitioned),
+            "both" => Ok(Modes::Both),
+            _ => Err(Error::Usage(format!("unknown mode {s:?}; one of legacy, partitioned, both"))),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Legacy => "legacy",
+            Mode::Partitioned => "partitioned",
+        })
+    }
+}
+
+/// The names of one mode's finance tables and trigger functions.
+#[derive(Debug, Clone, Copy)]
+pub struct FinanceTables {
+    pub mode: Mode,
+    pub revenue: &'static str,
+    pub expense: &'static str,
+    pub summary: &'static str,
+    pub trigger_fn: &'static str,
+    pub apply_fn: &'static str,
+    /// Columns of the entry tables' primary key.
+    pub entry_key: &'static str,
+}
+
+const LEGACY: FinanceTables = FinanceTables {
+    mode: Mode::Legacy,
+    revenue: "revenue_entries",
+    expense: "expense_entries",
+    summary: "daily_financial_summaries",
+    trigger_fn: "rehearse_summary_trigger_legacy",
+    apply_fn: "rehearse_summary_apply_legacy",
+    entry_key: "id",
+};
+
+const PARTITIONED: FinanceTables = FinanceTables {
+    mode: Mode::Partitioned,
+    revenue: "revenue_entries_partitioned",
+    expense: "expense_entries_partitioned",
+    summary: "daily_financial_summaries_partitioned",
+    trigger_fn: "rehearse_summary_trigger_partitioned",
+    apply_fn: "rehearse_summary_apply_partitioned",
+    entry_key: "organization_id, id",
+};
+
+impl Mode {
+    pub fn tables(self) -> &'static FinanceTables {
+        match self {
+            Mode::Legacy => &LEGACY,
+            Mode::Partitioned => &PARTITIONED,
+        }
+    }
+}
+
+impl FinanceTables {
+    /// The three partitioned parents (or plain tables) of this mode.
+    pub fn all(&self) -> [&'static str; 3] {
+        [self.revenue, self.expense, self.summary]
+    }
+
+    /// Fill a SQL template's `{{name}}` placeholders with this mode's names.
+    pub fn render(&self, template: &str) -> String {
+        let partition_by = match self.mode {
+            Mode::Legacy => "",
+            Mode::Partitioned => "PARTITION BY HASH (organization_id)",
+        };
+        template
+            .replace("{{revenue}}", self.revenue)
+            .replace("{{expense}}", self.expense)
+            .replace("{{summary}}", self.summary)
+            .replace("{{trigger_fn}}", self.trigger_fn)
+            .replace("{{apply_fn}}", self.apply_fn)
+            .replace("{{entry_key}}", self.entry_key)
+            .replace("{{partition_by}}", partition_by)
+    }
+}
+
+/// The name of partition `i` of `parent`: `<parent>_p000`, `<parent>_p001`, ...
+pub fn partition_name(parent: &str, i: u32) -> String {
+    format!("{parent}_p{i:03}")
+}
+
+/// DDL that creates `count` hash partitions of `parent`.
+pub fn partitions_ddl(parent: &str, count: u32) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF {parent} FOR VALUES WITH (MODULUS {count}, REMAINDER {i});\n",
+                partition_name(parent, i)
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_leaves_no_placeholder() {
+        for m in [Mode::Legacy, Mode::Partitioned] {
+            for t in super::super::TEMPLATES {
+                let out = m.tables().render(t);
+                assert!(!out.contains("{{"), "{m}: {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn partitions_are_numbered_with_three_digits() {
+        let ddl = partitions_ddl("x", 3);
+        assert!(ddl.contains("x_p000 PARTITION OF x FOR VALUES WITH (MODULUS 3, REMAINDER 0)"));
+        assert!(ddl.contains("x_p002 PARTITION OF x FOR VALUES WITH (MODULUS 3, REMAINDER 2)"));
+        assert_eq!(ddl.lines().count(), 3);
+    }
+}

@@ -1,0 +1,74 @@
+//! Small text helpers shared by commands: error positions in TOML files and
+//! aligned tables for terminal output.
+
+/// Render a TOML parse error as `line:column: message`, with the position of
+/// the span's start (1-based), so users can jump to it in an editor.
+pub fn toml_error_at(text: &str, err: &toml::de::Error) -> String {
+    match err.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("{line}:{col}: {}", err.message().trim_end())
+        }
+        None => err.message().trim_end().to_string(),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+/// Format rows as a left-aligned table with a header and two spaces between columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let fmt_row = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{:<w$}  ", c, w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = fmt_row(header.to_vec());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&fmt_row(r.iter().map(|s| s.as_str()).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one_and_in_characters() {
+        let t = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(t, 0), (1, 1));
+        let off = t.find('=').unwrap();
+        assert_eq!(line_col(t, off), (1, 3));
+        let off2 = t.rfind('=').unwrap();
+        assert_eq!(line_col(t, off2), (2, 4));
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "a    bb\nxxx  y\n");
+    }
+}
