@@ -12,7 +12,10 @@ use crate::estate::redact;
 /// application name unless the URL sets them.
 pub fn config(url: &str) -> Result<Config> {
     let mut cfg: Config = url.parse().map_err(|e| {
-        Error::Usage(format!("cannot parse the connection string {}: {e}", redact(url)))
+        Error::Usage(format!(
+            "cannot parse the connection string {}: {e}",
+            redact(url)
+        ))
     })?;
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));

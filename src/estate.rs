@@ -157,7 +157,10 @@ impl Estate {
     }
 
     /// Resolve with an explicit environment lookup (tests pass their own).
-    pub fn resolve_with(flags: &EstateFlags, env: impl Fn(&str) -> Option<String>) -> Result<Estate> {
+    pub fn resolve_with(
+        flags: &EstateFlags,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Estate> {
         let lab_dir = flags
             .lab_dir
             .clone()
@@ -283,13 +286,8 @@ fn load_file(
         }
         Err(e) => return Err(e).io("reading the settings file", &path),
     };
-    let parsed: FileSettings = toml::from_str(&text).map_err(|e| {
-        Error::Usage(format!(
-            "{}: {}",
-            path.display(),
-            crate::text::toml_error_at(&text, &e)
-        ))
-    })?;
+    let parsed: FileSettings = toml::from_str(&text)
+        .map_err(|e| Error::Usage(crate::text::toml_error_at(&path, &text, &e)))?;
     Ok((parsed.estate, Some(path)))
 }
 
@@ -307,7 +305,8 @@ mod tests {
     }
 
     fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("rehearse-estate-{}-{}", name, std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("rehearse-estate-{}-{}", name, std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -330,7 +329,10 @@ mod tests {
             lab_dir: Some(lab_dir.clone()),
             ..Default::default()
         };
-        let env = env_of(&[(ENV_REPLICA, "postgresql://env/r"), (ENV_PRIMARY, "postgresql://env/p")]);
+        let env = env_of(&[
+            (ENV_REPLICA, "postgresql://env/r"),
+            (ENV_PRIMARY, "postgresql://env/p"),
+        ]);
         let e = Estate::resolve_with(&flags, env).unwrap();
         assert_eq!(e.primary.url, "postgresql://flag/p");
         assert_eq!(e.primary.source, Source::Flag);
@@ -338,7 +340,10 @@ mod tests {
         assert_eq!(e.replica.as_ref().unwrap().source, Source::Env(ENV_REPLICA));
         assert_eq!(e.redis.as_ref().unwrap().source, Source::File(cfg));
         // Only the lab knows the PgBouncer replica entry.
-        assert!(matches!(e.pgbouncer_replica.as_ref().unwrap().source, Source::Lab(_)));
+        assert!(matches!(
+            e.pgbouncer_replica.as_ref().unwrap().source,
+            Source::Lab(_)
+        ));
         assert!(!e.primary_is_lab());
     }
 
@@ -388,7 +393,9 @@ mod tests {
             lab_dir: Some(dir),
             ..Default::default()
         };
-        let err = Estate::resolve_with(&flags, env_of(&[])).unwrap_err().to_string();
+        let err = Estate::resolve_with(&flags, env_of(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rehearse.toml:3:1"), "{err}");
         assert!(err.contains("replika_url"), "{err}");
     }
@@ -403,8 +410,14 @@ mod tests {
             redact("postgresql://db/fin?user=app&password=s3cret&sslmode=require"),
             "postgresql://db/fin?user=app&password=***&sslmode=require"
         );
-        assert_eq!(redact("host=db user=app password=s3cret"), "host=db user=app password=***");
-        assert_eq!(redact("redis://:pw@127.0.0.1:6379/0"), "redis://:***@127.0.0.1:6379/0");
+        assert_eq!(
+            redact("host=db user=app password=s3cret"),
+            "host=db user=app password=***"
+        );
+        assert_eq!(
+            redact("redis://:pw@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
         assert_eq!(redact("postgresql://app@db/fin"), "postgresql://app@db/fin");
     }
 }

@@ -15,7 +15,10 @@ use rehearse::{db, text};
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -92,7 +95,10 @@ async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {
             let ctx = LabCtx::open(&dir)?;
             let stopped = ctx.down()?;
             if stopped.is_empty() {
-                eprintln!("nothing of the lab in {} was running", ctx.state.dir.display());
+                eprintln!(
+                    "nothing of the lab in {} was running",
+                    ctx.state.dir.display()
+                );
             }
             if *purge {
                 ctx.purge()?;
@@ -123,7 +129,10 @@ async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {
 
 fn print_status(status: &[lab::ComponentStatus], json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(status).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(status).expect("status serializes")
+        );
         return;
     }
     let rows: Vec<Vec<String>> = status
@@ -148,7 +157,10 @@ fn print_status(status: &[lab::ComponentStatus], json: bool) {
         .collect();
     print!(
         "{}",
-        text::table(&["component", "state", "port", "pid", "version", "replay lag"], &rows)
+        text::table(
+            &["component", "state", "port", "pid", "version", "replay lag"],
+            &rows
+        )
     );
 }
 
@@ -193,13 +205,23 @@ async fn run_schema(cli: &Cli, cmd: &SchemaCommand) -> anyhow::Result<i32> {
 
 fn print_schema(info: &schema::SchemaInfo, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(info).expect("schema info serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(info).expect("schema info serializes")
+        );
         return;
     }
     let modes: Vec<String> = info.modes.iter().map(|m| m.to_string()).collect();
     println!("database:        {}", info.database);
     println!("schema version:  {}", info.version);
-    println!("modes:           {}", if modes.is_empty() { "none".into() } else { modes.join(", ") });
+    println!(
+        "modes:           {}",
+        if modes.is_empty() {
+            "none".into()
+        } else {
+            modes.join(", ")
+        }
+    );
     if let Some(p) = info.partitions {
         println!("partitions:      {p}");
     }

@@ -1,15 +1,16 @@
 //! Small text helpers shared by commands: error positions in TOML files and
 //! aligned tables for terminal output.
 
-/// Render a TOML parse error as `line:column: message`, with the position of
-/// the span's start (1-based), so users can jump to it in an editor.
-pub fn toml_error_at(text: &str, err: &toml::de::Error) -> String {
+/// Render a TOML parse error as `file:line:column: message`, with the
+/// position of the span's start (1-based), so users can jump to it in an editor.
+pub fn toml_error_at(file: &std::path::Path, text: &str, err: &toml::de::Error) -> String {
+    let msg = err.message().trim_end();
     match err.span() {
         Some(span) => {
             let (line, col) = line_col(text, span.start);
-            format!("{line}:{col}: {}", err.message().trim_end())
+            format!("{}:{line}:{col}: {msg}", file.display())
         }
-        None => err.message().trim_end().to_string(),
+        None => format!("{}: {msg}", file.display()),
     }
 }
 

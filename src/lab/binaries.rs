@@ -133,7 +133,10 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("initdb not found"), "{msg}");
         assert!(msg.contains("/nonexistent/pg/bin"), "{msg}");
-        assert!(msg.contains("apt-get install postgresql pgbouncer redis-server"), "{msg}");
+        assert!(
+            msg.contains("apt-get install postgresql pgbouncer redis-server"),
+            "{msg}"
+        );
         assert!(msg.contains("ci/bootstrap.sh"), "{msg}");
         assert_eq!(err.exit_code(), crate::error::EXIT_ENVIRONMENT);
     }

@@ -19,7 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use binaries::{Binaries, Search};
-pub use postgres::{machine_cores, machine_memory, replica_lag_bytes, sized_settings, REPLICA_SLOT};
+pub use postgres::{
+    machine_cores, machine_memory, replica_lag_bytes, sized_settings, REPLICA_SLOT,
+};
 pub use redis::ping as redis_ping;
 
 use crate::error::{Error, IoContext, Result};
@@ -83,7 +85,7 @@ pub struct Ports {
 
 impl Ports {
     pub fn from_base(base: u16) -> Result<Ports> {
-        if base < 1024 || base > u16::MAX - 3 {
+        if !(1024..=u16::MAX - 3).contains(&base) {
             return Err(Error::Usage(format!(
                 "--port-base {base} is out of range: the lab needs four ports from N to N+3, with N between 1024 and {}",
                 u16::MAX - 3
@@ -432,7 +434,10 @@ impl LabCtx {
         let dir = &self.state.dir;
         // Only ever delete a directory that holds a lab state file.
         if !dir.join(STATE_FILE).exists() {
-            return Err(Error::Lab(format!("{} is not a lab directory", dir.display())));
+            return Err(Error::Lab(format!(
+                "{} is not a lab directory",
+                dir.display()
+            )));
         }
         std::fs::remove_dir_all(dir).io("removing the lab directory", dir)?;
         self.say(&format!("removed {}", dir.display()));
@@ -458,7 +463,9 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
             ));
             return Ok(existing);
         }
-        if existing.ports != Ports::from_base(opts.port_base)? && opts.port_base != DEFAULT_PORT_BASE {
+        if existing.ports != Ports::from_base(opts.port_base)?
+            && opts.port_base != DEFAULT_PORT_BASE
+        {
             ctx.say(&format!(
                 "note: this lab was created with port base {}; --port-base is ignored",
                 existing.ports.primary
@@ -516,7 +523,10 @@ mod tests {
     #[test]
     fn ports_are_consecutive_and_range_checked() {
         let p = Ports::from_base(54320).unwrap();
-        assert_eq!((p.primary, p.replica, p.pgbouncer, p.redis), (54320, 54321, 54322, 54323));
+        assert_eq!(
+            (p.primary, p.replica, p.pgbouncer, p.redis),
+            (54320, 54321, 54322, 54323)
+        );
         assert!(Ports::from_base(80).is_err());
         assert!(Ports::from_base(65534).is_err());
     }
@@ -526,7 +536,9 @@ mod tests {
         let s = LabState::sample(Path::new("/tmp/x"));
         let env = s.env_lines();
         assert_eq!(env.lines().count(), 5);
-        assert!(env.contains("export REHEARSE_PRIMARY_URL='postgresql://postgres@127.0.0.1:60000/rehearse'"));
+        assert!(env.contains(
+            "export REHEARSE_PRIMARY_URL='postgresql://postgres@127.0.0.1:60000/rehearse'"
+        ));
         assert!(env.contains("export REHEARSE_PGBOUNCER_REPLICA_URL='postgresql://postgres@127.0.0.1:60002/rehearse_replica'"));
         assert!(!env.contains("password"));
     }

@@ -56,12 +56,20 @@ impl LabCtx {
     pub async fn start_pgbouncer(&self) -> Result<()> {
         let dir = make_dir(&self.run_as, &self.state.dir.join("pgbouncer"))?;
         // Trust still needs the user listed in the auth file.
-        write_file(&self.run_as, &dir.join("userlist.txt"), "\"postgres\" \"\"\n")?;
+        write_file(
+            &self.run_as,
+            &dir.join("userlist.txt"),
+            "\"postgres\" \"\"\n",
+        )?;
         let ini = dir.join("pgbouncer.ini");
         write_file(&self.run_as, &ini, &ini_text(self))?;
         let mut cmd = self.run_as.command(&self.bins.pgbouncer, &dir);
         cmd.arg("-d").arg(&ini);
-        run_checked(&mut cmd, "starting the lab pgbouncer", Some(&dir.join("pgbouncer.log")))?;
+        run_checked(
+            &mut cmd,
+            "starting the lab pgbouncer",
+            Some(&dir.join("pgbouncer.log")),
+        )?;
         // PgBouncer answers only once it has a server connection to hand out.
         let start = Instant::now();
         loop {
@@ -98,10 +106,13 @@ impl LabCtx {
     pub async fn pgbouncer_version(&self) -> Result<String> {
         let url = self.state.url_for_db(Component::Pgbouncer, "pgbouncer");
         let client = db::connect(&url).await?;
-        let rows = client.simple_query("SHOW VERSION").await.map_err(|source| Error::Db {
-            what: "SHOW VERSION on the pgbouncer console".into(),
-            source,
-        })?;
+        let rows = client
+            .simple_query("SHOW VERSION")
+            .await
+            .map_err(|source| Error::Db {
+                what: "SHOW VERSION on the pgbouncer console".into(),
+                source,
+            })?;
         Ok(rows
             .iter()
             .find_map(|m| match m {

@@ -30,8 +30,14 @@ pub fn sized_settings(mem_bytes: u64, cores: usize) -> Vec<(&'static str, String
         ("max_locks_per_transaction", "256".into()),
         ("max_worker_processes", format!("{}", cores + 8)),
         ("max_parallel_workers", format!("{cores}")),
-        ("max_parallel_workers_per_gather", format!("{}", (cores / 2).max(1))),
-        ("max_parallel_maintenance_workers", format!("{}", (cores / 2).max(1))),
+        (
+            "max_parallel_workers_per_gather",
+            format!("{}", (cores / 2).max(1)),
+        ),
+        (
+            "max_parallel_maintenance_workers",
+            format!("{}", (cores / 2).max(1)),
+        ),
         ("max_wal_size", "8GB".into()),
         ("min_wal_size", "1GB".into()),
         ("checkpoint_timeout", "15min".into()),
@@ -66,7 +72,9 @@ fn fixed_settings(port: u16) -> Vec<(&'static str, String)> {
 
 fn conf_text(port: u16, sized: &[(String, String)]) -> String {
     let mut s = String::from("# Written by `rehearse lab`; rewritten on every start.\n");
-    let fixed = fixed_settings(port).into_iter().map(|(k, v)| (k.to_string(), v));
+    let fixed = fixed_settings(port)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v));
     for (k, v) in fixed.chain(sized.iter().cloned()) {
         let v = if v.starts_with('\'') || v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
             v
@@ -127,10 +135,15 @@ impl LabCtx {
         make_dir(&self.run_as, &data)?;
         std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .io("setting the mode of", &data)?;
-        let mut cmd = self.run_as.command(&self.bins.pg("initdb"), &self.state.dir);
-        cmd.arg("-D")
-            .arg(&data)
-            .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C"]);
+        let mut cmd = self
+            .run_as
+            .command(&self.bins.pg("initdb"), &self.state.dir);
+        cmd.arg("-D").arg(&data).args([
+            "--auth=trust",
+            "--username=postgres",
+            "--encoding=UTF8",
+            "--locale=C",
+        ]);
         run_checked(&mut cmd, "initdb of the lab primary", None)?;
         let conf = data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).io("reading", &conf)?;
@@ -143,13 +156,19 @@ impl LabCtx {
         self.write_conf(c)?;
         let data = self.data_dir(c);
         let log = self.log_file(c);
-        let mut cmd = self.run_as.command(&self.bins.pg("pg_ctl"), &self.state.dir);
+        let mut cmd = self
+            .run_as
+            .command(&self.bins.pg("pg_ctl"), &self.state.dir);
         cmd.arg("-D")
             .arg(&data)
             .arg("-l")
             .arg(&log)
             .args(["-w", "-t", "120", "start"]);
-        run_checked(&mut cmd, &format!("starting the lab {}", c.name()), Some(&log))?;
+        run_checked(
+            &mut cmd,
+            &format!("starting the lab {}", c.name()),
+            Some(&log),
+        )?;
         Ok(())
     }
 
@@ -158,11 +177,17 @@ impl LabCtx {
         if self.postgres_pid(c).is_none() {
             return Ok(());
         }
-        let mut cmd = self.run_as.command(&self.bins.pg("pg_ctl"), &self.state.dir);
+        let mut cmd = self
+            .run_as
+            .command(&self.bins.pg("pg_ctl"), &self.state.dir);
         cmd.arg("-D")
             .arg(self.data_dir(c))
             .args(["-m", "fast", "-w", "-t", "60", "stop"]);
-        run_checked(&mut cmd, &format!("stopping the lab {}", c.name()), Some(&self.log_file(c)))?;
+        run_checked(
+            &mut cmd,
+            &format!("stopping the lab {}", c.name()),
+            Some(&self.log_file(c)),
+        )?;
         Ok(())
     }
 
@@ -171,7 +196,10 @@ impl LabCtx {
         let admin = self.state.url_for_db(Component::Primary, "postgres");
         let client = db::connect(&admin).await?;
         let exists = client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&self.state.database])
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                &[&self.state.database],
+            )
             .await
             .db(|| "looking for the lab database".into())?;
         if exists.is_none() {
@@ -212,10 +240,22 @@ impl LabCtx {
             "host=127.0.0.1 port={} user=postgres application_name={REPLICA_SLOT}",
             self.state.ports.primary
         );
-        let mut cmd = self.run_as.command(&self.bins.pg("pg_basebackup"), &self.state.dir);
+        let mut cmd = self
+            .run_as
+            .command(&self.bins.pg("pg_basebackup"), &self.state.dir);
         cmd.arg("-D")
             .arg(&data)
-            .args(["-R", "-X", "stream", "-C", "-S", REPLICA_SLOT, "-c", "fast", "-d"])
+            .args([
+                "-R",
+                "-X",
+                "stream",
+                "-C",
+                "-S",
+                REPLICA_SLOT,
+                "-c",
+                "fast",
+                "-d",
+            ])
             .arg(&conninfo);
         run_checked(&mut cmd, "pg_basebackup for the lab replica", None)?;
         Ok(())
@@ -281,10 +321,14 @@ mod tests {
     fn settings_scale_with_memory_and_stay_within_bounds() {
         let small = sized_settings(1 << 30, 1);
         let big = sized_settings(24 << 30, 2);
-        let get = |s: &[(&str, String)], k: &str| s.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+        let get =
+            |s: &[(&str, String)], k: &str| s.iter().find(|(n, _)| *n == k).unwrap().1.clone();
         assert_eq!(get(&small, "shared_buffers"), "128MB");
         assert_eq!(get(&big, "shared_buffers"), "3072MB");
-        assert_eq!(get(&sized_settings(256 << 30, 64), "shared_buffers"), "4096MB");
+        assert_eq!(
+            get(&sized_settings(256 << 30, 64), "shared_buffers"),
+            "4096MB"
+        );
         assert_eq!(get(&big, "max_parallel_workers_per_gather"), "1");
     }
 
@@ -292,7 +336,10 @@ mod tests {
     fn conf_quotes_values_that_need_it() {
         let t = conf_text(
             5555,
-            &[("max_wal_size".into(), "8GB".into()), ("random_page_cost".into(), "1.1".into())],
+            &[
+                ("max_wal_size".into(), "8GB".into()),
+                ("random_page_cost".into(), "1.1".into()),
+            ],
         );
         assert!(t.contains("port = 5555\n"));
         assert!(t.contains("listen_addresses = '127.0.0.1'\n"));

@@ -106,7 +106,12 @@ impl RunAs {
                     .map(|m| m.permissions().mode() & 0o001 == 0)
                     .unwrap_or(false)
             })
-            .map(|a| format!(": {} is not searchable by others (chmod o+x it)", a.display()))
+            .map(|a| {
+                format!(
+                    ": {} is not searchable by others (chmod o+x it)",
+                    a.display()
+                )
+            })
             .unwrap_or_default();
         Err(Error::Lab(format!(
             "the lab user {} cannot write to {}{}; or choose a lab directory under a \
@@ -144,7 +149,11 @@ pub fn run_checked(cmd: &mut Command, what: &str, log: Option<&Path>) -> Result<
     }
     if let Some(log) = log {
         if let Ok(t) = std::fs::read_to_string(log) {
-            msg.push_str(&format!("\nlast lines of {}:\n{}", log.display(), tail(&t, 15)));
+            msg.push_str(&format!(
+                "\nlast lines of {}:\n{}",
+                log.display(),
+                tail(&t, 15)
+            ));
         }
     }
     Err(Error::Lab(msg))

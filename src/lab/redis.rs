@@ -34,13 +34,19 @@ maxmemory-policy allkeys-lru
         write_file(&self.run_as, &conf, &text)?;
         let mut cmd = self.run_as.command(&self.bins.redis_server, &dir);
         cmd.arg(&conf);
-        run_checked(&mut cmd, "starting the lab redis", Some(&dir.join("redis.log")))?;
+        run_checked(
+            &mut cmd,
+            "starting the lab redis",
+            Some(&dir.join("redis.log")),
+        )?;
         let start = Instant::now();
         loop {
             match ping(&self.state.urls.redis).await {
                 Ok(_) => return Ok(()),
                 Err(e) if start.elapsed() > Duration::from_secs(30) => {
-                    return Err(Error::Lab(format!("the lab redis did not answer PING within 30s: {e}")))
+                    return Err(Error::Lab(format!(
+                        "the lab redis did not answer PING within 30s: {e}"
+                    )))
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -64,11 +70,22 @@ pub async fn ping(url: &str) -> Result<String> {
         }
     };
     let client = redis::Client::open(url).map_err(wrap("parsing the redis URL"))?;
-    let mut con = tokio::time::timeout(Duration::from_secs(3), client.get_multiplexed_async_connection())
+    let mut con = tokio::time::timeout(
+        Duration::from_secs(3),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| {
+        Error::Lab(format!(
+            "redis at {} did not answer within 3s",
+            crate::estate::redact(url)
+        ))
+    })?
+    .map_err(wrap("connecting to redis"))?;
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut con)
         .await
-        .map_err(|_| Error::Lab(format!("redis at {} did not answer within 3s", crate::estate::redact(url))))?
-        .map_err(wrap("connecting to redis"))?;
-    let pong: String = redis::cmd("PING").query_async(&mut con).await.map_err(wrap("PING"))?;
+        .map_err(wrap("PING"))?;
     if pong != "PONG" {
         return Err(Error::Lab(format!("redis answered {pong:?} to PING")));
     }

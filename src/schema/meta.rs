@@ -59,7 +59,10 @@ pub async fn read(client: &impl GenericClient) -> Result<Option<SchemaInfo>> {
         .await
         .db(|| "reading current_database()".into())?
         .get(0);
-    let version = get(client, "schema_version").await?.and_then(|v| v.as_i64()).unwrap_or(0);
+    let version = get(client, "schema_version")
+        .await?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
     let modes = get(client, "modes")
         .await?
         .and_then(|v| serde_json::from_value(v).ok())

@@ -74,7 +74,9 @@ impl std::str::FromStr for TriggerVariant {
         match s {
             "hardened" => Ok(TriggerVariant::Hardened),
             "naive" => Ok(TriggerVariant::Naive),
-            _ => Err(Error::Usage(format!("unknown trigger variant {s:?}; one of hardened, naive"))),
+            _ => Err(Error::Usage(format!(
+                "unknown trigger variant {s:?}; one of hardened, naive"
+            ))),
         }
     }
 }
@@ -110,7 +112,11 @@ pub async fn create_shared_keys(client: &impl GenericClient) -> Result<()> {
 }
 
 /// One mode's entry and summary tables, with partitions in partitioned mode.
-pub async fn create_mode_tables(client: &impl GenericClient, mode: Mode, partitions: u32) -> Result<()> {
+pub async fn create_mode_tables(
+    client: &impl GenericClient,
+    mode: Mode,
+    partitions: u32,
+) -> Result<()> {
     let t = mode.tables();
     let mut sql = t.render(ENTRY_TABLES);
     if mode == Mode::Partitioned {
@@ -123,11 +129,20 @@ pub async fn create_mode_tables(client: &impl GenericClient, mode: Mode, partiti
 
 /// One mode's primary keys and indexes.
 pub async fn create_mode_keys(client: &impl GenericClient, mode: Mode) -> Result<()> {
-    exec(client, &mode.tables().render(ENTRY_KEYS), &format!("creating keys of the {mode} tables")).await
+    exec(
+        client,
+        &mode.tables().render(ENTRY_KEYS),
+        &format!("creating keys of the {mode} tables"),
+    )
+    .await
 }
 
 /// One mode's summary triggers, in the given variant (replacing any other).
-pub async fn create_triggers(client: &impl GenericClient, mode: Mode, variant: TriggerVariant) -> Result<()> {
+pub async fn create_triggers(
+    client: &impl GenericClient,
+    mode: Mode,
+    variant: TriggerVariant,
+) -> Result<()> {
     let t = mode.tables();
     let apply = match variant {
         TriggerVariant::Hardened => APPLY_HARDENED,
@@ -141,7 +156,12 @@ pub async fn create_triggers(client: &impl GenericClient, mode: Mode, variant: T
         t.render(apply),
         t.render(TRIGGERS)
     );
-    exec(client, &sql, &format!("creating the {mode} summary triggers")).await
+    exec(
+        client,
+        &sql,
+        &format!("creating the {mode} summary triggers"),
+    )
+    .await
 }
 
 /// Rows of one mode's summary table that differ from the aggregate of its entries.
@@ -160,25 +180,43 @@ async fn exec(client: &impl GenericClient, sql: &str, what: &str) -> Result<()> 
 /// `rehearse schema create`: build the requested modes in one transaction,
 /// leaving modes already present as they are (their partition count must
 /// match), and set every mode's triggers to the requested variant.
-pub async fn create(client: &mut Client, estate: &Estate, opts: &CreateOptions) -> Result<SchemaInfo> {
+pub async fn create(
+    client: &mut Client,
+    estate: &Estate,
+    opts: &CreateOptions,
+) -> Result<SchemaInfo> {
     if opts.partitions == 0 || opts.partitions > MAX_PARTITIONS {
         return Err(Error::Usage(format!(
             "--partitions {} is out of range: choose 1 to {MAX_PARTITIONS}",
             opts.partitions
         )));
     }
-    safety::ensure_rehearsal_target(&*client, estate, opts.allow_destructive.as_deref(), "schema create")
-        .await?;
-    let tx = client.transaction().await.db(|| "beginning the schema transaction".into())?;
-    // Two creators at once would both see an empty meta table.
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))", &[])
+    safety::ensure_rehearsal_target(
+        &*client,
+        estate,
+        opts.allow_destructive.as_deref(),
+        "schema create",
+    )
+    .await?;
+    let tx = client
+        .transaction()
         .await
-        .db(|| "taking the schema lock".into())?;
+        .db(|| "beginning the schema transaction".into())?;
+    // Two creators at once would both see an empty meta table.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))",
+        &[],
+    )
+    .await
+    .db(|| "taking the schema lock".into())?;
     let existing = meta::read(&tx).await?;
     if let Some(info) = &existing {
         meta::check_version(info)?;
     }
-    let mut modes: Vec<Mode> = existing.as_ref().map(|i| i.modes.clone()).unwrap_or_default();
+    let mut modes: Vec<Mode> = existing
+        .as_ref()
+        .map(|i| i.modes.clone())
+        .unwrap_or_default();
     let partitions = existing.as_ref().and_then(|i| i.partitions);
     if existing.is_none() {
         exec(&tx, META, "creating rehearse_meta").await?;
@@ -209,14 +247,21 @@ pub async fn create(client: &mut Client, estate: &Estate, opts: &CreateOptions) 
     for &mode in &modes {
         create_triggers(&tx, mode, opts.trigger_variant).await?;
     }
-    meta::set(&tx, "modes", &serde_json::to_value(&modes).expect("modes serialize")).await?;
+    meta::set(
+        &tx,
+        "modes",
+        &serde_json::to_value(&modes).expect("modes serialize"),
+    )
+    .await?;
     meta::set(
         &tx,
         "trigger_variant",
         &serde_json::to_value(opts.trigger_variant).expect("variant serializes"),
     )
     .await?;
-    let info = meta::read(&tx).await?.expect("rehearse_meta was just written");
+    let info = meta::read(&tx)
+        .await?
+        .expect("rehearse_meta was just written");
     tx.commit().await.db(|| "committing the schema".into())?;
     Ok(info)
 }
@@ -230,21 +275,47 @@ pub struct DropOptions {
 
 /// `rehearse schema drop`: drop one mode's tables, or everything rehearse
 /// created (both modes, the shared tables and `rehearse_meta`).
-pub async fn drop_schema(client: &mut Client, estate: &Estate, opts: &DropOptions) -> Result<Option<SchemaInfo>> {
-    safety::ensure_rehearsal_target(&*client, estate, opts.allow_destructive.as_deref(), "schema drop").await?;
-    let tx = client.transaction().await.db(|| "beginning the drop transaction".into())?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))", &[])
+pub async fn drop_schema(
+    client: &mut Client,
+    estate: &Estate,
+    opts: &DropOptions,
+) -> Result<Option<SchemaInfo>> {
+    safety::ensure_rehearsal_target(
+        &*client,
+        estate,
+        opts.allow_destructive.as_deref(),
+        "schema drop",
+    )
+    .await?;
+    let tx = client
+        .transaction()
         .await
-        .db(|| "taking the schema lock".into())?;
+        .db(|| "beginning the drop transaction".into())?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))",
+        &[],
+    )
+    .await
+    .db(|| "taking the schema lock".into())?;
     for &mode in opts.modes.list() {
-        exec(&tx, &mode.tables().render(DROP_MODE), &format!("dropping the {mode} tables")).await?;
+        exec(
+            &tx,
+            &mode.tables().render(DROP_MODE),
+            &format!("dropping the {mode} tables"),
+        )
+        .await?;
     }
     let remaining = if opts.modes == Modes::Both {
         exec(&tx, DROP_SHARED, "dropping the shared tables").await?;
         None
     } else if let Some(mut info) = meta::read(&tx).await? {
         info.modes.retain(|m| !opts.modes.list().contains(m));
-        meta::set(&tx, "modes", &serde_json::to_value(&info.modes).expect("modes serialize")).await?;
+        meta::set(
+            &tx,
+            "modes",
+            &serde_json::to_value(&info.modes).expect("modes serialize"),
+        )
+        .await?;
         Some(info)
     } else {
         None

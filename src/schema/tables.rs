@@ -42,7 +42,9 @@ impl std::str::FromStr for Modes {
             "legacy" => Ok(Modes::Legacy),
             "partitioned" => Ok(Modes::Partitioned),
             "both" => Ok(Modes::Both),
-            _ => Err(Error::Usage(format!("unknown mode {s:?}; one of legacy, partitioned, both"))),
+            _ => Err(Error::Usage(format!(
+                "unknown mode {s:?}; one of legacy, partitioned, both"
+            ))),
         }
     }
 }

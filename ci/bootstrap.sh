@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what rehearse needs on a fresh Debian or Ubuntu machine:
+# PostgreSQL 15 (server, contrib, pgbench), PgBouncer and Redis.
+# A no-op when everything is already there. Needs root (or sudo) to install.
+set -euo pipefail
+
+missing=()
+pg_ok=false
+for d in /usr/lib/postgresql/15/bin "$(pg_config --bindir 2>/dev/null || true)"; do
+  if [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/pg_basebackup" ]; then
+    pg_ok=true
+  fi
+done
+$pg_ok || missing+=(postgresql postgresql-contrib)
+ls /usr/lib/postgresql/*/lib/pg_stat_statements.so >/dev/null 2>&1 || missing+=(postgresql-contrib)
+command -v pgbench >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pgbench ] || missing+=(postgresql-contrib)
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+id postgres >/dev/null 2>&1 || missing+=(postgresql)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: PostgreSQL, PgBouncer and Redis are installed; nothing to do"
+else
+  # De-duplicate while keeping order.
+  readarray -t pkgs < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
+  echo "bootstrap: installing ${pkgs[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "bootstrap: need root or sudo to install ${pkgs[*]}" >&2; exit 4; }
+    SUDO="sudo"
+  fi
+  $SUDO apt-get update -qq
+  # Debian starts the packaged services on install; the lab uses its own
+  # ports, so they do not collide, and we do not need them.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "bootstrap: cargo not found; install a Rust toolchain (rustup) first" >&2
+  exit 4
+fi

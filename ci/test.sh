@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The project's test command: install what the tests need, then run them.
+# The lab tests start their own PostgreSQL, replica, PgBouncer and Redis on
+# ports that do not collide with a lab you run, and stop them afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ci/bootstrap.sh
+cargo test --locked
