@@ -11,7 +11,7 @@ pub mod safety;
 pub mod tables;
 
 use serde::{Deserialize, Serialize};
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 pub use meta::SchemaInfo;
 pub use tables::{FinanceTables, Mode, Modes};
@@ -177,6 +177,29 @@ async fn exec(client: &impl GenericClient, sql: &str, what: &str) -> Result<()> 
     client.batch_execute(sql).await.db(|| what.to_string())
 }
 
+/// Check that the target may be changed, then open a transaction that holds
+/// the schema lock, so two schema changes never interleave (two creators
+/// would both see an empty rehearse_meta).
+pub async fn guarded_transaction<'a>(
+    client: &'a mut Client,
+    estate: &Estate,
+    allow_destructive: Option<&str>,
+    action: &str,
+) -> Result<Transaction<'a>> {
+    safety::ensure_rehearsal_target(&*client, estate, allow_destructive, action).await?;
+    let tx = client
+        .transaction()
+        .await
+        .db(|| format!("beginning the {action} transaction"))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))",
+        &[],
+    )
+    .await
+    .db(|| "taking the schema lock".into())?;
+    Ok(tx)
+}
+
 /// `rehearse schema create`: build the requested modes in one transaction,
 /// leaving modes already present as they are (their partition count must
 /// match), and set every mode's triggers to the requested variant.
@@ -191,24 +214,13 @@ pub async fn create(
             opts.partitions
         )));
     }
-    safety::ensure_rehearsal_target(
-        &*client,
+    let tx = guarded_transaction(
+        client,
         estate,
         opts.allow_destructive.as_deref(),
         "schema create",
     )
     .await?;
-    let tx = client
-        .transaction()
-        .await
-        .db(|| "beginning the schema transaction".into())?;
-    // Two creators at once would both see an empty meta table.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))",
-        &[],
-    )
-    .await
-    .db(|| "taking the schema lock".into())?;
     let existing = meta::read(&tx).await?;
     if let Some(info) = &existing {
         meta::check_version(info)?;
@@ -280,23 +292,13 @@ pub async fn drop_schema(
     estate: &Estate,
     opts: &DropOptions,
 ) -> Result<Option<SchemaInfo>> {
-    safety::ensure_rehearsal_target(
-        &*client,
+    let tx = guarded_transaction(
+        client,
         estate,
         opts.allow_destructive.as_deref(),
         "schema drop",
     )
     .await?;
-    let tx = client
-        .transaction()
-        .await
-        .db(|| "beginning the drop transaction".into())?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('rehearse_schema'))",
-        &[],
-    )
-    .await
-    .db(|| "taking the schema lock".into())?;
     for &mode in opts.modes.list() {
         exec(
             &tx,
