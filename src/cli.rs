@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use rehearse::error::EXIT_CODES_HELP;
 use rehearse::lab::{Component, DEFAULT_PORT_BASE};
 use rehearse::schema::{Modes, TriggerVariant, DEFAULT_PARTITIONS};
+use rehearse::seed::Profile;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +62,63 @@ pub enum Command {
     /// Create or drop the rehearsal schema (legacy and partitioned finance tables).
     #[command(subcommand, after_help = EXIT_CODES_HELP)]
     Schema(SchemaCommand),
+    /// Fill the database with a synthetic hospitality estate, reproducibly (same seed, same data).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Seed(SeedArgs),
+    /// Benchmarks that compare rehearse with a reference tool side by side, in one run.
+    #[command(subcommand, after_help = EXIT_CODES_HELP)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Dataset size: smoke (5,000 orgs), ci (500 orgs) or full (1,000,000 orgs), each 14 days; flags below override it.
+    #[arg(long, default_value = "full", value_parser = PossibleValuesParser::new(Profile::NAMES))]
+    pub profile: String,
+    /// Number of organizations.
+    #[arg(long, value_name = "N")]
+    pub orgs: Option<u64>,
+    /// Business days of history per property, ending at --end-date.
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Random seed: the same seed and sizes give the same data, whatever --jobs is.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Last business day of the history (YYYY-MM-DD); fixed by default so data does not depend on today.
+    #[arg(long, default_value = "2026-10-31", value_name = "DATE")]
+    pub end_date: String,
+    /// Which finance tables to fill; with both, the partitioned tables get exactly the legacy rows.
+    #[arg(long, default_value = "both", value_parser = PossibleValuesParser::new(Modes::NAMES))]
+    pub mode: String,
+    /// Hash partitions of each partitioned table [default: the count recorded in rehearse_meta, else 64].
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<u32>,
+    /// Parallel generate-and-COPY streams and server-side workers [default: number of cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print the seed record as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub destructive: DestructiveArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load as many rows as `pgbench -i -s SCALE` does, with pgbench and with rehearse's loader, on the same server; report rows/s of both and the ratio.
+    Seed {
+        /// pgbench scale factor: 100,000 pgbench_accounts rows per unit.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        scale: u32,
+        /// Rounds, each one pgbench run and one rehearse run; medians are reported.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        rounds: u32,
+        /// Parallel streams for rehearse's loader [default: number of cores].
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        destructive: DestructiveArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,14 +3,20 @@
 //! primary, replica, PgBouncer and Redis.
 //!
 //! The modules follow the data: [`lab`] starts the components, [`estate`]
-//! says where they are, [`schema`] shapes the database.
+//! says where they are, [`schema`] shapes the database, [`generate`] makes
+//! the synthetic estate and [`seed`] loads it.
 
+pub mod bench;
+pub mod day;
 pub mod db;
 pub mod error;
 pub mod estate;
 pub mod fsutil;
+pub mod generate;
 pub mod lab;
+pub mod progress;
 pub mod schema;
+pub mod seed;
 pub mod text;
 
 pub use error::{Error, Result};

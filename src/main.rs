@@ -6,12 +6,14 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command, LabCommand, SchemaCommand};
+use cli::{BenchCommand, Cli, Command, LabCommand, SchemaCommand, SeedArgs};
 use rehearse::error::{EXIT_ENVIRONMENT, EXIT_OK};
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
 use rehearse::lab::{self, LabCtx, LabOptions};
+use rehearse::progress::thousands;
 use rehearse::schema::{self, CreateOptions, DropOptions};
-use rehearse::{db, text};
+use rehearse::seed::{self, SeedOptions};
+use rehearse::{bench, db, text};
 
 fn main() {
     let cli = Cli::parse();
@@ -64,6 +66,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Lab(cmd) => run_lab(&cli, cmd).await,
         Command::Schema(cmd) => run_schema(&cli, cmd).await,
+        Command::Seed(args) => run_seed(&cli, args).await,
+        Command::Bench(cmd) => run_bench(&cli, cmd).await,
     }
 }
 
@@ -226,4 +230,98 @@ fn print_schema(info: &schema::SchemaInfo, json: bool) {
         println!("partitions:      {p}");
     }
     println!("trigger variant: {}", info.trigger_variant.name());
+}
+
+async fn run_seed(cli: &Cli, args: &SeedArgs) -> anyhow::Result<i32> {
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    let mut opts = SeedOptions::from_profile(args.profile.parse()?);
+    if let Some(n) = args.orgs {
+        opts.params.orgs = n;
+    }
+    if let Some(n) = args.days {
+        opts.params.days = n;
+    }
+    opts.params.seed = args.seed;
+    opts.params.end_date = args
+        .end_date
+        .parse()
+        .map_err(|e: String| rehearse::Error::Usage(format!("--end-date: {e}")))?;
+    opts.modes = args.mode.parse()?;
+    opts.partitions = args.partitions;
+    if let Some(j) = args.jobs {
+        opts.jobs = j;
+    }
+    opts.allow_destructive = args.destructive.allow_destructive.clone();
+    let record = seed::seed(&estate, &opts).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+        return Ok(EXIT_OK);
+    }
+    let rows: Vec<Vec<String>> = record
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.table.clone(),
+                thousands(t.rows),
+                format!("{:.1} MiB", t.bytes as f64 / 1048576.0),
+            ]
+        })
+        .collect();
+    println!();
+    print!("{}", text::table(&["table", "rows", "size"], &rows));
+    println!();
+    let phases: Vec<Vec<String>> = record
+        .phases
+        .iter()
+        .map(|(p, s)| vec![p.clone(), format!("{s:.1}")])
+        .collect();
+    print!("{}", text::table(&["phase", "seconds"], &phases));
+    println!();
+    println!(
+        "{} rows generated; load {:.0} rows/s; total {:.1} s; peak RSS {} MiB; checksum {}",
+        thousands(record.counts.total()),
+        record.load_rows_per_second(),
+        record.seconds,
+        record
+            .peak_rss_kib
+            .map(|k| (k / 1024).to_string())
+            .unwrap_or_else(|| "?".into()),
+        record.checksum
+    );
+    Ok(EXIT_OK)
+}
+
+async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    match cmd {
+        BenchCommand::Seed {
+            scale,
+            rounds,
+            jobs,
+            destructive,
+        } => {
+            let opts = bench::seed::BenchSeedOptions {
+                scale: *scale,
+                rounds: *rounds,
+                jobs: jobs.unwrap_or_else(lab::machine_cores),
+                allow_destructive: destructive.allow_destructive.clone(),
+                pgbench: None,
+                verbose: true,
+            };
+            let r = bench::seed::run(&estate, &opts).await?;
+            println!(
+                "bench seed: scale {} ({} rows), {} rounds, {} jobs",
+                r.scale,
+                thousands(r.rounds[0].pgbench_rows),
+                r.rounds.len(),
+                r.jobs
+            );
+            println!(
+                "median rows/s  pgbench -i: {:.0}  rehearse seed: {:.0}  ratio: {:.2}x (floor 1.0x, goal 1.5x)",
+                r.median_pgbench_rows_per_s, r.median_rehearse_rows_per_s, r.median_ratio
+            );
+        }
+    }
+    Ok(EXIT_OK)
 }

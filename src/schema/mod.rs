@@ -33,14 +33,19 @@ const ENTRY_KEYS: &str = include_str!("sql/entry_keys.sql");
 const APPLY_HARDENED: &str = include_str!("sql/summary_apply_hardened.sql");
 const APPLY_NAIVE: &str = include_str!("sql/summary_apply_naive.sql");
 const TRIGGERS: &str = include_str!("sql/summary_triggers.sql");
+const AGGREGATE: &str = include_str!("sql/summary_aggregate.sql");
 const MISMATCHES: &str = include_str!("sql/summary_mismatches.sql");
+const BUILD: &str = include_str!("sql/summary_build.sql");
 const META: &str = include_str!("sql/meta.sql");
 const DROP_MODE: &str = include_str!("sql/drop_mode.sql");
 const DROP_SHARED: &str = include_str!("sql/drop_shared.sql");
+const DROP_META: &str = "DROP TABLE IF EXISTS rehearse_meta";
 
 /// Every per-mode template, for the test that checks rendering.
 #[cfg(test)]
-const TEMPLATES: [&str; 7] = [
+const TEMPLATES: [&str; 9] = [
+    AGGREGATE,
+    BUILD,
     ENTRY_TABLES,
     ENTRY_KEYS,
     APPLY_HARDENED,
@@ -164,13 +169,80 @@ pub async fn create_triggers(
     .await
 }
 
-/// Rows of one mode's summary table that differ from the aggregate of its entries.
+/// Rows of one mode's summary table that differ from the aggregate of its
+/// entries, over every organization.
 pub async fn summary_mismatches(client: &impl GenericClient, mode: Mode) -> Result<i64> {
+    summary_mismatches_in(client, mode, 0, i64::MAX).await
+}
+
+/// Rows of one mode's summary table that differ from the aggregate of its
+/// entries, for organizations `first..=last`.
+pub async fn summary_mismatches_in(
+    client: &impl GenericClient,
+    mode: Mode,
+    first: i64,
+    last: i64,
+) -> Result<i64> {
     let row = client
-        .query_one(&mode.tables().render(MISMATCHES), &[])
+        .query_one(&summary_sql(mode, MISMATCHES), &[&first, &last])
         .await
         .db(|| format!("comparing {mode} summaries with their entries"))?;
     Ok(row.get(0))
+}
+
+/// The statement that builds one mode's summaries for organizations $1 to $2.
+pub fn summary_build_sql(mode: Mode) -> String {
+    summary_sql(mode, BUILD)
+}
+
+fn summary_sql(mode: Mode, template: &str) -> String {
+    let t = mode.tables();
+    t.render(&template.replace("{{aggregate}}", AGGREGATE))
+}
+
+/// The keys of one mode as separate statements, so a loader can build them
+/// in parallel.
+pub fn mode_key_statements(mode: Mode) -> Vec<String> {
+    statements(&mode.tables().render(ENTRY_KEYS))
+}
+
+/// The shared tables' keys as separate statements, in the order they must run.
+pub fn shared_key_statements() -> Vec<String> {
+    statements(SHARED_KEYS)
+}
+
+/// Split a file of DDL into statements (no statement of ours holds a `;`
+/// inside a literal).
+fn statements(sql: &str) -> Vec<String> {
+    sql.split(';')
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Drop every mode's tables and the shared data tables, keeping
+/// rehearse_meta: what a reseed starts from.
+pub async fn drop_data_tables(client: &impl GenericClient) -> Result<()> {
+    for mode in [Mode::Legacy, Mode::Partitioned] {
+        exec(
+            client,
+            &mode.tables().render(DROP_MODE),
+            &format!("dropping the {mode} tables"),
+        )
+        .await?;
+    }
+    exec(client, DROP_SHARED, "dropping the shared tables").await
+}
+
+/// Create rehearse_meta if absent.
+pub async fn create_meta(client: &impl GenericClient) -> Result<()> {
+    exec(client, META, "creating rehearse_meta").await
 }
 
 async fn exec(client: &impl GenericClient, sql: &str, what: &str) -> Result<()> {
@@ -231,7 +303,7 @@ pub async fn create(
         .unwrap_or_default();
     let partitions = existing.as_ref().and_then(|i| i.partitions);
     if existing.is_none() {
-        exec(&tx, META, "creating rehearse_meta").await?;
+        create_meta(&tx).await?;
         create_shared_tables(&tx).await?;
         create_shared_keys(&tx).await?;
         meta::set(&tx, "schema_version", &SCHEMA_VERSION.into()).await?;
@@ -309,6 +381,7 @@ pub async fn drop_schema(
     }
     let remaining = if opts.modes == Modes::Both {
         exec(&tx, DROP_SHARED, "dropping the shared tables").await?;
+        exec(&tx, DROP_META, "dropping rehearse_meta").await?;
         None
     } else if let Some(mut info) = meta::read(&tx).await? {
         info.modes.retain(|m| !opts.modes.list().contains(m));

@@ -1,2 +1,2 @@
-DROP TABLE IF EXISTS properties, organizations, rehearse_meta CASCADE;
+DROP TABLE IF EXISTS properties, organizations CASCADE;
 DROP SEQUENCE IF EXISTS revenue_entry_id_seq, expense_entry_id_seq;

@@ -1,0 +1,269 @@
+//! `rehearse bench seed`: the same number of rows loaded by `pgbench -i` and
+//! by rehearse's loader, alternately, in scratch databases on one server.
+//!
+//! The figures compared are pgbench's "client-side generate" phase (generate
+//! and COPY, one text stream) and rehearse's "load" phase (generate and
+//! binary COPY, --jobs streams): the same work, rows in a table.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::bench::median;
+use crate::db;
+use crate::error::{DbContext, Error, Result};
+use crate::estate::{Estate, Source};
+use crate::generate::{Generator, OrgRows};
+use crate::lab::process::run_checked;
+use crate::schema::{safety, Modes};
+use crate::seed::{self, Profile, SeedOptions};
+
+const PGBENCH_DB: &str = "rehearse_bench_pgbench";
+const SEED_DB: &str = "rehearse_bench_seed";
+
+#[derive(Debug, Clone)]
+pub struct BenchSeedOptions {
+    pub scale: u32,
+    pub rounds: u32,
+    pub jobs: usize,
+    pub allow_destructive: Option<String>,
+    pub pgbench: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    pub pgbench_rows: u64,
+    pub pgbench_generate_s: f64,
+    pub pgbench_keys_s: f64,
+    pub rehearse_rows: u64,
+    pub rehearse_load_s: f64,
+    pub rehearse_keys_s: f64,
+}
+
+impl Round {
+    pub fn pgbench_rows_per_s(&self) -> f64 {
+        self.pgbench_rows as f64 / self.pgbench_generate_s
+    }
+    pub fn rehearse_rows_per_s(&self) -> f64 {
+        self.rehearse_rows as f64 / self.rehearse_load_s
+    }
+    pub fn ratio(&self) -> f64 {
+        self.rehearse_rows_per_s() / self.pgbench_rows_per_s()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchSeedReport {
+    pub scale: u32,
+    pub jobs: usize,
+    pub rounds: Vec<Round>,
+    pub median_pgbench_rows_per_s: f64,
+    pub median_rehearse_rows_per_s: f64,
+    pub median_ratio: f64,
+}
+
+/// Parse the seconds of one phase from pgbench -i's closing line:
+/// `done in 10.25 s (drop tables 0.00 s, create tables 0.01 s, client-side
+/// generate 7.80 s, vacuum 0.52 s, primary keys 1.93 s).`
+pub fn pgbench_phase(output: &str, phase: &str) -> Option<f64> {
+    let line = output.lines().find(|l| l.contains("done in"))?;
+    let at = line.find(phase)? + phase.len();
+    line[at..].split_whitespace().next()?.parse().ok()
+}
+
+fn pgbench_binary(explicit: Option<&PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.clone());
+    }
+    let candidates = [
+        PathBuf::from("/usr/lib/postgresql/15/bin/pgbench"),
+        PathBuf::from("/usr/bin/pgbench"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .ok_or_else(|| Error::MissingBinary {
+            binary: "pgbench".into(),
+            searched: "/usr/lib/postgresql/15/bin, /usr/bin".into(),
+        })
+}
+
+/// Rows per organization for the full profile's shape, from a sample.
+fn rows_per_org(seed: u64) -> Result<f64> {
+    let mut opts = SeedOptions::from_profile(Profile::Full);
+    opts.params.seed = seed;
+    let generator = Generator::new(opts.params)?;
+    let mut rows = OrgRows::default();
+    let sample = 20_000i64;
+    let mut total = 0u64;
+    for id in 1..=sample {
+        generator.fill(id, &mut rows);
+        total += rows.counts().total();
+    }
+    Ok(total as f64 / sample as f64)
+}
+
+pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedReport> {
+    let admin = db::connect(&estate.primary.url).await?;
+    safety::ensure_rehearsal_target(
+        &admin,
+        estate,
+        opts.allow_destructive.as_deref(),
+        "bench seed",
+    )
+    .await?;
+    let pgbench = pgbench_binary(opts.pgbench.as_ref())?;
+    let cfg = db::config(&estate.primary.url)?;
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let user = cfg.get_user().unwrap_or("postgres").to_string();
+    let password = cfg
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+
+    let target_rows = 100_000u64 * opts.scale as u64 + 11 * opts.scale as u64;
+    let orgs = ((target_rows as f64 / rows_per_org(42)?).round() as u64).max(1);
+    let mut rounds = Vec::new();
+    for round in 1..=opts.rounds {
+        for dbname in [PGBENCH_DB, SEED_DB] {
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+                .await
+                .db(|| format!("dropping {dbname}"))?;
+            admin
+                .batch_execute(&format!("CREATE DATABASE {dbname}"))
+                .await
+                .db(|| format!("creating {dbname}"))?;
+        }
+        let mut cmd = Command::new(&pgbench);
+        cmd.args([
+            "-i",
+            "-q",
+            "-s",
+            &opts.scale.to_string(),
+            "-h",
+            &host,
+            "-p",
+            &port.to_string(),
+            "-U",
+            &user,
+            PGBENCH_DB,
+        ]);
+        if let Some(pw) = &password {
+            cmd.env("PGPASSWORD", pw);
+        }
+        let out = run_checked(&mut cmd, "pgbench -i", None)?;
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        let generate = pgbench_phase(&text, "client-side generate")
+            .ok_or_else(|| Error::Lab(format!("cannot read pgbench -i's timing from: {text}")))?;
+        let keys = pgbench_phase(&text, "primary keys").unwrap_or(0.0);
+
+        let scratch = Estate::primary_only(&replace_db(&estate.primary.url, SEED_DB), Source::Flag);
+        let mut sopts = SeedOptions::from_profile(Profile::Full);
+        sopts.params.orgs = orgs;
+        sopts.modes = Modes::Legacy;
+        sopts.jobs = opts.jobs;
+        sopts.allow_destructive = Some(SEED_DB.into());
+        sopts.verbose = false;
+        let record = seed::seed(&scratch, &sopts).await?;
+        let phase = |name: &str| {
+            record
+                .phases
+                .iter()
+                .find(|p| p.0 == name)
+                .map(|p| p.1)
+                .unwrap_or(0.0)
+        };
+        let r = Round {
+            pgbench_rows: target_rows,
+            pgbench_generate_s: generate,
+            pgbench_keys_s: keys,
+            rehearse_rows: record.counts.total(),
+            rehearse_load_s: phase("load"),
+            rehearse_keys_s: phase("keys"),
+        };
+        if opts.verbose {
+            eprintln!(
+                "round {round}: pgbench -i {:>9.0} rows/s ({} rows in {:.2} s) | rehearse {:>9.0} rows/s ({} rows in {:.2} s) | ratio {:.2}",
+                r.pgbench_rows_per_s(),
+                r.pgbench_rows,
+                r.pgbench_generate_s,
+                r.rehearse_rows_per_s(),
+                r.rehearse_rows,
+                r.rehearse_load_s,
+                r.ratio()
+            );
+        }
+        rounds.push(r);
+    }
+    for dbname in [PGBENCH_DB, SEED_DB] {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+            .await
+            .db(|| format!("dropping {dbname}"))?;
+    }
+    let p: Vec<f64> = rounds.iter().map(|r| r.pgbench_rows_per_s()).collect();
+    let s: Vec<f64> = rounds.iter().map(|r| r.rehearse_rows_per_s()).collect();
+    let ratios: Vec<f64> = rounds.iter().map(|r| r.ratio()).collect();
+    Ok(BenchSeedReport {
+        scale: opts.scale,
+        jobs: opts.jobs,
+        median_pgbench_rows_per_s: median(&p),
+        median_rehearse_rows_per_s: median(&s),
+        median_ratio: median(&ratios),
+        rounds,
+    })
+}
+
+/// The same URL with another database name.
+fn replace_db(url: &str, db: &str) -> String {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let path_start = rest.find('/').map(|p| i + 3 + p).unwrap_or(url.len());
+            let query = url[path_start..]
+                .find('?')
+                .map(|q| &url[path_start + q..])
+                .unwrap_or("");
+            format!("{}/{db}{query}", &url[..path_start])
+        }
+        None => format!("{url} dbname={db}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pgbench_phases() {
+        let out = "creating tables...\ndone in 10.25 s (drop tables 0.00 s, create tables 0.01 s, client-side generate 7.80 s, vacuum 0.52 s, primary keys 1.93 s).\n";
+        assert_eq!(pgbench_phase(out, "client-side generate"), Some(7.80));
+        assert_eq!(pgbench_phase(out, "primary keys"), Some(1.93));
+        assert_eq!(pgbench_phase("nothing", "primary keys"), None);
+    }
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            replace_db("postgresql://u@h:5/a", "b"),
+            "postgresql://u@h:5/b"
+        );
+        assert_eq!(
+            replace_db("postgresql://u@h:5/a?sslmode=disable", "b"),
+            "postgresql://u@h:5/b?sslmode=disable"
+        );
+        assert_eq!(
+            replace_db("postgresql://u@h:5", "b"),
+            "postgresql://u@h:5/b"
+        );
+        assert_eq!(replace_db("host=h user=u", "b"), "host=h user=u dbname=b");
+    }
+}

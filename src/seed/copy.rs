@@ -1,0 +1,205 @@
+//! The load phase: each job generates organizations and streams their rows
+//! into four binary COPY streams of its own, so generation on the client
+//! overlaps with the server's work on what was sent before.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Client;
+
+use crate::db;
+use crate::error::{DbContext, Result};
+use crate::generate::{Counts, Generator, OrgRows};
+use crate::progress::Phase;
+use crate::schema::FinanceTables;
+
+/// Organizations a job takes at a time.
+const CHUNK: u64 = 64;
+
+/// What one job loaded.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JobTotals {
+    pub counts: Counts,
+    pub checksum: u64,
+    pub max_revenue_id: i64,
+    pub max_expense_id: i64,
+}
+
+impl JobTotals {
+    pub fn merge(&mut self, o: &JobTotals) {
+        self.counts.add(&o.counts);
+        self.checksum = self.checksum.wrapping_add(o.checksum);
+        self.max_revenue_id = self.max_revenue_id.max(o.max_revenue_id);
+        self.max_expense_id = self.max_expense_id.max(o.max_expense_id);
+    }
+}
+
+struct Stream {
+    _client: Client,
+    writer: Pin<Box<BinaryCopyInWriter>>,
+    what: String,
+}
+
+impl Stream {
+    async fn open(url: &str, statement: String, types: &[Type]) -> Result<Stream> {
+        let client = db::connect(url).await?;
+        // Durability comes from the final, synchronous commit of the seed's
+        // completion mark; the bulk rows need not wait for each flush.
+        client
+            .batch_execute("SET synchronous_commit = off")
+            .await
+            .db(|| "setting synchronous_commit for the load".into())?;
+        let sink = client
+            .copy_in(&statement)
+            .await
+            .db(|| format!("starting {statement}"))?;
+        Ok(Stream {
+            writer: Box::pin(BinaryCopyInWriter::new(sink, types)),
+            _client: client,
+            what: statement,
+        })
+    }
+
+    async fn write(&mut self, row: &[&(dyn ToSql + Sync)]) -> Result<()> {
+        let what = &self.what;
+        self.writer
+            .as_mut()
+            .write(row)
+            .await
+            .db(|| format!("writing a row to {what}"))
+    }
+
+    async fn finish(mut self) -> Result<u64> {
+        let what = self.what.clone();
+        self.writer
+            .as_mut()
+            .finish()
+            .await
+            .db(|| format!("finishing {what}"))
+    }
+}
+
+/// One job: take chunks of organizations from `next` until all are loaded.
+pub async fn load_job(
+    url: String,
+    tables: &'static FinanceTables,
+    generator: Arc<Generator>,
+    next: Arc<AtomicU64>,
+    phase: Arc<Phase>,
+) -> Result<JobTotals> {
+    let orgs = generator.params().orgs;
+    let mut o = Stream::open(
+        &url,
+        "COPY organizations (id, name, country, city, currency, size_tier, created_at) FROM STDIN (FORMAT binary)".into(),
+        &[Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TIMESTAMPTZ],
+    )
+    .await?;
+    let mut p = Stream::open(
+        &url,
+        "COPY properties (id, organization_id, name, kind, size, city) FROM STDIN (FORMAT binary)"
+            .into(),
+        &[
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT4,
+            Type::TEXT,
+        ],
+    )
+    .await?;
+    let mut r = Stream::open(
+        &url,
+        format!(
+            "COPY {} (id, organization_id, property_id, business_date, category, amount_cents, created_at) FROM STDIN (FORMAT binary)",
+            tables.revenue
+        ),
+        &[Type::INT8, Type::INT8, Type::INT8, Type::DATE, Type::TEXT, Type::INT8, Type::TIMESTAMPTZ],
+    )
+    .await?;
+    let mut e = Stream::open(
+        &url,
+        format!(
+            "COPY {} (id, organization_id, property_id, business_date, category, amount_cents, vendor, created_at) FROM STDIN (FORMAT binary)",
+            tables.expense
+        ),
+        &[Type::INT8, Type::INT8, Type::INT8, Type::DATE, Type::TEXT, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ],
+    )
+    .await?;
+
+    let mut totals = JobTotals::default();
+    let mut rows = OrgRows::default();
+    loop {
+        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+        if start >= orgs {
+            break;
+        }
+        let end = (start + CHUNK).min(orgs);
+        let mut chunk_rows = 0u64;
+        for id in (start + 1)..=end {
+            generator.fill(id as i64, &mut rows);
+            totals.checksum = totals.checksum.wrapping_add(rows.checksum());
+            let c = rows.counts();
+            chunk_rows += c.total();
+            totals.counts.add(&c);
+            let g = &rows.org;
+            o.write(&[
+                &g.id,
+                &g.name,
+                &g.country,
+                &g.city,
+                &g.currency,
+                &g.size_tier,
+                &g.created_at,
+            ])
+            .await?;
+            for x in &rows.properties {
+                p.write(&[
+                    &x.id,
+                    &x.organization_id,
+                    &x.name,
+                    &x.kind,
+                    &x.size,
+                    &x.city,
+                ])
+                .await?;
+            }
+            for x in &rows.revenue {
+                r.write(&[
+                    &x.id,
+                    &x.organization_id,
+                    &x.property_id,
+                    &x.business_date,
+                    &x.category,
+                    &x.amount_cents,
+                    &x.created_at,
+                ])
+                .await?;
+                totals.max_revenue_id = totals.max_revenue_id.max(x.id);
+            }
+            for x in &rows.expenses {
+                e.write(&[
+                    &x.id,
+                    &x.organization_id,
+                    &x.property_id,
+                    &x.business_date,
+                    &x.category,
+                    &x.amount_cents,
+                    &x.vendor,
+                    &x.created_at,
+                ])
+                .await?;
+                totals.max_expense_id = totals.max_expense_id.max(x.id);
+            }
+        }
+        phase.inc(end - start);
+        phase.set_message(format!("{} rows", crate::progress::thousands(chunk_rows)));
+    }
+    for s in [o, p, r, e] {
+        s.finish().await?;
+    }
+    Ok(totals)
+}

@@ -1,0 +1,461 @@
+//! `rehearse seed`: fill a rehearsal database with the synthetic estate.
+//!
+//! Phases: reset (drop and create the tables, without keys or triggers),
+//! load (parallel binary COPY, generation overlapped), mirror (the second
+//! mode gets the same rows, server side), summaries (set based), keys,
+//! triggers, analyze. `rehearse_meta` says `in_progress` from the first
+//! phase and `complete` only after the last, so an interrupted seed never
+//! passes for a seeded database; a rerun starts over from the reset.
+
+mod copy;
+pub mod parallel;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
+
+use crate::day::Day;
+use crate::db;
+use crate::error::{DbContext, Error, Result};
+use crate::estate::Estate;
+use crate::generate::{Counts, Generator, Params};
+use crate::progress::{peak_rss_kib, thousands, Phase};
+use crate::schema::{self, meta, Mode, Modes, TriggerVariant};
+use parallel::{org_ranges, Job};
+
+/// The last business day of a dataset unless `--end-date` says otherwise:
+/// fixed, so the same parameters give the same data on any day.
+pub const DEFAULT_END_DATE: (i32, u32, u32) = (2026, 10, 31);
+/// rehearse_meta key of the seed record.
+pub const META_KEY: &str = "seed";
+
+/// Named sizes of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// A few thousand organizations, for a quick look.
+    Smoke,
+    /// Small enough for a CI run.
+    Ci,
+    /// The production-sized estate: a million organizations.
+    Full,
+}
+
+impl Profile {
+    pub const NAMES: [&'static str; 3] = ["smoke", "ci", "full"];
+
+    /// (organizations, days)
+    pub fn defaults(self) -> (u64, u32) {
+        match self {
+            Profile::Smoke => (5_000, 14),
+            Profile::Ci => (500, 14),
+            Profile::Full => (1_000_000, 14),
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "smoke" => Ok(Profile::Smoke),
+            "ci" => Ok(Profile::Ci),
+            "full" => Ok(Profile::Full),
+            _ => Err(Error::Usage(format!(
+                "unknown profile {s:?}; one of smoke, ci, full"
+            ))),
+        }
+    }
+}
+
+/// What `rehearse seed` does.
+#[derive(Debug, Clone)]
+pub struct SeedOptions {
+    pub params: Params,
+    pub modes: Modes,
+    /// Partitions of the partitioned tables; None keeps the recorded count (or 64).
+    pub partitions: Option<u32>,
+    pub jobs: usize,
+    pub allow_destructive: Option<String>,
+    /// Progress bars and phase lines on stderr.
+    pub verbose: bool,
+}
+
+impl SeedOptions {
+    /// Options from a profile, with the default seed, end date and jobs.
+    pub fn from_profile(profile: Profile) -> SeedOptions {
+        let (orgs, days) = profile.defaults();
+        let (y, m, d) = DEFAULT_END_DATE;
+        SeedOptions {
+            params: Params {
+                orgs,
+                days,
+                seed: 42,
+                end_date: Day::from_ymd(y, m, d),
+            },
+            modes: Modes::Both,
+            partitions: None,
+            jobs: crate::lab::machine_cores(),
+            allow_destructive: None,
+            verbose: true,
+        }
+    }
+}
+
+/// Rows and bytes of one table after the seed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableSize {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: i64,
+}
+
+/// What `rehearse_meta` records about the last seed, and what `seed` returns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SeedRecord {
+    /// `in_progress` until every phase finished, then `complete`.
+    pub status: String,
+    pub params: Params,
+    pub modes: Vec<Mode>,
+    pub partitions: u32,
+    pub jobs: usize,
+    pub counts: Counts,
+    /// Order-independent checksum of every generated field, hex.
+    pub checksum: String,
+    /// (phase, seconds)
+    pub phases: Vec<(String, f64)>,
+    pub tables: Vec<TableSize>,
+    pub seconds: f64,
+    pub peak_rss_kib: Option<u64>,
+}
+
+impl SeedRecord {
+    pub fn is_complete(&self) -> bool {
+        self.status == "complete"
+    }
+
+    /// Rows per second of the load phase (generation + COPY).
+    pub fn load_rows_per_second(&self) -> f64 {
+        let load = self
+            .phases
+            .iter()
+            .find(|(p, _)| p == "load")
+            .map(|p| p.1)
+            .unwrap_or(0.0);
+        if load > 0.0 {
+            self.counts.total() as f64 / load
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The seed record of the connected database, if any.
+pub async fn read_record(client: &impl GenericClient) -> Result<Option<SeedRecord>> {
+    if !meta::has_meta(client).await? {
+        return Ok(None);
+    }
+    Ok(meta::get(client, META_KEY)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// The seed record, when the database holds a complete seed; otherwise a
+/// refusal that says what to run.
+pub async fn require_seeded(client: &impl GenericClient) -> Result<SeedRecord> {
+    meta::require_known(client).await?;
+    match read_record(client).await? {
+        Some(r) if r.is_complete() => Ok(r),
+        Some(_) => Err(Error::Refused(
+            "the last seed of this database did not finish (rehearse_meta says in_progress); \
+             run `rehearse seed` again, which starts over cleanly"
+                .into(),
+        )),
+        None => Err(Error::Refused(
+            "this database is not seeded; run `rehearse seed` first".into(),
+        )),
+    }
+}
+
+/// Seed the estate's primary. Returns the completed record.
+pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
+    let started = Instant::now();
+    let generator = Arc::new(Generator::new(opts.params.clone())?);
+    if opts.jobs == 0 || opts.jobs > 64 {
+        return Err(Error::Usage(format!(
+            "--jobs {} is out of range: 1 to 64",
+            opts.jobs
+        )));
+    }
+    let url = estate.primary.url.clone();
+    let modes: Vec<Mode> = opts.modes.list().to_vec();
+    let mut record = SeedRecord {
+        status: "in_progress".into(),
+        params: opts.params.clone(),
+        modes: modes.clone(),
+        partitions: schema::DEFAULT_PARTITIONS,
+        jobs: opts.jobs,
+        counts: Counts::default(),
+        checksum: String::new(),
+        phases: Vec::new(),
+        tables: Vec::new(),
+        seconds: 0.0,
+        peak_rss_kib: None,
+    };
+    if opts.verbose {
+        eprintln!(
+            "seeding {} organizations x {} days (seed {}, ending {}) into {} ({}), {} jobs",
+            thousands(opts.params.orgs),
+            opts.params.days,
+            opts.params.seed,
+            opts.params.end_date,
+            modes
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
+            estate.primary.redacted(),
+            opts.jobs
+        );
+    }
+
+    // Reset: one transaction, so a failure here leaves the old state.
+    let phase = Phase::start("reset", 1, "steps", opts.verbose);
+    let mut client = db::connect(&url).await?;
+    {
+        let tx = schema::guarded_transaction(
+            &mut client,
+            estate,
+            opts.allow_destructive.as_deref(),
+            "seed",
+        )
+        .await?;
+        let existing = meta::read(&tx).await?;
+        if let Some(info) = &existing {
+            meta::check_version(info)?;
+        }
+        record.partitions = opts
+            .partitions
+            .or(existing.as_ref().and_then(|i| i.partitions))
+            .unwrap_or(schema::DEFAULT_PARTITIONS);
+        schema::create_meta(&tx).await?;
+        meta::set(&tx, "schema_version", &schema::SCHEMA_VERSION.into()).await?;
+        meta::set(&tx, META_KEY, &to_json(&record)).await?;
+        schema::drop_data_tables(&tx).await?;
+        schema::create_shared_tables(&tx).await?;
+        for &m in &modes {
+            schema::create_mode_tables(&tx, m, record.partitions).await?;
+        }
+        meta::set(&tx, "modes", &to_json(&modes)).await?;
+        meta::set(&tx, "partitions", &record.partitions.into()).await?;
+        tx.commit().await.db(|| "committing the reset".into())?;
+    }
+    phase.inc(1);
+    record.phases.push((
+        "reset".into(),
+        phase.finish("tables dropped and created without keys"),
+    ));
+
+    // Load the first mode by COPY.
+    let first = modes[0];
+    let phase = Arc::new(Phase::start("load", opts.params.orgs, "orgs", opts.verbose));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut jobs = Vec::new();
+    for _ in 0..opts.jobs {
+        jobs.push(tokio::spawn(copy::load_job(
+            url.clone(),
+            first.tables(),
+            generator.clone(),
+            next.clone(),
+            phase.clone(),
+        )));
+    }
+    let mut totals = copy::JobTotals::default();
+    for j in jobs {
+        totals.merge(&j.await.expect("a load job panicked")?);
+    }
+    record.counts = totals.counts;
+    record.checksum = format!("{:016x}", totals.checksum);
+    let secs = phase.finish(&format!(
+        "{} rows ({} orgs, {} properties, {} revenue, {} expense entries)",
+        thousands(totals.counts.total()),
+        thousands(totals.counts.organizations),
+        thousands(totals.counts.properties),
+        thousands(totals.counts.revenue_entries),
+        thousands(totals.counts.expense_entries)
+    ));
+    record.phases.push(("load".into(), secs));
+
+    let ranges = org_ranges(opts.params.orgs, (opts.jobs * 8) as u64);
+    let ranged = |sql: &str| -> Vec<Job> {
+        ranges
+            .iter()
+            .map(|r| Job {
+                sql: sql.to_string(),
+                range: Some(*r),
+            })
+            .collect()
+    };
+
+    // Mirror: the other mode gets exactly the same rows, server side.
+    if let Some(&second) = modes.get(1) {
+        let mut work = Vec::new();
+        for (from, to) in [
+            (first.tables().revenue, second.tables().revenue),
+            (first.tables().expense, second.tables().expense),
+        ] {
+            work.extend(ranged(&format!(
+                "INSERT INTO {to} SELECT * FROM {from} WHERE organization_id BETWEEN $1 AND $2"
+            )));
+        }
+        let secs = run_phase(
+            &url,
+            "mirror",
+            work,
+            opts,
+            &format!("{second} filled from {first}"),
+        )
+        .await?;
+        record.phases.push(("mirror".into(), secs));
+    }
+
+    // Summaries, set based, before their keys exist.
+    let mut work = Vec::new();
+    for &m in &modes {
+        work.extend(ranged(&schema::summary_build_sql(m)));
+    }
+    let secs = run_phase(&url, "summaries", work, opts, "built from the entries").await?;
+    record.phases.push(("summaries".into(), secs));
+
+    // Keys: the shared ones in order (the foreign key needs the primary key),
+    // then every mode's in parallel.
+    let shared: Vec<Job> = vec![Job {
+        sql: schema::shared_key_statements().join(";\n"),
+        range: None,
+    }];
+    let mut work = shared;
+    for &m in &modes {
+        work.extend(
+            schema::mode_key_statements(m)
+                .into_iter()
+                .map(|sql| Job { sql, range: None }),
+        );
+    }
+    let secs = run_phase(
+        &url,
+        "keys",
+        work,
+        opts,
+        "primary keys, foreign key and indexes",
+    )
+    .await?;
+    record.phases.push(("keys".into(), secs));
+
+    // Triggers back on, sequences past the generated ids, statistics.
+    let phase = Phase::start("triggers", modes.len() as u64, "modes", opts.verbose);
+    for &m in &modes {
+        schema::create_triggers(&client, m, TriggerVariant::Hardened).await?;
+        phase.inc(1);
+    }
+    client
+        .execute(
+            "SELECT setval('revenue_entry_id_seq', $1), setval('expense_entry_id_seq', $2)",
+            &[&totals.max_revenue_id.max(1), &totals.max_expense_id.max(1)],
+        )
+        .await
+        .db(|| "moving the id sequences past the generated ids".into())?;
+    record.phases.push((
+        "triggers".into(),
+        phase.finish("hardened summary triggers on"),
+    ));
+
+    let mut tables: Vec<&str> = vec!["organizations", "properties"];
+    for &m in &modes {
+        tables.extend(m.tables().all());
+    }
+    let work = tables
+        .iter()
+        .map(|t| Job {
+            sql: format!("ANALYZE {t}"),
+            range: None,
+        })
+        .collect();
+    let secs = run_phase(&url, "analyze", work, opts, "statistics gathered").await?;
+    record.phases.push(("analyze".into(), secs));
+
+    record.tables = table_sizes(&client, &tables, &totals.counts).await?;
+    record.seconds = started.elapsed().as_secs_f64();
+    record.peak_rss_kib = peak_rss_kib();
+    record.status = "complete".into();
+    {
+        let tx = client
+            .transaction()
+            .await
+            .db(|| "beginning the completion".into())?;
+        meta::set(&tx, "trigger_variant", &to_json(&TriggerVariant::Hardened)).await?;
+        meta::set(&tx, META_KEY, &to_json(&record)).await?;
+        tx.commit()
+            .await
+            .db(|| "marking the seed complete".into())?;
+    }
+    Ok(record)
+}
+
+fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("seed values serialize")
+}
+
+async fn run_phase(
+    url: &str,
+    name: &str,
+    work: Vec<Job>,
+    opts: &SeedOptions,
+    summary: &str,
+) -> Result<f64> {
+    let phase = Arc::new(Phase::start(name, work.len() as u64, "steps", opts.verbose));
+    parallel::run(url, work, opts.jobs, phase.clone()).await?;
+    Ok(phase.finish(summary))
+}
+
+async fn table_sizes(
+    client: &impl GenericClient,
+    tables: &[&str],
+    counts: &Counts,
+) -> Result<Vec<TableSize>> {
+    let mut out = Vec::new();
+    for t in tables {
+        // A partitioned parent is empty itself; its partitions hold the bytes.
+        let bytes: i64 = client
+            .query_one(
+                "SELECT coalesce((SELECT sum(pg_total_relation_size(inhrelid))::bigint FROM pg_inherits \
+                 WHERE inhparent = to_regclass($1)), 0) + pg_total_relation_size(to_regclass($1))",
+                &[t],
+            )
+            .await
+            .db(|| format!("measuring {t}"))?
+            .get(0);
+        let rows = if t.starts_with("revenue") {
+            counts.revenue_entries
+        } else if t.starts_with("expense") {
+            counts.expense_entries
+        } else if *t == "organizations" {
+            counts.organizations
+        } else if *t == "properties" {
+            counts.properties
+        } else {
+            client
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .db(|| format!("counting {t}"))?
+                .get::<_, i64>(0) as u64
+        };
+        out.push(TableSize {
+            table: t.to_string(),
+            rows,
+            bytes,
+        });
+    }
+    Ok(out)
+}
