@@ -307,6 +307,11 @@ impl LabCtx {
         })
     }
 
+    /// Print progress lines (the default) or keep quiet.
+    pub fn set_verbose(&mut self, verbose: bool) {
+        self.verbose = verbose;
+    }
+
     fn say(&self, msg: &str) {
         if self.verbose {
             eprintln!("{msg}");

@@ -262,19 +262,21 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     let first = modes[0];
     let phase = Arc::new(Phase::start("load", opts.params.orgs, "orgs", opts.verbose));
     let next = Arc::new(AtomicU64::new(0));
-    let mut jobs = Vec::new();
+    // A JoinSet aborts its tasks when dropped: an interrupted seed stops
+    // its streams instead of leaving them to copy into tables being reset.
+    let mut jobs = tokio::task::JoinSet::new();
     for _ in 0..opts.jobs {
-        jobs.push(tokio::spawn(copy::load_job(
+        jobs.spawn(copy::load_job(
             url.clone(),
             first.tables(),
             generator.clone(),
             next.clone(),
             phase.clone(),
-        )));
+        ));
     }
     let mut totals = copy::JobTotals::default();
-    for j in jobs {
-        totals.merge(&j.await.expect("a load job panicked")?);
+    while let Some(done) = jobs.join_next().await {
+        totals.merge(&done.expect("a load job panicked")?);
     }
     record.counts = totals.counts;
     record.checksum = format!("{:016x}", totals.checksum);

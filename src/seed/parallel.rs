@@ -20,10 +20,11 @@ pub struct Job {
 /// ticking `phase` per job. The first error stops the phase.
 pub async fn run(url: &str, jobs: Vec<Job>, connections: usize, phase: Arc<Phase>) -> Result<()> {
     let queue = Arc::new(Mutex::new(jobs.into_iter().rev().collect::<Vec<_>>()));
-    let mut workers = Vec::new();
+    // Dropped with the phase, a JoinSet aborts the statements still running.
+    let mut workers = tokio::task::JoinSet::new();
     for _ in 0..connections.max(1) {
         let (queue, url, phase) = (queue.clone(), url.to_string(), phase.clone());
-        workers.push(tokio::spawn(async move {
+        workers.spawn(async move {
             let client = db::connect(&url).await?;
             client
                 .batch_execute("SET synchronous_commit = off")
@@ -43,10 +44,10 @@ pub async fn run(url: &str, jobs: Vec<Job>, connections: usize, phase: Arc<Phase
                 phase.inc(1);
             }
             Ok::<(), crate::Error>(())
-        }));
+        });
     }
-    for w in workers {
-        w.await.expect("a seed worker panicked")?;
+    while let Some(done) = workers.join_next().await {
+        done.expect("a seed worker panicked")?;
     }
     Ok(())
 }

@@ -49,7 +49,8 @@ pub fn port_base(salt: &str) -> u16 {
 
 /// Stop and delete a lab directory if a lab is there.
 pub fn destroy(dir: &std::path::Path) {
-    if let Ok(ctx) = LabCtx::open(dir) {
+    if let Ok(mut ctx) = LabCtx::open(dir) {
+        ctx.set_verbose(false);
         let _ = ctx.down();
         let _ = ctx.purge();
     }

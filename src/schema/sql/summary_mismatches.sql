@@ -1,7 +1,7 @@
 -- How many (organization, property, day) rows of one mode's summary table,
 -- for organizations $1 to $2, differ from the aggregate of that mode's
 -- entries. Zero means exact. A summary row whose entries were all deleted
--- holds zeros and counts as equal. {{aggregate}} is summary_aggregate.sql.
+-- holds zeros and counts as equal. The aggregate is summary_aggregate.sql.
 WITH agg AS ({{aggregate}})
 SELECT count(*)
   FROM agg
