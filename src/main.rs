@@ -321,6 +321,10 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
                 "median rows/s  pgbench -i: {:.0}  rehearse seed: {:.0}  ratio: {:.2}x (floor 1.0x, goal 1.5x)",
                 r.median_pgbench_rows_per_s, r.median_rehearse_rows_per_s, r.median_ratio
             );
+            println!(
+                "median ratio of heap bytes/s (rehearse rows are wider than pgbench's): {:.2}x",
+                r.median_bytes_ratio
+            );
         }
     }
     Ok(EXIT_OK)

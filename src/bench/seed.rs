@@ -21,6 +21,27 @@ use crate::seed::{self, Profile, SeedOptions};
 
 const PGBENCH_DB: &str = "rehearse_bench_pgbench";
 const SEED_DB: &str = "rehearse_bench_seed";
+const PGBENCH_TABLES: &[&str] = &["pgbench_accounts", "pgbench_branches", "pgbench_tellers"];
+const SEED_TABLES: &[&str] = &[
+    "organizations",
+    "properties",
+    "revenue_entries",
+    "expense_entries",
+];
+
+/// Heap bytes (main fork, no indexes) of `tables` in the database at `url`.
+async fn heap_bytes(url: &str, tables: &[&str]) -> Result<i64> {
+    let client = db::connect(url).await?;
+    let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(pg_relation_size(to_regclass(t))), 0)::bigint FROM unnest($1::text[]) t",
+            &[&names],
+        )
+        .await
+        .db(|| "measuring heap sizes".into())?;
+    Ok(row.get(0))
+}
 
 #[derive(Debug, Clone)]
 pub struct BenchSeedOptions {
@@ -40,6 +61,9 @@ pub struct Round {
     pub rehearse_rows: u64,
     pub rehearse_load_s: f64,
     pub rehearse_keys_s: f64,
+    /// Heap bytes of the loaded tables (indexes excluded), each side.
+    pub pgbench_heap_bytes: i64,
+    pub rehearse_heap_bytes: i64,
 }
 
 impl Round {
@@ -52,6 +76,12 @@ impl Round {
     pub fn ratio(&self) -> f64 {
         self.rehearse_rows_per_s() / self.pgbench_rows_per_s()
     }
+    /// rehearse's heap MB/s over pgbench's: the same comparison by volume,
+    /// since a rehearse row is wider than a pgbench_accounts row.
+    pub fn bytes_ratio(&self) -> f64 {
+        (self.rehearse_heap_bytes as f64 / self.rehearse_load_s)
+            / (self.pgbench_heap_bytes as f64 / self.pgbench_generate_s)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,6 +92,7 @@ pub struct BenchSeedReport {
     pub median_pgbench_rows_per_s: f64,
     pub median_rehearse_rows_per_s: f64,
     pub median_ratio: f64,
+    pub median_bytes_ratio: f64,
 }
 
 /// Parse the seconds of one phase from pgbench -i's closing line:
@@ -181,6 +212,9 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
                 .map(|p| p.1)
                 .unwrap_or(0.0)
         };
+        let pgbench_heap_bytes =
+            heap_bytes(&replace_db(&estate.primary.url, PGBENCH_DB), PGBENCH_TABLES).await?;
+        let rehearse_heap_bytes = heap_bytes(&scratch.primary.url, SEED_TABLES).await?;
         let r = Round {
             pgbench_rows: target_rows,
             pgbench_generate_s: generate,
@@ -188,17 +222,20 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
             rehearse_rows: record.counts.total(),
             rehearse_load_s: phase("load"),
             rehearse_keys_s: phase("keys"),
+            pgbench_heap_bytes,
+            rehearse_heap_bytes,
         };
         if opts.verbose {
             eprintln!(
-                "round {round}: pgbench -i {:>9.0} rows/s ({} rows in {:.2} s) | rehearse {:>9.0} rows/s ({} rows in {:.2} s) | ratio {:.2}",
+                "round {round}: pgbench -i {:>9.0} rows/s ({} rows in {:.2} s) | rehearse {:>9.0} rows/s ({} rows in {:.2} s) | ratio {:.2} by rows, {:.2} by heap bytes",
                 r.pgbench_rows_per_s(),
                 r.pgbench_rows,
                 r.pgbench_generate_s,
                 r.rehearse_rows_per_s(),
                 r.rehearse_rows,
                 r.rehearse_load_s,
-                r.ratio()
+                r.ratio(),
+                r.bytes_ratio()
             );
         }
         rounds.push(r);
@@ -212,12 +249,14 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
     let p: Vec<f64> = rounds.iter().map(|r| r.pgbench_rows_per_s()).collect();
     let s: Vec<f64> = rounds.iter().map(|r| r.rehearse_rows_per_s()).collect();
     let ratios: Vec<f64> = rounds.iter().map(|r| r.ratio()).collect();
+    let bytes_ratios: Vec<f64> = rounds.iter().map(|r| r.bytes_ratio()).collect();
     Ok(BenchSeedReport {
         scale: opts.scale,
         jobs: opts.jobs,
         median_pgbench_rows_per_s: median(&p),
         median_rehearse_rows_per_s: median(&s),
         median_ratio: median(&ratios),
+        median_bytes_ratio: median(&bytes_ratios),
         rounds,
     })
 }
