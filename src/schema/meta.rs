@@ -84,6 +84,16 @@ pub async fn read(client: &impl GenericClient) -> Result<Option<SchemaInfo>> {
     }))
 }
 
+/// What `rehearse_meta` says (None when absent), refusing a schema version
+/// this rehearse does not know: what a command that rebuilds the schema reads.
+pub async fn read_checked(client: &impl GenericClient) -> Result<Option<SchemaInfo>> {
+    let info = read(client).await?;
+    if let Some(i) = &info {
+        check_version(i)?;
+    }
+    Ok(info)
+}
+
 /// The schema, when this rehearse knows its version; otherwise a refusal
 /// that says what to run.
 pub async fn require_known(client: &impl GenericClient) -> Result<SchemaInfo> {

@@ -293,10 +293,7 @@ pub async fn create(
         "schema create",
     )
     .await?;
-    let existing = meta::read(&tx).await?;
-    if let Some(info) = &existing {
-        meta::check_version(info)?;
-    }
+    let existing = meta::read_checked(&tx).await?;
     let mut modes: Vec<Mode> = existing
         .as_ref()
         .map(|i| i.modes.clone())

@@ -232,10 +232,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
             "seed",
         )
         .await?;
-        let existing = meta::read(&tx).await?;
-        if let Some(info) = &existing {
-            meta::check_version(info)?;
-        }
+        let existing = meta::read_checked(&tx).await?;
         record.partitions = opts
             .partitions
             .or(existing.as_ref().and_then(|i| i.partitions))
