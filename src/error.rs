@@ -93,14 +93,6 @@ impl Error {
             | Error::Io { .. } => EXIT_ENVIRONMENT,
         }
     }
-
-    /// The SQLSTATE of a database error, if this is one.
-    pub fn sqlstate(&self) -> Option<&str> {
-        match self {
-            Error::Db { source, .. } => source.code().map(|c| c.code()),
-            _ => None,
-        }
-    }
 }
 
 /// A one-line description of a PostgreSQL error that keeps its SQLSTATE, so

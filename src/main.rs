@@ -306,7 +306,6 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
                 rounds: *rounds,
                 jobs: jobs.unwrap_or_else(lab::machine_cores),
                 allow_destructive: destructive.allow_destructive.clone(),
-                pgbench: None,
                 verbose: true,
             };
             let r = bench::seed::run(&estate, &opts).await?;

@@ -49,7 +49,6 @@ pub struct BenchSeedOptions {
     pub rounds: u32,
     pub jobs: usize,
     pub allow_destructive: Option<String>,
-    pub pgbench: Option<PathBuf>,
     pub verbose: bool,
 }
 
@@ -104,10 +103,7 @@ pub fn pgbench_phase(output: &str, phase: &str) -> Option<f64> {
     line[at..].split_whitespace().next()?.parse().ok()
 }
 
-fn pgbench_binary(explicit: Option<&PathBuf>) -> Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.clone());
-    }
+fn pgbench_binary() -> Result<PathBuf> {
     let candidates = [
         PathBuf::from("/usr/lib/postgresql/15/bin/pgbench"),
         PathBuf::from("/usr/bin/pgbench"),
@@ -146,7 +142,7 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
         "bench seed",
     )
     .await?;
-    let pgbench = pgbench_binary(opts.pgbench.as_ref())?;
+    let pgbench = pgbench_binary()?;
     let cfg = db::config(&estate.primary.url)?;
     let host = match cfg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),

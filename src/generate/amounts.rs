@@ -63,16 +63,18 @@ fn cents(x: f64) -> i64 {
     (x.round() as i64).max(1)
 }
 
-/// The day's revenue entries: (category index, cents).
+/// The day's revenue entries, (category index, cents), written into `out`
+/// (cleared first): the caller reuses one buffer for every property-day.
 pub fn revenue(
     rng: &mut SplitMix,
     kind: usize,
     size: i32,
     price: f64,
     f: f64,
-) -> Vec<(usize, i64)> {
+    out: &mut Vec<(usize, i64)>,
+) {
     let size = size as f64;
-    let mut out = Vec::with_capacity(4);
+    out.clear();
     match kind {
         HOTEL => {
             let occupancy = (0.62 * f).min(0.98);
@@ -104,20 +106,20 @@ pub fn revenue(
             out.push((OTHER, cents(spa * 0.1 * rng.unit())));
         }
     }
-    out
 }
 
-/// The day's expense entries: (category index, cents). `sales` is the
-/// day's revenue, which drives the cost of goods.
+/// The day's expense entries, (category index, cents), written into `out`
+/// (cleared first). `sales` is the day's revenue, which drives the cost of goods.
 pub fn expenses(
     rng: &mut SplitMix,
     kind: usize,
     size: i32,
     sales: i64,
     day: Day,
-) -> Vec<(usize, i64)> {
+    out: &mut Vec<(usize, i64)>,
+) {
     let size = size as f64;
-    let mut out = Vec::with_capacity(3);
+    out.clear();
     let cost_ratio = match kind {
         HOTEL => 0.08,
         RESTAURANT => 0.32,
@@ -156,5 +158,4 @@ pub fn expenses(
     if rng.unit() < 0.04 {
         out.push((MARKETING, cents(10_000.0 + rng.unit().powi(2) * 490_000.0)));
     }
-    out
 }

@@ -70,7 +70,6 @@ mod tests {
     fn mixing_is_fixed_across_builds() {
         // Pinned values: a change here changes every dataset's checksum.
         assert_eq!(mix(0, 0), 0);
-        assert_eq!(mix(42, 1), mix(42, 1));
         assert_ne!(mix(42, 1), mix(42, 2));
         assert_eq!(SplitMix(0).next_u64(), 0xE220_A839_7B1D_CDAF);
     }
