@@ -74,6 +74,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// What a call names does not exist (an entry, or a property of the organization).
+    #[error("not found: {0}")]
+    NotFound(String),
+
     /// A command was refused because acting would be unsafe.
     #[error("refused: {0}")]
     Refused(String),
@@ -83,7 +87,7 @@ impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => EXIT_USAGE,
+            Error::Usage(_) | Error::NotFound(_) => EXIT_USAGE,
             Error::Refused(_) => EXIT_REFUSED,
             Error::MissingBinary { .. }
             | Error::PortInUse { .. }

@@ -4,7 +4,8 @@
 //!
 //! The modules follow the data: [`lab`] starts the components, [`estate`]
 //! says where they are, [`schema`] shapes the database, [`generate`] makes
-//! the synthetic estate and [`seed`] loads it.
+//! the synthetic estate, [`seed`] loads it, and [`repo`] reads and writes it
+//! as the services would.
 
 pub mod bench;
 pub mod day;
@@ -15,6 +16,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod lab;
 pub mod progress;
+pub mod repo;
 pub mod schema;
 pub mod seed;
 pub mod text;

@@ -128,6 +128,14 @@ pub fn partition_name(parent: &str, i: u32) -> String {
     format!("{parent}_p{i:03}")
 }
 
+/// Whether `relation` is one of `parent`'s partitions, as [`partition_name`] names them.
+pub fn partition_name_of(parent: &str, relation: &str) -> bool {
+    relation
+        .strip_prefix(parent)
+        .and_then(|r| r.strip_prefix("_p"))
+        .is_some_and(|n| n.len() >= 3 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// DDL that creates `count` hash partitions of `parent`.
 pub fn partitions_ddl(parent: &str, count: u32) -> String {
     (0..count)
@@ -160,5 +168,11 @@ mod tests {
         assert!(ddl.contains("x_p000 PARTITION OF x FOR VALUES WITH (MODULUS 3, REMAINDER 0)"));
         assert!(ddl.contains("x_p002 PARTITION OF x FOR VALUES WITH (MODULUS 3, REMAINDER 2)"));
         assert_eq!(ddl.lines().count(), 3);
+        assert!(partition_name_of("x", &partition_name("x", 2)));
+        assert!(!partition_name_of(
+            "revenue_entries",
+            "revenue_entries_partitioned_p001"
+        ));
+        assert!(!partition_name_of("x", "x"));
     }
 }

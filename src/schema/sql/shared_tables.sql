@@ -21,3 +21,11 @@ CREATE TABLE IF NOT EXISTS properties (
     size             integer NOT NULL,
     city             text    NOT NULL
 );
+
+-- Feature flags the repository layer reads with a short cache; the row
+-- USE_PARTITIONED_TABLES switches the finance tables a running process uses.
+CREATE TABLE IF NOT EXISTS feature_flags (
+    name        text        PRIMARY KEY,
+    enabled     boolean     NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);

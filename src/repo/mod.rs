@@ -1,0 +1,252 @@
+//! The partition-aware repository layer: the one way rehearse reads and
+//! writes finance data, as the services would after the rollout.
+//!
+//! Callers name operations ([`finance::Finance`] for writes, always on the
+//! primary; [`reporting::Reporting`] for reads, routed by the
+//! [`replicas::ReplicaManager`] and cached by [`cache::ReportCache`]); the
+//! mode's table names come from [`crate::schema::tables`] and are rendered
+//! into each statement once, here, when the repository starts.
+//!
+//! ```no_run
+//! # async fn f(estate: &rehearse::estate::Estate) -> rehearse::Result<()> {
+//! use rehearse::repo::{Repo, RepoConfig, Pooling};
+//! use rehearse::repo::reporting::ReadOptions;
+//! let repo = Repo::connect(RepoConfig::from_estate(estate, Pooling::Direct)?).await?;
+//! let end = rehearse::day::Day::from_ymd(2026, 10, 31);
+//! let dash = repo.reporting().dashboard(42, end, 7, &ReadOptions::default()).await?;
+//! println!("{} days, served by {:?}", dash.data.days.len(), dash.source);
+//! # Ok(()) }
+//! ```
+
+pub mod cache;
+pub mod conn;
+pub mod explain;
+pub mod finance;
+pub mod replicas;
+pub mod reporting;
+pub mod routing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{DbContext, Error, Result};
+use crate::estate::Estate;
+use crate::schema::Mode;
+use cache::{CacheSettings, CacheStats, ReportCache};
+use conn::{Exec, Target, TargetConfig};
+use finance::FinanceStats;
+use replicas::{ReplicaManager, ReplicaSettings, RoutingStats};
+use routing::ModeSource;
+
+/// How the repository reaches PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// Its own pools of direct connections; prepared statements.
+    Direct,
+    /// The estate's PgBouncer entries (transaction pooling); unnamed statements.
+    PgBouncer,
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Pooling> {
+        match s {
+            "direct" => Ok(Pooling::Direct),
+            "pgbouncer" => Ok(Pooling::PgBouncer),
+            _ => Err(Error::Usage(format!(
+                "unknown pooling {s:?}; one of direct, pgbouncer"
+            ))),
+        }
+    }
+}
+
+/// Everything the repository needs to start.
+#[derive(Debug, Clone)]
+pub struct RepoConfig {
+    pub primary: TargetConfig,
+    pub replicas: Vec<TargetConfig>,
+    /// Redis for the report cache; None turns the cache off.
+    pub redis_url: Option<String>,
+    /// Connections per target.
+    pub pool_size: usize,
+    /// A mode fixed for this process; None follows the flag.
+    pub mode_override: Option<Mode>,
+    /// The mode when `feature_flags` has no row: `USE_PARTITIONED_TABLES` from the environment.
+    pub default_mode: Mode,
+    /// How long the flag row is cached.
+    pub flag_ttl: Duration,
+    pub replica: ReplicaSettings,
+    pub cache: CacheSettings,
+    /// Attempts after a serialization failure or deadlock before a write gives up.
+    pub max_retries: u32,
+}
+
+impl RepoConfig {
+    /// Settings for the estate's endpoints, with defaults for the rest.
+    pub fn from_estate(estate: &Estate, pooling: Pooling) -> Result<RepoConfig> {
+        let (primary, replica) = match pooling {
+            Pooling::Direct => (estate.primary.clone(), estate.replica.clone()),
+            Pooling::PgBouncer => (
+                estate.pgbouncer.clone().ok_or_else(|| {
+                    Error::Usage(
+                        "no PgBouncer in the estate: pass --pgbouncer-url or start the lab".into(),
+                    )
+                })?,
+                estate.pgbouncer_replica.clone(),
+            ),
+        };
+        let via_pgbouncer = pooling == Pooling::PgBouncer;
+        Ok(RepoConfig {
+            primary: TargetConfig {
+                url: primary.url,
+                via_pgbouncer,
+            },
+            replicas: replica
+                .into_iter()
+                .map(|e| TargetConfig {
+                    url: e.url,
+                    via_pgbouncer,
+                })
+                .collect(),
+            redis_url: estate.redis.as_ref().map(|e| e.url.clone()),
+            pool_size: 16,
+            mode_override: None,
+            default_mode: routing::mode_from_env()?,
+            flag_ttl: Duration::from_millis(250),
+            replica: ReplicaSettings::default(),
+            cache: CacheSettings::default(),
+            max_retries: 5,
+        })
+    }
+}
+
+/// The statements of one mode, rendered with its table names.
+struct ModeSql {
+    finance: finance::Sql,
+    reporting: reporting::Sql,
+}
+
+pub(crate) struct Core {
+    primary: Arc<Target>,
+    replicas: Arc<ReplicaManager>,
+    cache: Option<ReportCache>,
+    mode: ModeSource,
+    legacy: ModeSql,
+    partitioned: ModeSql,
+    finance: finance::Counters,
+    max_retries: u32,
+}
+
+impl Core {
+    fn sql(&self, mode: Mode) -> &ModeSql {
+        match mode {
+            Mode::Legacy => &self.legacy,
+            Mode::Partitioned => &self.partitioned,
+        }
+    }
+
+    async fn mode(&self) -> Mode {
+        self.mode.current(&self.primary).await
+    }
+}
+
+/// The repository: cheap to clone, shared by every task of a workload.
+#[derive(Clone)]
+pub struct Repo {
+    core: Arc<Core>,
+}
+
+/// Every counter of the repository at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoStats {
+    pub routing: RoutingStats,
+    pub cache: Option<CacheStats>,
+    pub finance: FinanceStats,
+    pub flag_read_errors: u64,
+}
+
+impl Repo {
+    /// Open the pools, check the primary answers, check each replica once
+    /// and start their background check.
+    pub async fn connect(cfg: RepoConfig) -> Result<Repo> {
+        let primary = Arc::new(Target::new("primary", &cfg.primary, cfg.pool_size)?);
+        let database: String = {
+            let c = primary.get().await?;
+            let rows = c
+                .run(primary.statements, "SELECT current_database()", &[])
+                .await
+                .db(|| format!("checking the primary ({})", primary.url()))?;
+            rows[0].get(0)
+        };
+        let replicas = cfg
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let name = if cfg.replicas.len() == 1 {
+                    "replica".to_string()
+                } else {
+                    format!("replica {}", i + 1)
+                };
+                Target::new(&name, t, cfg.pool_size)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let cache = match &cfg.redis_url {
+            Some(url) => Some(ReportCache::new(url, &database, cfg.cache.clone())?),
+            None => None,
+        };
+        let manager = ReplicaManager::start(primary.clone(), replicas, cfg.replica.clone()).await;
+        let render = |m: Mode| ModeSql {
+            finance: finance::Sql::render(m.tables()),
+            reporting: reporting::Sql::render(m.tables()),
+        };
+        Ok(Repo {
+            core: Arc::new(Core {
+                primary,
+                replicas: manager,
+                cache,
+                mode: ModeSource::new(cfg.mode_override, cfg.default_mode, cfg.flag_ttl),
+                legacy: render(Mode::Legacy),
+                partitioned: render(Mode::Partitioned),
+                finance: finance::Counters::default(),
+                max_retries: cfg.max_retries,
+            }),
+        })
+    }
+
+    /// Writes: revenue, expenses, adjustments, voids, end-of-day batches.
+    pub fn finance(&self) -> finance::Finance {
+        finance::Finance {
+            core: self.core.clone(),
+        }
+    }
+
+    /// Reads: dashboard, P&L, property breakdown, ledger, portfolio.
+    pub fn reporting(&self) -> reporting::Reporting {
+        reporting::Reporting {
+            core: self.core.clone(),
+        }
+    }
+
+    /// The mode a call starting now would use.
+    pub async fn mode(&self) -> Mode {
+        self.core.mode().await
+    }
+
+    /// Check the replicas now rather than at the next background check.
+    pub async fn check_replicas(&self) {
+        self.core.replicas.check_all().await;
+    }
+
+    pub fn stats(&self) -> RepoStats {
+        RepoStats {
+            routing: self.core.replicas.stats(),
+            cache: self.core.cache.as_ref().map(|c| c.stats()),
+            finance: self.core.finance.snapshot(),
+            flag_read_errors: self.core.mode.read_errors(),
+        }
+    }
+}
