@@ -65,6 +65,9 @@ pub enum Command {
     /// Fill the database with a synthetic hospitality estate, reproducibly (same seed, same data).
     #[command(after_help = EXIT_CODES_HELP)]
     Seed(SeedArgs),
+    /// Run one repository operation (a report) for an organization, as the services would, and show how it was served.
+    #[command(after_help = QUERY_HELP)]
+    Query(QueryArgs),
     /// Benchmarks that compare rehearse with a reference tool side by side, in one run.
     #[command(subcommand, after_help = EXIT_CODES_HELP)]
     Bench(BenchCommand),
@@ -101,6 +104,75 @@ pub struct SeedArgs {
     pub json: bool,
     #[command(flatten)]
     pub destructive: DestructiveArgs,
+}
+
+const QUERY_HELP: &str = "\
+Operations:
+  dashboard   revenue, expenses and net per day for the --days days ending --to (from the summaries)
+  pnl         revenue and expenses by category for --month (from the entries)
+  properties  totals per property over --from..--to
+  ledger      entries over --from..--to, --limit per page; pass the printed cursor as --after
+  portfolio   the --top organizations by revenue over --from..--to, across all tenants
+
+Dates default to the seeded end date (rehearse_meta), else today: --to is that day,
+--from is --days days before it, --month is its month.
+The mode follows USE_PARTITIONED_TABLES and the feature_flags row unless --mode is given.
+
+Exit codes:
+  0  success
+  2  bad usage or bad input (flags, settings file, scenario file)
+  4  the estate is not usable: a binary is missing, a port is taken, a
+     component is down or unreachable, or a statement failed
+  5  refused: the target is not a rehearsal database, or its schema version
+     is unknown to this rehearse";
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The operation to run.
+    #[arg(value_parser = PossibleValuesParser::new(rehearse::query::OPERATIONS))]
+    pub operation: String,
+    /// Organization id (all operations but portfolio).
+    #[arg(long, value_name = "ID")]
+    pub org: Option<i64>,
+    /// Days of the dashboard, and of the default --from..--to range.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub days: u32,
+    /// Month of the P&L (YYYY-MM).
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<String>,
+    /// First day of the range (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Last day of the range, and of the dashboard (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Entries per ledger page.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: u32,
+    /// Ledger cursor: start after this entry (DATE.KIND.ID, as printed under a page).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+    /// Organizations in the portfolio ranking.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: u32,
+    /// Read this mode's tables instead of following the flag.
+    #[arg(long, value_parser = PossibleValuesParser::new(["legacy", "partitioned"]))]
+    pub mode: Option<String>,
+    /// Where the read goes: primary only, replica only (fails when none is healthy), or auto (replica, else primary).
+    #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(["primary", "replica", "auto"]))]
+    pub via: String,
+    /// Connect directly (prepared statements) or through the estate's PgBouncer (unnamed statements).
+    #[arg(long, default_value = "direct", value_parser = PossibleValuesParser::new(["direct", "pgbouncer"]))]
+    pub pool: String,
+    /// Ask the Redis cache first (dashboard, pnl, properties).
+    #[arg(long, default_value = "on", value_parser = PossibleValuesParser::new(["on", "off"]))]
+    pub cache: String,
+    /// Print JSON (report, how it was served, counters) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also run EXPLAIN ANALYZE and show the plan and the partitions touched.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod lab;
 pub mod progress;
+pub mod query;
 pub mod repo;
 pub mod schema;
 pub mod seed;

@@ -6,11 +6,13 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{BenchCommand, Cli, Command, LabCommand, SchemaCommand, SeedArgs};
+use cli::{BenchCommand, Cli, Command, LabCommand, QueryArgs, SchemaCommand, SeedArgs};
 use rehearse::error::{EXIT_ENVIRONMENT, EXIT_OK};
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
 use rehearse::lab::{self, LabCtx, LabOptions};
 use rehearse::progress::thousands;
+use rehearse::query::{self, QueryOptions, QueryOutcome};
+use rehearse::repo::reporting::ReportData;
 use rehearse::schema::{self, CreateOptions, DropOptions};
 use rehearse::seed::{self, SeedOptions};
 use rehearse::{bench, db, text};
@@ -67,6 +69,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Lab(cmd) => run_lab(&cli, cmd).await,
         Command::Schema(cmd) => run_schema(&cli, cmd).await,
         Command::Seed(args) => run_seed(&cli, args).await,
+        Command::Query(args) => run_query(&cli, args).await,
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
     }
 }
@@ -327,4 +330,202 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(EXIT_OK)
+}
+
+fn day_flag(flag: &str, value: &Option<String>) -> anyhow::Result<Option<rehearse::day::Day>> {
+    Ok(match value {
+        Some(v) => Some(
+            v.parse()
+                .map_err(|e: String| rehearse::Error::Usage(format!("{flag} {v:?}: {e}")))?,
+        ),
+        None => None,
+    })
+}
+
+async fn run_query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<i32> {
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    let opts = QueryOptions {
+        operation: args.operation.clone(),
+        org: args.org,
+        as_of: None,
+        days: args.days,
+        month: args.month.as_deref().map(query::parse_month).transpose()?,
+        from: day_flag("--from", &args.from)?,
+        to: day_flag("--to", &args.to)?,
+        limit: args.limit,
+        after: args.after.as_deref().map(str::parse).transpose()?,
+        top: args.top,
+        mode: args.mode.as_deref().map(str::parse).transpose()?,
+        via: args.via.parse()?,
+        pooling: args.pool.parse()?,
+        cache: args.cache == "on",
+        explain: args.explain,
+    };
+    let out = query::query(&estate, &opts).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_query(&out);
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_query(out: &QueryOutcome) {
+    use text::money;
+    let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match &out.report.data {
+        ReportData::Dashboard(d) => (
+            vec!["date", "revenue", "expenses", "net"],
+            d.days
+                .iter()
+                .map(|x| {
+                    vec![
+                        x.date.to_string(),
+                        money(x.revenue_cents),
+                        money(x.expense_cents),
+                        money(x.net_cents),
+                    ]
+                })
+                .collect(),
+        ),
+        ReportData::Pnl(p) => {
+            let mut rows: Vec<Vec<String>> = p
+                .lines
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.kind.clone(),
+                        l.category.clone(),
+                        money(l.amount_cents),
+                        l.entries.to_string(),
+                    ]
+                })
+                .collect();
+            rows.push(vec![
+                "revenue".into(),
+                "total".into(),
+                money(p.revenue_cents),
+                String::new(),
+            ]);
+            rows.push(vec![
+                "expense".into(),
+                "total".into(),
+                money(p.expense_cents),
+                String::new(),
+            ]);
+            rows.push(vec![
+                "net".into(),
+                String::new(),
+                money(p.net_cents),
+                String::new(),
+            ]);
+            (vec!["kind", "category", "amount", "entries"], rows)
+        }
+        ReportData::Properties(b) => (
+            vec!["property", "name", "kind", "revenue", "expenses", "net"],
+            b.properties
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.property_id.to_string(),
+                        p.name.clone(),
+                        p.kind.clone(),
+                        money(p.revenue_cents),
+                        money(p.expense_cents),
+                        money(p.net_cents),
+                    ]
+                })
+                .collect(),
+        ),
+        ReportData::Ledger(l) => (
+            vec![
+                "date", "kind", "id", "property", "category", "amount", "vendor",
+            ],
+            l.entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.business_date.to_string(),
+                        e.kind.clone(),
+                        e.id.to_string(),
+                        e.property_id.to_string(),
+                        e.category.clone(),
+                        money(e.amount_cents),
+                        e.vendor.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        ),
+        ReportData::Portfolio(p) => (
+            vec!["rank", "organization", "name", "revenue", "expenses"],
+            p.iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    vec![
+                        (i + 1).to_string(),
+                        r.organization_id.to_string(),
+                        r.name.clone(),
+                        money(r.revenue_cents),
+                        money(r.expense_cents),
+                    ]
+                })
+                .collect(),
+        ),
+    };
+    print!("{}", text::table(&header, &rows));
+    if let ReportData::Ledger(l) = &out.report.data {
+        match &l.next {
+            Some(c) => println!("next page: --after {c}"),
+            None => println!("last page"),
+        }
+    }
+    let cache = match out.report.cache {
+        Some(c) => format!(
+            ", cache {}",
+            serde_json::to_value(c)
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or("?")
+        ),
+        None => String::new(),
+    };
+    let lag = out
+        .stats
+        .routing
+        .lag_bytes
+        .iter()
+        .map(|(n, l)| match l {
+            Some(b) => format!("{n} lag {b} bytes"),
+            None => format!("{n} not answering"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!(
+        "{} mode, served by {}{cache}{}",
+        out.report.mode,
+        serde_json::to_value(out.report.source)
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("?"),
+        if lag.is_empty() {
+            String::new()
+        } else {
+            format!("; {lag}")
+        }
+    );
+    if let Some(x) = &out.explain {
+        println!();
+        println!("{}", x.plan);
+        println!();
+        for t in &x.tables {
+            if t.partitions == 0 {
+                println!("{}: a plain table", t.table);
+            } else {
+                println!(
+                    "{}: {} of {} partitions touched",
+                    t.table, t.partitions_touched, t.partitions
+                );
+            }
+        }
+        println!("(explained on the {} in {} mode)", x.target, x.mode);
+    }
 }

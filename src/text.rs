@@ -23,6 +23,17 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Integer cents as money with thousands separators: `-1,234.05`.
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    format!(
+        "{sign}{}.{:02}",
+        crate::progress::thousands(c / 100),
+        c % 100
+    )
+}
+
 /// Format rows as a left-aligned table with a header and two spaces between columns.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -56,6 +67,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_keeps_cents_and_sign() {
+        assert_eq!(money(0), "0.00");
+        assert_eq!(money(5), "0.05");
+        assert_eq!(money(-123_456_78), "-123,456.78");
+    }
 
     #[test]
     fn line_col_counts_from_one_and_in_characters() {

@@ -40,6 +40,8 @@ use finance::FinanceStats;
 use replicas::{ReplicaManager, ReplicaSettings, RoutingStats};
 use routing::ModeSource;
 
+pub use replicas::Via;
+
 /// How the repository reaches PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -49,6 +49,19 @@ impl std::str::FromStr for Modes {
     }
 }
 
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "legacy" => Ok(Mode::Legacy),
+            "partitioned" => Ok(Mode::Partitioned),
+            _ => Err(Error::Usage(format!(
+                "unknown mode {s:?}; one of legacy, partitioned"
+            ))),
+        }
+    }
+}
+
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
