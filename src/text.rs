@@ -72,7 +72,7 @@ mod tests {
     fn money_keeps_cents_and_sign() {
         assert_eq!(money(0), "0.00");
         assert_eq!(money(5), "0.05");
-        assert_eq!(money(-123_456_78), "-123,456.78");
+        assert_eq!(money(-12_345_678), "-123,456.78");
     }
 
     #[test]

@@ -89,10 +89,21 @@ pub struct ReportCache {
     down_until: Mutex<Option<Instant>>,
     /// Organizations whose bump failed, with the largest LSN to record.
     pending: Mutex<HashMap<i64, u64>>,
+    /// The latest commit LSN of any write this process made: what a read
+    /// must have replayed when Redis cannot say what the organization's is.
+    last_write: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     invalidations: AtomicU64,
     errors: AtomicU64,
+}
+
+/// The later of two optional WAL positions.
+fn later(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,6 +128,7 @@ impl ReportCache {
             connecting: tokio::sync::Mutex::new(()),
             down_until: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
+            last_write: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
@@ -194,6 +206,7 @@ impl ReportCache {
     /// Make the organization's cached reports unreachable after a write
     /// that committed at `lsn`.
     pub async fn invalidate(&self, org: i64, lsn: u64) {
+        self.last_write.fetch_max(lsn, Ordering::Relaxed);
         let lsn = lock(&self.pending).get(&org).map_or(lsn, |&p| p.max(lsn));
         let keep = self.settings.ttl.as_secs().saturating_mul(100).max(86_400);
         let mut cmd = redis::cmd("EVAL");
@@ -232,17 +245,23 @@ impl ReportCache {
         F: FnOnce(Option<u64>) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        // Redis cannot tell this organization's last write: read no older
+        // than this process's last write, so a bypass is never staler than a hit.
+        let bypass_lsn = || {
+            let ours = self.last_write.load(Ordering::Relaxed);
+            later(caller_lsn, Some(ours).filter(|&l| l > 0))
+        };
         let pending = lock(&self.pending).get(&org).copied();
         if let Some(lsn) = pending {
             self.invalidate(org, lsn).await;
             if lock(&self.pending).contains_key(&org) {
-                return Ok((load(caller_lsn).await?, CacheOutcome::Bypass));
+                return Ok((load(bypass_lsn()).await?, CacheOutcome::Bypass));
             }
         }
         let mut mget = redis::cmd("MGET");
         mget.arg(self.gen_key(org)).arg(self.lsn_key(org));
         let Some(v) = self.command::<Vec<Option<String>>>(&mget).await else {
-            return Ok((load(caller_lsn).await?, CacheOutcome::Bypass));
+            return Ok((load(bypass_lsn()).await?, CacheOutcome::Bypass));
         };
         let generation = v.first().cloned().flatten().unwrap_or_else(|| "0".into());
         let org_lsn = v
@@ -254,7 +273,10 @@ impl ReportCache {
         let mut get = redis::cmd("GET");
         get.arg(&report_key);
         let Some(cached) = self.command::<Option<Vec<u8>>>(&get).await else {
-            return Ok((load(caller_lsn).await?, CacheOutcome::Bypass));
+            return Ok((
+                load(later(bypass_lsn(), org_lsn)).await?,
+                CacheOutcome::Bypass,
+            ));
         };
         if let Some(bytes) = cached {
             if let Ok(v) = serde_json::from_slice::<T>(&bytes) {
@@ -263,11 +285,7 @@ impl ReportCache {
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let min_lsn = match (caller_lsn, org_lsn) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        let value = load(min_lsn).await?;
+        let value = load(later(caller_lsn, org_lsn)).await?;
         if let Ok(bytes) = serde_json::to_vec(&value) {
             let mut set = redis::cmd("SET");
             set.arg(&report_key)
