@@ -139,6 +139,14 @@ pub async fn query(estate: &Estate, opts: &QueryOptions) -> Result<QueryOutcome>
         cfg.redis_url = None;
     }
     let repo = Repo::connect(cfg).await?;
+    if let Some(org) = q.org() {
+        if !repo.reporting().organization_exists(org).await? {
+            return Err(Error::NotFound(format!(
+                "organization {org} does not exist in {}",
+                estate.primary.redacted()
+            )));
+        }
+    }
     let read = ReadOptions {
         via: opts.via,
         cache: opts.cache,

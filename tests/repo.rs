@@ -1022,6 +1022,14 @@ async fn rehearse_query_prints_what_the_library_returns_and_refuses_bad_input() 
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--org"), "{err}");
 
+    let out = run(&["query", "pnl", "--org", "987654321", "--mode", "legacy"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("organization 987654321 does not exist"),
+        "{err}"
+    );
+
     let out = run(&["query", "ledger", "--org", &org, "--after", "yesterday"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cursor"));

@@ -85,6 +85,9 @@ SELECT top.organization_id, o.name, top.revenue, top.expense
 FROM top JOIN organizations o ON o.id = top.organization_id
 ORDER BY top.revenue DESC, top.organization_id";
 
+/// Whether an organization exists; the same table in both modes.
+const ORGANIZATION_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)";
+
 /// The reporting statements of one mode.
 pub(crate) struct Sql {
     dashboard: String,
@@ -651,6 +654,20 @@ impl Reporting {
             }
         };
         Ok((parse(q, rows), source))
+    }
+
+    /// Whether `org` is an organization, asked of the primary: a report of
+    /// an unknown organization is all zeros, which a spot check should not
+    /// mistake for an idle tenant.
+    pub async fn organization_exists(&self, org: i64) -> Result<bool> {
+        let rows = run_on(
+            &self.core.primary,
+            "looking up the organization",
+            ORGANIZATION_EXISTS,
+            &[Arg::I64(org)],
+        )
+        .await?;
+        Ok(rows[0].get(0))
     }
 
     /// The last `days` days, ending with `end`, of an organization.
