@@ -18,6 +18,7 @@ pub mod lab;
 pub mod progress;
 pub mod query;
 pub mod repo;
+pub mod scenario;
 pub mod schema;
 pub mod seed;
 pub mod text;
