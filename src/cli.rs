@@ -68,6 +68,12 @@ pub enum Command {
     /// Run one repository operation (a report) for an organization, as the services would, and show how it was served.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),
+    /// Check scenario files without running them: every error with file:line:column.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(CheckArgs),
+    /// Run scenarios against each of their variants and write run.json and latency.hlog.
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
     /// Benchmarks that compare rehearse with a reference tool side by side, in one run.
     #[command(subcommand, after_help = EXIT_CODES_HELP)]
     Bench(BenchCommand),
@@ -105,6 +111,65 @@ pub struct SeedArgs {
     #[command(flatten)]
     pub destructive: DestructiveArgs,
 }
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Scenario files (scenarios/*.toml).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files, run one after another.
+    #[arg(required = true, value_name = "SCENARIO")]
+    pub scenarios: Vec<PathBuf>,
+    /// Run only this variant of each scenario (repeat for several; default: all the scenario names).
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variants: Vec<String>,
+    /// Total duration of each variant; the phases are scaled to it (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Peak arrival rate (requests/s); open phases are scaled so their highest rate is this.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Warm-up left out of the totals (e.g. 5s) [default: the scenario's].
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<String>,
+    /// Run directory [default: results/<time>-<scenario>; with several scenarios, one directory each under it].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print run.json's summary as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const RUN_HELP: &str = "\
+Measurement:
+  Open phases send each request at its intended time from the schedule. Response
+  time = completion - intended start (what budgets apply to), service time =
+  completion - send, lag = send - intended start. Requests that find every worker
+  busy wait and are counted late; past a backlog of 65,536 they are dropped and
+  counted. Closed phases (users) record service time only, and say so.
+
+Output (results/<run-id>/):
+  run.json       scenario, environment, per variant and operation: counts, errors,
+                 throughput, percentiles, budgets, validity, database samples
+  latency.hlog   interval histograms (HdrHistogram log, V2 + DEFLATE), tags
+                 variant/operation/response|service|lag, values in nanoseconds
+
+Exit codes:
+  0    every budget met
+  1    a budget was missed
+  2    bad usage or bad input (flags, scenario file)
+  3    the run is not valid: the target rate was not reached or the driver was
+       the bottleneck, so its numbers must not be trusted
+  4    the estate is not usable (a component is down, a statement failed)
+  5    refused: the target is not a rehearsal database
+  130  interrupted (Ctrl-C): what was measured is written, marked interrupted";
 
 const QUERY_HELP: &str = "\
 Operations:

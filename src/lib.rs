@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod day;
+pub mod driver;
 pub mod db;
 pub mod error;
 pub mod estate;

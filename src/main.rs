@@ -6,7 +6,9 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{BenchCommand, Cli, Command, LabCommand, QueryArgs, SchemaCommand, SeedArgs};
+use cli::{
+    BenchCommand, CheckArgs, Cli, Command, LabCommand, QueryArgs, RunArgs, SchemaCommand, SeedArgs,
+};
 use rehearse::error::{EXIT_ENVIRONMENT, EXIT_OK};
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
 use rehearse::lab::{self, LabCtx, LabOptions};
@@ -15,7 +17,7 @@ use rehearse::query::{self, QueryOptions, QueryOutcome};
 use rehearse::repo::reporting::ReportData;
 use rehearse::schema::{self, CreateOptions, DropOptions};
 use rehearse::seed::{self, SeedOptions};
-use rehearse::{bench, db, text};
+use rehearse::{bench, db, driver, text};
 
 fn main() {
     let cli = Cli::parse();
@@ -70,6 +72,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Schema(cmd) => run_schema(&cli, cmd).await,
         Command::Seed(args) => run_seed(&cli, args).await,
         Command::Query(args) => run_query(&cli, args).await,
+        Command::Check(args) => run_check(args),
+        Command::Run(args) => run_run(&cli, args).await,
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
     }
 }
@@ -340,6 +344,62 @@ fn day_flag(flag: &str, value: &Option<String>) -> anyhow::Result<Option<rehears
         ),
         None => None,
     })
+}
+
+fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
+    for f in &args.files {
+        let s = driver::check(f)?;
+        println!(
+            "{}: ok: {} phase(s), {:.0} s per variant, {} operation(s), {} variant(s) ({}), {} budget(s)",
+            f.display(),
+            s.phases.len(),
+            s.duration().as_secs_f64(),
+            s.mix.len(),
+            s.variants.len(),
+            s.variants
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.budgets.len()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn duration_flag(name: &str, v: &Option<String>) -> anyhow::Result<Option<std::time::Duration>> {
+    v.as_deref()
+        .map(|s| {
+            s.parse::<rehearse::scenario::Dur>()
+                .map(|d| d.0)
+                .map_err(|e| rehearse::Error::Usage(format!("{name}: {e}")).into())
+        })
+        .transpose()
+}
+
+async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    let opts = driver::RunOptions {
+        scenarios: args.scenarios.clone(),
+        variants: args.variants.clone(),
+        duration: duration_flag("--duration", &args.duration)?,
+        rate: args.rate,
+        warmup: duration_flag("--warmup", &args.warmup)?,
+        out: args.out.clone(),
+        verbose: !args.quiet,
+        stop: None,
+    };
+    let outcomes = driver::run(&estate, &opts).await?;
+    let mut code = EXIT_OK;
+    for o in &outcomes {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&driver::summary::json(&o.result))?);
+        } else {
+            print!("{}", driver::summary::text(&o.result, &o.dir));
+        }
+        code = driver::worst_exit(code, o.exit_code());
+    }
+    Ok(code)
 }
 
 async fn run_query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<i32> {

@@ -8,7 +8,7 @@
 //! generate it or in which order. No database is touched here.
 
 mod amounts;
-mod rng;
+pub mod rng;
 
 use fake::faker::address::en::CityName;
 use fake::faker::company::en::CompanyName;

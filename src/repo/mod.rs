@@ -125,6 +125,11 @@ impl RepoConfig {
     }
 }
 
+/// One page of (organization, property) pairs after a key.
+const PROPERTY_PAGE: &str = "SELECT organization_id, id FROM properties \
+     WHERE (organization_id, id) > ($1, $2) ORDER BY organization_id, id LIMIT $3";
+const PROPERTY_PAGE_SIZE: i64 = 100_000;
+
 /// The statements of one mode, rendered with its table names.
 struct ModeSql {
     finance: finance::Sql,
@@ -241,6 +246,35 @@ impl Repo {
     /// Check the replicas now rather than at the next background check.
     pub async fn check_replicas(&self) {
         self.core.replicas.check_all().await;
+    }
+
+    /// Every (organization, property) pair, in that order, read from the
+    /// primary in pages: what a workload draws its tenants from.
+    pub async fn for_each_property(&self, mut f: impl FnMut(i64, i64)) -> Result<()> {
+        let primary = &self.core.primary;
+        let conn = primary.get().await?;
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let rows = conn
+                .run(
+                    primary.statements,
+                    PROPERTY_PAGE,
+                    &[
+                        (&after.0, tokio_postgres::types::Type::INT8),
+                        (&after.1, tokio_postgres::types::Type::INT8),
+                        (&PROPERTY_PAGE_SIZE, tokio_postgres::types::Type::INT8),
+                    ],
+                )
+                .await
+                .db(|| "listing the organizations and their properties".into())?;
+            for r in &rows {
+                after = (r.get(0), r.get(1));
+                f(after.0, after.1);
+            }
+            if (rows.len() as i64) < PROPERTY_PAGE_SIZE {
+                return Ok(());
+            }
+        }
     }
 
     pub fn stats(&self) -> RepoStats {

@@ -627,10 +627,24 @@ impl Reporting {
         min_lsn: Option<u64>,
     ) -> Result<(ReportData, Source)> {
         let (sql, args) = q.statement(&self.core.sql(mode).reporting);
+        let (rows, source) = self.read_sql(q.name(), sql, &args, via, min_lsn).await?;
+        Ok((parse(q, rows), source))
+    }
+
+    /// Run a read where `via` says: a replica error in auto routing is
+    /// retried on the primary and counted, never returned.
+    async fn read_sql(
+        &self,
+        what: &str,
+        sql: &str,
+        args: &[Arg],
+        via: Via,
+        min_lsn: Option<u64>,
+    ) -> Result<(Vec<Row>, Source)> {
         let replicas = &self.core.replicas;
         let chosen = replicas.choose(via, min_lsn).await?;
-        let (rows, source) = match chosen {
-            Chosen::Replica(i, target) => match run_on(target, q.name(), sql, &args).await {
+        Ok(match chosen {
+            Chosen::Replica(i, target) => match run_on(target, what, sql, args).await {
                 Ok(rows) => {
                     replicas.count_read(&chosen);
                     (rows, Source::Replica)
@@ -641,19 +655,27 @@ impl Reporting {
                     }
                     replicas.count_replica_error();
                     let primary = Chosen::Primary(&replicas.primary);
-                    let rows = run_on(&replicas.primary, q.name(), sql, &args).await?;
+                    let rows = run_on(&replicas.primary, what, sql, args).await?;
                     replicas.count_read(&primary);
                     (rows, Source::Primary)
                 }
                 Err(e) => return Err(e),
             },
             Chosen::Primary(target) => {
-                let rows = run_on(target, q.name(), sql, &args).await?;
+                let rows = run_on(target, what, sql, args).await?;
                 replicas.count_read(&chosen);
                 (rows, Source::Primary)
             }
-        };
-        Ok((parse(q, rows), source))
+        })
+    }
+
+    /// Run a raw read-only statement with int8 parameters where `via` says,
+    /// and return the rows it produced: the calibration and probe operation
+    /// of scenarios (`operation = "sql"`).
+    pub async fn raw(&self, via: Via, sql: &str, params: &[i64]) -> Result<(u64, Source)> {
+        let args: Vec<Arg> = params.iter().map(|&v| Arg::I64(v)).collect();
+        let (rows, source) = self.read_sql("a raw statement", sql, &args, via, None).await?;
+        Ok((rows.len() as u64, source))
     }
 
     /// Whether `org` is an organization, asked of the primary: a report of

@@ -1,0 +1,587 @@
+//! The load driver: runs a scenario's phases against each of its variants,
+//! records every latency free of coordinated omission, and writes what it
+//! measured to `run.json` and `latency.hlog`.
+//!
+//! Open phases: a dispatcher thread releases requests at their intended
+//! start times (from [`schedule::Arrivals`]); up to `max_in_flight` workers
+//! take them in order. A request's response time is counted from its
+//! intended start, so a stall delays the requests queued behind it and shows
+//! in their latency, as it would for users. Past a backlog of
+//! [`BACKLOG`] requests, arrivals are dropped and counted. Closed phases:
+//! `users` tasks each send, wait, think, repeat; only service time exists
+//! there and the result says it is closed-loop.
+
+pub mod ops;
+pub mod record;
+pub mod results;
+pub mod schedule;
+pub mod summary;
+pub mod tenants;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, IoContext, Result};
+use crate::estate::Estate;
+use crate::generate::rng::{mix, mix_str};
+use crate::repo::{Repo, RepoConfig};
+use crate::scenario::{self, Load, Phase, Scenario, Variant};
+use crate::{db, seed};
+
+use ops::{WriteLog, Workload};
+use record::{Collector, ErrorKind, Hlog, Msg, Recorder, SlotPool};
+use results::{PhaseResult, RunResult, VariantResult};
+use tenants::{Chooser, TenantSet};
+
+/// Requests released but not yet taken by a worker, at most; later arrivals are dropped.
+pub const BACKLOG: usize = 1 << 16;
+
+/// Exit code: a budget was missed.
+pub const EXIT_BUDGET: i32 = 1;
+/// Exit code: the run's numbers must not be trusted (rate not reached, driver the bottleneck).
+pub const EXIT_INVALID: i32 = 3;
+/// Exit code: interrupted (Ctrl-C); what was measured is kept, marked interrupted.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// The exit code of several runs: interrupted over invalid over a missed budget over success.
+pub fn worst_exit(a: i32, b: i32) -> i32 {
+    let rank = |c: i32| match c {
+        EXIT_INTERRUPTED => 4,
+        EXIT_INVALID => 3,
+        EXIT_BUDGET => 2,
+        0 => 0,
+        _ => 1,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// What `rehearse run` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub scenarios: Vec<PathBuf>,
+    /// Only these variants of each scenario, in this order.
+    pub variants: Vec<String>,
+    pub duration: Option<Duration>,
+    pub rate: Option<f64>,
+    pub warmup: Option<Duration>,
+    /// The run directory (with several scenarios, one directory per scenario under it).
+    pub out: Option<PathBuf>,
+    /// Live progress on stderr.
+    pub verbose: bool,
+    /// Set to stop the run early, as Ctrl-C does.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// One scenario's run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub result: RunResult,
+}
+
+impl RunOutcome {
+    pub fn exit_code(&self) -> i32 {
+        self.result.exit_code
+    }
+}
+
+/// Run each scenario in turn; stops early when one is interrupted.
+pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> {
+    if opts.scenarios.is_empty() {
+        return Err(Error::Usage("give at least one scenario file".into()));
+    }
+    // Check every file before running any.
+    let mut scenarios = Vec::new();
+    for p in &opts.scenarios {
+        let mut s = scenario::load(p)?;
+        if let Some(d) = opts.duration {
+            if d.is_zero() {
+                return Err(Error::Usage("--duration must be more than zero".into()));
+            }
+            s.set_duration(d);
+        }
+        if let Some(r) = opts.rate {
+            if !(r > 0.0) {
+                return Err(Error::Usage("--rate must be positive".into()));
+            }
+            s.set_rate(r)?;
+        }
+        if let Some(w) = opts.warmup {
+            s.warmup = scenario::Dur(w);
+        }
+        if !opts.variants.is_empty() {
+            s.select_variants(&opts.variants)?;
+        }
+        scenarios.push(s);
+    }
+    let stop = opts.stop.clone().unwrap_or_default();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: finishing requests in flight and writing what was measured");
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let several = scenarios.len() > 1;
+    let mut out = Vec::new();
+    for s in scenarios {
+        let dir = match (&opts.out, several) {
+            (Some(d), false) => d.clone(),
+            (Some(d), true) => d.join(&s.name),
+            (None, _) => PathBuf::from("results").join(results::run_id(SystemTime::now(), &s.name)),
+        };
+        let result = run_scenario(estate, &s, &dir, opts.verbose, &stop).await?;
+        let interrupted = result.status == results::Status::Interrupted;
+        out.push(RunOutcome { dir, result });
+        if interrupted {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Everything a variant's tasks share.
+struct Ctx {
+    repo: Repo,
+    variant: Variant,
+    workload: Arc<Workload>,
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+    origin: Instant,
+    interval: Duration,
+    tx: tokio::sync::mpsc::UnboundedSender<Msg>,
+    pool: SlotPool,
+    ops: usize,
+}
+
+async fn run_scenario(
+    estate: &Estate,
+    s: &Scenario,
+    dir: &Path,
+    verbose: bool,
+    stop: &Arc<AtomicBool>,
+) -> Result<RunResult> {
+    let started = SystemTime::now();
+    let client = db::connect(&estate.primary.url).await?;
+    let environment = results::environment(&client, estate).await?;
+    let seeded = seed::read_record(&client).await?.filter(|r| r.is_complete());
+    let needs_tenants = Workload::needs_tenants(&s.mix);
+    if needs_tenants && seeded.is_none() {
+        return Err(Error::Usage(format!(
+            "{} runs repository operations, and {} holds no complete seed: run `rehearse seed` first",
+            s.path.display(),
+            estate.primary.redacted()
+        )));
+    }
+    let today = seeded
+        .as_ref()
+        .map(|r| r.params.end_date)
+        .unwrap_or_else(|| crate::day::Day::from_ymd(2026, 10, 31));
+
+    std::fs::create_dir_all(dir).io("creating the run directory", dir)?;
+    let mut result = RunResult::new(s, started, environment);
+    result.write(dir)?;
+    let mut hlog = Hlog::create(
+        &dir.join("latency.hlog"),
+        started,
+        &format!(
+            "Logged with rehearse {} (scenario {}); tags are variant/operation/metric, values in ns",
+            env!("CARGO_PKG_VERSION"),
+            s.name
+        ),
+    )?;
+
+    let mut tenants_loaded: Option<(Arc<TenantSet>, Arc<Chooser>)> = None;
+    let run_clock = Instant::now();
+    for variant in &s.variants {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let mut cfg = RepoConfig::from_estate(estate, variant.pool)?;
+        cfg.mode_override = Some(variant.mode);
+        cfg.pool_size = s.phases.iter().map(phase_concurrency).max().unwrap_or(1) + 4;
+        if !variant.cache {
+            cfg.redis_url = None;
+        }
+        let repo = Repo::connect(cfg).await?;
+        let (set, chooser) = match &tenants_loaded {
+            Some(x) => x.clone(),
+            None => {
+                let mut pairs = Vec::new();
+                if needs_tenants {
+                    repo.for_each_property(|o, p| pairs.push((o, p))).await?;
+                }
+                let set = Arc::new(TenantSet::from_pairs(pairs));
+                let chooser = Arc::new(Chooser::new(&s.tenants, &set, s.seed));
+                tenants_loaded = Some((set.clone(), chooser.clone()));
+                (set, chooser)
+            }
+        };
+        let workload = Arc::new(Workload::new(s.mix.clone(), set, chooser, today));
+        let before = results::statements_snapshot(&client).await;
+        let cpu_before = results::process_cpu();
+        let v = run_variant(
+            s,
+            variant,
+            repo,
+            workload,
+            &mut hlog,
+            run_clock.elapsed().as_secs_f64(),
+            match variant.pool {
+                crate::repo::Pooling::PgBouncer => estate.pgbouncer.as_ref().map(|e| e.url.clone()),
+                crate::repo::Pooling::Direct => None,
+            },
+            verbose,
+            stop,
+        )
+        .await?;
+        let mut v = v;
+        v.driver_cpu_seconds = results::process_cpu() - cpu_before;
+        let total: u64 = v.operations.iter().map(|o| o.count).sum();
+        if total > 0 {
+            v.driver_cpu_us_per_op = v.driver_cpu_seconds * 1e6 / total as f64;
+        }
+        v.database.top_statements = results::statements_delta(&client, before).await;
+        result.variants.push(v);
+        result.write(dir)?;
+    }
+    result.finish(stop.load(Ordering::SeqCst), run_clock.elapsed());
+    result.write(dir)?;
+    Ok(result)
+}
+
+/// Tasks a phase runs at once.
+fn phase_concurrency(p: &Phase) -> usize {
+    match p.load {
+        Load::Open { max_in_flight, .. } => max_in_flight as usize,
+        Load::Closed { users, .. } => users as usize,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_variant(
+    s: &Scenario,
+    variant: &Variant,
+    repo: Repo,
+    workload: Arc<Workload>,
+    hlog: &mut Hlog,
+    offset: f64,
+    pgbouncer: Option<String>,
+    verbose: bool,
+    stop: &Arc<AtomicBool>,
+) -> Result<VariantResult> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let pool: SlotPool = Arc::default();
+    let origin = Instant::now();
+    let interval = s.interval.0;
+    let names: Vec<String> = s.mix.iter().map(|m| m.name.clone()).collect();
+    let mut collector = Collector::new(
+        &variant.name,
+        names.clone(),
+        interval,
+        offset,
+        s.warmup.0,
+        pool.clone(),
+    );
+    let ctx = Arc::new(Ctx {
+        repo: repo.clone(),
+        variant: variant.clone(),
+        workload,
+        timeout: s.timeout.0,
+        stop: stop.clone(),
+        origin,
+        interval,
+        tx,
+        pool,
+        ops: names.len(),
+    });
+    let live = Arc::new(results::Live::default());
+    let sampler = results::Sampler::start(repo.clone(), pgbouncer, interval, origin);
+    let display = results::Display::start(
+        verbose,
+        &s.name,
+        variant,
+        s.duration(),
+        s.phases.clone(),
+        origin,
+        interval,
+        live.clone(),
+    );
+
+    let mut phases = Vec::new();
+    let mut phase_start = origin;
+    for (pi, phase) in s.phases.iter().enumerate() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let seed = mix(mix(s.seed, pi as u64), mix_str(0, &phase.name));
+        let base = (pi as usize) * 100_000;
+        let workers = phase_concurrency(phase);
+        for w in 0..workers {
+            collector.expect_worker(base + w, (phase_start.saturating_duration_since(origin).as_nanos() / interval.as_nanos()) as u64);
+        }
+        live.phase.store(pi, Ordering::Relaxed);
+        let handle = match &phase.load {
+            Load::Open { .. } => tokio::spawn(open_phase(ctx.clone(), phase.clone(), phase_start, seed, base)),
+            Load::Closed { .. } => tokio::spawn(closed_phase(ctx.clone(), phase.clone(), phase_start, seed, base)),
+        };
+        // Collect while the phase runs.
+        let mut handle = handle;
+        let pr = loop {
+            tokio::select! {
+                r = &mut handle => break r.map_err(|e| Error::Lab(format!("a phase task failed: {e}")))?,
+                Some(m) = rx.recv() => {
+                    collector.absorb(m, Some(hlog));
+                    live.publish(&collector);
+                }
+            }
+        };
+        // The phase's workers are done: drain their last messages.
+        while let Ok(m) = rx.try_recv() {
+            collector.absorb(m, Some(hlog));
+        }
+        live.publish(&collector);
+        phases.push(pr);
+        phase_start = origin + (phase_start - origin) + phase.duration.0;
+        let now = Instant::now();
+        if now > phase_start {
+            // A phase that overran (a backlog drained late) pushes the next one back.
+            phase_start = now;
+        }
+    }
+    drop(ctx);
+    while let Some(m) = rx.recv().await {
+        collector.absorb(m, Some(hlog));
+    }
+    collector.finish_all(Some(hlog));
+    display.finish().await;
+    let samples = sampler.stop().await;
+    Ok(results::variant_result(
+        s,
+        variant,
+        &collector,
+        phases,
+        samples,
+        repo.stats(),
+        origin.elapsed(),
+        offset,
+    ))
+}
+
+/// The state an open phase's dispatcher and workers share.
+struct Open {
+    sem: Semaphore,
+    /// Intended start offsets (ns from the phase start) << 1, low bit: a worker was free at release.
+    ring: Box<[AtomicU64]>,
+    released: AtomicU64,
+    taken: AtomicU64,
+    last: AtomicU64,
+    busy: AtomicUsize,
+    dropped: AtomicU64,
+    completed: AtomicU64,
+    last_done_ns: AtomicU64,
+}
+
+async fn open_phase(ctx: Arc<Ctx>, phase: Phase, start: Instant, seed: u64, base: usize) -> PhaseResult {
+    let Load::Open {
+        rate,
+        ramp_to,
+        arrival,
+        max_in_flight,
+        late_after,
+    } = phase.load
+    else {
+        unreachable!("open_phase runs open phases")
+    };
+    let workers = max_in_flight as usize;
+    let shared = Arc::new(Open {
+        sem: Semaphore::new(0),
+        ring: (0..BACKLOG).map(|_| AtomicU64::new(0)).collect(),
+        released: AtomicU64::new(0),
+        taken: AtomicU64::new(0),
+        last: AtomicU64::new(u64::MAX),
+        busy: AtomicUsize::new(0),
+        dropped: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        last_done_ns: AtomicU64::new(0),
+    });
+    let arrivals = schedule::Arrivals::new(rate, ramp_to, phase.duration.0, arrival, seed);
+    let expected = arrivals.expected();
+    let dispatcher = {
+        let shared = shared.clone();
+        let stop = ctx.stop.clone();
+        std::thread::Builder::new()
+            .name("rehearse-dispatch".into())
+            .spawn(move || dispatch(arrivals, start, &shared, &stop, workers))
+            .expect("spawning the dispatcher thread")
+    };
+    let mut tasks = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let ctx = ctx.clone();
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rec = Recorder::new(base + w, ctx.ops, ctx.origin, ctx.interval, ctx.tx.clone(), ctx.pool.clone());
+            let mut log = WriteLog::new();
+            loop {
+                let permit = tokio::select! {
+                    p = shared.sem.acquire() => p,
+                    _ = tokio::time::sleep_until(rec.next_boundary().into()) => { rec.tick(); continue; }
+                };
+                match permit {
+                    Ok(p) => p.forget(),
+                    Err(_) => break,
+                }
+                let i = shared.taken.fetch_add(1, Ordering::AcqRel);
+                if i >= shared.last.load(Ordering::Acquire) {
+                    break;
+                }
+                if ctx.stop.load(Ordering::Relaxed) {
+                    // Released but never sent: not a latency, a request lost to the interruption.
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let slot = shared.ring[i as usize % BACKLOG].load(Ordering::Acquire);
+                let intended = start + Duration::from_nanos(slot >> 1);
+                shared.busy.fetch_add(1, Ordering::AcqRel);
+                let send = Instant::now();
+                let lag = send.saturating_duration_since(intended);
+                if slot & 1 == 1 {
+                    rec.wakeup(lag);
+                }
+                let mut req = ctx.workload.plan(mix(seed, i));
+                let res = tokio::time::timeout(
+                    ctx.timeout,
+                    ctx.workload.execute(&ctx.repo, &ctx.variant, &mut req, &mut log),
+                )
+                .await;
+                let done = Instant::now();
+                shared.busy.fetch_sub(1, Ordering::AcqRel);
+                let late = lag > late_after.0;
+                match res {
+                    Ok(Ok(())) => rec.ok(req.op, done, done - intended, done - send, Some(lag), late),
+                    Ok(Err(e)) => rec.error(req.op, done, ErrorKind::of(&e), late),
+                    Err(_) => rec.error(req.op, done, ErrorKind::Timeout, late),
+                }
+                shared.completed.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .last_done_ns
+                    .fetch_max(done.saturating_duration_since(start).as_nanos() as u64, Ordering::Relaxed);
+            }
+            rec.finish();
+        }));
+    }
+    let offered = tokio::task::spawn_blocking(move || dispatcher.join().unwrap_or(0))
+        .await
+        .unwrap_or(0);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let completed = shared.completed.load(Ordering::Relaxed);
+    let elapsed = Duration::from_nanos(shared.last_done_ns.load(Ordering::Relaxed)).max(phase.duration.0);
+    PhaseResult::open(
+        &phase,
+        expected / phase.duration.0.as_secs_f64(),
+        offered,
+        completed,
+        shared.dropped.load(Ordering::Relaxed),
+        elapsed,
+    )
+}
+
+/// Release requests at their intended times; returns how many arrivals the schedule offered.
+fn dispatch(arrivals: schedule::Arrivals, start: Instant, s: &Open, stop: &AtomicBool, workers: usize) -> u64 {
+    // Sleep to the microsecond rather than the default 50 us slack of timers.
+    // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+    let mut offered = 0u64;
+    let mut released = 0u64;
+    for t in arrivals {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        offered += 1;
+        let due = start + t;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let taken = s.taken.load(Ordering::Acquire);
+        if released - taken.min(released) >= BACKLOG as u64 {
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let free = taken >= released && s.busy.load(Ordering::Acquire) < workers;
+        s.ring[released as usize % BACKLOG].store((t.as_nanos() as u64) << 1 | free as u64, Ordering::Release);
+        released += 1;
+        s.released.store(released, Ordering::Release);
+        s.sem.add_permits(1);
+    }
+    s.last.store(released, Ordering::Release);
+    // One more permit per worker, each taking an index past the last: stop.
+    s.sem.add_permits(workers);
+    offered
+}
+
+async fn closed_phase(ctx: Arc<Ctx>, phase: Phase, start: Instant, seed: u64, base: usize) -> PhaseResult {
+    let Load::Closed { users, think } = phase.load else {
+        unreachable!("closed_phase runs closed phases")
+    };
+    let end = start + phase.duration.0;
+    let completed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for u in 0..users as usize {
+        let ctx = ctx.clone();
+        let completed = completed.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rec = Recorder::new(base + u, ctx.ops, ctx.origin, ctx.interval, ctx.tx.clone(), ctx.pool.clone());
+            let mut log = WriteLog::new();
+            tokio::time::sleep_until(start.into()).await;
+            let user_seed = mix(seed, u as u64);
+            let mut n = 0u64;
+            while Instant::now() < end && !ctx.stop.load(Ordering::Relaxed) {
+                let mut req = ctx.workload.plan(mix(user_seed, n));
+                n += 1;
+                let send = Instant::now();
+                let res = tokio::time::timeout(
+                    ctx.timeout,
+                    ctx.workload.execute(&ctx.repo, &ctx.variant, &mut req, &mut log),
+                )
+                .await;
+                let done = Instant::now();
+                match res {
+                    Ok(Ok(())) => rec.ok(req.op, done, done - send, done - send, None, false),
+                    Ok(Err(e)) => rec.error(req.op, done, ErrorKind::of(&e), false),
+                    Err(_) => rec.error(req.op, done, ErrorKind::Timeout, false),
+                }
+                completed.fetch_add(1, Ordering::Relaxed);
+                if !think.0.is_zero() {
+                    tokio::time::sleep(think.0).await;
+                    rec.tick();
+                }
+            }
+            rec.finish();
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = Instant::now().saturating_duration_since(start);
+    PhaseResult::closed(&phase, completed.load(Ordering::Relaxed), elapsed)
+}
+
+/// Read a scenario file and say what it would run, or why it cannot.
+pub fn check(path: &Path) -> Result<Scenario> {
+    scenario::load(path)
+}

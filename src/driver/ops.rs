@@ -1,0 +1,239 @@
+//! What one request does: drawn from the mix with a seed of its own (so the
+//! same request index asks the same thing of every variant), then run
+//! through the repository.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::day::Day;
+use crate::error::Result;
+use crate::generate::rng::{mix, SplitMix};
+use crate::repo::finance::{Adjustment, EntryKind, NewEntry};
+use crate::repo::reporting::ReadOptions;
+use crate::repo::Repo;
+use crate::scenario::{MixEntry, Operation, SqlParam, Variant};
+
+use super::tenants::{Chooser, TenantSet};
+
+const VENDORS: [&str; 6] = [
+    "Metro Supplies",
+    "City Utilities",
+    "Harbor Linen",
+    "Summit Foods",
+    "Northwind Repairs",
+    "Brightside Media",
+];
+
+/// Entries a worker wrote, for adjusts and voids to act on.
+pub struct WriteLog {
+    recent: VecDeque<(i64, EntryKind, i64)>,
+}
+
+impl WriteLog {
+    const CAPACITY: usize = 256;
+
+    pub fn new() -> WriteLog {
+        WriteLog {
+            recent: VecDeque::with_capacity(Self::CAPACITY),
+        }
+    }
+
+    fn push(&mut self, org: i64, kind: EntryKind, id: i64) {
+        if self.recent.len() == Self::CAPACITY {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((org, kind, id));
+    }
+}
+
+impl Default for WriteLog {
+    fn default() -> Self {
+        WriteLog::new()
+    }
+}
+
+/// A scenario's mix, tenants and business day, ready to draw requests from.
+pub struct Workload {
+    pub mix: Vec<MixEntry>,
+    cdf: Vec<f64>,
+    pub tenants: Arc<TenantSet>,
+    chooser: Arc<Chooser>,
+    /// The business day writes are posted to and reports end on: the seed's last day.
+    pub today: Day,
+}
+
+/// One drawn request.
+pub struct Request {
+    pub op: usize,
+    org: usize,
+    rng: SplitMix,
+}
+
+impl Workload {
+    pub fn new(mix: Vec<MixEntry>, tenants: Arc<TenantSet>, chooser: Arc<Chooser>, today: Day) -> Workload {
+        let mut acc = 0.0;
+        let cdf = mix
+            .iter()
+            .map(|m| {
+                acc += m.weight;
+                acc
+            })
+            .collect();
+        Workload {
+            mix,
+            cdf,
+            tenants,
+            chooser,
+            today,
+        }
+    }
+
+    /// Whether any operation needs organizations to act on.
+    pub fn needs_tenants(mix: &[MixEntry]) -> bool {
+        mix.iter().any(|m| {
+            m.operation != Operation::Sql
+                || m.params
+                    .iter()
+                    .any(|p| matches!(p, SqlParam::Org | SqlParam::Property))
+        })
+    }
+
+    /// The request with this seed.
+    #[inline]
+    pub fn plan(&self, seed: u64) -> Request {
+        let mut rng = SplitMix(mix(seed, 0x5eed));
+        let x = rng.unit() * self.cdf[self.cdf.len() - 1];
+        let op = self.cdf.partition_point(|&c| c <= x).min(self.cdf.len() - 1);
+        let org = if self.tenants.is_empty() {
+            0
+        } else {
+            self.chooser.pick(&mut rng)
+        };
+        Request { op, org, rng }
+    }
+
+    /// Run a request through the repository.
+    pub async fn execute(
+        &self,
+        repo: &Repo,
+        variant: &Variant,
+        req: &mut Request,
+        log: &mut WriteLog,
+    ) -> Result<()> {
+        let m = &self.mix[req.op];
+        let rng = &mut req.rng;
+        let (org, props): (i64, &[i64]) = if self.tenants.is_empty() {
+            (0, &[])
+        } else {
+            (self.tenants.orgs[req.org], self.tenants.properties(req.org))
+        };
+        let pick = |rng: &mut SplitMix, xs: &[i64]| xs[(rng.next_u64() % xs.len() as u64) as usize];
+        let read = ReadOptions {
+            via: variant.reads,
+            cache: variant.cache,
+            min_lsn: None,
+        };
+        let today = self.today;
+        let since = |days: u32| today.plus(1 - days as i32);
+        let revenue = |rng: &mut SplitMix, prop: i64| {
+            let cats = EntryKind::Revenue.categories();
+            NewEntry::revenue(
+                prop,
+                today,
+                cats[(rng.next_u64() % cats.len() as u64) as usize],
+                1_000 + (rng.next_u64() % 200_000) as i64,
+            )
+        };
+        let expense = |rng: &mut SplitMix, prop: i64| {
+            let cats = EntryKind::Expense.categories();
+            NewEntry::expense(
+                prop,
+                today,
+                cats[(rng.next_u64() % cats.len() as u64) as usize],
+                500 + (rng.next_u64() % 80_000) as i64,
+                VENDORS[(rng.next_u64() % VENDORS.len() as u64) as usize],
+            )
+        };
+        let fin = repo.finance();
+        let rep = repo.reporting();
+        match m.operation {
+            Operation::RecordRevenue | Operation::RecordExpense => {
+                let prop = pick(rng, props);
+                let e = if m.operation == Operation::RecordRevenue {
+                    revenue(rng, prop)
+                } else {
+                    expense(rng, prop)
+                };
+                let w = fin.record(org, &e).await?;
+                log.push(org, w.kind, w.id);
+            }
+            Operation::Adjust | Operation::Void => {
+                // Act on an entry this worker wrote; with none, write one first.
+                let (eorg, kind, id) = match log.recent.pop_back() {
+                    Some(x) => x,
+                    None => {
+                        let prop = pick(rng, props);
+                        let w = fin.record(org, &revenue(rng, prop)).await?;
+                        (org, w.kind, w.id)
+                    }
+                };
+                if m.operation == Operation::Adjust {
+                    let a = Adjustment {
+                        amount_cents: Some(1_000 + (rng.next_u64() % 150_000) as i64),
+                        ..Default::default()
+                    };
+                    fin.adjust(eorg, kind, id, &a).await?;
+                    log.push(eorg, kind, id);
+                } else {
+                    fin.void(eorg, kind, id).await?;
+                }
+            }
+            Operation::PostBatch => {
+                let entries: Vec<NewEntry> = (0..m.entries as usize)
+                    .map(|k| {
+                        let prop = props[k % props.len()];
+                        if k % 3 == 2 {
+                            expense(rng, prop)
+                        } else {
+                            revenue(rng, prop)
+                        }
+                    })
+                    .collect();
+                fin.post_batch(org, &entries).await?;
+            }
+            Operation::Dashboard => {
+                rep.dashboard(org, today, m.days, &read).await?;
+            }
+            Operation::Pnl => {
+                rep.pnl(org, today, &read).await?;
+            }
+            Operation::Properties => {
+                rep.property_breakdown(org, since(m.days), today, &read)
+                    .await?;
+            }
+            Operation::Ledger => {
+                rep.ledger(org, since(m.days), today, None, m.limit, &read)
+                    .await?;
+            }
+            Operation::Portfolio => {
+                rep.portfolio(since(m.days), today, m.top, &read).await?;
+            }
+            Operation::Sql => {
+                let mut params = [0i64; 16];
+                for (slot, p) in params.iter_mut().zip(&m.params) {
+                    *slot = match *p {
+                        SqlParam::Org => org,
+                        SqlParam::Property => pick(rng, props),
+                        SqlParam::Int(lo, hi) => {
+                            lo + (rng.next_u64() % (hi - lo + 1) as u64) as i64
+                        }
+                    };
+                }
+                let sql = m.sql.as_deref().expect("checked: sql operations have a statement");
+                rep.raw(m.via.unwrap_or(variant.reads), sql, &params[..m.params.len()])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,664 @@
+//! Recording latencies: per-worker, per-interval HDR histograms, merged by
+//! one collector, which appends each finished interval to the interval log
+//! and keeps the run's totals.
+//!
+//! A worker records into histograms it owns (no lock, no allocation per
+//! request); when the clock passes into the next interval it hands the
+//! finished ones to the collector and takes reset ones from a pool (one lock
+//! per worker per interval). The collector finishes interval k once every
+//! worker has moved past it, so a worker stuck in a slow request holds the
+//! interval back rather than losing its data.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::error::{Error, IoContext, Result};
+
+/// Values are nanoseconds, discernible to the microsecond, three significant digits.
+pub const LOWEST_NS: u64 = 1_000;
+pub const SIGFIG: u8 = 3;
+/// The largest value recorded as itself; longer ones are clamped to it.
+pub const HIGHEST_NS: u64 = 3_600_000_000_000;
+/// What the interval log's max column is divided by: nanoseconds shown as milliseconds.
+pub const MAX_VALUE_DIVISOR: f64 = 1e6;
+
+/// An empty histogram that grows to what is recorded.
+pub fn histogram<T: hdrhistogram::Counter>() -> Histogram<T> {
+    let mut h = Histogram::new_with_bounds(LOWEST_NS, 100_000_000, SIGFIG).expect("valid bounds");
+    h.auto(true);
+    h
+}
+
+#[inline]
+fn ns(d: Duration) -> u64 {
+    (d.as_nanos() as u64).clamp(LOWEST_NS, HIGHEST_NS)
+}
+
+/// Add an interval histogram (u32 counts) into a total (u64 counts).
+fn widen_into(total: &mut Histogram<u64>, h: &Histogram<u32>) {
+    for v in h.iter_recorded() {
+        total.saturating_record_n(v.value_iterated_to(), v.count_at_value() as u64);
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// No answer within the scenario's timeout.
+    Timeout,
+    /// The connection broke or could not be made.
+    Connection,
+    /// A serialization failure or deadlock that was still there after the retries.
+    RetryExhausted,
+    /// No target could serve it (a replica-only read with no healthy replica).
+    Unavailable,
+    /// What the request named does not exist.
+    NotFound,
+    /// A statement failed with this SQLSTATE class.
+    Sqlstate([u8; 2]),
+    Other,
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrorKind::Timeout => write!(f, "timeout"),
+            ErrorKind::Connection => write!(f, "connection"),
+            ErrorKind::RetryExhausted => write!(f, "retry_exhausted"),
+            ErrorKind::Unavailable => write!(f, "unavailable"),
+            ErrorKind::NotFound => write!(f, "not_found"),
+            ErrorKind::Sqlstate(c) => write!(f, "sqlstate_{}{}", c[0] as char, c[1] as char),
+            ErrorKind::Other => write!(f, "other"),
+        }
+    }
+}
+
+impl ErrorKind {
+    pub fn of(e: &Error) -> ErrorKind {
+        match e {
+            Error::Db { source, .. } => match source.code() {
+                Some(code) => {
+                    let c = code.code().as_bytes();
+                    if c == b"40001" || c == b"40P01" {
+                        ErrorKind::RetryExhausted
+                    } else if c.starts_with(b"08") || c.starts_with(b"57P") {
+                        ErrorKind::Connection
+                    } else {
+                        ErrorKind::Sqlstate([c[0], c[1]])
+                    }
+                }
+                None => ErrorKind::Connection,
+            },
+            Error::Lab(_) => ErrorKind::Unavailable,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// What one operation saw in one interval (of one worker, or merged).
+#[derive(Debug, Clone)]
+pub struct OpSlot {
+    /// Completion minus intended start (closed phases: minus send).
+    pub response: Histogram<u32>,
+    /// Completion minus send.
+    pub service: Histogram<u32>,
+    /// Send minus intended start (open phases).
+    pub lag: Histogram<u32>,
+    /// Requests sent later than the phase's `late_after`.
+    pub late: u64,
+    pub errors: Vec<(ErrorKind, u64)>,
+}
+
+impl OpSlot {
+    fn new() -> OpSlot {
+        OpSlot {
+            response: histogram(),
+            service: histogram(),
+            lag: histogram(),
+            late: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.response.reset();
+        self.service.reset();
+        self.lag.reset();
+        self.late = 0;
+        self.errors.clear();
+    }
+
+    fn add(&mut self, o: &OpSlot) {
+        self.response.add(&o.response).expect("auto-resizing add");
+        self.service.add(&o.service).expect("auto-resizing add");
+        self.lag.add(&o.lag).expect("auto-resizing add");
+        self.late += o.late;
+        for &(k, n) in &o.errors {
+            add_error(&mut self.errors, k, n);
+        }
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().map(|e| e.1).sum()
+    }
+}
+
+fn add_error(errors: &mut Vec<(ErrorKind, u64)>, kind: ErrorKind, n: u64) {
+    match errors.iter_mut().find(|e| e.0 == kind) {
+        Some(e) => e.1 += n,
+        None => errors.push((kind, n)),
+    }
+}
+
+/// Reset slots for workers to reuse.
+pub type SlotPool = Arc<Mutex<Vec<OpSlot>>>;
+
+/// One worker's interval, handed to the collector.
+#[derive(Debug)]
+pub struct IntervalData {
+    pub index: u64,
+    pub ops: Vec<(usize, OpSlot)>,
+    /// The driver's own wake-up delay, for requests that found a free worker.
+    pub driver_lag: Option<Histogram<u32>>,
+}
+
+#[derive(Debug)]
+pub enum Msg {
+    /// The worker will send nothing more for intervals before `watermark`.
+    Advance {
+        worker: usize,
+        data: Option<IntervalData>,
+        watermark: u64,
+    },
+    Done {
+        worker: usize,
+    },
+}
+
+/// A worker's recorder.
+pub struct Recorder {
+    worker: usize,
+    origin: Instant,
+    interval_ns: u64,
+    current: u64,
+    slots: Vec<Option<OpSlot>>,
+    driver_lag: Option<Histogram<u32>>,
+    tx: UnboundedSender<Msg>,
+    pool: SlotPool,
+}
+
+impl Recorder {
+    pub fn new(
+        worker: usize,
+        ops: usize,
+        origin: Instant,
+        interval: Duration,
+        tx: UnboundedSender<Msg>,
+        pool: SlotPool,
+    ) -> Recorder {
+        let interval_ns = interval.as_nanos() as u64;
+        Recorder {
+            worker,
+            origin,
+            interval_ns,
+            current: (origin.elapsed().as_nanos() as u64) / interval_ns,
+            slots: (0..ops).map(|_| None).collect(),
+            driver_lag: None,
+            tx,
+            pool,
+        }
+    }
+
+    fn index_of(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.origin).as_nanos() as u64) / self.interval_ns
+    }
+
+    /// Hand over the current interval if `now` is past it.
+    #[inline]
+    fn roll(&mut self, now: Instant) {
+        let idx = self.index_of(now);
+        if idx > self.current {
+            self.flush(idx);
+        }
+    }
+
+    fn flush(&mut self, next: u64) {
+        let ops: Vec<(usize, OpSlot)> = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.take().map(|s| (i, s)))
+            .collect();
+        let data = if ops.is_empty() && self.driver_lag.is_none() {
+            None
+        } else {
+            Some(IntervalData {
+                index: self.current,
+                ops,
+                driver_lag: self.driver_lag.take(),
+            })
+        };
+        self.current = next;
+        let _ = self.tx.send(Msg::Advance {
+            worker: self.worker,
+            data,
+            watermark: next,
+        });
+    }
+
+    #[inline]
+    fn slot(&mut self, op: usize) -> &mut OpSlot {
+        if self.slots[op].is_none() {
+            let reused = self
+                .pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_else(OpSlot::new);
+            self.slots[op] = Some(reused);
+        }
+        self.slots[op].as_mut().expect("just filled")
+    }
+
+    /// A request that succeeded.
+    #[inline]
+    pub fn ok(
+        &mut self,
+        op: usize,
+        done: Instant,
+        response: Duration,
+        service: Duration,
+        lag: Option<Duration>,
+        late: bool,
+    ) {
+        self.roll(done);
+        let s = self.slot(op);
+        s.response.saturating_record(ns(response));
+        s.service.saturating_record(ns(service));
+        if let Some(l) = lag {
+            s.lag.saturating_record(ns(l));
+        }
+        s.late += late as u64;
+    }
+
+    /// A request that failed (its latency is not a latency of the operation).
+    pub fn error(&mut self, op: usize, done: Instant, kind: ErrorKind, late: bool) {
+        self.roll(done);
+        let s = self.slot(op);
+        add_error(&mut s.errors, kind, 1);
+        s.late += late as u64;
+    }
+
+    /// The driver's wake-up delay for a request that found a free worker.
+    #[inline]
+    pub fn wakeup(&mut self, lag: Duration) {
+        self.driver_lag
+            .get_or_insert_with(histogram)
+            .saturating_record(ns(lag));
+    }
+
+    /// Nothing to record: move the watermark on if the clock has.
+    pub fn tick(&mut self) {
+        self.roll(Instant::now());
+    }
+
+    /// When the next interval starts.
+    pub fn next_boundary(&self) -> Instant {
+        self.origin + Duration::from_nanos((self.current + 1) * self.interval_ns)
+    }
+
+    pub fn finish(mut self) {
+        let next = self.current + 1;
+        self.flush(next);
+        let _ = self.tx.send(Msg::Done {
+            worker: self.worker,
+        });
+    }
+}
+
+/// An interval log: the interval histograms in HdrHistogram's text format
+/// (V2 + DEFLATE, base64), written line by line as intervals finish.
+pub struct Hlog {
+    file: std::fs::File,
+    serializer: V2DeflateSerializer,
+    buf: Vec<u8>,
+}
+
+impl Hlog {
+    /// Create `path` and write the header the Java and Python readers expect.
+    pub fn create(path: &Path, start: SystemTime, comment: &str) -> Result<Hlog> {
+        let mut file = std::fs::File::create(path).io("creating the interval log", path)?;
+        let epoch = start
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let header = format!(
+            "#[{comment}]\n\
+             #[Histogram log format version 1.3]\n\
+             #[StartTime: {epoch:.3} (seconds since epoch)]\n\
+             #[BaseTime: {epoch:.3} (seconds since epoch)]\n\
+             #[MaxValueDivisor: {MAX_VALUE_DIVISOR:.1}]\n\
+             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
+        );
+        file.write_all(header.as_bytes())
+            .io("writing the interval log", path)?;
+        Ok(Hlog {
+            file,
+            serializer: V2DeflateSerializer::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Append one interval histogram; `start` is seconds after the log's StartTime.
+    pub fn write<T: hdrhistogram::Counter>(
+        &mut self,
+        tag: &str,
+        start: f64,
+        length: f64,
+        h: &Histogram<T>,
+    ) -> std::io::Result<()> {
+        self.buf.clear();
+        self.serializer
+            .serialize(h, &mut self.buf)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let line = format!(
+            "Tag={tag},{start:.3},{length:.3},{:.3},{}\n",
+            h.max() as f64 / MAX_VALUE_DIVISOR,
+            base64::engine::general_purpose::STANDARD.encode(&self.buf)
+        );
+        // One write per line, unbuffered: a crash loses at most the line being written.
+        self.file.write_all(line.as_bytes())
+    }
+}
+
+/// Totals of one operation over the measured (post warm-up) intervals.
+#[derive(Debug, Clone)]
+pub struct OpTotals {
+    pub response: Histogram<u64>,
+    pub service: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    pub late: u64,
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl OpTotals {
+    fn new() -> OpTotals {
+        OpTotals {
+            response: histogram(),
+            service: histogram(),
+            lag: histogram(),
+            late: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    pub fn ok(&self) -> u64 {
+        self.response.len()
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// One operation in one interval, for timelines.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalOp {
+    pub op: String,
+    pub count: u64,
+    pub errors: u64,
+    pub late: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// One finished interval, for timelines.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalSummary {
+    /// Seconds from the variant's start.
+    pub t: f64,
+    pub ops: Vec<IntervalOp>,
+}
+
+pub fn ms(v: u64) -> f64 {
+    v as f64 / 1e6
+}
+
+/// Merges what the workers of one variant send.
+pub struct Collector {
+    variant: String,
+    ops: Vec<String>,
+    interval: Duration,
+    /// Seconds from the log's StartTime to this variant's origin.
+    offset: f64,
+    warmup_intervals: u64,
+    watermarks: BTreeMap<usize, u64>,
+    pending: BTreeMap<u64, (Vec<Option<OpSlot>>, Option<Histogram<u32>>)>,
+    finished_before: u64,
+    pool: SlotPool,
+    pub totals: Vec<OpTotals>,
+    pub driver_lag: Histogram<u64>,
+    pub timeline: Vec<IntervalSummary>,
+    /// Requests completed per interval, all operations, for the live display.
+    pub last_interval_count: u64,
+    pub hlog_errors: u64,
+}
+
+impl Collector {
+    pub fn new(
+        variant: &str,
+        ops: Vec<String>,
+        interval: Duration,
+        offset: f64,
+        warmup: Duration,
+        pool: SlotPool,
+    ) -> Collector {
+        let n = ops.len();
+        Collector {
+            variant: variant.to_string(),
+            ops,
+            interval,
+            offset,
+            warmup_intervals: warmup.as_nanos().div_ceil(interval.as_nanos()) as u64,
+            watermarks: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            finished_before: 0,
+            pool,
+            totals: (0..n).map(|_| OpTotals::new()).collect(),
+            driver_lag: histogram(),
+            timeline: Vec::new(),
+            last_interval_count: 0,
+            hlog_errors: 0,
+        }
+    }
+
+    /// A worker that will report; until it does, no interval finishes.
+    pub fn expect_worker(&mut self, worker: usize, watermark: u64) {
+        self.watermarks.insert(worker, watermark);
+    }
+
+    /// Take a message; finish what it allows.
+    pub fn absorb(&mut self, msg: Msg, hlog: Option<&mut Hlog>) {
+        match msg {
+            Msg::Advance {
+                worker,
+                data,
+                watermark,
+            } => {
+                if let Some(d) = data {
+                    let n = self.ops.len();
+                    let entry = self
+                        .pending
+                        .entry(d.index.max(self.finished_before))
+                        .or_insert_with(|| ((0..n).map(|_| None).collect(), None));
+                    for (op, mut slot) in d.ops {
+                        match &mut entry.0[op] {
+                            Some(acc) => {
+                                acc.add(&slot);
+                                slot.reset();
+                                self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+                            }
+                            empty => *empty = Some(slot),
+                        }
+                    }
+                    if let Some(l) = d.driver_lag {
+                        match &mut entry.1 {
+                            Some(acc) => acc.add(&l).expect("auto-resizing add"),
+                            empty => *empty = Some(l),
+                        }
+                    }
+                }
+                self.watermarks.insert(worker, watermark);
+            }
+            Msg::Done { worker } => {
+                self.watermarks.remove(&worker);
+            }
+        }
+        let upto = self.watermarks.values().copied().min().unwrap_or(u64::MAX);
+        self.finish_before(upto, hlog);
+    }
+
+    /// Finish every pending interval before `upto`.
+    pub fn finish_before(&mut self, upto: u64, mut hlog: Option<&mut Hlog>) {
+        while let Some((&idx, _)) = self.pending.first_key_value() {
+            if idx >= upto {
+                break;
+            }
+            let (slots, lag) = self.pending.remove(&idx).expect("present");
+            self.finish_interval(idx, slots, lag, hlog.as_deref_mut());
+        }
+        self.finished_before = self.finished_before.max(upto.min(u64::MAX - 1));
+    }
+
+    fn finish_interval(
+        &mut self,
+        idx: u64,
+        slots: Vec<Option<OpSlot>>,
+        lag: Option<Histogram<u32>>,
+        mut hlog: Option<&mut Hlog>,
+    ) {
+        let len = self.interval.as_secs_f64();
+        let start = self.offset + idx as f64 * len;
+        let measured = idx >= self.warmup_intervals;
+        let mut ops = Vec::new();
+        let mut count = 0;
+        for (op, slot) in slots.into_iter().enumerate() {
+            let Some(mut s) = slot else { continue };
+            let name = &self.ops[op];
+            if let Some(h) = hlog.as_deref_mut() {
+                for (metric, hist) in [
+                    ("response", &s.response),
+                    ("service", &s.service),
+                    ("lag", &s.lag),
+                ] {
+                    if hist.is_empty() {
+                        continue;
+                    }
+                    let tag = format!("{}/{name}/{metric}", self.variant);
+                    if h.write(&tag, start, len, hist).is_err() {
+                        self.hlog_errors += 1;
+                    }
+                }
+            }
+            let errors = s.error_count();
+            count += s.response.len() + errors;
+            ops.push(IntervalOp {
+                op: name.clone(),
+                count: s.response.len(),
+                errors,
+                late: s.late,
+                p50_ms: ms(s.response.value_at_quantile(0.5)),
+                p99_ms: ms(s.response.value_at_quantile(0.99)),
+                max_ms: ms(s.response.max()),
+            });
+            if measured {
+                let t = &mut self.totals[op];
+                widen_into(&mut t.response, &s.response);
+                widen_into(&mut t.service, &s.service);
+                widen_into(&mut t.lag, &s.lag);
+                t.late += s.late;
+                for (k, n) in &s.errors {
+                    *t.errors.entry(k.to_string()).or_default() += n;
+                }
+            }
+            s.reset();
+            self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        }
+        if let Some(l) = lag {
+            if measured {
+                widen_into(&mut self.driver_lag, &l);
+            }
+        }
+        self.last_interval_count = count;
+        self.timeline.push(IntervalSummary {
+            t: idx as f64 * len,
+            ops,
+        });
+    }
+
+    /// Finish everything still pending (all workers are done, or the run was cut short).
+    pub fn finish_all(&mut self, hlog: Option<&mut Hlog>) {
+        self.finish_before(u64::MAX, hlog);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_worker_holds_its_interval_back_until_it_reports() {
+        let pool: SlotPool = Arc::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let origin = Instant::now();
+        let interval = Duration::from_millis(100);
+        let mut col = Collector::new("v", vec!["a".into()], interval, 0.0, Duration::ZERO, pool.clone());
+        let mut fast = Recorder::new(0, 1, origin, interval, tx.clone(), pool.clone());
+        let mut slow = Recorder::new(1, 1, origin, interval, tx, pool);
+        col.expect_worker(0, 0);
+        col.expect_worker(1, 0);
+        let ms = Duration::from_millis;
+        fast.ok(0, origin + ms(10), ms(5), ms(4), Some(ms(1)), false);
+        slow.ok(0, origin + ms(20), ms(7), ms(7), Some(ms(0)), false);
+        // The fast worker moves on to interval 3; the slow one is still in 0.
+        fast.ok(0, origin + ms(350), ms(5), ms(4), None, false);
+        while let Ok(m) = rx.try_recv() {
+            col.absorb(m, None);
+        }
+        assert!(col.timeline.is_empty(), "interval 0 waits for the slow worker");
+        slow.error(0, origin + ms(260), ErrorKind::Timeout, true);
+        while let Ok(m) = rx.try_recv() {
+            col.absorb(m, None);
+        }
+        assert_eq!(col.timeline.len(), 1);
+        assert_eq!(col.timeline[0].ops[0].count, 2, "both workers' interval 0");
+        fast.finish();
+        slow.finish();
+        while let Ok(m) = rx.try_recv() {
+            col.absorb(m, None);
+        }
+        let t = &col.totals[0];
+        assert_eq!(t.ok(), 3);
+        assert_eq!(t.errors["timeout"], 1);
+        assert_eq!(t.late, 1);
+        assert_eq!(col.timeline.len(), 3, "intervals 0, 2 and 3");
+    }
+
+    #[test]
+    fn error_kinds_name_the_failure() {
+        assert_eq!(ErrorKind::Sqlstate(*b"42").to_string(), "sqlstate_42");
+        assert_eq!(ErrorKind::of(&Error::NotFound("x".into())), ErrorKind::NotFound);
+        assert_eq!(ErrorKind::of(&Error::Lab("x".into())), ErrorKind::Unavailable);
+    }
+}

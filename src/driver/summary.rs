@@ -1,0 +1,164 @@
+//! What `rehearse run` prints: the variants side by side, per operation,
+//! then the phases, budgets, validity and the verdict.
+
+use std::path::Path;
+
+use crate::progress::thousands;
+use crate::text::table;
+
+use super::results::RunResult;
+
+fn f(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// The human summary of a run.
+pub fn text(r: &RunResult, dir: &Path) -> String {
+    let mut out = format!(
+        "\n{} ({}), {} variant(s), {:.0} s -> {}\n\n",
+        r.scenario.name,
+        r.scenario_file,
+        r.variants.len(),
+        r.seconds,
+        dir.display()
+    );
+    let closed = r.scenario.has_closed_phase();
+    let header = [
+        "operation",
+        "variant",
+        "count",
+        "rate/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "errors",
+        "late",
+    ];
+    let mut rows = Vec::new();
+    for (i, m) in r.scenario.mix.iter().enumerate() {
+        for v in &r.variants {
+            let o = &v.operations[i];
+            let errors = if o.errors.is_empty() {
+                "0".to_string()
+            } else {
+                o.errors
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            rows.push(vec![
+                m.name.clone(),
+                v.variant.name.clone(),
+                thousands(o.count),
+                f(o.throughput),
+                f(o.response.p50_ms),
+                f(o.response.p95_ms),
+                f(o.response.p99_ms),
+                f(o.response.p999_ms),
+                f(o.response.max_ms),
+                errors,
+                thousands(o.late),
+            ]);
+        }
+    }
+    out += &table(&header, &rows);
+    out += if closed {
+        "latencies: response time from the intended start; closed phases record service time only (closed-loop)\n"
+    } else {
+        "latencies: response time, from each request's intended start (open model)\n"
+    };
+    out.push('\n');
+    for v in &r.variants {
+        for p in &v.phases {
+            let target = match (p.target_rate, p.offered) {
+                (Some(t), Some(o)) => format!(
+                    "target {}/s, offered {}, ",
+                    f(t),
+                    thousands(o)
+                ),
+                _ => "closed-loop, ".to_string(),
+            };
+            out += &format!(
+                "phase [{}] {}: {target}completed {}, achieved {}/s, dropped {}\n",
+                v.variant.name,
+                p.name,
+                thousands(p.completed),
+                f(p.achieved_rate),
+                p.dropped
+            );
+        }
+        out += &format!(
+            "driver [{}]: wake-up delay p99 {} ms, {:.1} us CPU per operation\n",
+            v.variant.name,
+            f(v.driver_lag.p99_ms),
+            v.driver_cpu_us_per_op
+        );
+    }
+    let budgets: Vec<String> = r
+        .variants
+        .iter()
+        .flat_map(|v| {
+            v.budgets.iter().map(move |b| {
+                let (actual, limit) = if b.metric == "error_rate" {
+                    (format!("{:.4}", b.actual), format!("{:.4}", b.limit))
+                } else {
+                    (format!("{} ms", f(b.actual)), format!("{} ms", f(b.limit)))
+                };
+                format!(
+                    "  {} {} {} [{}]: {actual} {} {limit}\n",
+                    if b.pass { "pass" } else { "FAIL" },
+                    b.operation,
+                    b.metric,
+                    v.variant.name,
+                    if b.pass { "<=" } else { ">" }
+                )
+            })
+        })
+        .collect();
+    if !budgets.is_empty() {
+        out += "\nbudgets:\n";
+        out += &budgets.concat();
+    }
+    for v in &r.variants {
+        if !v.validity.valid {
+            out += &format!("\nINVALID [{}]:\n", v.variant.name);
+            for reason in &v.validity.reasons {
+                out += &format!("  {reason}\n");
+            }
+        }
+    }
+    out += &format!(
+        "\nverdict: {} (exit {})\n",
+        serde_json::to_value(r.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        r.exit_code
+    );
+    out
+}
+
+/// The machine summary: run.json without timelines and samples.
+pub fn json(r: &RunResult) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).expect("run results serialize");
+    if let Some(vs) = v.get_mut("variants").and_then(|x| x.as_array_mut()) {
+        for x in vs {
+            if let Some(o) = x.as_object_mut() {
+                o.remove("timeline");
+                if let Some(db) = o.get_mut("database").and_then(|d| d.as_object_mut()) {
+                    db.remove("samples");
+                }
+            }
+        }
+    }
+    v
+}
