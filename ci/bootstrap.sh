@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rehearse needs on a fresh Debian or Ubuntu machine:
-# PostgreSQL 15 (server, contrib, pgbench), PgBouncer and Redis.
+# PostgreSQL 15 (server, contrib, pgbench), PgBouncer and Redis, and a Python
+# virtualenv (.rehearse/pyenv) with HdrHistogram's Python reader, which the
+# tests use to check the interval logs rehearse writes.
 # A no-op when everything is already there. Needs root (or sudo) to install.
 set -euo pipefail
 
@@ -17,9 +19,10 @@ command -v pgbench >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pgbench ] 
 [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 id postgres >/dev/null 2>&1 || missing+=(postgresql)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bootstrap: PostgreSQL, PgBouncer and Redis are installed; nothing to do"
+  echo "bootstrap: PostgreSQL, PgBouncer, Redis and Python are installed"
 else
   # De-duplicate while keeping order.
   readarray -t pkgs < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
@@ -38,4 +41,16 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "bootstrap: cargo not found; install a Rust toolchain (rustup) first" >&2
   exit 4
+fi
+
+# HdrHistogram's Python reader, pinned, in a virtualenv of the project's own.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+pyenv="$root/.rehearse/pyenv"
+if "$pyenv/bin/python" -c 'import hdrh' >/dev/null 2>&1; then
+  echo "bootstrap: HdrHistogram's Python reader is in $pyenv"
+else
+  echo "bootstrap: installing HdrHistogram's Python reader into $pyenv"
+  rm -rf "$pyenv"
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/pip" install -q --disable-pip-version-check 'hdrhistogram==0.10.8'
 fi

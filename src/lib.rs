@@ -9,8 +9,8 @@
 
 pub mod bench;
 pub mod day;
-pub mod driver;
 pub mod db;
+pub mod driver;
 pub mod error;
 pub mod estate;
 pub mod fsutil;

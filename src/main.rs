@@ -393,7 +393,10 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
     let mut code = EXIT_OK;
     for o in &outcomes {
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&driver::summary::json(&o.result))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&driver::summary::json(&o.result))?
+            );
         } else {
             print!("{}", driver::summary::text(&o.result, &o.dir));
         }

@@ -41,7 +41,7 @@ impl std::str::FromStr for Dur {
             "h" => n * 3600.0,
             _ => return Err(bad()),
         };
-        if !secs.is_finite() || secs < 0.0 || secs > 30.0 * 86_400.0 {
+        if !(0.0..=30.0 * 86_400.0).contains(&secs) {
             return Err(format!("duration {s:?} is out of range"));
         }
         Ok(Dur(Duration::from_secs_f64(secs)))
@@ -345,9 +345,13 @@ pub struct MixEntry {
 pub enum Tenants {
     Uniform,
     /// Rank r (in a seeded shuffle of the organizations) is chosen with weight 1/r^exponent.
-    Zipf { exponent: f64 },
+    Zipf {
+        exponent: f64,
+    },
     /// A tier by weight, then an organization of it uniformly.
-    Tiers { weights: TierWeights },
+    Tiers {
+        weights: TierWeights,
+    },
 }
 
 /// One configuration of the estate a scenario runs against.
@@ -545,7 +549,10 @@ impl Checker<'_> {
     ) -> Result<Option<T>> {
         match v {
             Some(s) if (*s.get_ref()).into() <= 0.0 || !(*s.get_ref()).into().is_finite() => {
-                Err(self.at(s.span(), format!("{what} must be positive, not {}", s.get_ref())))
+                Err(self.at(
+                    s.span(),
+                    format!("{what} must be positive, not {}", s.get_ref()),
+                ))
             }
             Some(s) => Ok(Some(*s.get_ref())),
             None => Ok(None),
@@ -769,7 +776,10 @@ impl Checker<'_> {
         let op = m.operation;
         let w = *m.weight.get_ref();
         if w < 0.0 || !w.is_finite() {
-            return Err(self.at(m.weight.span(), format!("weight must be 0 or more, not {w}")));
+            return Err(self.at(
+                m.weight.span(),
+                format!("weight must be 0 or more, not {w}"),
+            ));
         }
         // Keys an operation does not take are refused, so a typo in intent shows.
         let takes: &[&str] = match op {
@@ -792,10 +802,7 @@ impl Checker<'_> {
         for (key, s) in given {
             if let Some(s) = s {
                 if !takes.contains(&key) {
-                    return Err(self.at(
-                        s,
-                        format!("`{key}` does not apply to {}", op.name()),
-                    ));
+                    return Err(self.at(s, format!("`{key}` does not apply to {}", op.name())));
                 }
             }
         }
@@ -886,10 +893,7 @@ impl Checker<'_> {
 
     fn tenants(&self, t: &TenantsFile) -> Result<Tenants> {
         let not_here = |what: &str, s: std::ops::Range<usize>| {
-            self.at(
-                s,
-                format!("`{what}` does not apply to this distribution"),
-            )
+            self.at(s, format!("`{what}` does not apply to this distribution"))
         };
         Ok(match t.distribution.get_ref() {
             DistributionName::Uniform => {
@@ -1035,17 +1039,17 @@ error_rate = 0.01
                 late_after: Dur(Duration::from_millis(10)),
             }
         );
-        assert_eq!(
-            s.mix[1].params,
-            vec![SqlParam::Org, SqlParam::Int(1, 10)]
-        );
+        assert_eq!(s.mix[1].params, vec![SqlParam::Org, SqlParam::Int(1, 10)]);
         assert_eq!(s.mix[1].name, "probe");
         assert_eq!(s.mix[0].days, 30);
         assert_eq!(s.tenants, Tenants::Zipf { exponent: 1.2 });
         assert_eq!(s.variants.len(), 1);
         assert_eq!(s.variants[0].pool, Pooling::PgBouncer);
         assert_eq!(s.variants[0].reads, Via::Replica);
-        assert_eq!(s.budgets["dashboard"].p99, Some(Dur(Duration::from_millis(20))));
+        assert_eq!(
+            s.budgets["dashboard"].p99,
+            Some(Dur(Duration::from_millis(20)))
+        );
         assert!(s.has_closed_phase());
     }
 
@@ -1060,7 +1064,11 @@ error_rate = 0.01
         s.set_duration(Duration::from_secs(9));
         assert_eq!(s.phases[0].duration.0, Duration::from_secs(3));
         assert_eq!(s.phases[1].duration.0, Duration::from_secs(6));
-        assert!(s.select_variants(&["nope".into()]).unwrap_err().to_string().contains("part"));
+        assert!(s
+            .select_variants(&["nope".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("part"));
     }
 
     #[test]
@@ -1068,15 +1076,21 @@ error_rate = 0.01
         let e = err("bogus = 1\n[[phase]]\nduration = \"1s\"\nrate = 1\n[[mix]]\noperation = \"pnl\"\nweight = 1\n");
         assert!(e.starts_with("s.toml:1:1:"), "{e}");
         assert!(e.contains("bogus"), "{e}");
-        let e = err("[[phase]]\nduration = 5\nrate = 1\n[[mix]]\noperation = \"pnl\"\nweight = 1\n");
+        let e =
+            err("[[phase]]\nduration = 5\nrate = 1\n[[mix]]\noperation = \"pnl\"\nweight = 1\n");
         assert!(e.starts_with("s.toml:2:12:"), "{e}");
         let e = err("[[phase]]\nduration = \"5 parsecs\"\nrate = 1\n[[mix]]\noperation = \"pnl\"\nweight = 1\n");
-        assert!(e.starts_with("s.toml:2:12:") && e.contains("bad duration"), "{e}");
+        assert!(
+            e.starts_with("s.toml:2:12:") && e.contains("bad duration"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_operations_are_refused_where_they_are_written() {
-        let e = err("[[phase]]\nduration = \"1s\"\nrate = 1\n[[mix]]\noperation = \"refund\"\nweight = 1\n");
+        let e = err(
+            "[[phase]]\nduration = \"1s\"\nrate = 1\n[[mix]]\noperation = \"refund\"\nweight = 1\n",
+        );
         assert!(e.starts_with("s.toml:5:13:"), "{e}");
         assert!(e.contains("refund") && e.contains("dashboard"), "{e}");
     }
@@ -1098,16 +1112,30 @@ error_rate = 0.01
     #[test]
     fn phase_models_and_operation_keys_are_checked() {
         let head = "[[mix]]\noperation = \"pnl\"\nweight = 1\n";
-        let e = err(&format!("{head}[[phase]]\nduration = \"1s\"\nrate = 1\nusers = 2\n"));
-        assert!(e.starts_with("s.toml:7:9:") && e.contains("not both"), "{e}");
+        let e = err(&format!(
+            "{head}[[phase]]\nduration = \"1s\"\nrate = 1\nusers = 2\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:7:9:") && e.contains("not both"),
+            "{e}"
+        );
         let e = err(&format!("{head}[[phase]]\nduration = \"1s\"\n"));
         assert!(e.contains("give `rate`"), "{e}");
         let e = err(&format!("{head}[[phase]]\nduration = \"1s\"\nrate = -3\n"));
-        assert!(e.starts_with("s.toml:6:8:") && e.contains("positive"), "{e}");
+        assert!(
+            e.starts_with("s.toml:6:8:") && e.contains("positive"),
+            "{e}"
+        );
         let e = err("[[phase]]\nduration = \"1s\"\nrate = 1\n[[mix]]\noperation = \"pnl\"\nweight = 1\nlimit = 5\n");
-        assert!(e.starts_with("s.toml:7:9:") && e.contains("does not apply to pnl"), "{e}");
+        assert!(
+            e.starts_with("s.toml:7:9:") && e.contains("does not apply to pnl"),
+            "{e}"
+        );
         let e = err("[[phase]]\nduration = \"1s\"\nrate = 1\n[[mix]]\noperation = \"sql\"\nweight = 1\nsql = \"SELECT $1, $2\"\nparams = [\"org\"]\n");
-        assert!(e.starts_with("s.toml:8:10:") && e.contains("2 parameter"), "{e}");
+        assert!(
+            e.starts_with("s.toml:8:10:") && e.contains("2 parameter"),
+            "{e}"
+        );
         let e = err("[[phase]]\nduration = \"1s\"\nrate = 1\n[[mix]]\noperation = \"sql\"\nweight = 1\nsql = \"SELECT $1\"\nparams = [\"int:9..1\"]\n");
         assert!(e.contains("empty"), "{e}");
         let e = err("[[phase]]\nduration = \"1s\"\nrate = 1\n[[mix]]\noperation = \"pnl\"\nweight = 1\n[[variant]]\nname = \"x\"\nmode = \"sharded\"\n");

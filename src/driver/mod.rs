@@ -32,7 +32,7 @@ use crate::repo::{Repo, RepoConfig};
 use crate::scenario::{self, Load, Phase, Scenario, Variant};
 use crate::{db, seed};
 
-use ops::{WriteLog, Workload};
+use ops::{Workload, WriteLog};
 use record::{Collector, ErrorKind, Hlog, Msg, Recorder, SlotPool};
 use results::{PhaseResult, RunResult, VariantResult};
 use tenants::{Chooser, TenantSet};
@@ -109,7 +109,7 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
             s.set_duration(d);
         }
         if let Some(r) = opts.rate {
-            if !(r > 0.0) {
+            if r.is_nan() || r <= 0.0 {
                 return Err(Error::Usage("--rate must be positive".into()));
             }
             s.set_rate(r)?;
@@ -127,7 +127,9 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
         let stop = stop.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: finishing requests in flight and writing what was measured");
+                eprintln!(
+                    "\ninterrupted: finishing requests in flight and writing what was measured"
+                );
                 stop.store(true, Ordering::SeqCst);
             }
         });
@@ -174,7 +176,9 @@ async fn run_scenario(
     let started = SystemTime::now();
     let client = db::connect(&estate.primary.url).await?;
     let environment = results::environment(&client, estate).await?;
-    let seeded = seed::read_record(&client).await?.filter(|r| r.is_complete());
+    let seeded = seed::read_record(&client)
+        .await?
+        .filter(|r| r.is_complete());
     let needs_tenants = Workload::needs_tenants(&s.mix);
     if needs_tenants && seeded.is_none() {
         return Err(Error::Usage(format!(
@@ -182,6 +186,16 @@ async fn run_scenario(
             s.path.display(),
             estate.primary.redacted()
         )));
+    }
+    // Statement statistics: a rehearsal database may be given the extension
+    // (the lab preloads the library); anything else is only read.
+    if crate::schema::meta::has_meta(&client)
+        .await
+        .unwrap_or(false)
+    {
+        let _ = client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .await;
     }
     let today = seeded
         .as_ref()
@@ -325,15 +339,31 @@ async fn run_variant(
             break;
         }
         let seed = mix(mix(s.seed, pi as u64), mix_str(0, &phase.name));
-        let base = (pi as usize) * 100_000;
+        let base = pi * 100_000;
         let workers = phase_concurrency(phase);
         for w in 0..workers {
-            collector.expect_worker(base + w, (phase_start.saturating_duration_since(origin).as_nanos() / interval.as_nanos()) as u64);
+            collector.expect_worker(
+                base + w,
+                (phase_start.saturating_duration_since(origin).as_nanos() / interval.as_nanos())
+                    as u64,
+            );
         }
         live.phase.store(pi, Ordering::Relaxed);
         let handle = match &phase.load {
-            Load::Open { .. } => tokio::spawn(open_phase(ctx.clone(), phase.clone(), phase_start, seed, base)),
-            Load::Closed { .. } => tokio::spawn(closed_phase(ctx.clone(), phase.clone(), phase_start, seed, base)),
+            Load::Open { .. } => tokio::spawn(open_phase(
+                ctx.clone(),
+                phase.clone(),
+                phase_start,
+                seed,
+                base,
+            )),
+            Load::Closed { .. } => tokio::spawn(closed_phase(
+                ctx.clone(),
+                phase.clone(),
+                phase_start,
+                seed,
+                base,
+            )),
         };
         // Collect while the phase runs.
         let mut handle = handle;
@@ -392,7 +422,13 @@ struct Open {
     last_done_ns: AtomicU64,
 }
 
-async fn open_phase(ctx: Arc<Ctx>, phase: Phase, start: Instant, seed: u64, base: usize) -> PhaseResult {
+async fn open_phase(
+    ctx: Arc<Ctx>,
+    phase: Phase,
+    start: Instant,
+    seed: u64,
+    base: usize,
+) -> PhaseResult {
     let Load::Open {
         rate,
         ramp_to,
@@ -487,7 +523,8 @@ async fn open_phase(ctx: Arc<Ctx>, phase: Phase, start: Instant, seed: u64, base
         let _ = t.await;
     }
     let completed = shared.completed.load(Ordering::Relaxed);
-    let elapsed = Duration::from_nanos(shared.last_done_ns.load(Ordering::Relaxed)).max(phase.duration.0);
+    let elapsed =
+        Duration::from_nanos(shared.last_done_ns.load(Ordering::Relaxed)).max(phase.duration.0);
     PhaseResult::open(
         &phase,
         expected / phase.duration.0.as_secs_f64(),
@@ -499,7 +536,13 @@ async fn open_phase(ctx: Arc<Ctx>, phase: Phase, start: Instant, seed: u64, base
 }
 
 /// Release requests at their intended times; returns how many arrivals the schedule offered.
-fn dispatch(arrivals: schedule::Arrivals, start: Instant, s: &Open, stop: &AtomicBool, workers: usize) -> u64 {
+fn dispatch(
+    arrivals: schedule::Arrivals,
+    start: Instant,
+    s: &Open,
+    stop: &AtomicBool,
+    workers: usize,
+) -> u64 {
     // Sleep to the microsecond rather than the default 50 us slack of timers.
     // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer slack.
     unsafe {
@@ -523,7 +566,8 @@ fn dispatch(arrivals: schedule::Arrivals, start: Instant, s: &Open, stop: &Atomi
             continue;
         }
         let free = taken >= released && s.busy.load(Ordering::Acquire) < workers;
-        s.ring[released as usize % BACKLOG].store((t.as_nanos() as u64) << 1 | free as u64, Ordering::Release);
+        s.ring[released as usize % BACKLOG]
+            .store((t.as_nanos() as u64) << 1 | free as u64, Ordering::Release);
         released += 1;
         s.released.store(released, Ordering::Release);
         s.sem.add_permits(1);
@@ -534,7 +578,13 @@ fn dispatch(arrivals: schedule::Arrivals, start: Instant, s: &Open, stop: &Atomi
     offered
 }
 
-async fn closed_phase(ctx: Arc<Ctx>, phase: Phase, start: Instant, seed: u64, base: usize) -> PhaseResult {
+async fn closed_phase(
+    ctx: Arc<Ctx>,
+    phase: Phase,
+    start: Instant,
+    seed: u64,
+    base: usize,
+) -> PhaseResult {
     let Load::Closed { users, think } = phase.load else {
         unreachable!("closed_phase runs closed phases")
     };
@@ -545,7 +595,14 @@ async fn closed_phase(ctx: Arc<Ctx>, phase: Phase, start: Instant, seed: u64, ba
         let ctx = ctx.clone();
         let completed = completed.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rec = Recorder::new(base + u, ctx.ops, ctx.origin, ctx.interval, ctx.tx.clone(), ctx.pool.clone());
+            let mut rec = Recorder::new(
+                base + u,
+                ctx.ops,
+                ctx.origin,
+                ctx.interval,
+                ctx.tx.clone(),
+                ctx.pool.clone(),
+            );
             let mut log = WriteLog::new();
             tokio::time::sleep_until(start.into()).await;
             let user_seed = mix(seed, u as u64);
@@ -556,7 +613,8 @@ async fn closed_phase(ctx: Arc<Ctx>, phase: Phase, start: Instant, seed: u64, ba
                 let send = Instant::now();
                 let res = tokio::time::timeout(
                     ctx.timeout,
-                    ctx.workload.execute(&ctx.repo, &ctx.variant, &mut req, &mut log),
+                    ctx.workload
+                        .execute(&ctx.repo, &ctx.variant, &mut req, &mut log),
                 )
                 .await;
                 let done = Instant::now();

@@ -70,7 +70,12 @@ pub struct Request {
 }
 
 impl Workload {
-    pub fn new(mix: Vec<MixEntry>, tenants: Arc<TenantSet>, chooser: Arc<Chooser>, today: Day) -> Workload {
+    pub fn new(
+        mix: Vec<MixEntry>,
+        tenants: Arc<TenantSet>,
+        chooser: Arc<Chooser>,
+        today: Day,
+    ) -> Workload {
         let mut acc = 0.0;
         let cdf = mix
             .iter()
@@ -103,7 +108,10 @@ impl Workload {
     pub fn plan(&self, seed: u64) -> Request {
         let mut rng = SplitMix(mix(seed, 0x5eed));
         let x = rng.unit() * self.cdf[self.cdf.len() - 1];
-        let op = self.cdf.partition_point(|&c| c <= x).min(self.cdf.len() - 1);
+        let op = self
+            .cdf
+            .partition_point(|&c| c <= x)
+            .min(self.cdf.len() - 1);
         let org = if self.tenants.is_empty() {
             0
         } else {
@@ -229,9 +237,16 @@ impl Workload {
                         }
                     };
                 }
-                let sql = m.sql.as_deref().expect("checked: sql operations have a statement");
-                rep.raw(m.via.unwrap_or(variant.reads), sql, &params[..m.params.len()])
-                    .await?;
+                let sql = m
+                    .sql
+                    .as_deref()
+                    .expect("checked: sql operations have a statement");
+                rep.raw(
+                    m.via.unwrap_or(variant.reads),
+                    sql,
+                    &params[..m.params.len()],
+                )
+                .await?;
             }
         }
         Ok(())

@@ -38,6 +38,13 @@ pub fn histogram<T: hdrhistogram::Counter>() -> Histogram<T> {
     h
 }
 
+/// Record a value, growing the histogram as needed (values are clamped to
+/// [`HIGHEST_NS`] first, so growth is bounded).
+#[inline]
+fn record(h: &mut Histogram<u32>, v: u64) {
+    let _ = h.record(v);
+}
+
 #[inline]
 fn ns(d: Duration) -> u64 {
     (d.as_nanos() as u64).clamp(LOWEST_NS, HIGHEST_NS)
@@ -46,7 +53,8 @@ fn ns(d: Duration) -> u64 {
 /// Add an interval histogram (u32 counts) into a total (u64 counts).
 fn widen_into(total: &mut Histogram<u64>, h: &Histogram<u32>) {
     for v in h.iter_recorded() {
-        total.saturating_record_n(v.value_iterated_to(), v.count_at_value() as u64);
+        // `record_n` grows an auto-resizing histogram; the saturating form would clamp.
+        let _ = total.record_n(v.value_iterated_to(), v.count_at_value() as u64);
     }
 }
 
@@ -283,10 +291,10 @@ impl Recorder {
     ) {
         self.roll(done);
         let s = self.slot(op);
-        s.response.saturating_record(ns(response));
-        s.service.saturating_record(ns(service));
+        record(&mut s.response, ns(response));
+        record(&mut s.service, ns(service));
         if let Some(l) = lag {
-            s.lag.saturating_record(ns(l));
+            record(&mut s.lag, ns(l));
         }
         s.late += late as u64;
     }
@@ -302,9 +310,7 @@ impl Recorder {
     /// The driver's wake-up delay for a request that found a free worker.
     #[inline]
     pub fn wakeup(&mut self, lag: Duration) {
-        self.driver_lag
-            .get_or_insert_with(histogram)
-            .saturating_record(ns(lag));
+        record(self.driver_lag.get_or_insert_with(histogram), ns(lag));
     }
 
     /// Nothing to record: move the watermark on if the clock has.
@@ -435,6 +441,9 @@ pub fn ms(v: u64) -> f64 {
     v as f64 / 1e6
 }
 
+/// An interval not finished yet: per-operation slots and the driver's lag.
+type Pending = (Vec<Option<OpSlot>>, Option<Histogram<u32>>);
+
 /// Merges what the workers of one variant send.
 pub struct Collector {
     variant: String,
@@ -444,7 +453,7 @@ pub struct Collector {
     offset: f64,
     warmup_intervals: u64,
     watermarks: BTreeMap<usize, u64>,
-    pending: BTreeMap<u64, (Vec<Option<OpSlot>>, Option<Histogram<u32>>)>,
+    pending: BTreeMap<u64, Pending>,
     finished_before: u64,
     pool: SlotPool,
     pub totals: Vec<OpTotals>,
@@ -507,7 +516,10 @@ impl Collector {
                             Some(acc) => {
                                 acc.add(&slot);
                                 slot.reset();
-                                self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+                                self.pool
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(slot);
                             }
                             empty => *empty = Some(slot),
                         }
@@ -623,7 +635,14 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let origin = Instant::now();
         let interval = Duration::from_millis(100);
-        let mut col = Collector::new("v", vec!["a".into()], interval, 0.0, Duration::ZERO, pool.clone());
+        let mut col = Collector::new(
+            "v",
+            vec!["a".into()],
+            interval,
+            0.0,
+            Duration::ZERO,
+            pool.clone(),
+        );
         let mut fast = Recorder::new(0, 1, origin, interval, tx.clone(), pool.clone());
         let mut slow = Recorder::new(1, 1, origin, interval, tx, pool);
         col.expect_worker(0, 0);
@@ -636,7 +655,10 @@ mod tests {
         while let Ok(m) = rx.try_recv() {
             col.absorb(m, None);
         }
-        assert!(col.timeline.is_empty(), "interval 0 waits for the slow worker");
+        assert!(
+            col.timeline.is_empty(),
+            "interval 0 waits for the slow worker"
+        );
         slow.error(0, origin + ms(260), ErrorKind::Timeout, true);
         while let Ok(m) = rx.try_recv() {
             col.absorb(m, None);
@@ -656,9 +678,50 @@ mod tests {
     }
 
     #[test]
+    fn long_latencies_are_kept_not_clamped_to_the_initial_range() {
+        let pool: SlotPool = Arc::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let origin = Instant::now();
+        let mut col = Collector::new(
+            "v",
+            vec!["a".into()],
+            Duration::from_secs(1),
+            0.0,
+            Duration::ZERO,
+            pool.clone(),
+        );
+        let mut rec = Recorder::new(0, 1, origin, Duration::from_secs(1), tx, pool);
+        col.expect_worker(0, 0);
+        let s = Duration::from_secs;
+        rec.ok(0, origin, s(2), s(2), Some(s(1)), true);
+        rec.ok(
+            0,
+            origin,
+            Duration::from_micros(500),
+            Duration::from_micros(400),
+            None,
+            false,
+        );
+        rec.finish();
+        while let Ok(m) = rx.try_recv() {
+            col.absorb(m, None);
+        }
+        let t = &col.totals[0];
+        assert!(t.response.max() >= 1_999_000_000, "{}", t.response.max());
+        assert!(t.lag.max() >= 999_000_000);
+        assert!((t.response.min() as i64 - 500_000).abs() < 1_000);
+    }
+
+    #[test]
     fn error_kinds_name_the_failure() {
         assert_eq!(ErrorKind::Sqlstate(*b"42").to_string(), "sqlstate_42");
-        assert_eq!(ErrorKind::of(&Error::NotFound("x".into())), ErrorKind::NotFound);
-        assert_eq!(ErrorKind::of(&Error::Lab("x".into())), ErrorKind::Unavailable);
+        assert_eq!(
+            ErrorKind::of(&Error::NotFound("x".into())),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            ErrorKind::of(&Error::Lab("x".into())),
+            ErrorKind::Unavailable
+        );
     }
 }

@@ -63,7 +63,10 @@ pub fn iso_utc(t: SystemTime) -> String {
 /// `20261125T150102-finance_day`: sortable, one per scenario run.
 pub fn run_id(t: SystemTime, scenario: &str) -> String {
     let iso = iso_utc(t);
-    let compact: String = iso.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    let compact: String = iso
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
     format!("{compact}-{scenario}")
 }
 
@@ -137,7 +140,9 @@ pub async fn environment(c: &tokio_postgres::Client, estate: &Estate) -> Result<
     }
     Ok(Environment {
         rehearse_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_commit: option_env!("REHEARSE_GIT_COMMIT").unwrap_or("unknown").to_string(),
+        git_commit: option_env!("REHEARSE_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .to_string(),
         postgres_version: version,
         settings,
         schema,
@@ -226,7 +231,14 @@ pub struct PhaseResult {
 }
 
 impl PhaseResult {
-    pub fn open(p: &Phase, target: f64, offered: u64, completed: u64, dropped: u64, elapsed: Duration) -> PhaseResult {
+    pub fn open(
+        p: &Phase,
+        target: f64,
+        offered: u64,
+        completed: u64,
+        dropped: u64,
+        elapsed: Duration,
+    ) -> PhaseResult {
         PhaseResult {
             name: p.name.clone(),
             model: "open",
@@ -362,7 +374,11 @@ pub fn variant_result(
                 count,
                 ok,
                 errors: t.errors.clone(),
-                error_rate: if count == 0 { 0.0 } else { errors as f64 / count as f64 },
+                error_rate: if count == 0 {
+                    0.0
+                } else {
+                    errors as f64 / count as f64
+                },
                 throughput: count as f64 / measured,
                 late: t.late,
                 response: Latency::of(&t.response),
@@ -517,7 +533,10 @@ impl RunResult {
     pub fn finish(&mut self, interrupted: bool, elapsed: Duration) {
         self.seconds = elapsed.as_secs_f64();
         let invalid = self.variants.iter().any(|v| !v.validity.valid);
-        let failed = self.variants.iter().any(|v| v.budgets.iter().any(|b| !b.pass));
+        let failed = self
+            .variants
+            .iter()
+            .any(|v| v.budgets.iter().any(|b| !b.pass));
         (self.status, self.verdict, self.exit_code) = if interrupted {
             (Status::Interrupted, Verdict::Interrupted, EXIT_INTERRUPTED)
         } else if invalid {
@@ -563,7 +582,10 @@ pub async fn statements_snapshot(c: &tokio_postgres::Client) -> Option<Snapshot>
 }
 
 /// The ten statements with the most time since `before`.
-pub async fn statements_delta(c: &tokio_postgres::Client, before: Option<Snapshot>) -> Option<Vec<Statement>> {
+pub async fn statements_delta(
+    c: &tokio_postgres::Client,
+    before: Option<Snapshot>,
+) -> Option<Vec<Statement>> {
     let before = before?;
     let after = statements_snapshot(c).await?;
     let mut out: Vec<Statement> = after
@@ -609,7 +631,8 @@ impl Live {
         self.completed.store(n, Ordering::Relaxed);
         self.errors.store(e, Ordering::Relaxed);
         self.late.store(l, Ordering::Relaxed);
-        self.last_interval.store(c.last_interval_count, Ordering::Relaxed);
+        self.last_interval
+            .store(c.last_interval_count, Ordering::Relaxed);
         self.p99_ns.store(p99, Ordering::Relaxed);
     }
 }
@@ -653,7 +676,12 @@ async fn pool_sample(c: &tokio_postgres::Client, database: &str) -> Option<PoolS
 }
 
 impl Sampler {
-    pub fn start(repo: Repo, pgbouncer: Option<String>, interval: Duration, origin: Instant) -> Sampler {
+    pub fn start(
+        repo: Repo,
+        pgbouncer: Option<String>,
+        interval: Duration,
+        origin: Instant,
+    ) -> Sampler {
         let stop = Arc::new(tokio::sync::Notify::new());
         let stopped = stop.clone();
         let handle = tokio::spawn(async move {
@@ -734,8 +762,10 @@ impl Display {
             let bar = if tty {
                 let b = indicatif::ProgressBar::new(total.as_secs().max(1));
                 b.set_style(
-                    indicatif::ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:20} {msg}")
-                        .expect("valid template"),
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix} [{elapsed_precise}] {bar:20} {msg}",
+                    )
+                    .expect("valid template"),
                 );
                 b.set_prefix(prefix.clone());
                 Some(b)
@@ -752,11 +782,14 @@ impl Display {
                 n += 1;
                 let p = &phases[live.phase.load(Ordering::Relaxed).min(phases.len() - 1)];
                 let target = match p.load {
-                    Load::Open { rate, ramp_to, .. } if rate == ramp_to => format!("target {rate:.0}/s"),
+                    Load::Open { rate, ramp_to, .. } if rate == ramp_to => {
+                        format!("target {rate:.0}/s")
+                    }
                     Load::Open { rate, ramp_to, .. } => format!("target {rate:.0}->{ramp_to:.0}/s"),
                     Load::Closed { users, .. } => format!("{users} users, closed"),
                 };
-                let rate = live.last_interval.load(Ordering::Relaxed) as f64 / interval.as_secs_f64();
+                let rate =
+                    live.last_interval.load(Ordering::Relaxed) as f64 / interval.as_secs_f64();
                 let msg = format!(
                     "{}  {rate:.0}/s ({target})  p99 {:.2} ms  done {}  errors {}  late {}",
                     p.name,
@@ -801,8 +834,8 @@ mod tests {
     #[test]
     fn times_print_as_utc() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_619_045);
-        assert_eq!(iso_utc(t), "2026-11-25T14:50:45Z");
-        assert_eq!(run_id(t, "mixed"), "20261125T145045-mixed");
+        assert_eq!(iso_utc(t), "2026-11-25T15:04:05Z");
+        assert_eq!(run_id(t, "mixed"), "20261125T150405-mixed");
     }
 
     #[test]

@@ -24,7 +24,13 @@ pub struct Arrivals {
 }
 
 impl Arrivals {
-    pub fn new(rate: f64, ramp_to: f64, duration: Duration, arrival: Arrival, seed: u64) -> Arrivals {
+    pub fn new(
+        rate: f64,
+        ramp_to: f64,
+        duration: Duration,
+        arrival: Arrival,
+        seed: u64,
+    ) -> Arrivals {
         Arrivals {
             r0: rate,
             r1: ramp_to,
@@ -67,7 +73,8 @@ impl Iterator for Arrivals {
         };
         let mass = self.mass + step;
         let t = self.time_of(mass);
-        if !(t < self.secs) {
+        // A NaN or infinite time (a ramp down that never gets there) ends the phase too.
+        if t.is_nan() || t >= self.secs {
             return None;
         }
         self.mass = mass;
@@ -91,7 +98,10 @@ mod tests {
     fn mean_var(xs: &[f64]) -> (f64, f64) {
         let n = xs.len() as f64;
         let m = xs.iter().sum::<f64>() / n;
-        (m, xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0))
+        (
+            m,
+            xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0),
+        )
     }
 
     #[test]
@@ -108,7 +118,11 @@ mod tests {
     fn constant_arrivals_are_evenly_spaced() {
         let a = Arrivals::new(100.0, 100.0, Duration::from_secs(10), Arrival::Constant, 7);
         let ts: Vec<Duration> = a.collect();
-        assert_eq!(ts.len(), 999, "requests 1..999 at 10 ms steps; the 1000th is at 10 s");
+        assert_eq!(
+            ts.len(),
+            999,
+            "requests 1..999 at 10 ms steps; the 1000th is at 10 s"
+        );
         assert_eq!(ts[0], Duration::from_millis(10));
         let (_, v) = mean_var(&per_second(
             Arrivals::new(100.0, 100.0, Duration::from_secs(10), Arrival::Constant, 7),
@@ -124,8 +138,16 @@ mod tests {
         let counts = per_second(a, 20);
         let total: f64 = counts.iter().sum();
         assert!((total - expected).abs() <= 1.0, "{total} vs {expected}");
-        assert!((counts[0] - 105.0).abs() <= 1.0, "first second {}", counts[0]);
-        assert!((counts[19] - 295.0).abs() <= 1.0, "last second {}", counts[19]);
+        assert!(
+            (counts[0] - 105.0).abs() <= 1.0,
+            "first second {}",
+            counts[0]
+        );
+        assert!(
+            (counts[19] - 295.0).abs() <= 1.0,
+            "last second {}",
+            counts[19]
+        );
         // Ramping down works too.
         let down: f64 = per_second(
             Arrivals::new(300.0, 100.0, Duration::from_secs(20), Arrival::Poisson, 1),

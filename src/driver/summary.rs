@@ -80,11 +80,7 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
     for v in &r.variants {
         for p in &v.phases {
             let target = match (p.target_rate, p.offered) {
-                (Some(t), Some(o)) => format!(
-                    "target {}/s, offered {}, ",
-                    f(t),
-                    thousands(o)
-                ),
+                (Some(t), Some(o)) => format!("target {}/s, offered {}, ", f(t), thousands(o)),
                 _ => "closed-loop, ".to_string(),
             };
             out += &format!(

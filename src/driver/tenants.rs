@@ -57,9 +57,15 @@ impl TenantSet {
 pub enum Chooser {
     Uniform(usize),
     /// Cumulative weights by rank, and the organization at each rank.
-    Zipf { cdf: Vec<f64>, order: Vec<u32> },
+    Zipf {
+        cdf: Vec<f64>,
+        order: Vec<u32>,
+    },
     /// Cumulative tier weights (over non-empty tiers) and each tier's organizations.
-    Tiers { cdf: Vec<f64>, members: Vec<Vec<u32>> },
+    Tiers {
+        cdf: Vec<f64>,
+        members: Vec<Vec<u32>>,
+    },
 }
 
 impl Chooser {
@@ -152,7 +158,10 @@ mod tests {
     fn the_set_keeps_each_organizations_properties() {
         let s = set();
         assert_eq!(s.len(), 1000);
-        assert_eq!(s.properties(99), &(0..50).map(|p| 100 * 1024 + p).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            s.properties(99),
+            &(0..50).map(|p| 100 * 1024 + p).collect::<Vec<_>>()[..]
+        );
         assert_eq!(s.tier(99), 3);
         assert_eq!(s.tier(0), 0);
     }
@@ -178,12 +187,16 @@ mod tests {
             chain: 1.0,
         };
         let t = Chooser::new(&Tenants::Tiers { weights: w }, &s, 9);
-        let chains = (0..20_000).filter(|_| s.tier(t.pick(&mut rng)) == 3).count();
+        let chains = (0..20_000)
+            .filter(|_| s.tier(t.pick(&mut rng)) == 3)
+            .count();
         // The small tier is empty, so chains get 1 of 2 parts.
         assert!((chains as f64 / 20_000.0 - 0.5).abs() < 0.03, "{chains}");
 
         let u = Chooser::new(&Tenants::Uniform, &s, 9);
-        let chains = (0..20_000).filter(|_| s.tier(u.pick(&mut rng)) == 3).count();
+        let chains = (0..20_000)
+            .filter(|_| s.tier(u.pick(&mut rng)) == 3)
+            .count();
         assert!((chains as f64 / 20_000.0 - 0.01).abs() < 0.005, "{chains}");
     }
 }

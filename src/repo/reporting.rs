@@ -674,7 +674,9 @@ impl Reporting {
     /// of scenarios (`operation = "sql"`).
     pub async fn raw(&self, via: Via, sql: &str, params: &[i64]) -> Result<(u64, Source)> {
         let args: Vec<Arg> = params.iter().map(|&v| Arg::I64(v)).collect();
-        let (rows, source) = self.read_sql("a raw statement", sql, &args, via, None).await?;
+        let (rows, source) = self
+            .read_sql("a raw statement", sql, &args, via, None)
+            .await?;
         Ok((rows.len() as u64, source))
     }
 

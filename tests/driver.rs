@@ -1,0 +1,436 @@
+//! The load driver against the lab: what a run writes (checked with an
+//! independent HdrHistogram reader), measurement fidelity (a known sleep, a
+//! lock-induced stall in open and closed loop), and the exit codes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rehearse::driver::{self, RunOptions};
+use rehearse::estate::Estate;
+use rehearse::seed::{self, Profile, SeedOptions};
+
+/// One variant, for scenarios whose statement does not depend on the mode.
+const ONE_VARIANT: &str =
+    "\n[[variant]]\nname = \"only\"\nmode = \"legacy\"\nreads = \"primary\"\ncache = false\n";
+
+fn scenario_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn work_dir(test: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("driver")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn run(estate: &Estate, file: &Path, out: &Path) -> driver::RunOutcome {
+    let opts = RunOptions {
+        scenarios: vec![file.to_path_buf()],
+        out: Some(out.to_path_buf()),
+        ..Default::default()
+    };
+    driver::run(estate, &opts).await.unwrap().pop().unwrap()
+}
+
+fn run_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
+}
+
+/// The Python interpreter with the `hdrhistogram` package, as ci/bootstrap.sh sets it up.
+fn hdr_python() -> PathBuf {
+    let p = std::env::var_os("REHEARSE_HDR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".rehearse/pyenv/bin/python")
+        });
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash ci/bootstrap.sh`, which installs HdrHistogram's Python reader there",
+        p.display()
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_writes_results_that_hdrhistograms_python_reader_decodes_to_the_same_counts() {
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_run").await;
+    let estate = lab.estate(&url);
+    let mut opts = SeedOptions::from_profile(Profile::Ci);
+    opts.params.orgs = 150;
+    opts.params.days = 3;
+    opts.partitions = Some(4);
+    opts.verbose = false;
+    seed::seed(&estate, &opts).await.unwrap();
+
+    let dir = work_dir("run");
+    let file = scenario_file(
+        &dir,
+        "everything",
+        r#"
+[[phase]]
+duration = "4s"
+rate = 150
+
+[[mix]]
+operation = "record_revenue"
+weight = 3
+[[mix]]
+operation = "record_expense"
+weight = 2
+[[mix]]
+operation = "adjust"
+weight = 1
+[[mix]]
+operation = "void"
+weight = 1
+[[mix]]
+operation = "post_batch"
+weight = 1
+entries = 10
+[[mix]]
+operation = "dashboard"
+weight = 3
+[[mix]]
+operation = "pnl"
+weight = 2
+[[mix]]
+operation = "properties"
+weight = 2
+[[mix]]
+operation = "ledger"
+weight = 2
+[[mix]]
+operation = "portfolio"
+weight = 1
+
+[budgets.dashboard]
+p99 = "10s"
+
+# This test is about the files; the suite shares two cores with the servers.
+[validity]
+max_driver_lag = "200ms"
+"#,
+    );
+    let out = dir.join("out");
+    let outcome = run(&estate, &file, &out).await;
+    assert_eq!(
+        outcome.exit_code(),
+        0,
+        "{:#?}",
+        outcome.result.variants[0].validity
+    );
+
+    let r = run_json(&out);
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["status"], "complete");
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(
+        r["environment"]["postgres_version"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .next(),
+        Some("15")
+    );
+    assert_eq!(r["environment"]["dataset"]["params"]["orgs"], 150);
+    let variants = r["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 2);
+
+    // The interval log, read by HdrHistogram's own Python implementation.
+    let py = Command::new(hdr_python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_counts.py"))
+        .arg(out.join("latency.hlog"))
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let decoded: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    let mut total = 0;
+    for v in variants {
+        let name = v["variant"]["name"].as_str().unwrap();
+        assert_eq!(v["validity"]["valid"], true, "{}", v["validity"]);
+        for op in v["operations"].as_array().unwrap() {
+            let op_name = op["name"].as_str().unwrap();
+            let ok = op["ok"].as_u64().unwrap();
+            assert!(ok > 0, "{name}/{op_name} ran");
+            assert_eq!(
+                op["count"], ok,
+                "{name}/{op_name}: no errors {}",
+                op["errors"]
+            );
+            for metric in ["response", "service", "lag"] {
+                let tag = format!("{name}/{op_name}/{metric}");
+                assert_eq!(decoded[&tag]["count"].as_u64(), Some(ok), "{tag}");
+            }
+            // Percentiles in run.json agree with the histograms' own maximum.
+            let max_ns = decoded[&format!("{name}/{op_name}/response")]["max"]
+                .as_f64()
+                .unwrap();
+            let max_ms = op["response"]["max_ms"].as_f64().unwrap();
+            assert!(
+                (max_ns / 1e6 - max_ms).abs() <= max_ms * 0.002 + 0.002,
+                "{max_ns} vs {max_ms}"
+            );
+            total += ok;
+        }
+        assert!(!v["timeline"].as_array().unwrap().is_empty());
+        assert!(v["database"]["samples"].as_array().unwrap().len() >= 3);
+        assert!(v["database"]["top_statements"].as_array().is_some());
+    }
+    // 150/s for 4 s per variant, give or take the Poisson draw.
+    assert!((900..=1500).contains(&total), "{total}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_run_reports_a_5ms_sleep_as_5ms() {
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_sleep").await;
+    let estate = lab.estate(&url);
+    let dir = work_dir("sleep");
+    let file = scenario_file(
+        &dir,
+        "sleep",
+        (r#"
+[[phase]]
+duration = "5s"
+rate = 100
+arrival = "constant"
+max_in_flight = 8
+[[mix]]
+operation = "sql"
+weight = 1
+sql = "SELECT pg_sleep(0.005)"
+via = "primary"
+"#
+        .to_string()
+            + ONE_VARIANT)
+            .as_str(),
+    );
+    let o = run(&estate, &file, &dir.join("out")).await;
+    let v = &o.result.variants[0];
+    let op = &v.operations[0];
+    assert!(op.count >= 450, "{}", op.count);
+    // Generous bounds for a shared two-core machine; the benchmark holds it to 10%.
+    let p50 = op.response.p50_ms;
+    assert!((4.9..=6.0).contains(&p50), "p50 {p50} ms");
+    assert!(op.service.p50_ms >= 5.0 && op.service.p50_ms <= p50 + 0.01);
+    assert!(
+        op.lag.p50_ms < 0.5,
+        "the dispatcher sends on time: {}",
+        op.lag.p50_ms
+    );
+}
+
+/// Run `file` while another session holds an exclusive lock on `probe` for
+/// two seconds, starting two seconds in.
+async fn run_with_lock(estate: &Estate, url: &str, file: &Path, out: &Path) -> driver::RunOutcome {
+    let locker = {
+        let url = url.to_string();
+        tokio::spawn(async move {
+            let mut c = rehearse::db::connect(&url).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let t = c.transaction().await.unwrap();
+            t.batch_execute("LOCK TABLE probe IN ACCESS EXCLUSIVE MODE")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            t.commit().await.unwrap();
+        })
+    };
+    let o = run(estate, file, out).await;
+    locker.await.unwrap();
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_second_lock_fills_the_open_loop_tail_and_hides_from_the_closed_loop_p99() {
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_stall").await;
+    let estate = lab.estate(&url);
+    let c = rehearse::db::connect(&url).await.unwrap();
+    c.batch_execute(
+        "CREATE TABLE probe (id int PRIMARY KEY, v int); INSERT INTO probe VALUES (1, 1)",
+    )
+    .await
+    .unwrap();
+    let dir = work_dir("stall");
+    let mix = format!("[[mix]]\noperation = \"sql\"\nweight = 1\nsql = \"SELECT v FROM probe WHERE id = $1\"\nparams = [\"int:1..1\"]\nvia = \"primary\"\n{ONE_VARIANT}");
+    let open = scenario_file(
+        &dir,
+        "open",
+        &format!("[[phase]]\nduration = \"7s\"\nrate = 200\narrival = \"constant\"\nmax_in_flight = 16\n{mix}"),
+    );
+    let closed = scenario_file(
+        &dir,
+        "closed",
+        &format!("[[phase]]\nduration = \"7s\"\nusers = 4\n{mix}"),
+    );
+
+    let o = run_with_lock(&estate, &url, &open, &dir.join("open-out")).await;
+    let open_r = &o.result.variants[0].operations[0];
+    let c = run_with_lock(&estate, &url, &closed, &dir.join("closed-out")).await;
+    let closed_r = &c.result.variants[0].operations[0];
+    assert!(!o.result.variants[0].closed_loop && c.result.variants[0].closed_loop);
+
+    // Open loop: the ~400 requests due during the stall wait for it, so
+    // about a quarter of all requests are late by up to two seconds.
+    assert!(open_r.response.max_ms > 1800.0, "{:?}", open_r.response);
+    assert!(open_r.response.p99_ms > 1000.0, "{:?}", open_r.response);
+    assert!(open_r.late > 300, "late {}", open_r.late);
+    // Closed loop: four users wait, everyone else's samples are fast: the
+    // stall is in max only, and p99 does not see it.
+    assert!(closed_r.response.max_ms > 1800.0, "{:?}", closed_r.response);
+    assert!(closed_r.response.p99_ms < 100.0, "{:?}", closed_r.response);
+    assert!(closed_r.count > 2_000, "{}", closed_r.count);
+}
+
+/// The CLI against `url` only (no lab: the lab dir points nowhere).
+fn rehearse(url: &str, dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+    cmd.arg("--primary-url")
+        .arg(url)
+        .arg("--lab-dir")
+        .arg(dir.join("no-lab"))
+        .args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("REHEARSE_") || k == "USE_PARTITIONED_TABLES" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_tell_a_pass_a_missed_budget_an_invalid_run_bad_input_and_an_interruption() {
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_exit").await;
+    let dir = work_dir("exit");
+    let probe = |budget: &str| {
+        format!(
+            "[[phase]]\nduration = \"2s\"\nrate = 50\n[[mix]]\noperation = \"sql\"\nweight = 1\nsql = \"SELECT 1\"\nvia = \"primary\"\n[budgets.sql]\np99 = \"{budget}\"\n[validity]\nmax_driver_lag = \"200ms\"\n{ONE_VARIANT}"
+        )
+    };
+    let s = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    let pass = scenario_file(&dir, "pass", &probe("5s"));
+    let out = rehearse(
+        &url,
+        &dir,
+        &[
+            "run",
+            "-q",
+            pass.to_str().unwrap(),
+            "--out",
+            dir.join("pass").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out));
+    assert!(s(&out).contains("pass sql p99"), "{}", s(&out));
+
+    let fail = scenario_file(&dir, "fail", &probe("1us"));
+    let out = rehearse(
+        &url,
+        &dir,
+        &[
+            "run",
+            "-q",
+            fail.to_str().unwrap(),
+            "--out",
+            dir.join("fail").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", s(&out));
+    assert!(s(&out).contains("FAIL sql p99"), "{}", s(&out));
+    assert_eq!(run_json(&dir.join("fail"))["verdict"], "fail");
+
+    // Two requests in flight of 50 ms each cannot carry 200/s.
+    let slow = scenario_file(
+        &dir,
+        "slow",
+        &format!("[[phase]]\nduration = \"3s\"\nrate = 200\nmax_in_flight = 2\n[[mix]]\noperation = \"sql\"\nweight = 1\nsql = \"SELECT pg_sleep(0.05)\"\nvia = \"primary\"\n{ONE_VARIANT}"),
+    );
+    let out = rehearse(
+        &url,
+        &dir,
+        &[
+            "run",
+            "-q",
+            slow.to_str().unwrap(),
+            "--duration",
+            "2s",
+            "--out",
+            dir.join("slow").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", s(&out));
+    assert!(
+        s(&out).contains("INVALID") && s(&out).contains("could not keep up"),
+        "{}",
+        s(&out)
+    );
+    assert_eq!(run_json(&dir.join("slow"))["verdict"], "invalid");
+
+    let bad = scenario_file(
+        &dir,
+        "bad",
+        "[[phase]]\nduration = \"2s\"\nrate = 5\n[[mix]]\noperation = \"refund\"\nweight = 1\n",
+    );
+    let out = rehearse(&url, &dir, &["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(s(&out).contains("bad.toml:5:13"), "{}", s(&out));
+    let out = rehearse(&url, &dir, &["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // Ctrl-C: what was measured is kept and marked interrupted.
+    let long = scenario_file(&dir, "long", &probe("5s").replace("\"2s\"", "\"60s\""));
+    let child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(["--primary-url", &url, "--lab-dir"])
+        .arg(dir.join("no-lab"))
+        .args([
+            "run",
+            "-q",
+            long.to_str().unwrap(),
+            "--out",
+            dir.join("long").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", s(&out));
+    let r = run_json(&dir.join("long"));
+    assert_eq!(r["status"], "interrupted");
+    assert_eq!(r["verdict"], "interrupted");
+    let ok = r["variants"][0]["operations"][0]["ok"].as_u64().unwrap();
+    assert!(ok >= 50, "about 3 s at 50/s were measured and kept: {ok}");
+    let hlog = std::fs::read_to_string(dir.join("long/latency.hlog")).unwrap();
+    assert!(
+        hlog.lines()
+            .filter(|l| l.starts_with("Tag=only/sql/response"))
+            .count()
+            >= 2
+    );
+}
