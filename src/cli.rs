@@ -242,6 +242,26 @@ pub struct QueryArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Calibrate the driver: `pgbench -S -M prepared` and rehearse running scenarios/pgbench_select.toml, same clients and duration, alternating rounds in one scratch database; report tps of both, the ratio, and CPU per operation.
+    Select {
+        /// pgbench scale factor of the scratch database (100,000 accounts per unit).
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        scale: u32,
+        /// Clients (pgbench -c) and closed-loop users of rehearse.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        clients: u32,
+        /// pgbench threads (-j).
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        threads: u32,
+        /// Duration of each run (e.g. 15s).
+        #[arg(long, default_value = "15s", value_name = "DURATION")]
+        duration: String,
+        /// Rounds, each one pgbench run and one rehearse run; medians are reported.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        rounds: u32,
+        #[command(flatten)]
+        destructive: DestructiveArgs,
+    },
     /// Load as many rows as `pgbench -i -s SCALE` does, with pgbench and with rehearse's loader, on the same server; report rows/s of both and the ratio.
     Seed {
         /// pgbench scale factor: 100,000 pgbench_accounts rows per unit.

@@ -105,6 +105,22 @@ fn redact_pairs(s: &str, sep: char) -> String {
         .join(&sep.to_string())
 }
 
+/// The same URL naming another database (query parameters kept).
+pub fn with_database(url: &str, db: &str) -> String {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let path_start = rest.find('/').map(|p| i + 3 + p).unwrap_or(url.len());
+            let query = url[path_start..]
+                .find('?')
+                .map(|q| &url[path_start + q..])
+                .unwrap_or("");
+            format!("{}/{db}{query}", &url[..path_start])
+        }
+        None => format!("{url} dbname={db}"),
+    }
+}
+
 /// The estate settings the user gave on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct EstateFlags {

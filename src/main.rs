@@ -21,10 +21,16 @@ use rehearse::{bench, db, driver, text};
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // REHEARSE_THREADS: the driver's worker threads (default: one per core).
+    if let Some(n) = std::env::var("REHEARSE_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
     {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -302,6 +308,40 @@ async fn run_seed(cli: &Cli, args: &SeedArgs) -> anyhow::Result<i32> {
 async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
     let estate = Estate::resolve(&estate_flags(cli))?;
     match cmd {
+        BenchCommand::Select {
+            scale,
+            clients,
+            threads,
+            duration,
+            rounds,
+            destructive,
+        } => {
+            let opts = bench::select::BenchSelectOptions {
+                scale: *scale,
+                clients: *clients,
+                threads: *threads,
+                duration: duration_flag("--duration", &Some(duration.clone()))?.expect("given"),
+                rounds: *rounds,
+                allow_destructive: destructive.allow_destructive.clone(),
+                verbose: true,
+            };
+            let r = bench::select::run(&estate, &opts).await?;
+            println!(
+                "bench select: pgbench -S -M prepared vs rehearse run scenarios/pgbench_select.toml, scale {}, {} clients, {:.0} s, {} rounds",
+                r.scale,
+                r.clients,
+                r.duration_s,
+                r.rounds.len()
+            );
+            println!(
+                "median tps  pgbench: {:.0}  rehearse: {:.0}  ratio: {:.2}x (floor 1.0x, goal 1.2x)",
+                r.median_pgbench_tps, r.median_rehearse_tps, r.median_ratio
+            );
+            println!(
+                "median client CPU per operation  pgbench: {:.1} us  rehearse: {:.1} us",
+                r.median_pgbench_cpu_us_per_op, r.median_rehearse_cpu_us_per_op
+            );
+        }
         BenchCommand::Seed {
             scale,
             rounds,

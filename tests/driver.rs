@@ -434,3 +434,63 @@ async fn exit_codes_tell_a_pass_a_missed_budget_an_invalid_run_bad_input_and_an_
             >= 2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_survives_the_replica_going_away_and_reports_the_fallbacks() {
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_replica").await;
+    let mut estate = lab.estate(&url);
+    let mut opts = SeedOptions::from_profile(Profile::Ci);
+    opts.params.orgs = 100;
+    opts.params.days = 3;
+    opts.partitions = Some(4);
+    opts.verbose = false;
+    seed::seed(&estate, &opts).await.unwrap();
+    estate.replica = Some(rehearse::estate::Endpoint {
+        url: lab.replica_url("driver_replica"),
+        source: rehearse::estate::Source::Lab(lab.state.dir.clone()),
+    });
+    let dir = work_dir("replica");
+    let file = scenario_file(
+        &dir,
+        "reads",
+        &format!(
+            "[[phase]]\nduration = \"7s\"\nrate = 100\n[[mix]]\noperation = \"dashboard\"\nweight = 3\n[[mix]]\noperation = \"pnl\"\nweight = 1\n[validity]\nmax_driver_lag = \"200ms\"\n{}",
+            ONE_VARIANT.replace("reads = \"primary\"", "reads = \"auto\"")
+        ),
+    );
+    let ctx = {
+        let mut c = rehearse::lab::LabCtx::open(&lab.state.dir).unwrap();
+        c.set_verbose(false);
+        c
+    };
+    let bounce = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        ctx.stop(rehearse::lab::Component::Replica).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        ctx.start(rehearse::lab::Component::Replica).await.unwrap();
+    });
+    let o = run(&estate, &file, &dir.join("out")).await;
+    bounce.await.unwrap();
+    let v = &o.result.variants[0];
+    for op in &v.operations {
+        assert!(op.ok > 100, "{}: {}", op.name, op.ok);
+        assert!(
+            op.errors.is_empty(),
+            "{}: no read failed: {:?}",
+            op.name,
+            op.errors
+        );
+    }
+    let routing = &v.database.repo.routing;
+    assert!(
+        routing.reads_replica > 0 && routing.reads_primary > 0,
+        "{routing:?}"
+    );
+    assert!(routing.replica_removed >= 1, "{routing:?}");
+    let fallbacks: u64 = v.database.samples.iter().map(|s| s.fallbacks).sum();
+    assert!(
+        fallbacks > 0,
+        "the samples show when reads left the replica"
+    );
+}

@@ -3,6 +3,7 @@
 //! machine where absolute figures do not.
 
 pub mod seed;
+pub mod select;
 
 /// The median of a non-empty list.
 pub fn median(values: &[f64]) -> f64 {

@@ -192,7 +192,10 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
             .ok_or_else(|| Error::Lab(format!("cannot read pgbench -i's timing from: {text}")))?;
         let keys = pgbench_phase(&text, "primary keys").unwrap_or(0.0);
 
-        let scratch = Estate::primary_only(&replace_db(&estate.primary.url, SEED_DB), Source::Flag);
+        let scratch = Estate::primary_only(
+            &crate::estate::with_database(&estate.primary.url, SEED_DB),
+            Source::Flag,
+        );
         let mut sopts = SeedOptions::from_profile(Profile::Full);
         sopts.params.orgs = orgs;
         sopts.modes = Modes::Legacy;
@@ -208,8 +211,11 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
                 .map(|p| p.1)
                 .unwrap_or(0.0)
         };
-        let pgbench_heap_bytes =
-            heap_bytes(&replace_db(&estate.primary.url, PGBENCH_DB), PGBENCH_TABLES).await?;
+        let pgbench_heap_bytes = heap_bytes(
+            &crate::estate::with_database(&estate.primary.url, PGBENCH_DB),
+            PGBENCH_TABLES,
+        )
+        .await?;
         let rehearse_heap_bytes = heap_bytes(&scratch.primary.url, SEED_TABLES).await?;
         let r = Round {
             pgbench_rows: target_rows,
@@ -258,20 +264,6 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
 }
 
 /// The same URL with another database name.
-fn replace_db(url: &str, db: &str) -> String {
-    match url.find("://") {
-        Some(i) => {
-            let rest = &url[i + 3..];
-            let path_start = rest.find('/').map(|p| i + 3 + p).unwrap_or(url.len());
-            let query = url[path_start..]
-                .find('?')
-                .map(|q| &url[path_start + q..])
-                .unwrap_or("");
-            format!("{}/{db}{query}", &url[..path_start])
-        }
-        None => format!("{url} dbname={db}"),
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -288,17 +280,20 @@ mod tests {
     #[test]
     fn replaces_the_database_of_a_url() {
         assert_eq!(
-            replace_db("postgresql://u@h:5/a", "b"),
+            crate::estate::with_database("postgresql://u@h:5/a", "b"),
             "postgresql://u@h:5/b"
         );
         assert_eq!(
-            replace_db("postgresql://u@h:5/a?sslmode=disable", "b"),
+            crate::estate::with_database("postgresql://u@h:5/a?sslmode=disable", "b"),
             "postgresql://u@h:5/b?sslmode=disable"
         );
         assert_eq!(
-            replace_db("postgresql://u@h:5", "b"),
+            crate::estate::with_database("postgresql://u@h:5", "b"),
             "postgresql://u@h:5/b"
         );
-        assert_eq!(replace_db("host=h user=u", "b"), "host=h user=u dbname=b");
+        assert_eq!(
+            crate::estate::with_database("host=h user=u", "b"),
+            "host=h user=u dbname=b"
+        );
     }
 }

@@ -152,6 +152,16 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
     Ok(out)
 }
 
+/// Run one checked scenario into `dir` (benchmarks that build their own).
+pub async fn run_one(
+    estate: &Estate,
+    s: &Scenario,
+    dir: &Path,
+    verbose: bool,
+) -> Result<RunResult> {
+    run_scenario(estate, s, dir, verbose, &Arc::default()).await
+}
+
 /// Everything a variant's tasks share.
 struct Ctx {
     repo: Repo,

@@ -304,6 +304,8 @@ pub struct Sample {
     pub fallbacks: u64,
     pub replica_lag_bytes: Option<i64>,
     pub pgbouncer: Option<PoolSample>,
+    /// The driver's resident memory.
+    pub driver_rss_kib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -342,6 +344,8 @@ pub struct VariantResult {
     pub driver_lag: Latency,
     pub driver_cpu_seconds: f64,
     pub driver_cpu_us_per_op: f64,
+    /// Peak resident memory of the driver process so far.
+    pub driver_peak_rss_kib: Option<u64>,
     pub database: Database,
     pub timeline: Vec<IntervalSummary>,
     pub budgets: Vec<BudgetResult>,
@@ -401,6 +405,7 @@ pub fn variant_result(
         driver_lag,
         driver_cpu_seconds: 0.0,
         driver_cpu_us_per_op: 0.0,
+        driver_peak_rss_kib: crate::progress::peak_rss_kib(),
         database: Database {
             repo,
             samples,
@@ -645,15 +650,7 @@ pub struct Sampler {
 
 /// The PgBouncer admin console URL for a PgBouncer database URL.
 pub fn pgbouncer_admin_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    match base[scheme_end..].find('/') {
-        Some(i) => format!("{}/pgbouncer{query}", &base[..scheme_end + i]),
-        None => format!("{base}/pgbouncer{query}"),
-    }
+    crate::estate::with_database(url, "pgbouncer")
 }
 
 async fn pool_sample(c: &tokio_postgres::Client, database: &str) -> Option<PoolSample> {
@@ -719,6 +716,7 @@ impl Sampler {
                         Some(a) => pool_sample(a, &database).await,
                         None => None,
                     },
+                    driver_rss_kib: crate::progress::rss_kib(),
                 });
                 last = now;
             }
