@@ -263,8 +263,6 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
     })
 }
 
-/// The same URL with another database name.
-
 #[cfg(test)]
 mod tests {
     use super::*;
