@@ -268,7 +268,10 @@ impl LabCtx {
         loop {
             let row = client
                 .query_opt(
-                    "SELECT state FROM pg_stat_replication WHERE application_name = $1",
+                    // Streaming, and the standby has reported a replay position
+                    // (NULL until its first status message), so lag is measurable.
+                    "SELECT state FROM pg_stat_replication \
+                     WHERE application_name = $1 AND replay_lsn IS NOT NULL",
                     &[&REPLICA_SLOT],
                 )
                 .await
