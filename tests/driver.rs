@@ -78,8 +78,14 @@ async fn a_run_writes_results_that_hdrhistograms_python_reader_decodes_to_the_sa
         "everything",
         r#"
 [[phase]]
-duration = "4s"
+duration = "2s"
 rate = 150
+
+[[phase]]
+name = "second"
+duration = "2s"
+rate = 150
+arrival = "constant"
 
 [[mix]]
 operation = "record_revenue"
@@ -189,6 +195,13 @@ max_driver_lag = "200ms"
         assert!(!v["timeline"].as_array().unwrap().is_empty());
         assert!(v["database"]["samples"].as_array().unwrap().len() >= 3);
         assert!(v["database"]["top_statements"].as_array().is_some());
+    }
+    // Every interval is stamped inside the run (phases hand over cleanly).
+    let hlog = std::fs::read_to_string(out.join("latency.hlog")).unwrap();
+    let seconds = r["seconds"].as_f64().unwrap();
+    for line in hlog.lines().filter(|l| l.starts_with("Tag=")) {
+        let start: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
+        assert!((0.0..seconds + 1.0).contains(&start), "{line:.80}");
     }
     // 150/s for 4 s per variant, give or take the Poisson draw.
     assert!((900..=1500).contains(&total), "{total}");

@@ -339,6 +339,7 @@ async fn run_variant(
         s.phases.clone(),
         origin,
         interval,
+        s.warmup.0,
         live.clone(),
     );
 

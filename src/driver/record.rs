@@ -537,8 +537,12 @@ impl Collector {
                 self.watermarks.remove(&worker);
             }
         }
-        let upto = self.watermarks.values().copied().min().unwrap_or(u64::MAX);
-        self.finish_before(upto, hlog);
+        match self.watermarks.values().copied().min() {
+            Some(upto) => self.finish_before(upto, hlog),
+            // No worker is running (between phases): finish what is there,
+            // without declaring later intervals finished.
+            None => self.finish_all(hlog),
+        }
     }
 
     /// Finish every pending interval before `upto`.
@@ -550,7 +554,7 @@ impl Collector {
             let (slots, lag) = self.pending.remove(&idx).expect("present");
             self.finish_interval(idx, slots, lag, hlog.as_deref_mut());
         }
-        self.finished_before = self.finished_before.max(upto.min(u64::MAX - 1));
+        self.finished_before = self.finished_before.max(upto);
     }
 
     fn finish_interval(
@@ -621,7 +625,11 @@ impl Collector {
 
     /// Finish everything still pending (all workers are done, or the run was cut short).
     pub fn finish_all(&mut self, hlog: Option<&mut Hlog>) {
-        self.finish_before(u64::MAX, hlog);
+        let upto = self
+            .pending
+            .last_key_value()
+            .map_or(self.finished_before, |(&idx, _)| idx + 1);
+        self.finish_before(upto, hlog);
     }
 }
 
@@ -675,6 +683,55 @@ mod tests {
         assert_eq!(t.errors["timeout"], 1);
         assert_eq!(t.late, 1);
         assert_eq!(col.timeline.len(), 3, "intervals 0, 2 and 3");
+    }
+
+    #[test]
+    fn a_second_phase_keeps_its_own_intervals() {
+        let pool: SlotPool = Arc::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let interval = Duration::from_millis(100);
+        let origin = Instant::now();
+        let mut col = Collector::new(
+            "v",
+            vec!["a".into()],
+            interval,
+            0.0,
+            Duration::ZERO,
+            pool.clone(),
+        );
+        let ms = Duration::from_millis;
+        // Phase 1: one worker, interval 0, then done; nobody is running.
+        col.expect_worker(0, 0);
+        let mut first = Recorder::new(0, 1, origin, interval, tx.clone(), pool.clone());
+        first.ok(0, origin + ms(50), ms(1), ms(1), None, false);
+        first.finish();
+        while let Ok(m) = rx.try_recv() {
+            col.absorb(m, None);
+        }
+        // Phase 2 starts in interval 3: its samples land in 3 and 4, as they happen.
+        col.expect_worker(1, 3);
+        let mut second = Recorder::new(1, 1, origin, interval, tx, pool);
+        second.ok(0, origin + ms(350), ms(2), ms(2), None, false);
+        second.ok(0, origin + ms(450), ms(2), ms(2), None, false);
+        while let Ok(m) = rx.try_recv() {
+            col.absorb(m, None);
+        }
+        assert_eq!(
+            col.timeline.len(),
+            2,
+            "interval 3 finished while the phase runs"
+        );
+        assert!(
+            (col.timeline[1].t - 0.3).abs() < 1e-9,
+            "{}",
+            col.timeline[1].t
+        );
+        second.finish();
+        while let Ok(m) = rx.try_recv() {
+            col.absorb(m, None);
+        }
+        assert_eq!(col.timeline.len(), 3);
+        assert!((col.timeline[2].t - 0.4).abs() < 1e-9);
     }
 
     #[test]

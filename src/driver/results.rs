@@ -747,6 +747,7 @@ impl Display {
         phases: Vec<Phase>,
         origin: Instant,
         interval: Duration,
+        warmup: Duration,
         live: Arc<Live>,
     ) -> Display {
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -788,8 +789,13 @@ impl Display {
                 };
                 let rate =
                     live.last_interval.load(Ordering::Relaxed) as f64 / interval.as_secs_f64();
+                let warming = if origin.elapsed() < warmup {
+                    " (warm-up)"
+                } else {
+                    ""
+                };
                 let msg = format!(
-                    "{}  {rate:.0}/s ({target})  p99 {:.2} ms  done {}  errors {}  late {}",
+                    "{}{warming}  {rate:.0}/s ({target})  p99 {:.2} ms  done {}  errors {}  late {}",
                     p.name,
                     live.p99_ns.load(Ordering::Relaxed) as f64 / 1e6,
                     crate::progress::thousands(live.completed.load(Ordering::Relaxed)),
