@@ -5,6 +5,71 @@
 pub mod seed;
 pub mod select;
 
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::error::{DbContext, Error, Result};
+
+/// pgbench, pointed at the server of a primary URL.
+pub struct Pgbench {
+    bin: PathBuf,
+    host: String,
+    port: String,
+    user: String,
+    password: Option<String>,
+}
+
+impl Pgbench {
+    /// Find pgbench (Debian's PostgreSQL 15, or on PATH's usual place) for this server.
+    pub fn for_primary(url: &str) -> Result<Pgbench> {
+        let bin = ["/usr/lib/postgresql/15/bin/pgbench", "/usr/bin/pgbench"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or_else(|| Error::MissingBinary {
+                binary: "pgbench".into(),
+                searched: "/usr/lib/postgresql/15/bin, /usr/bin".into(),
+            })?;
+        let cfg = crate::db::config(url)?;
+        let host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".into(),
+        };
+        Ok(Pgbench {
+            bin,
+            host,
+            port: cfg.get_ports().first().copied().unwrap_or(5432).to_string(),
+            user: cfg.get_user().unwrap_or("postgres").to_string(),
+            password: cfg
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+        })
+    }
+
+    /// `pgbench ARGS... DB`; the password goes in the environment, never on the command line.
+    pub fn command(&self, args: &[&str], db: &str) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .args(["-h", &self.host, "-p", &self.port, "-U", &self.user, db]);
+        if let Some(pw) = &self.password {
+            cmd.env("PGPASSWORD", pw);
+        }
+        cmd
+    }
+}
+
+/// Drop (if there) and create a scratch database.
+pub async fn recreate_database(admin: &tokio_postgres::Client, name: &str) -> Result<()> {
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .db(|| format!("dropping {name}"))?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .db(|| format!("creating {name}"))
+}
+
 /// The median of a non-empty list.
 pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();

@@ -5,12 +5,9 @@
 //! and COPY, one text stream) and rehearse's "load" phase (generate and
 //! binary COPY, --jobs streams): the same work, rows in a table.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use serde::Serialize;
 
-use crate::bench::median;
+use crate::bench::{median, recreate_database, Pgbench};
 use crate::db;
 use crate::error::{DbContext, Error, Result};
 use crate::estate::{Estate, Source};
@@ -103,21 +100,6 @@ pub fn pgbench_phase(output: &str, phase: &str) -> Option<f64> {
     line[at..].split_whitespace().next()?.parse().ok()
 }
 
-fn pgbench_binary() -> Result<PathBuf> {
-    let candidates = [
-        PathBuf::from("/usr/lib/postgresql/15/bin/pgbench"),
-        PathBuf::from("/usr/bin/pgbench"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .ok_or_else(|| Error::MissingBinary {
-            binary: "pgbench".into(),
-            searched: "/usr/lib/postgresql/15/bin, /usr/bin".into(),
-        })
-}
-
 /// Rows per organization for the full profile's shape, from a sample.
 fn rows_per_org(seed: u64) -> Result<f64> {
     let mut opts = SeedOptions::from_profile(Profile::Full);
@@ -142,49 +124,16 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
         "bench seed",
     )
     .await?;
-    let pgbench = pgbench_binary()?;
-    let cfg = db::config(&estate.primary.url)?;
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    let user = cfg.get_user().unwrap_or("postgres").to_string();
-    let password = cfg
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let pgbench = Pgbench::for_primary(&estate.primary.url)?;
 
     let target_rows = 100_000u64 * opts.scale as u64 + 11 * opts.scale as u64;
     let orgs = ((target_rows as f64 / rows_per_org(42)?).round() as u64).max(1);
     let mut rounds = Vec::new();
     for round in 1..=opts.rounds {
         for dbname in [PGBENCH_DB, SEED_DB] {
-            admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
-                .await
-                .db(|| format!("dropping {dbname}"))?;
-            admin
-                .batch_execute(&format!("CREATE DATABASE {dbname}"))
-                .await
-                .db(|| format!("creating {dbname}"))?;
+            recreate_database(&admin, dbname).await?;
         }
-        let mut cmd = Command::new(&pgbench);
-        cmd.args([
-            "-i",
-            "-q",
-            "-s",
-            &opts.scale.to_string(),
-            "-h",
-            &host,
-            "-p",
-            &port.to_string(),
-            "-U",
-            &user,
-            PGBENCH_DB,
-        ]);
-        if let Some(pw) = &password {
-            cmd.env("PGPASSWORD", pw);
-        }
+        let mut cmd = pgbench.command(&["-i", "-q", "-s", &opts.scale.to_string()], PGBENCH_DB);
         let out = run_checked(&mut cmd, "pgbench -i", None)?;
         let text = String::from_utf8_lossy(&out.stderr).into_owned()
             + &String::from_utf8_lossy(&out.stdout);

@@ -8,16 +8,14 @@
 //! operation of each client (pgbench from its child rusage, rehearse from
 //! its own), since client and server share the machine's cores.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bench::median;
+use crate::bench::{median, recreate_database, Pgbench};
 use crate::db;
 use crate::driver;
-use crate::error::{DbContext, Error, Result};
+use crate::error::{Error, Result};
 use crate::estate::{with_database, Estate, Source};
 use crate::lab::process::run_checked;
 use crate::scenario::{self, Load, SqlParam};
@@ -82,17 +80,6 @@ fn children_cpu() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-fn pgbench_binary() -> Result<PathBuf> {
-    ["/usr/lib/postgresql/15/bin/pgbench", "/usr/bin/pgbench"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .ok_or_else(|| Error::MissingBinary {
-            binary: "pgbench".into(),
-            searched: "/usr/lib/postgresql/15/bin, /usr/bin".into(),
-        })
-}
-
 /// The shipped scenario, fitted to the scale, clients and duration.
 fn scenario(opts: &BenchSelectOptions) -> Result<scenario::Scenario> {
     let mut s = scenario::parse(
@@ -117,35 +104,9 @@ pub async fn run(estate: &Estate, opts: &BenchSelectOptions) -> Result<BenchSele
         "bench select",
     )
     .await?;
-    let pgbench = pgbench_binary()?;
-    let cfg = db::config(&estate.primary.url)?;
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432).to_string();
-    let user = cfg.get_user().unwrap_or("postgres").to_string();
-    let password = cfg
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned());
-    let pg = |args: &[&str]| {
-        let mut cmd = Command::new(&pgbench);
-        cmd.args(args)
-            .args(["-h", &host, "-p", &port, "-U", &user, DB]);
-        if let Some(pw) = &password {
-            cmd.env("PGPASSWORD", pw);
-        }
-        cmd
-    };
-
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-        .await
-        .db(|| format!("dropping {DB}"))?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {DB}"))
-        .await
-        .db(|| format!("creating {DB}"))?;
+    let pgbench = Pgbench::for_primary(&estate.primary.url)?;
+    let pg = |args: &[&str]| pgbench.command(args, DB);
+    recreate_database(&admin, DB).await?;
     if opts.verbose {
         eprintln!("bench select: pgbench -i -s {} into {DB}", opts.scale);
     }
