@@ -74,6 +74,9 @@ pub enum Command {
     /// Run scenarios against each of their variants and write run.json and latency.hlog.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Turn a run directory into charts (SVG, PNG), report.html, summary.md and .hgrm files.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Report(ReportArgs),
     /// Benchmarks that compare rehearse with a reference tool side by side, in one run.
     #[command(subcommand, after_help = EXIT_CODES_HELP)]
     Bench(BenchCommand),
@@ -110,6 +113,13 @@ pub struct SeedArgs {
     pub json: bool,
     #[command(flatten)]
     pub destructive: DestructiveArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run directory, as `rehearse run` writes (results/<run-id>).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

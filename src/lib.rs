@@ -19,6 +19,7 @@ pub mod lab;
 pub mod progress;
 pub mod query;
 pub mod repo;
+pub mod report;
 pub mod scenario;
 pub mod schema;
 pub mod seed;

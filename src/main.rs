@@ -79,6 +79,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Seed(args) => run_seed(&cli, args).await,
         Command::Query(args) => run_query(&cli, args).await,
         Command::Check(args) => run_check(args),
+        Command::Report(args) => {
+            let out = rehearse::report::report(&args.run_dir)?;
+            println!(
+                "{}: verdict {}\n  {}\n  {}\n  {} charts (SVG and PNG) in {}\n  {} .hgrm files in {}",
+                args.run_dir.display(),
+                out.verdict,
+                out.html.display(),
+                out.summary.display(),
+                out.charts.len() / 2,
+                args.run_dir.join("charts").display(),
+                out.hgrm.len(),
+                args.run_dir.join("hgrm").display()
+            );
+            Ok(EXIT_OK)
+        }
         Command::Run(args) => run_run(&cli, args).await,
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
     }

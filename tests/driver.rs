@@ -205,6 +205,52 @@ max_driver_lag = "200ms"
     }
     // 150/s for 4 s per variant, give or take the Poisson draw.
     assert!((900..=1500).contains(&total), "{total}");
+
+    // The report of that run: charts, HTML, summary, percentile distributions.
+    let rep = rehearse::report::report(&out).unwrap();
+    assert_eq!(rep.verdict, "pass");
+    let html = std::fs::read_to_string(&rep.html).unwrap();
+    assert!(
+        html.contains("<h2>Budgets</h2>") && html.contains("dashboard"),
+        "budget table on top"
+    );
+    assert!(
+        html.matches("<svg").count() > 2 * 10,
+        "a spectrum and a timeline per operation, inline"
+    );
+    assert!(!html.contains("src=\"http"), "self-contained");
+    let md = std::fs::read_to_string(&rep.summary).unwrap();
+    assert!(md.contains("| pass | dashboard | legacy | p99 |"), "{md}");
+    for png in rep
+        .charts
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+    {
+        let bytes = std::fs::read(png).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "{}",
+            png.display()
+        );
+    }
+    for v in variants {
+        let name = v["variant"]["name"].as_str().unwrap();
+        for op in v["operations"].as_array().unwrap() {
+            let op_name = op["name"].as_str().unwrap();
+            let hgrm =
+                std::fs::read_to_string(out.join(format!("hgrm/{name}.{op_name}.response.hgrm")))
+                    .unwrap();
+            let count = format!("Total count    = {:>12}", op["ok"].as_u64().unwrap());
+            assert!(hgrm.contains(&count), "{name}/{op_name}: {count}\n{hgrm}");
+        }
+    }
+    let missing = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(["report"])
+        .arg(dir.join("nowhere"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("is not a run directory"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,263 @@
+//! Charts of a run, drawn with plotters into SVG (for the HTML report) and
+//! PNG (for anything else). Text is drawn with DejaVu Sans, shipped in
+//! `assets/fonts`, so no system font library is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+pub const SIZE: (u32, u32) = (960, 540);
+
+/// Series colours, one per variant (colour-blind safe: Okabe-Ito).
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+];
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // A font we ship and know to parse.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// A line of a chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: String,
+    pub color: RGBColor,
+    /// Thicker lines stand out (p99 over p50).
+    pub width: u32,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A marker: a budget, drawn as a cross with its label.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub label: String,
+    pub at: (f64, f64),
+    pub pass: bool,
+}
+
+/// What one chart shows.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub title: String,
+    pub x_desc: String,
+    pub y_desc: String,
+    /// The percentile "nines" axis: x = 1 / (1 - q).
+    pub nines: bool,
+    pub log_y: bool,
+    pub series: Vec<Series>,
+    pub markers: Vec<Marker>,
+    /// Vertical lines with labels (phase boundaries).
+    pub bounds: Vec<(f64, String)>,
+}
+
+fn nines_label(x: f64) -> String {
+    let q = 1.0 - 1.0 / x;
+    let pct = q * 100.0;
+    if pct < 99.0 {
+        format!("{pct:.0}%")
+    } else {
+        let digits = (-(1.0 - q).log10()).round() as usize;
+        format!("{:.*}%", digits.saturating_sub(2), pct)
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    c: &Chart,
+) -> std::result::Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let all: Vec<(f64, f64)> = c
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .chain(c.markers.iter().map(|m| m.at))
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    let (mut x0, mut x1) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    if all.is_empty() {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if c.nines {
+        x0 = 1.0;
+        x1 = x1.max(10.0) * 1.5;
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(&c.title, ("sans-serif", 22))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(72);
+    macro_rules! finish {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(c.x_desc.as_str())
+                .y_desc(c.y_desc.as_str())
+                .label_style(("sans-serif", 14))
+                .axis_desc_style(("sans-serif", 16))
+                .light_line_style(RGBColor(235, 235, 235));
+            if c.nines {
+                mesh.x_label_formatter(&|x| nines_label(*x));
+            } else {
+                mesh.x_label_formatter(&|x| format!("{x:.0}"));
+            }
+            mesh.draw().map_err(e)?;
+            for (x, label) in &c.bounds {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(*x, y0.max(f64::MIN_POSITIVE)), (*x, y1)],
+                        RGBColor(150, 150, 150).stroke_width(1),
+                    )))
+                    .map_err(e)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        label.clone(),
+                        (*x, y1),
+                        ("sans-serif", 13).into_font().color(&RGBColor(90, 90, 90)),
+                    )))
+                    .map_err(e)?;
+            }
+            for s in &c.series {
+                let color = s.color;
+                let width = s.width;
+                chart
+                    .draw_series(LineSeries::new(
+                        s.points
+                            .iter()
+                            .copied()
+                            .filter(|p| p.1.is_finite() && (!c.log_y || p.1 > 0.0)),
+                        color.stroke_width(width),
+                    ))
+                    .map_err(e)?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(
+                            vec![(x, y), (x + 22, y)],
+                            color.stroke_width(width.max(2)),
+                        )
+                    });
+            }
+            for m in &c.markers {
+                let color = if m.pass {
+                    RGBColor(0, 130, 60)
+                } else {
+                    RGBColor(200, 0, 0)
+                };
+                chart
+                    .draw_series(std::iter::once(Cross::new(m.at, 7, color.stroke_width(3))))
+                    .map_err(e)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        m.label.clone(),
+                        m.at,
+                        ("sans-serif", 13).into_font().color(&color),
+                    )))
+                    .map_err(e)?;
+            }
+            chart
+                .configure_series_labels()
+                .position(if c.nines {
+                    SeriesLabelPosition::UpperLeft
+                } else {
+                    SeriesLabelPosition::UpperRight
+                })
+                .label_font(("sans-serif", 14))
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(180, 180, 180))
+                .draw()
+                .map_err(e)?;
+        }};
+    }
+    match (c.nines, c.log_y) {
+        (true, true) | (false, true) => {
+            let y0 = (y0.max(1e-3) / 1.5).max(1e-3);
+            let y1 = y1.max(y0 * 10.0) * 1.5;
+            if c.nines {
+                finish!(builder
+                    .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                    .map_err(e)?)
+            } else {
+                finish!(builder
+                    .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                    .map_err(e)?)
+            }
+        }
+        (true, false) => {
+            let y1 = y1.max(1e-9) * 1.1;
+            finish!(builder
+                .build_cartesian_2d((x0..x1).log_scale(), 0.0..y1)
+                .map_err(e)?)
+        }
+        (false, false) => {
+            let y1 = y1.max(1e-9) * 1.1;
+            finish!(builder.build_cartesian_2d(x0..x1, 0.0..y1).map_err(e)?)
+        }
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// Draw `c` into `dir/<name>.png` and return the SVG text.
+pub fn render(c: &Chart, dir: &Path, name: &str) -> Result<String> {
+    register_font();
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+        c,
+    )
+    .map_err(|m| Error::Lab(format!("drawing {name}.svg: {m}")))?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        what: "creating the charts directory".into(),
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let png = dir.join(format!("{name}.png"));
+    // The encoder picks the format from the extension: keep .png last.
+    let tmp = dir.join(format!(".{name}.tmp-{}.png", std::process::id()));
+    draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), c)
+        .map_err(|m| Error::Lab(format!("drawing {}: {m}", png.display())))?;
+    std::fs::rename(&tmp, &png).map_err(|source| Error::Io {
+        what: "renaming into place".into(),
+        path: png.clone(),
+        source,
+    })?;
+    crate::fsutil::write_atomic(&dir.join(format!("{name}.svg")), svg.as_bytes())?;
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nines_axis_reads_as_percentiles() {
+        assert_eq!(nines_label(1.0), "0%");
+        assert_eq!(nines_label(10.0), "90%");
+        assert_eq!(nines_label(100.0), "99%");
+        assert_eq!(nines_label(1000.0), "99.9%");
+        assert_eq!(nines_label(10000.0), "99.99%");
+    }
+}

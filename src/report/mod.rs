@@ -1,0 +1,600 @@
+//! `rehearse report <run-dir>`: a run directory turned into charts (SVG and
+//! PNG), a self-contained `report.html` with the verdict per budget on top,
+//! a `summary.md` for CI job summaries, and `.hgrm` percentile distribution
+//! files for HdrHistogram's usual plotters.
+
+pub mod charts;
+pub mod hlog;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+use crate::driver::record::histogram;
+use crate::error::{Error, IoContext, Result};
+use crate::scenario::Dur;
+use charts::{Chart, Marker, Series, PALETTE};
+
+/// What `rehearse report` wrote.
+#[derive(Debug, Clone)]
+pub struct ReportOutcome {
+    pub html: PathBuf,
+    pub summary: PathBuf,
+    pub charts: Vec<PathBuf>,
+    pub hgrm: Vec<PathBuf>,
+    pub verdict: String,
+}
+
+fn dur(v: &Value) -> f64 {
+    v.as_str()
+        .and_then(|s| s.parse::<Dur>().ok())
+        .map_or(0.0, |d| d.0.as_secs_f64())
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Lighter shade of a colour, for secondary lines.
+fn light(c: plotters::style::RGBColor) -> plotters::style::RGBColor {
+    let m = |x: u8| (x as u16 + (255 - x as u16) * 55 / 100) as u8;
+    plotters::style::RGBColor(m(c.0), m(c.1), m(c.2))
+}
+
+/// Read `run.json`, refusing what this rehearse cannot read.
+pub fn read_run(dir: &Path) -> Result<Value> {
+    let path = dir.join("run.json");
+    let text = std::fs::read(&path).map_err(|e| {
+        Error::Usage(format!(
+            "{} is not a run directory: cannot read {} ({e})",
+            dir.display(),
+            path.display()
+        ))
+    })?;
+    let r: Value = serde_json::from_slice(&text)
+        .map_err(|e| Error::Usage(format!("{}: not valid JSON ({e})", path.display())))?;
+    match r["schema_version"].as_u64() {
+        Some(v) if v == crate::driver::results::SCHEMA_VERSION as u64 => Ok(r),
+        other => Err(Error::Usage(format!(
+            "{}: schema_version {other:?}, this rehearse reads {}",
+            path.display(),
+            crate::driver::results::SCHEMA_VERSION
+        ))),
+    }
+}
+
+/// Write the report of the run in `dir`.
+pub fn report(dir: &Path) -> Result<ReportOutcome> {
+    let r = read_run(dir)?;
+    let logs = hlog::read(&dir.join("latency.hlog"))?;
+    let chart_dir = dir.join("charts");
+    let hgrm_dir = dir.join("hgrm");
+    std::fs::create_dir_all(&hgrm_dir).io("creating", &hgrm_dir)?;
+    let variants = r["variants"].as_array().cloned().unwrap_or_default();
+    let mix: Vec<String> = r["scenario"]["mix"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|e| e["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let interval = dur(&r["scenario"]["interval"]).max(1e-3);
+    let phases = r["scenario"]["phases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut bounds = Vec::new();
+    let mut t = 0.0;
+    for p in &phases {
+        bounds.push((t, format!(" {}", p["name"].as_str().unwrap_or(""))));
+        t += dur(&p["duration"]);
+    }
+    // The last interval of a variant is cut short by its end: not a rate.
+    let scheduled = t;
+    let color = |i: usize| PALETTE[i % PALETTE.len()];
+    let mut svgs: Vec<(String, String)> = Vec::new();
+    let mut chart_files = Vec::new();
+    let mut hgrm_files = Vec::new();
+    let mut add = |name: &str, c: &Chart, svgs: &mut Vec<(String, String)>| -> Result<()> {
+        let svg = charts::render(c, &chart_dir, name)?;
+        chart_files.push(chart_dir.join(format!("{name}.png")));
+        chart_files.push(chart_dir.join(format!("{name}.svg")));
+        svgs.push((name.to_string(), svg));
+        Ok(())
+    };
+
+    // 1. Percentile spectrum per operation, one line per variant, budgets as markers.
+    let budgets = &r["scenario"]["budgets"];
+    for op in &mix {
+        let mut series = Vec::new();
+        let mut right = 10.0f64;
+        for (vi, v) in variants.iter().enumerate() {
+            let name = v["variant"]["name"].as_str().unwrap_or("");
+            let from = f(&v["started_s"]) + f(&v["warmup_s"]);
+            let mut h: Histogram<u64> = histogram();
+            for (start, ih) in logs
+                .get(&format!("{name}/{op}/response"))
+                .into_iter()
+                .flatten()
+            {
+                // Log timestamps have millisecond precision; intervals start
+                // on the variant's own grid, so half an interval is slack enough.
+                if *start >= from - interval / 2.0 {
+                    h.add(ih)
+                        .map_err(|e| Error::Lab(format!("merging histograms of {op}: {e:?}")))?;
+                }
+            }
+            let path = hgrm_dir.join(format!("{name}.{op}.response.hgrm"));
+            crate::fsutil::write_atomic(&path, hlog::hgrm(&h).as_bytes())?;
+            hgrm_files.push(path);
+            if h.is_empty() {
+                continue;
+            }
+            let points: Vec<(f64, f64)> = h
+                .iter_quantiles(5)
+                .filter(|q| q.quantile_iterated_to() < 1.0)
+                .map(|q| {
+                    let x = 1.0 / (1.0 - q.quantile_iterated_to());
+                    (x, h.highest_equivalent(q.value_iterated_to()) as f64 / 1e6)
+                })
+                .collect();
+            right = points.iter().map(|p| p.0).fold(right, f64::max);
+            let mut points = points;
+            points.push((
+                right.max(points.last().map_or(1.0, |p| p.0)),
+                h.max() as f64 / 1e6,
+            ));
+            series.push(Series {
+                label: name.to_string(),
+                color: color(vi),
+                width: 2,
+                points,
+            });
+        }
+        let mut markers = Vec::new();
+        if let Some(b) = budgets.get(op) {
+            for (key, q) in [
+                ("p50", 0.5),
+                ("p95", 0.95),
+                ("p99", 0.99),
+                ("p99.9", 0.999),
+                ("max", 1.0),
+            ] {
+                let limit = dur(&b[key]) * 1e3;
+                if limit <= 0.0 {
+                    continue;
+                }
+                let pass = variants.iter().all(|v| {
+                    v["budgets"].as_array().into_iter().flatten().all(|x| {
+                        x["operation"] != op.as_str() || x["metric"] != key || x["pass"] == true
+                    })
+                });
+                let x = if q < 1.0 { 1.0 / (1.0 - q) } else { right };
+                markers.push(Marker {
+                    label: format!(" {key} budget {}", ms_label(limit)),
+                    at: (x, limit),
+                    pass,
+                });
+            }
+        }
+        add(
+            &format!("spectrum-{op}"),
+            &Chart {
+                title: format!("{op}: response time by percentile"),
+                x_desc: "percentile".into(),
+                y_desc: "response time (ms)".into(),
+                nines: true,
+                log_y: true,
+                series,
+                markers,
+                bounds: Vec::new(),
+            },
+            &mut svgs,
+        )?;
+    }
+
+    // 2. Latency over time per operation: p50, p99 and max per interval.
+    for op in &mix {
+        let mut series = Vec::new();
+        for (vi, v) in variants.iter().enumerate() {
+            let name = v["variant"]["name"].as_str().unwrap_or("");
+            let pick = |key: &str| -> Vec<(f64, f64)> {
+                v["timeline"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| {
+                        let o = i["ops"]
+                            .as_array()?
+                            .iter()
+                            .find(|o| o["op"] == op.as_str())?;
+                        (o["count"].as_u64()? > 0).then(|| (f(&i["t"]) + interval, f(&o[key])))
+                    })
+                    .collect()
+            };
+            for (key, label, width, c) in [
+                ("max_ms", "max", 1, light(color(vi))),
+                ("p99_ms", "p99", 3, color(vi)),
+                ("p50_ms", "p50", 1, color(vi)),
+            ] {
+                series.push(Series {
+                    label: format!("{name} {label}"),
+                    color: c,
+                    width,
+                    points: pick(key),
+                });
+            }
+        }
+        add(
+            &format!("timeline-{op}"),
+            &Chart {
+                title: format!("{op}: latency per {interval:.0} s interval"),
+                x_desc: "seconds into the variant".into(),
+                y_desc: "response time (ms)".into(),
+                nines: false,
+                log_y: true,
+                series,
+                markers: Vec::new(),
+                bounds: bounds.clone(),
+            },
+            &mut svgs,
+        )?;
+    }
+
+    // 3. Throughput over time: achieved vs target, errors per interval.
+    let mut series = Vec::new();
+    let mut target = Vec::new();
+    let mut t = 0.0;
+    for p in &phases {
+        let d = dur(&p["duration"]);
+        if p["model"] == "open" {
+            target.push((t, f(&p["rate"])));
+            target.push((t + d, f(&p["ramp_to"])));
+        }
+        t += d;
+    }
+    if !target.is_empty() {
+        series.push(Series {
+            label: "target".into(),
+            color: plotters::style::RGBColor(40, 40, 40),
+            width: 1,
+            points: target,
+        });
+    }
+    for (vi, v) in variants.iter().enumerate() {
+        let name = v["variant"]["name"].as_str().unwrap_or("");
+        let (mut done, mut errs) = (Vec::new(), Vec::new());
+        for i in v["timeline"].as_array().into_iter().flatten() {
+            if f(&i["t"]) + interval > scheduled + 1e-6 {
+                continue;
+            }
+            let ops = i["ops"].as_array().cloned().unwrap_or_default();
+            let n: f64 = ops.iter().map(|o| f(&o["count"]) + f(&o["errors"])).sum();
+            let e: f64 = ops.iter().map(|o| f(&o["errors"])).sum();
+            done.push((f(&i["t"]) + interval / 2.0, n / interval));
+            errs.push((f(&i["t"]) + interval / 2.0, e / interval));
+        }
+        series.push(Series {
+            label: format!("{name} achieved"),
+            color: color(vi),
+            width: 2,
+            points: done,
+        });
+        if errs.iter().any(|p| p.1 > 0.0) {
+            series.push(Series {
+                label: format!("{name} errors"),
+                color: light(color(vi)),
+                width: 2,
+                points: errs,
+            });
+        }
+    }
+    add(
+        "throughput",
+        &Chart {
+            title: "throughput: achieved vs target".into(),
+            x_desc: "seconds into the variant".into(),
+            y_desc: "requests per second".into(),
+            nines: false,
+            log_y: false,
+            series,
+            markers: Vec::new(),
+            bounds: bounds.clone(),
+        },
+        &mut svgs,
+    )?;
+
+    // 4. Database panels, from the samples.
+    type Pick = fn(&Value) -> Option<f64>;
+    let panels: [(&str, &str, &str, Pick); 5] = [
+        (
+            "db-cache",
+            "cache hit ratio",
+            "hits / (hits + misses)",
+            |s| {
+                let (h, m) = (f(&s["cache_hits"]), f(&s["cache_misses"]));
+                (h + m > 0.0).then(|| h / (h + m))
+            },
+        ),
+        ("db-lag", "replica lag", "bytes", |s| {
+            s["replica_lag_bytes"].as_f64()
+        }),
+        (
+            "db-reads-replica",
+            "reads served by the replica",
+            "reads per interval",
+            |s| s["reads_replica"].as_f64(),
+        ),
+        (
+            "db-reads-primary",
+            "reads served by the primary",
+            "reads per interval",
+            |s| s["reads_primary"].as_f64(),
+        ),
+        (
+            "db-pgbouncer",
+            "PgBouncer clients waiting",
+            "cl_waiting",
+            |s| s["pgbouncer"]["cl_waiting"].as_f64(),
+        ),
+    ];
+    for (file, title, y, pick) in panels {
+        let series: Vec<Series> = variants
+            .iter()
+            .enumerate()
+            .map(|(vi, v)| Series {
+                label: v["variant"]["name"].as_str().unwrap_or("").to_string(),
+                color: color(vi),
+                width: 2,
+                points: v["database"]["samples"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| pick(s).map(|y| (f(&s["t"]), y)))
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        add(
+            file,
+            &Chart {
+                title: title.into(),
+                x_desc: "seconds into the variant".into(),
+                y_desc: y.into(),
+                nines: false,
+                log_y: false,
+                series,
+                markers: Vec::new(),
+                bounds: bounds.clone(),
+            },
+            &mut svgs,
+        )?;
+    }
+
+    let verdict = r["verdict"].as_str().unwrap_or("unknown").to_string();
+    let summary = summary_md(&r);
+    let summary_path = dir.join("summary.md");
+    crate::fsutil::write_atomic(&summary_path, summary.as_bytes())?;
+    let html = html(&r, &svgs);
+    let html_path = dir.join("report.html");
+    crate::fsutil::write_atomic(&html_path, html.as_bytes())?;
+    Ok(ReportOutcome {
+        html: html_path,
+        summary: summary_path,
+        charts: chart_files,
+        hgrm: hgrm_files,
+        verdict,
+    })
+}
+
+fn ms_label(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.3} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.3} ms")
+    }
+}
+
+/// (operation, variant, metric, limit, actual, pass) of every budget.
+fn budget_rows(r: &Value) -> Vec<(String, String, String, String, String, String, bool)> {
+    let mut rows = Vec::new();
+    for v in r["variants"].as_array().into_iter().flatten() {
+        let name = v["variant"]["name"].as_str().unwrap_or("").to_string();
+        for b in v["budgets"].as_array().into_iter().flatten() {
+            let metric = b["metric"].as_str().unwrap_or("").to_string();
+            let (limit, actual) = (f(&b["limit"]), f(&b["actual"]));
+            let (l, a) = if metric == "error_rate" {
+                (
+                    format!("{:.3}%", limit * 100.0),
+                    format!("{:.3}%", actual * 100.0),
+                )
+            } else {
+                (ms_label(limit), ms_label(actual))
+            };
+            let by = if limit > 0.0 {
+                format!("{:+.0}%", (actual / limit - 1.0) * 100.0)
+            } else {
+                "-".into()
+            };
+            rows.push((
+                b["operation"].as_str().unwrap_or("").to_string(),
+                name.clone(),
+                metric,
+                l,
+                a,
+                by,
+                b["pass"] == true,
+            ));
+        }
+    }
+    rows
+}
+
+fn summary_md(r: &Value) -> String {
+    let mut s = format!(
+        "## rehearse: {} — {}\n\n",
+        r["scenario"]["name"].as_str().unwrap_or(""),
+        r["verdict"].as_str().unwrap_or("").to_uppercase()
+    );
+    let _ = writeln!(
+        s,
+        "run `{}`, {} (git {}), PostgreSQL {}\n",
+        r["run_id"].as_str().unwrap_or(""),
+        r["started_at"].as_str().unwrap_or(""),
+        r["environment"]["git_commit"].as_str().unwrap_or(""),
+        r["environment"]["postgres_version"].as_str().unwrap_or("")
+    );
+    for v in r["variants"].as_array().into_iter().flatten() {
+        if v["validity"]["valid"] == false {
+            let _ = writeln!(
+                s,
+                "**{} is not valid**: {}\n",
+                v["variant"]["name"].as_str().unwrap_or(""),
+                v["validity"]["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    }
+    let rows = budget_rows(r);
+    if !rows.is_empty() {
+        s += "| | operation | variant | budget | limit | actual | by |\n|---|---|---|---|---|---|---|\n";
+        for (op, v, m, l, a, by, pass) in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {op} | {v} | {m} | {l} | {a} | {by} |",
+                if pass { "pass" } else { "**FAIL**" }
+            );
+        }
+        s.push('\n');
+    }
+    s += "| operation | variant | count | rate/s | p50 | p99 | p99.9 | max | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    for v in r["variants"].as_array().into_iter().flatten() {
+        for o in v["operations"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+                o["name"].as_str().unwrap_or(""),
+                v["variant"]["name"].as_str().unwrap_or(""),
+                o["count"],
+                f(&o["throughput"]),
+                ms_label(f(&o["response"]["p50_ms"])),
+                ms_label(f(&o["response"]["p99_ms"])),
+                ms_label(f(&o["response"]["p99.9_ms"])),
+                ms_label(f(&o["response"]["max_ms"])),
+                o["count"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    .saturating_sub(o["ok"].as_u64().unwrap_or(0))
+            );
+        }
+    }
+    s
+}
+
+fn html(r: &Value, svgs: &[(String, String)]) -> String {
+    let verdict = r["verdict"].as_str().unwrap_or("");
+    let color = match verdict {
+        "pass" => "#0a7d3c",
+        "fail" => "#c00000",
+        _ => "#a06000",
+    };
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>rehearse: {name}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}\
+         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
+         .pass{{color:#0a7d3c}}.fail{{color:#c00000;font-weight:bold}}.verdict{{font-size:1.6em;color:{color}}}\
+         svg{{max-width:100%;height:auto}}</style></head><body>\
+         <h1>{name}</h1><p class=\"verdict\">{verdict_up}</p>\
+         <p>run <code>{run}</code>, started {started}, {secs:.0} s; rehearse {ver} (git {git}); PostgreSQL {pg}; {cores} cores</p>",
+        name = esc(r["scenario"]["name"].as_str().unwrap_or("")),
+        verdict_up = esc(&verdict.to_uppercase()),
+        run = esc(r["run_id"].as_str().unwrap_or("")),
+        started = esc(r["started_at"].as_str().unwrap_or("")),
+        secs = f(&r["seconds"]),
+        ver = esc(r["environment"]["rehearse_version"].as_str().unwrap_or("")),
+        git = esc(r["environment"]["git_commit"].as_str().unwrap_or("")),
+        pg = esc(r["environment"]["postgres_version"].as_str().unwrap_or("")),
+        cores = r["environment"]["host"]["cores"],
+    );
+    for v in r["variants"].as_array().into_iter().flatten() {
+        if v["validity"]["valid"] == false {
+            let _ = write!(
+                h,
+                "<p class=\"fail\">{} is not valid: {}</p>",
+                esc(v["variant"]["name"].as_str().unwrap_or("")),
+                esc(&v["validity"]["reasons"].to_string())
+            );
+        }
+    }
+    let rows = budget_rows(r);
+    if !rows.is_empty() {
+        h += "<h2>Budgets</h2><table><tr><th>verdict</th><th>operation</th><th>variant</th><th>budget</th><th>limit</th><th>actual</th><th>by</th></tr>";
+        for (op, v, m, l, a, by, pass) in rows {
+            let _ = write!(
+                h,
+                "<tr><td class=\"{c}\">{p}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&op),
+                esc(&v),
+                esc(&m),
+                esc(&l),
+                esc(&a),
+                esc(&by),
+                c = if pass { "pass" } else { "fail" },
+                p = if pass { "pass" } else { "FAIL" }
+            );
+        }
+        h += "</table>";
+    }
+    h += "<h2>Operations</h2><table><tr><th>operation</th><th>variant</th><th>count</th><th>rate/s</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>late</th></tr>";
+    let mut by_op: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for v in r["variants"].as_array().into_iter().flatten() {
+        for (i, o) in v["operations"].as_array().into_iter().flatten().enumerate() {
+            let lat = |k: &str| ms_label(f(&o["response"][k]));
+            by_op.entry(i).or_default().push(format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(o["name"].as_str().unwrap_or("")),
+                esc(v["variant"]["name"].as_str().unwrap_or("")),
+                o["count"],
+                f(&o["throughput"]),
+                lat("p50_ms"),
+                lat("p95_ms"),
+                lat("p99_ms"),
+                lat("p99.9_ms"),
+                lat("max_ms"),
+                esc(&o["errors"].to_string()),
+                o["late"]
+            ));
+        }
+    }
+    for rows in by_op.values() {
+        h += &rows.concat();
+    }
+    h += "</table><p>Response time is measured from each request's intended start (open phases); closed phases record service time.</p><h2>Charts</h2>";
+    for (name, svg) in svgs {
+        let _ = write!(h, "<h3>{}</h3>{}", esc(name), svg);
+    }
+    h += "</body></html>\n";
+    h
+}
