@@ -77,6 +77,15 @@ pub enum Command {
     /// Turn a run directory into charts (SVG, PNG), report.html, summary.md and .hgrm files.
     #[command(after_help = EXIT_CODES_HELP)]
     Report(ReportArgs),
+    /// Compare runs of two builds: per operation and variant, p50/p95/p99/p99.9 and throughput with a bootstrap confidence interval.
+    #[command(after_help = COMPARE_HELP)]
+    Compare(CompareArgs),
+    /// Gate CI on a run: validity, then budgets, then (with --baseline) regressions against a baseline.
+    #[command(after_help = GATE_HELP)]
+    Gate(GateArgs),
+    /// Manage committed baselines (results/baselines/<name>/).
+    #[command(subcommand, after_help = EXIT_CODES_HELP)]
+    Baseline(BaselineCommand),
     /// Benchmarks that compare rehearse with a reference tool side by side, in one run.
     #[command(subcommand, after_help = EXIT_CODES_HELP)]
     Bench(BenchCommand),
@@ -114,6 +123,96 @@ pub struct SeedArgs {
     #[command(flatten)]
     pub destructive: DestructiveArgs,
 }
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Baseline run directories (several are pooled).
+    #[arg(required = true, value_name = "BASELINE_RUN")]
+    pub baseline: Vec<PathBuf>,
+    /// Candidate run directories, after `--`.
+    #[arg(last = true, required = true, value_name = "CANDIDATE_RUN")]
+    pub candidate: Vec<PathBuf>,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub resamples: usize,
+    /// Changes smaller than this many milliseconds are never a regression.
+    #[arg(long, default_value_t = 0.05, value_name = "MS")]
+    pub min_abs_ms: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print a Markdown table.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The run directory to gate.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Baseline run directories to compare against (e.g. results/baselines/main).
+    #[arg(long = "baseline", value_name = "RUN_DIR")]
+    pub baselines: Vec<PathBuf>,
+    /// Budgets to apply instead of the scenario's: a TOML file of [budgets.<operation>] tables.
+    #[arg(long, value_name = "FILE")]
+    pub budgets: Option<PathBuf>,
+    /// Write JUnit XML here, one test case per check.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the Markdown summary here (it is printed either way).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Copy a run (run.json, latency.hlog) to results/baselines/<name>/.
+    Save {
+        #[arg(value_name = "RUN_DIR")]
+        run: PathBuf,
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Replace an existing baseline of that name.
+        #[arg(long)]
+        force: bool,
+        /// Where baselines live.
+        #[arg(long, default_value = "results/baselines", value_name = "DIR")]
+        root: PathBuf,
+    },
+}
+
+const COMPARE_HELP: &str = "\
+Method:
+  Each run's measured interval histograms (warm-up and the cut-short last
+  interval left out) are the units; several runs per side are pooled. The 95%
+  interval of candidate/baseline comes from a moving-block bootstrap (blocks of
+  ceil(n^(1/3)) consecutive intervals, each side resampled on its own), because
+  latencies within a run are correlated in time.
+  regression    the whole interval lies above 1, the ratio exceeds the floor
+                (p50 5%, p95 10%, p99 15%, p99.9 20%; throughput 5% lower),
+                and the change exceeds --min-abs-ms
+  improvement   the mirror image
+  no change     the whole interval lies within the floor's band
+  inconclusive  anything else, or fewer than 100/(1-q) samples on a side
+
+Exit codes:
+  0  compared (whatever the verdicts; `rehearse gate` acts on them)
+  2  bad usage or input (not a run directory, unknown schema)";
+
+const GATE_HELP: &str = "\
+Order:
+  1. validity: the run completed, each variant reached its target rate without
+     the driver being the bottleneck, and every gated percentile has enough
+     samples (100/(1-q): p99 10,000, p99.9 100,000)
+  2. budgets: the scenario's, or --budgets FILE
+  3. with --baseline: the relative check of `rehearse compare`; a regression fails
+
+Exit codes:
+  0  pass
+  1  fail: a budget missed or a regression
+  2  bad usage or input
+  3  invalid: the run cannot be judged (never reported as a pass or a fail)";
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

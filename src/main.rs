@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{
-    BenchCommand, CheckArgs, Cli, Command, LabCommand, QueryArgs, RunArgs, SchemaCommand, SeedArgs,
+    BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs, GateArgs, LabCommand,
+    QueryArgs, RunArgs, SchemaCommand, SeedArgs,
 };
 use rehearse::error::{EXIT_ENVIRONMENT, EXIT_OK};
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -79,6 +80,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Seed(args) => run_seed(&cli, args).await,
         Command::Query(args) => run_query(&cli, args).await,
         Command::Check(args) => run_check(args),
+        Command::Compare(args) => run_compare(args),
+        Command::Gate(args) => run_gate(args),
+        Command::Baseline(BaselineCommand::Save {
+            run,
+            name,
+            force,
+            root,
+        }) => {
+            let dest = rehearse::report::gate::save_baseline(run, root, name, *force)?;
+            println!("baseline {name} saved to {}", dest.display());
+            Ok(EXIT_OK)
+        }
         Command::Report(args) => {
             let out = rehearse::report::report(&args.run_dir)?;
             println!(
@@ -420,6 +433,95 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(EXIT_OK)
+}
+
+fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
+    use rehearse::report::compare;
+    let (base, interval) = compare::pooled(&args.baseline)?;
+    let (cand, _) = compare::pooled(&args.candidate)?;
+    let settings = compare::CompareSettings {
+        resamples: args.resamples.max(100),
+        min_abs_ms: args.min_abs_ms,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for (key, c) in &cand {
+        if let Some(b) = base.get(key) {
+            out.push((key.clone(), compare::compare(b, c, interval, &settings)));
+        }
+    }
+    if out.is_empty() {
+        return Err(
+            rehearse::Error::Usage("the two sides share no variant and operation".into()).into(),
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(EXIT_OK);
+    }
+    let header = [
+        "variant/operation",
+        "metric",
+        "baseline",
+        "candidate",
+        "ratio",
+        "95% CI",
+        "verdict",
+    ];
+    let mut rows = Vec::new();
+    for (key, rs) in &out {
+        for r in rs {
+            let unit = if r.metric == "throughput" {
+                "/s"
+            } else {
+                " ms"
+            };
+            rows.push(vec![
+                key.clone(),
+                r.metric.clone(),
+                format!("{:.3}{unit}", r.baseline),
+                format!("{:.3}{unit}", r.candidate),
+                format!("x{:.3}", r.ratio),
+                format!("{:.3}-{:.3}", r.low, r.high),
+                match &r.note {
+                    Some(n) => format!("{} ({n})", r.change),
+                    None => r.change.to_string(),
+                },
+            ]);
+        }
+    }
+    if args.markdown {
+        println!(
+            "| {} |\n|{}|",
+            header.join(" | "),
+            header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+        );
+        for r in rows {
+            println!("| {} |", r.join(" | "));
+        }
+    } else {
+        print!("{}", text::table(&header, &rows));
+    }
+    Ok(EXIT_OK)
+}
+
+fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
+    use rehearse::report::gate;
+    let g = gate::gate(&gate::GateOptions {
+        run: args.run.clone(),
+        baselines: args.baselines.clone(),
+        budgets: args.budgets.clone(),
+        settings: Default::default(),
+    })?;
+    let md = gate::markdown(&g);
+    print!("{md}");
+    if let Some(p) = &args.summary {
+        rehearse::fsutil::write_atomic(p, md.as_bytes())?;
+    }
+    if let Some(p) = &args.junit {
+        rehearse::fsutil::write_atomic(p, gate::junit(&g).as_bytes())?;
+    }
+    Ok(g.exit_code)
 }
 
 fn duration_flag(name: &str, v: &Option<String>) -> anyhow::Result<Option<std::time::Duration>> {

@@ -518,6 +518,35 @@ impl Scenario {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetsFile {
+    budgets: BTreeMap<String, BudgetFile>,
+}
+
+/// A budgets file for `rehearse gate --budgets`: `[budgets.<operation>]`
+/// tables, as in a scenario.
+pub fn parse_budgets(path: &Path, text: &str) -> Result<BTreeMap<String, Budget>> {
+    let f: BudgetsFile =
+        toml::from_str(text).map_err(|e| Error::Usage(toml_error_at(path, text, &e)))?;
+    Ok(f.budgets
+        .into_iter()
+        .map(|(op, b)| {
+            (
+                op,
+                Budget {
+                    p50: b.p50,
+                    p95: b.p95,
+                    p99: b.p99,
+                    p999: b.p999,
+                    max: b.max,
+                    error_rate: b.error_rate.map(|r| *r.get_ref()),
+                },
+            )
+        })
+        .collect())
+}
+
 /// Read and check a scenario file.
 pub fn load(path: &Path) -> Result<Scenario> {
     let text = std::fs::read_to_string(path).io("reading the scenario", path)?;

@@ -244,6 +244,49 @@ max_driver_lag = "200ms"
             assert!(hgrm.contains(&count), "{name}/{op_name}: {count}\n{hgrm}");
         }
     }
+    // The gate: a p99 budget on a few hundred samples cannot be judged, so
+    // the run is invalid, not a pass; against itself as the baseline,
+    // nothing regresses.
+    use rehearse::report::gate;
+    let opts = gate::GateOptions {
+        run: out.clone(),
+        baselines: vec![],
+        budgets: None,
+        settings: Default::default(),
+    };
+    let g = gate::gate(&opts).unwrap();
+    assert_eq!((g.verdict, g.exit_code), ("invalid", 3));
+    assert!(g
+        .cases
+        .iter()
+        .any(|c| c.message.contains("needs 10000 samples")));
+    let xml = gate::junit(&g);
+    assert!(xml.contains("<failure type=\"invalid\""), "{xml}");
+    let budgets = dir.join("budgets.toml");
+    std::fs::write(
+        &budgets,
+        "[budgets.dashboard]\nmax = \"10s\"\nerror_rate = 0.01\n",
+    )
+    .unwrap();
+    let saved = gate::save_baseline(&out, &dir.join("baselines"), "main", false).unwrap();
+    assert!(
+        gate::save_baseline(&out, &dir.join("baselines"), "main", false).is_err(),
+        "never replaced by accident"
+    );
+    let g = gate::gate(&gate::GateOptions {
+        baselines: vec![saved],
+        budgets: Some(budgets),
+        ..opts
+    })
+    .unwrap();
+    assert_eq!(g.verdict, "pass", "{}", gate::markdown(&g));
+    assert!(!g.comparisons.is_empty());
+    assert!(g
+        .comparisons
+        .iter()
+        .flat_map(|(_, rows)| rows)
+        .all(|r| r.change != rehearse::report::compare::Change::Regression));
+
     let missing = Command::new(env!("CARGO_BIN_EXE_rehearse"))
         .args(["report"])
         .arg(dir.join("nowhere"))

@@ -4,6 +4,8 @@
 //! files for HdrHistogram's usual plotters.
 
 pub mod charts;
+pub mod compare;
+pub mod gate;
 pub mod hlog;
 
 use std::collections::BTreeMap;
