@@ -163,6 +163,9 @@ pub struct GateArgs {
     /// Write the Markdown summary here (it is printed either way).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Changes smaller than this many milliseconds are never a regression.
+    #[arg(long, default_value_t = 0.05, value_name = "MS")]
+    pub min_abs_ms: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +248,9 @@ pub struct RunArgs {
     /// Warm-up left out of the totals (e.g. 5s) [default: the scenario's].
     #[arg(long, value_name = "DURATION")]
     pub warmup: Option<String>,
+    /// Add this delay to every request (e.g. 300us): a known regression, to check that a gate catches one.
+    #[arg(long, value_name = "DURATION")]
+    pub inject_delay: Option<String>,
     /// Run directory [default: results/<time>-<scenario>; with several scenarios, one directory each under it].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -511,7 +511,10 @@ fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
         run: args.run.clone(),
         baselines: args.baselines.clone(),
         budgets: args.budgets.clone(),
-        settings: Default::default(),
+        settings: rehearse::report::compare::CompareSettings {
+            min_abs_ms: args.min_abs_ms,
+            ..Default::default()
+        },
     })?;
     let md = gate::markdown(&g);
     print!("{md}");
@@ -542,6 +545,7 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         duration: duration_flag("--duration", &args.duration)?,
         rate: args.rate,
         warmup: duration_flag("--warmup", &args.warmup)?,
+        inject_delay: duration_flag("--inject-delay", &args.inject_delay)?,
         out: args.out.clone(),
         verbose: !args.quiet,
         stop: None,

@@ -245,6 +245,7 @@ struct ScenarioFile {
     warmup: Option<Dur>,
     interval: Option<Dur>,
     timeout: Option<Dur>,
+    inject_delay: Option<Dur>,
     #[serde(rename = "phase")]
     phases: Spanned<Vec<Spanned<PhaseFile>>>,
     #[serde(rename = "mix")]
@@ -432,6 +433,9 @@ pub struct Scenario {
     pub interval: Dur,
     /// A request taking longer is abandoned and counted as a timeout.
     pub timeout: Dur,
+    /// Added to every request before it is sent (spun, not slept, below 2 ms):
+    /// a known regression, to prove the gate catches one.
+    pub inject_delay: Dur,
     pub phases: Vec<Phase>,
     pub mix: Vec<MixEntry>,
     pub tenants: Tenants,
@@ -722,6 +726,7 @@ impl Checker<'_> {
             warmup: f.warmup.unwrap_or(Dur(Duration::ZERO)),
             interval,
             timeout: f.timeout.unwrap_or(Dur(Duration::from_secs(30))),
+            inject_delay: f.inject_delay.unwrap_or(Dur(Duration::ZERO)),
             phases,
             mix,
             tenants,

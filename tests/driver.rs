@@ -12,6 +12,10 @@ use rehearse::driver::{self, RunOptions};
 use rehearse::estate::Estate;
 use rehearse::seed::{self, Profile, SeedOptions};
 
+/// Held for writing by the gate smoke test, whose A/A pair must not share
+/// the machine with the other tests' load.
+static ALONE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// One variant, for scenarios whose statement does not depend on the mode.
 const ONE_VARIANT: &str =
     "\n[[variant]]\nname = \"only\"\nmode = \"legacy\"\nreads = \"primary\"\ncache = false\n";
@@ -62,6 +66,7 @@ fn hdr_python() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_writes_results_that_hdrhistograms_python_reader_decodes_to_the_same_counts() {
+    let _shared = ALONE.read().await;
     let lab = common::lab();
     let url = lab.fresh_database("driver_run").await;
     let estate = lab.estate(&url);
@@ -298,6 +303,7 @@ max_driver_lag = "200ms"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_loop_run_reports_a_5ms_sleep_as_5ms() {
+    let _shared = ALONE.read().await;
     let lab = common::lab();
     let url = lab.fresh_database("driver_sleep").await;
     let estate = lab.estate(&url);
@@ -359,6 +365,7 @@ async fn run_with_lock(estate: &Estate, url: &str, file: &Path, out: &Path) -> d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_second_lock_fills_the_open_loop_tail_and_hides_from_the_closed_loop_p99() {
+    let _shared = ALONE.read().await;
     let lab = common::lab();
     let url = lab.fresh_database("driver_stall").await;
     let estate = lab.estate(&url);
@@ -417,6 +424,7 @@ fn rehearse(url: &str, dir: &Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_tell_a_pass_a_missed_budget_an_invalid_run_bad_input_and_an_interruption() {
+    let _shared = ALONE.read().await;
     let lab = common::lab();
     let url = lab.fresh_database("driver_exit").await;
     let dir = work_dir("exit");
@@ -539,6 +547,7 @@ async fn exit_codes_tell_a_pass_a_missed_budget_an_invalid_run_bad_input_and_an_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_survives_the_replica_going_away_and_reports_the_fallbacks() {
+    let _shared = ALONE.read().await;
     let lab = common::lab();
     let url = lab.fresh_database("driver_replica").await;
     let mut estate = lab.estate(&url);
@@ -595,4 +604,63 @@ async fn a_run_survives_the_replica_going_away_and_reports_the_fallbacks() {
         fallbacks > 0,
         "the samples show when reads left the replica"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_400us_delay() {
+    use rehearse::report::{compare, gate};
+    let _alone = ALONE.write().await;
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_gate").await;
+    let estate = lab.estate(&url);
+    let dir = work_dir("gate");
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/gate_smoke.toml");
+    let go = |out: &str, delay: Option<Duration>| {
+        let opts = RunOptions {
+            scenarios: vec![file.clone()],
+            out: Some(dir.join(out)),
+            inject_delay: delay,
+            ..Default::default()
+        };
+        let estate = estate.clone();
+        async move { driver::run(&estate, &opts).await.unwrap().pop().unwrap() }
+    };
+    assert_eq!(go("a", None).await.exit_code(), 0);
+    assert_eq!(go("a2", None).await.exit_code(), 0);
+    let slow = go("slow", Some(Duration::from_micros(400))).await;
+    assert_eq!(
+        slow.result.scenario.inject_delay.0,
+        Duration::from_micros(400)
+    );
+    let settings = compare::CompareSettings {
+        min_abs_ms: 0.1,
+        ..Default::default()
+    };
+    let gate_against_a = |run: &str| gate::GateOptions {
+        run: dir.join(run),
+        baselines: vec![dir.join("a")],
+        budgets: None,
+        settings: settings.clone(),
+    };
+    let aa = gate::gate(&gate_against_a("a2")).unwrap();
+    assert_eq!(
+        (aa.verdict, aa.exit_code),
+        ("pass", 0),
+        "{}",
+        gate::markdown(&aa)
+    );
+    let reg = gate::gate(&gate_against_a("slow")).unwrap();
+    assert_eq!(
+        (reg.verdict, reg.exit_code),
+        ("fail", 1),
+        "{}",
+        gate::markdown(&reg)
+    );
+    let p50 = &reg.comparisons[0].1[0];
+    assert_eq!(
+        (p50.metric.as_str(), p50.change),
+        ("p50", compare::Change::Regression),
+        "{p50:?}"
+    );
+    assert!(p50.candidate - p50.baseline > 0.3, "{p50:?}");
 }

@@ -80,6 +80,8 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     pub rate: Option<f64>,
     pub warmup: Option<Duration>,
+    /// Added to every request: a known regression (`--inject-delay`).
+    pub inject_delay: Option<Duration>,
     /// The run directory (with several scenarios, one directory per scenario under it).
     pub out: Option<PathBuf>,
     /// Live progress on stderr.
@@ -124,6 +126,9 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
         }
         if let Some(w) = opts.warmup {
             s.warmup = scenario::Dur(w);
+        }
+        if let Some(d) = opts.inject_delay {
+            s.inject_delay = scenario::Dur(d);
         }
         if !opts.variants.is_empty() {
             s.select_variants(&opts.variants)?;
@@ -259,7 +264,9 @@ async fn run_scenario(
                 (set, chooser)
             }
         };
-        let workload = Arc::new(Workload::new(s.mix.clone(), set, chooser, today));
+        let mut workload = Workload::new(s.mix.clone(), set, chooser, today);
+        workload.delay = s.inject_delay.0;
+        let workload = Arc::new(workload);
         let before = results::statements_snapshot(&client).await;
         let cpu_before = results::process_cpu();
         let v = run_variant(

@@ -60,6 +60,8 @@ pub struct Workload {
     chooser: Arc<Chooser>,
     /// The business day writes are posted to and reports end on: the seed's last day.
     pub today: Day,
+    /// Added to every request (`inject_delay`).
+    pub delay: std::time::Duration,
 }
 
 /// One drawn request.
@@ -90,6 +92,7 @@ impl Workload {
             tenants,
             chooser,
             today,
+            delay: std::time::Duration::ZERO,
         }
     }
 
@@ -128,6 +131,17 @@ impl Workload {
         req: &mut Request,
         log: &mut WriteLog,
     ) -> Result<()> {
+        if !self.delay.is_zero() {
+            if self.delay < std::time::Duration::from_millis(2) {
+                // Timers have millisecond granularity: spin for short delays.
+                let until = std::time::Instant::now() + self.delay;
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            } else {
+                tokio::time::sleep(self.delay).await;
+            }
+        }
         let m = &self.mix[req.op];
         let rng = &mut req.rng;
         let (org, props): (i64, &[i64]) = if self.tenants.is_empty() {
