@@ -444,12 +444,7 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
         min_abs_ms: args.min_abs_ms,
         ..Default::default()
     };
-    let mut out = Vec::new();
-    for (key, c) in &cand {
-        if let Some(b) = base.get(key) {
-            out.push((key.clone(), compare::compare(b, c, interval, &settings)));
-        }
-    }
+    let out = compare::compare_all(&base, &cand, interval, &settings);
     if out.is_empty() {
         return Err(
             rehearse::Error::Usage("the two sides share no variant and operation".into()).into(),

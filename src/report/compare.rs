@@ -88,7 +88,8 @@ pub struct Row {
 /// One side's interval histograms in a shared sparse form: for each
 /// interval, (index into `values`, count) of its non-empty buckets.
 struct Side {
-    intervals: Vec<Vec<(u32, u64)>>,
+    /// Per interval, samples at or below each grid value: `cum[i * k + j]`.
+    cum: Vec<u32>,
     totals: Vec<u64>,
 }
 
@@ -111,55 +112,75 @@ impl Grid {
             .collect();
         values.sort_unstable();
         values.dedup();
+        let k = values.len();
         let side = |hs: &[Histogram<u64>]| {
-            let intervals: Vec<Vec<(u32, u64)>> = hs
-                .iter()
-                .map(|h| {
-                    h.iter_recorded()
-                        .map(|v| {
-                            let x = h.highest_equivalent(v.value_iterated_to());
-                            (
-                                values.binary_search(&x).expect("on the grid") as u32,
-                                v.count_at_value(),
-                            )
-                        })
-                        .collect()
-                })
-                .collect();
+            let mut cum = vec![0u32; hs.len() * k];
+            for (i, h) in hs.iter().enumerate() {
+                let row = &mut cum[i * k..(i + 1) * k];
+                for v in h.iter_recorded() {
+                    let x = h.highest_equivalent(v.value_iterated_to());
+                    let j = values.binary_search(&x).expect("on the grid");
+                    row[j] += v.count_at_value() as u32;
+                }
+                for j in 1..k {
+                    row[j] += row[j - 1];
+                }
+            }
             let totals = hs.iter().map(|h| h.len()).collect();
-            Side { intervals, totals }
+            Side { cum, totals }
         };
         let (a, b) = (side(a), side(b));
         Grid { values, a, b }
     }
 
-    /// Quantiles (ms) of the union of the chosen intervals of a side.
+    /// Quantiles (ms) of the union of the chosen intervals of a side: a
+    /// binary search over the grid for each quantile, summing the chosen
+    /// intervals' cumulative counts (times how often each was drawn).
     fn quantiles(
         &self,
         side: &Side,
         chosen: &[usize],
         qs: &[f64],
-        acc: &mut Vec<u64>,
+        mult: &mut Vec<u32>,
     ) -> (Vec<f64>, u64) {
-        acc.clear();
-        acc.resize(self.values.len(), 0);
-        let mut total = 0;
+        let k = self.values.len();
+        mult.clear();
+        mult.resize(side.totals.len(), 0);
         for &i in chosen {
-            for &(k, n) in &side.intervals[i] {
-                acc[k as usize] += n;
-            }
-            total += side.totals[i];
+            mult[i] += 1;
         }
-        let mut out = Vec::with_capacity(qs.len());
-        let (mut seen, mut k) = (0u64, 0usize);
-        for &q in qs {
-            let rank = ((q * total as f64).ceil() as u64).max(1);
-            while k < acc.len() && seen + acc[k] < rank {
-                seen += acc[k];
-                k += 1;
-            }
-            out.push(self.values[k.min(self.values.len() - 1)] as f64 / 1e6);
-        }
+        let picked: Vec<(usize, u64)> = mult
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m > 0)
+            .map(|(i, m)| (i * k, *m as u64))
+            .collect();
+        let total: u64 = picked
+            .iter()
+            .map(|&(row, m)| m * side.totals[row / k.max(1)])
+            .sum();
+        let at_or_below = |j: usize| -> u64 {
+            picked
+                .iter()
+                .map(|&(row, m)| m * side.cum[row + j] as u64)
+                .sum()
+        };
+        let out = qs
+            .iter()
+            .map(|&q| {
+                let rank = ((q * total as f64).ceil() as u64).max(1);
+                let (mut lo, mut hi) = (0usize, k - 1);
+                while lo < hi {
+                    let mid = (lo + hi) / 2;
+                    if at_or_below(mid) >= rank {
+                        hi = mid;
+                    } else {
+                        lo = mid + 1;
+                    }
+                }
+                self.values[lo] as f64 / 1e6
+            })
+            .collect();
         (out, total)
     }
 }
@@ -222,7 +243,7 @@ pub fn compare(
     }
     let grid = Grid::new(baseline, candidate);
     let qs: Vec<f64> = METRICS.iter().map(|m| m.1).collect();
-    let mut acc = Vec::new();
+    let mut acc: Vec<u32> = Vec::new();
     let all_a: Vec<usize> = (0..baseline.len()).collect();
     let all_b: Vec<usize> = (0..candidate.len()).collect();
     let (base, n_a) = grid.quantiles(&grid.a, &all_a, &qs, &mut acc);
@@ -293,6 +314,40 @@ pub fn compare(
         note: None,
     });
     rows
+}
+
+/// Compare every variant/operation the two sides share, on all cores.
+pub fn compare_all(
+    base: &RunIntervals,
+    cand: &RunIntervals,
+    interval_s: f64,
+    s: &CompareSettings,
+) -> Vec<(String, Vec<Row>)> {
+    type Pair<'a> = (&'a String, &'a [Histogram<u64>], &'a [Histogram<u64>]);
+    let pairs: Vec<Pair<'_>> = cand
+        .iter()
+        .filter_map(|(k, c)| base.get(k).map(|b| (k, b.as_slice(), c.as_slice())))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(pairs.len().max(1));
+    let chunk = pairs.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pairs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(k, b, c)| ((*k).clone(), compare(b, c, interval_s, s)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a comparison thread panicked"))
+            .collect()
+    })
 }
 
 /// Measured interval histograms by "variant/operation".

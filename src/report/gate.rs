@@ -164,7 +164,12 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
                     } else {
                         Status::Fail
                     },
-                    message: format!("{actual:.5} (errors {})", o_["errors"]),
+                    message: format!(
+                        "{actual:.5} ({} errors)",
+                        o_["errors"]
+                            .as_object()
+                            .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum::<u64>())
+                    ),
                 });
             }
         }
@@ -175,9 +180,7 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
     if !o.baselines.is_empty() {
         let (cand, interval) = compare::run_intervals(&o.run)?;
         let (base, _) = compare::pooled(&o.baselines)?;
-        for (key, c) in &cand {
-            let Some(b) = base.get(key) else { continue };
-            let rows = compare::compare(b, c, interval, &o.settings);
+        for (key, rows) in compare::compare_all(&base, &cand, interval, &o.settings) {
             for row in &rows {
                 let (status, message) = match row.change {
                     Change::Regression => (
@@ -220,7 +223,7 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
                     message,
                 });
             }
-            comparisons.push((key.clone(), rows));
+            comparisons.push((key, rows));
         }
         if comparisons.is_empty() {
             return Err(Error::Usage(
