@@ -144,6 +144,9 @@ pub struct CompareArgs {
     /// Print a Markdown table.
     #[arg(long, conflicts_with = "json")]
     pub markdown: bool,
+    /// Also draw overlay charts (both builds' spectra and p99 timelines) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -445,6 +445,14 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
         ..Default::default()
     };
     let out = compare::compare_all(&base, &cand, interval, &settings);
+    if let Some(dir) = &args.charts {
+        let files = rehearse::report::overlay(&base, &cand, interval, dir)?;
+        eprintln!(
+            "{} overlay charts (SVG and PNG) in {}",
+            files.len(),
+            dir.display()
+        );
+    }
     if out.is_empty() {
         return Err(
             rehearse::Error::Usage("the two sides share no variant and operation".into()).into(),

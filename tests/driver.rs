@@ -663,4 +663,13 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_400us_delay() {
         "{p50:?}"
     );
     assert!(p50.candidate - p50.baseline > 0.3, "{p50:?}");
+
+    // Overlay charts of the two builds.
+    let (base, interval) = compare::pooled(&[dir.join("a")]).unwrap();
+    let (cand, _) = compare::pooled(&[dir.join("slow")]).unwrap();
+    let files = rehearse::report::overlay(&base, &cand, interval, &dir.join("overlay")).unwrap();
+    assert_eq!(files.len(), 2);
+    for f in files {
+        assert!(std::fs::read(&f).unwrap().starts_with(b"\x89PNG"));
+    }
 }

@@ -52,6 +52,97 @@ fn light(c: plotters::style::RGBColor) -> plotters::style::RGBColor {
     plotters::style::RGBColor(m(c.0), m(c.1), m(c.2))
 }
 
+/// Points of a percentile spectrum (x = 1/(1-q), y = ms), ending at the maximum.
+fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let mut points: Vec<(f64, f64)> = h
+        .iter_quantiles(5)
+        .filter(|q| q.quantile_iterated_to() < 1.0)
+        .map(|q| {
+            (
+                1.0 / (1.0 - q.quantile_iterated_to()),
+                h.highest_equivalent(q.value_iterated_to()) as f64 / 1e6,
+            )
+        })
+        .collect();
+    let right = points.last().map_or(10.0, |p| p.0.max(10.0));
+    points.push((right, h.max() as f64 / 1e6));
+    points
+}
+
+/// Overlay charts of two builds: per variant and operation, both sides'
+/// percentile spectra, and their p99 per interval, on one chart each.
+pub fn overlay(
+    base: &compare::RunIntervals,
+    cand: &compare::RunIntervals,
+    interval_s: f64,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let merged = |hs: &[Histogram<u64>]| -> Histogram<u64> {
+        let mut h = histogram();
+        for x in hs {
+            let _ = h.add(x);
+        }
+        h
+    };
+    let mut files = Vec::new();
+    for (key, c) in cand {
+        let Some(b) = base.get(key) else { continue };
+        let name = key.replace('/', ".");
+        let sides = [("baseline", b, PALETTE[0]), ("candidate", c, PALETTE[1])];
+        let spectrum = Chart {
+            title: format!("{key}: baseline vs candidate"),
+            x_desc: "percentile".into(),
+            y_desc: "response time (ms)".into(),
+            nines: true,
+            log_y: true,
+            series: sides
+                .iter()
+                .map(|(label, hs, color)| Series {
+                    label: label.to_string(),
+                    color: *color,
+                    width: 2,
+                    points: spectrum_points(&merged(hs)),
+                })
+                .collect(),
+            markers: Vec::new(),
+            bounds: Vec::new(),
+        };
+        charts::render(&spectrum, dir, &format!("overlay-spectrum-{name}"))?;
+        let timeline = Chart {
+            title: format!("{key}: p99 per interval, baseline vs candidate"),
+            x_desc: "interval (measured part of the run)".into(),
+            y_desc: "p99 response time (ms)".into(),
+            nines: false,
+            log_y: true,
+            series: sides
+                .iter()
+                .map(|(label, hs, color)| Series {
+                    label: label.to_string(),
+                    color: *color,
+                    width: 2,
+                    points: hs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, h)| {
+                            (
+                                (i as f64 + 1.0) * interval_s,
+                                h.value_at_quantile(0.99) as f64 / 1e6,
+                            )
+                        })
+                        .collect(),
+                })
+                .collect(),
+            markers: Vec::new(),
+            bounds: Vec::new(),
+        };
+        charts::render(&timeline, dir, &format!("overlay-timeline-{name}"))?;
+        for kind in ["spectrum", "timeline"] {
+            files.push(dir.join(format!("overlay-{kind}-{name}.png")));
+        }
+    }
+    Ok(files)
+}
+
 /// Read `run.json`, refusing what this rehearse cannot read.
 pub fn read_run(dir: &Path) -> Result<Value> {
     let path = dir.join("run.json");
@@ -142,20 +233,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             if h.is_empty() {
                 continue;
             }
-            let points: Vec<(f64, f64)> = h
-                .iter_quantiles(5)
-                .filter(|q| q.quantile_iterated_to() < 1.0)
-                .map(|q| {
-                    let x = 1.0 / (1.0 - q.quantile_iterated_to());
-                    (x, h.highest_equivalent(q.value_iterated_to()) as f64 / 1e6)
-                })
-                .collect();
+            let points = spectrum_points(&h);
             right = points.iter().map(|p| p.0).fold(right, f64::max);
-            let mut points = points;
-            points.push((
-                right.max(points.last().map_or(1.0, |p| p.0)),
-                h.max() as f64 / 1e6,
-            ));
             series.push(Series {
                 label: name.to_string(),
                 color: color(vi),
