@@ -220,15 +220,109 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Grouped bars: per category (operation), one bar per group (variant).
+#[derive(Debug, Clone)]
+pub struct Bars {
+    pub title: String,
+    pub y_desc: String,
+    pub categories: Vec<String>,
+    /// (group label, one value per category).
+    pub groups: Vec<(String, Vec<f64>)>,
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    b: &Bars,
+) -> std::result::Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let n = b.categories.len().max(1) as f64;
+    let g = b.groups.len().max(1) as f64;
+    let top = b
+        .groups
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&b.title, ("sans-serif", 22))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..n, 0.0..top)
+        .map_err(e)?;
+    let cats = b.categories.clone();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(b.categories.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            // Label the middle of each category only.
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 {
+                cats.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(b.y_desc.as_str())
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    let width = 0.8 / g;
+    for (j, (label, values)) in b.groups.iter().enumerate() {
+        let color = PALETTE[j % PALETTE.len()];
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, v)| {
+                let x0 = i as f64 + 0.1 + j as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.9, *v)], color.filled())
+            }))
+            .map_err(e)?
+            .label(label.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// Draw grouped bars into `dir/<name>.png` and `.svg`; returns the SVG text.
+pub fn render_bars(b: &Bars, dir: &Path, name: &str) -> Result<String> {
+    render_with(
+        dir,
+        name,
+        |root| draw_bars(root, b),
+        |root| draw_bars(root, b),
+    )
+}
+
 /// Draw `c` into `dir/<name>.png` and return the SVG text.
 pub fn render(c: &Chart, dir: &Path, name: &str) -> Result<String> {
+    render_with(dir, name, |root| draw(root, c), |root| draw(root, c))
+}
+
+/// Draw with `svg_draw` into an SVG string and with `png_draw` into a PNG
+/// file (written atomically); both files land in `dir`.
+fn render_with(
+    dir: &Path,
+    name: &str,
+    svg_draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
+    png_draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<String> {
     register_font();
     let mut svg = String::new();
-    draw(
-        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
-        c,
-    )
-    .map_err(|m| Error::Lab(format!("drawing {name}.svg: {m}")))?;
+    svg_draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())
+        .map_err(|m| Error::Lab(format!("drawing {name}.svg: {m}")))?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         what: "creating the charts directory".into(),
         path: dir.to_path_buf(),
@@ -237,7 +331,7 @@ pub fn render(c: &Chart, dir: &Path, name: &str) -> Result<String> {
     let png = dir.join(format!("{name}.png"));
     // The encoder picks the format from the extension: keep .png last.
     let tmp = dir.join(format!(".{name}.tmp-{}.png", std::process::id()));
-    draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), c)
+    png_draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area())
         .map_err(|m| Error::Lab(format!("drawing {}: {m}", png.display())))?;
     std::fs::rename(&tmp, &png).map_err(|source| Error::Io {
         what: "renaming into place".into(),

@@ -196,12 +196,9 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     let scheduled = t;
     let color = |i: usize| PALETTE[i % PALETTE.len()];
     let mut svgs: Vec<(String, String)> = Vec::new();
-    let mut chart_files = Vec::new();
     let mut hgrm_files = Vec::new();
-    let mut add = |name: &str, c: &Chart, svgs: &mut Vec<(String, String)>| -> Result<()> {
+    let add = |name: &str, c: &Chart, svgs: &mut Vec<(String, String)>| -> Result<()> {
         let svg = charts::render(c, &chart_dir, name)?;
-        chart_files.push(chart_dir.join(format!("{name}.png")));
-        chart_files.push(chart_dir.join(format!("{name}.svg")));
         svgs.push((name.to_string(), svg));
         Ok(())
     };
@@ -282,6 +279,32 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             },
             &mut svgs,
         )?;
+    }
+
+    // Variants side by side: p50 and p99 of every operation.
+    for (key, label) in [("p50_ms", "p50"), ("p99_ms", "p99")] {
+        let bars = charts::Bars {
+            title: format!("variants side by side: {label} response time per operation"),
+            y_desc: format!("{label} response time (ms)"),
+            categories: mix.clone(),
+            groups: variants
+                .iter()
+                .map(|v| {
+                    (
+                        v["variant"]["name"].as_str().unwrap_or("").to_string(),
+                        v["operations"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|o| f(&o["response"][key]))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        };
+        let name = format!("variants-{label}");
+        let svg = charts::render_bars(&bars, &chart_dir, &name)?;
+        svgs.push((name, svg));
     }
 
     // 2. Latency over time per operation: p50, p99 and max per interval.
@@ -465,6 +488,10 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         )?;
     }
 
+    let chart_files: Vec<PathBuf> = svgs
+        .iter()
+        .flat_map(|(name, _)| ["png", "svg"].map(|ext| chart_dir.join(format!("{name}.{ext}"))))
+        .collect();
     let verdict = r["verdict"].as_str().unwrap_or("unknown").to_string();
     let summary = summary_md(&r);
     let summary_path = dir.join("summary.md");
