@@ -259,7 +259,16 @@ async fn run_scenario(
                     repo.for_each_property(|o, p| pairs.push((o, p))).await?;
                 }
                 let set = Arc::new(TenantSet::from_pairs(pairs));
-                let chooser = Arc::new(Chooser::new(&s.tenants, &set, s.seed));
+                let chooser = Chooser::new(&s.tenants, &set, s.seed);
+                if needs_tenants {
+                    if let Some(why) = chooser.unusable() {
+                        return Err(Error::Usage(format!(
+                            "{}: cannot choose tenants: {why}",
+                            s.path.display()
+                        )));
+                    }
+                }
+                let chooser = Arc::new(chooser);
                 tenants_loaded = Some((set.clone(), chooser.clone()));
                 (set, chooser)
             }

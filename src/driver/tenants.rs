@@ -118,6 +118,22 @@ impl Chooser {
         }
     }
 
+    /// Why this chooser cannot draw anything from its estate, if it cannot.
+    pub fn unusable(&self) -> Option<String> {
+        match self {
+            Chooser::Uniform(0) => Some("the estate has no organization".into()),
+            Chooser::Zipf { cdf, .. } if cdf.is_empty() => {
+                Some("the estate has no organization".into())
+            }
+            Chooser::Tiers { cdf, .. } if cdf[3] <= 0.0 => Some(
+                "every tier the scenario gives weight to is empty in this estate \
+                 (tiers: single 1, small 2-5, medium 6-40, chain > 40 properties)"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// An organization index.
     #[inline]
     pub fn pick(&self, rng: &mut SplitMix) -> usize {
@@ -192,6 +208,22 @@ mod tests {
             .count();
         // The small tier is empty, so chains get 1 of 2 parts.
         assert!((chains as f64 / 20_000.0 - 0.5).abs() < 0.03, "{chains}");
+
+        let only_medium = TierWeights {
+            single: 0.0,
+            small: 0.0,
+            medium: 1.0,
+            chain: 0.0,
+        };
+        let none = Chooser::new(
+            &Tenants::Tiers {
+                weights: only_medium,
+            },
+            &s,
+            9,
+        );
+        assert!(none.unusable().unwrap().contains("empty"));
+        assert!(t.unusable().is_none());
 
         let u = Chooser::new(&Tenants::Uniform, &s, 9);
         let chains = (0..20_000)
