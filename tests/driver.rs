@@ -292,6 +292,39 @@ max_driver_lag = "200ms"
         .flat_map(|(_, rows)| rows)
         .all(|r| r.change != rehearse::report::compare::Change::Regression));
 
+    // A run that fails part way (its second variant wants a PgBouncer this
+    // estate does not have) stops with the reason; run.json says failed and
+    // keeps the first variant's measurements.
+    let chains_only = scenario_file(
+        &dir,
+        "half",
+        "[[phase]]\nduration = \"2s\"\nrate = 10\n[[mix]]\noperation = \"dashboard\"\nweight = 1\n\
+         [[variant]]\nname = \"direct\"\nmode = \"legacy\"\n[[variant]]\nname = \"bounced\"\nmode = \"legacy\"\npool = \"pgbouncer\"\n",
+    );
+    let failed_dir = dir.join("failed");
+    let err = driver::run(
+        &estate,
+        &RunOptions {
+            scenarios: vec![chains_only],
+            out: Some(failed_dir.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("PgBouncer"), "{err}");
+    let failed = run_json(&failed_dir);
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"].as_str().unwrap().contains("PgBouncer"));
+    assert_eq!(failed["variants"].as_array().unwrap().len(), 1);
+    assert!(
+        failed["variants"][0]["operations"][0]["ok"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
     let missing = Command::new(env!("CARGO_BIN_EXE_rehearse"))
         .args(["report"])
         .arg(dir.join("nowhere"))

@@ -238,70 +238,82 @@ async fn run_scenario(
         ),
     )?;
 
-    let mut tenants_loaded: Option<(Arc<TenantSet>, Arc<Chooser>)> = None;
     let run_clock = Instant::now();
-    for variant in &s.variants {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let mut cfg = RepoConfig::from_estate(estate, variant.pool)?;
-        cfg.mode_override = Some(variant.mode);
-        cfg.pool_size = s.phases.iter().map(phase_concurrency).max().unwrap_or(1) + 4;
-        if !variant.cache {
-            cfg.redis_url = None;
-        }
-        let repo = Repo::connect(cfg).await?;
-        let (set, chooser) = match &tenants_loaded {
-            Some(x) => x.clone(),
-            None => {
-                let mut pairs = Vec::new();
-                if needs_tenants {
-                    repo.for_each_property(|o, p| pairs.push((o, p))).await?;
-                }
-                let set = Arc::new(TenantSet::from_pairs(pairs));
-                let chooser = Chooser::new(&s.tenants, &set, s.seed);
-                if needs_tenants {
-                    if let Some(why) = chooser.unusable() {
-                        return Err(Error::Usage(format!(
-                            "{}: cannot choose tenants: {why}",
-                            s.path.display()
-                        )));
-                    }
-                }
-                let chooser = Arc::new(chooser);
-                tenants_loaded = Some((set.clone(), chooser.clone()));
-                (set, chooser)
+    // A failure part way keeps what was measured, marked failed.
+    let ran: Result<()> = async {
+        let mut tenants_loaded: Option<(Arc<TenantSet>, Arc<Chooser>)> = None;
+        for variant in &s.variants {
+            if stop.load(Ordering::SeqCst) {
+                break;
             }
-        };
-        let mut workload = Workload::new(s.mix.clone(), set, chooser, today);
-        workload.delay = s.inject_delay.0;
-        let workload = Arc::new(workload);
-        let before = results::statements_snapshot(&client).await;
-        let cpu_before = results::process_cpu();
-        let v = run_variant(
-            s,
-            variant,
-            repo,
-            workload,
-            &mut hlog,
-            run_clock.elapsed().as_secs_f64(),
-            match variant.pool {
-                crate::repo::Pooling::PgBouncer => estate.pgbouncer.as_ref().map(|e| e.url.clone()),
-                crate::repo::Pooling::Direct => None,
-            },
-            verbose,
-            stop,
-        )
-        .await?;
-        let mut v = v;
-        v.driver_cpu_seconds = results::process_cpu() - cpu_before;
-        let total: u64 = v.operations.iter().map(|o| o.count).sum();
-        if total > 0 {
-            v.driver_cpu_us_per_op = v.driver_cpu_seconds * 1e6 / total as f64;
+            let mut cfg = RepoConfig::from_estate(estate, variant.pool)?;
+            cfg.mode_override = Some(variant.mode);
+            cfg.pool_size = s.phases.iter().map(phase_concurrency).max().unwrap_or(1) + 4;
+            if !variant.cache {
+                cfg.redis_url = None;
+            }
+            let repo = Repo::connect(cfg).await?;
+            let (set, chooser) = match &tenants_loaded {
+                Some(x) => x.clone(),
+                None => {
+                    let mut pairs = Vec::new();
+                    if needs_tenants {
+                        repo.for_each_property(|o, p| pairs.push((o, p))).await?;
+                    }
+                    let set = Arc::new(TenantSet::from_pairs(pairs));
+                    let chooser = Chooser::new(&s.tenants, &set, s.seed);
+                    if needs_tenants {
+                        if let Some(why) = chooser.unusable() {
+                            return Err(Error::Usage(format!(
+                                "{}: cannot choose tenants: {why}",
+                                s.path.display()
+                            )));
+                        }
+                    }
+                    let chooser = Arc::new(chooser);
+                    tenants_loaded = Some((set.clone(), chooser.clone()));
+                    (set, chooser)
+                }
+            };
+            let mut workload = Workload::new(s.mix.clone(), set, chooser, today);
+            workload.delay = s.inject_delay.0;
+            let workload = Arc::new(workload);
+            let before = results::statements_snapshot(&client).await;
+            let cpu_before = results::process_cpu();
+            let v = run_variant(
+                s,
+                variant,
+                repo,
+                workload,
+                &mut hlog,
+                run_clock.elapsed().as_secs_f64(),
+                match variant.pool {
+                    crate::repo::Pooling::PgBouncer => {
+                        estate.pgbouncer.as_ref().map(|e| e.url.clone())
+                    }
+                    crate::repo::Pooling::Direct => None,
+                },
+                verbose,
+                stop,
+            )
+            .await?;
+            let mut v = v;
+            v.driver_cpu_seconds = results::process_cpu() - cpu_before;
+            let total: u64 = v.operations.iter().map(|o| o.count).sum();
+            if total > 0 {
+                v.driver_cpu_us_per_op = v.driver_cpu_seconds * 1e6 / total as f64;
+            }
+            v.database.top_statements = results::statements_delta(&client, before).await;
+            result.variants.push(v);
+            result.write(dir)?;
         }
-        v.database.top_statements = results::statements_delta(&client, before).await;
-        result.variants.push(v);
-        result.write(dir)?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = ran {
+        result.fail(&e, run_clock.elapsed());
+        let _ = result.write(dir);
+        return Err(e);
     }
     result.finish(stop.load(Ordering::SeqCst), run_clock.elapsed());
     result.write(dir)?;

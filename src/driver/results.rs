@@ -28,6 +28,8 @@ pub enum Status {
     Running,
     Complete,
     Interrupted,
+    /// Stopped by an error; `error` says which. What was measured is kept.
+    Failed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,6 +37,8 @@ pub enum Status {
 pub enum Verdict {
     /// Not decided yet.
     Running,
+    /// The run stopped on an error.
+    Failed,
     Pass,
     /// A budget was missed.
     Fail,
@@ -513,6 +517,8 @@ pub struct RunResult {
     pub seconds: f64,
     pub scenario: Scenario,
     pub scenario_file: String,
+    /// Why the run stopped, when it failed.
+    pub error: Option<String>,
     pub environment: Environment,
     pub variants: Vec<VariantResult>,
 }
@@ -529,6 +535,7 @@ impl RunResult {
             seconds: 0.0,
             scenario: s.clone(),
             scenario_file: s.path.display().to_string(),
+            error: None,
             environment,
             variants: Vec::new(),
         }
@@ -551,6 +558,15 @@ impl RunResult {
         } else {
             (Status::Complete, Verdict::Pass, 0)
         };
+    }
+
+    /// Mark the run failed by `e`, keeping the variants measured so far.
+    pub fn fail(&mut self, e: &crate::Error, elapsed: Duration) {
+        self.seconds = elapsed.as_secs_f64();
+        self.status = Status::Failed;
+        self.verdict = Verdict::Failed;
+        self.exit_code = e.exit_code();
+        self.error = Some(e.to_string());
     }
 
     /// Write `run.json` into `dir`, atomically.
