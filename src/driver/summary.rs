@@ -18,6 +18,50 @@ fn f(x: f64) -> String {
     }
 }
 
+/// What the estate did during a variant: where reads went, why they left
+/// the replica, whether a replica went away, what the cache and the
+/// finance retries saw.
+fn estate_line(v: &super::results::VariantResult) -> String {
+    let repo = &v.database.repo;
+    let r = &repo.routing;
+    let fallbacks: Vec<String> = r
+        .fallbacks
+        .iter()
+        .filter(|(reason, n)| *n > 0 && reason != "no_replica")
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    let mut parts = vec![format!(
+        "reads {} replica / {} primary",
+        thousands(r.reads_replica),
+        thousands(r.reads_primary)
+    )];
+    if !fallbacks.is_empty() {
+        parts.push(format!("fallbacks {}", fallbacks.join(", ")));
+    }
+    if r.replica_removed > 0 {
+        parts.push(format!(
+            "replica taken out {} time(s), put back {}",
+            r.replica_removed, r.replica_restored
+        ));
+    }
+    if let Some(c) = &repo.cache {
+        parts.push(format!(
+            "cache {} hits / {} misses / {} errors",
+            thousands(c.hits),
+            thousands(c.misses),
+            c.errors
+        ));
+    }
+    let fin = &repo.finance;
+    if fin.retried_serialization + fin.retried_deadlock + fin.gave_up > 0 {
+        parts.push(format!(
+            "write retries {} serialization, {} deadlock, {} gave up",
+            fin.retried_serialization, fin.retried_deadlock, fin.gave_up
+        ));
+    }
+    format!("estate [{}]: {}\n", v.variant.name, parts.join("; "))
+}
+
 /// The human summary of a run.
 pub fn text(r: &RunResult, dir: &Path) -> String {
     let mut out = format!(
@@ -98,6 +142,7 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
             f(v.driver_lag.p99_ms),
             v.driver_cpu_us_per_op
         );
+        out += &estate_line(v);
     }
     let budgets: Vec<String> = r
         .variants
