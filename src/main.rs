@@ -416,7 +416,7 @@ fn day_flag(flag: &str, value: &Option<String>) -> anyhow::Result<Option<rehears
 
 fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     for f in &args.files {
-        let s = driver::check(f)?;
+        let s = rehearse::scenario::load(f)?;
         println!(
             "{}: ok: {} phase(s), {:.0} s per variant, {} operation(s), {} variant(s) ({}), {} budget(s)",
             f.display(),

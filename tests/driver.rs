@@ -325,7 +325,7 @@ max_driver_lag = "200ms"
             > 0
     );
 
-    let missing = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+    let missing = common::rehearse_cmd()
         .args(["report"])
         .arg(dir.join("nowhere"))
         .output()
@@ -441,18 +441,14 @@ async fn a_two_second_lock_fills_the_open_loop_tail_and_hides_from_the_closed_lo
 
 /// The CLI against `url` only (no lab: the lab dir points nowhere).
 fn rehearse(url: &str, dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-    cmd.arg("--primary-url")
+    common::rehearse_cmd()
+        .arg("--primary-url")
         .arg(url)
         .arg("--lab-dir")
         .arg(dir.join("no-lab"))
-        .args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("REHEARSE_") || k == "USE_PARTITIONED_TABLES" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.output().unwrap()
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,7 +541,7 @@ async fn exit_codes_tell_a_pass_a_missed_budget_an_invalid_run_bad_input_and_an_
 
     // Ctrl-C: what was measured is kept and marked interrupted.
     let long = scenario_file(&dir, "long", &probe("5s").replace("\"2s\"", "\"60s\""));
-    let child = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+    let child = common::rehearse_cmd()
         .args(["--primary-url", &url, "--lab-dir"])
         .arg(dir.join("no-lab"))
         .args([

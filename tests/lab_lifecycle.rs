@@ -5,17 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use rehearse::lab::{process, LabCtx, LabState};
 
 fn rehearse(args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-    // The user's own estate settings must not leak into these runs.
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("REHEARSE_")) {
-        cmd.env_remove(k);
-    }
-    let out = cmd.args(args).output().unwrap();
+    let out = common::rehearse_cmd().args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -979,14 +979,12 @@ async fn rehearse_query_prints_what_the_library_returns_and_refuses_bad_input() 
     let _shared = COMPONENTS.read().await;
     let dir = common::lab().state.dir.clone();
     let run = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rehearse"));
-        cmd.arg("--lab-dir").arg(&dir).args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("REHEARSE_") || k == "USE_PARTITIONED_TABLES" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.output().unwrap()
+        common::rehearse_cmd()
+            .arg("--lab-dir")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap()
     };
     let org = f.medium.id.to_string();
     let out = run(&[

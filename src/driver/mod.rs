@@ -418,8 +418,13 @@ async fn run_variant(
             tokio::select! {
                 r = &mut handle => break r.map_err(|e| Error::Lab(format!("a phase task failed: {e}")))?,
                 Some(m) = rx.recv() => {
+                    let finished = collector.timeline.len();
                     collector.absorb(m, Some(hlog));
-                    live.publish(&collector);
+                    // The live figures change only when an interval finishes:
+                    // percentiles are not recomputed for every worker's message.
+                    if collector.timeline.len() != finished {
+                        live.publish(&collector);
+                    }
                 }
             }
         };
@@ -697,9 +702,4 @@ async fn closed_phase(
     }
     let elapsed = Instant::now().saturating_duration_since(start);
     PhaseResult::closed(&phase, completed.load(Ordering::Relaxed), elapsed)
-}
-
-/// Read a scenario file and say what it would run, or why it cannot.
-pub fn check(path: &Path) -> Result<Scenario> {
-    scenario::load(path)
 }

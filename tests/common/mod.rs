@@ -47,6 +47,18 @@ pub fn port_base(salt: &str) -> u16 {
     base
 }
 
+/// The rehearse binary, with none of the user's own estate settings
+/// (`REHEARSE_*`, `USE_PARTITIONED_TABLES`) leaking into the run.
+pub fn rehearse_cmd() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rehearse"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("REHEARSE_") || k == "USE_PARTITIONED_TABLES" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// Stop and delete a lab directory if a lab is there.
 pub fn destroy(dir: &std::path::Path) {
     if let Ok(mut ctx) = LabCtx::open(dir) {
