@@ -89,6 +89,197 @@ pub enum Command {
     /// Benchmarks that compare rehearse with a reference tool side by side, in one run.
     #[command(subcommand, after_help = EXIT_CODES_HELP)]
     Bench(BenchCommand),
+    /// The cutover playbook, one step at a time (prepare, dual-write, backfill, verify, switch, rollback, finalize), or whole under load (drill).
+    #[command(subcommand, after_help = CUTOVER_HELP)]
+    Cutover(CutoverCommand),
+}
+
+pub const CUTOVER_HELP: &str = "\
+Order:
+  prepare -> dual-write -> backfill -> verify -> switch -> (soak) -> verify -> finalize
+  rollback is allowed after a switch and before finalize; after it, verify, then switch again.
+  A step run out of order is refused (exit 5) with the step to run first; a step already
+  done says so and changes nothing (exit 0). `rehearse cutover status` shows where the
+  estate stands and what comes next. Every step records itself in rehearse_meta.
+
+The mirror:
+  dual-write installs mirror triggers in both directions, so switch and rollback are flag
+  flips that lock no table, and a process that has not re-read USE_PARTITIONED_TABLES yet
+  still writes to a mirrored side.
+
+Exit codes:
+  0    done, or already done
+  1    verify found differences (or the drill lost or changed an acknowledged write)
+  2    bad usage or bad input
+  4    the estate is not usable, a statement failed, or locks could not be had in
+       --lock-attempts tries
+  5    refused: out of order, not a rehearsal target, or unsafe to go on
+  130  interrupted (the drill keeps what it measured, marked interrupted)";
+
+/// Options every cutover step takes.
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    /// Print the SQL the step would run and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Give up one attempt at a table lock after this long (then retry), instead of queueing behind long transactions.
+    #[arg(long, default_value = "200ms", value_name = "DURATION")]
+    pub lock_timeout: String,
+    /// Attempts at the locks before the step fails, changing nothing.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub lock_attempts: u32,
+    /// Print the step's report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars or step lines on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub destructive: DestructiveArgs,
+}
+
+/// How the backfill paces itself.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Organizations per batch; each batch is one transaction with its checkpoint.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub batch_orgs: i64,
+    /// Pause while a streaming replica lags more than this many MiB.
+    #[arg(long, default_value_t = 64, value_name = "MiB")]
+    pub max_lag_mib: i64,
+}
+
+/// How finely verify compares.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Organization ranges compared one by one (each in one snapshot).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub buckets: u32,
+    /// Differing organizations whose rows are listed, at most.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub max_orgs: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CutoverCommand {
+    /// Where the estate stands: phase, flag, mirror, backfill checkpoint, last verify, step log, next step.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the partitioned tables (empty) next to the legacy ones and pin the flag to legacy.
+    Prepare {
+        /// Hash partitions of each partitioned table [default: rehearse_meta's count, else 64].
+        #[arg(long, value_name = "N")]
+        partitions: Option<u32>,
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Install the mirror: every insert, update and delete of an entry is repeated on the other side in its transaction.
+    DualWrite {
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Copy the legacy entries to the partitioned side in batches of organizations, resumably, pausing while replicas lag.
+    Backfill {
+        #[command(flatten)]
+        backfill: BackfillArgs,
+        /// Stop after this many batches; run the command again to resume from the checkpoint.
+        #[arg(long, value_name = "N")]
+        max_batches: Option<u64>,
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Compare the sides per bucket of organizations (counts, checksums, summary parity); bisect and list differing rows. Exit 1 on a difference.
+    Verify {
+        #[command(flatten)]
+        verify: VerifyArgs,
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Flip USE_PARTITIONED_TABLES on: services move to the partitioned tables; legacy stays current through the mirror.
+    Switch {
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Flip USE_PARTITIONED_TABLES back off, then verify parity again.
+    Rollback {
+        /// Do not verify after flipping back.
+        #[arg(long)]
+        no_verify: bool,
+        #[command(flatten)]
+        verify: VerifyArgs,
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// After the soak: remove the mirror. Legacy tables are kept until `rehearse schema drop --mode legacy`.
+    Finalize {
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Undo a cutover rehearsal: drop the mirror and the partitioned tables, flag to legacy, state cleared.
+    Reset {
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Run the whole playbook under a scenario's workload and prove no acknowledged write was lost.
+    #[command(after_help = DRILL_HELP)]
+    Drill(DrillArgs),
+}
+
+pub const DRILL_HELP: &str = "\
+The drill runs prepare, dual-write, backfill, verify, switch, soak, rollback, verify,
+switch again and verify, while the scenario's last phase runs as the workload (one variant;
+its mode follows the flag, as a service's would). Every write the workload is told
+succeeded goes into a ledger; after the soak (partitioned), after the rollback (legacy)
+and at the end (both sides, workload stopped) every acknowledged write must be present and
+identical. Then the hardened and the naive summary triggers take the same concurrent
+burst on tables of their own. It writes run.json (steps as markers), latency.hlog and
+cutover.json to the run directory; `rehearse report DIR` charts it.
+
+It starts from a seeded legacy-only estate (`rehearse seed --mode legacy`) and leaves it
+switched to partitioned with the mirror on; `rehearse cutover reset` starts over.
+
+Exit codes: 0 every verify passed and no acknowledged write was lost or changed; 1
+otherwise; 2 bad input; 4 estate; 5 refused (not a rehearsal target, or a cutover already
+under way); 130 interrupted.";
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The scenario whose workload runs during the playbook (its mix must write).
+    #[arg(long, value_name = "SCENARIO")]
+    pub under: PathBuf,
+    /// The scenario's variant to run (reads, cache, pool); its mode follows the flag [default: the first].
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
+    /// Requests per second [default: the scenario's last phase].
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<f64>,
+    /// Steady state measured before the first step.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub steady: String,
+    /// How long the estate runs switched before the rollback.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub soak: String,
+    /// Pause the backfill while the workload's p99 (last interval) is above this many milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub max_p99_ms: Option<f64>,
+    /// Writers of the trigger race (0 skips it).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub race_writers: u64,
+    /// Writes per writer in the trigger race.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub race_writes: u64,
+    /// Run directory [default: results/<run-id>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub backfill: BackfillArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub step: StepArgs,
 }
 
 #[derive(Debug, Args)]

@@ -5,9 +5,12 @@
 //! The modules follow the data: [`lab`] starts the components, [`estate`]
 //! says where they are, [`schema`] shapes the database, [`generate`] makes
 //! the synthetic estate, [`seed`] loads it, and [`repo`] reads and writes it
-//! as the services would.
+//! as the services would. [`driver`] replays scenarios against it, [`report`]
+//! charts and gates the results, and [`cutover`] runs the rollout's playbook
+//! step by step, or whole under load.
 
 pub mod bench;
+pub mod cutover;
 pub mod day;
 pub mod db;
 pub mod driver;

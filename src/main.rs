@@ -7,15 +7,19 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{
-    BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs, GateArgs, LabCommand,
-    QueryArgs, RunArgs, SchemaCommand, SeedArgs,
+    BackfillArgs, BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs,
+    CutoverCommand, GateArgs, LabCommand, QueryArgs, RunArgs, SchemaCommand, SeedArgs, StepArgs,
+    VerifyArgs,
 };
+use rehearse::cutover;
+use rehearse::driver::EXIT_INTERRUPTED;
 use rehearse::error::{EXIT_ENVIRONMENT, EXIT_OK};
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
 use rehearse::lab::{self, LabCtx, LabOptions};
 use rehearse::progress::thousands;
 use rehearse::query::{self, QueryOptions, QueryOutcome};
 use rehearse::repo::reporting::ReportData;
+use rehearse::schema::Mode;
 use rehearse::schema::{self, CreateOptions, DropOptions};
 use rehearse::seed::{self, SeedOptions};
 use rehearse::{bench, db, driver, text};
@@ -109,6 +113,187 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Run(args) => run_run(&cli, args).await,
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
+        Command::Cutover(cmd) => run_cutover(&cli, cmd).await,
+    }
+}
+
+fn step_options(a: &StepArgs) -> anyhow::Result<cutover::StepOptions> {
+    let lock_timeout =
+        duration_flag("--lock-timeout", &Some(a.lock_timeout.clone()))?.expect("given");
+    if a.lock_attempts == 0 {
+        return Err(rehearse::Error::Usage("--lock-attempts must be at least 1".into()).into());
+    }
+    Ok(cutover::StepOptions {
+        dry_run: a.dry_run,
+        locks: cutover::LockOptions {
+            lock_timeout,
+            attempts: a.lock_attempts,
+        },
+        partitions: None,
+        allow_destructive: a.destructive.allow_destructive.clone(),
+        verbose: !a.quiet,
+    })
+}
+
+fn verify_options(a: &VerifyArgs) -> anyhow::Result<cutover::verify::VerifyOptions> {
+    if a.buckets == 0 {
+        return Err(rehearse::Error::Usage("--buckets must be at least 1".into()).into());
+    }
+    Ok(cutover::verify::VerifyOptions {
+        buckets: a.buckets,
+        max_orgs: a.max_orgs,
+        ..Default::default()
+    })
+}
+
+fn backfill_options(a: &BackfillArgs) -> anyhow::Result<cutover::backfill::BackfillOptions> {
+    if a.batch_orgs < 1 || a.max_lag_mib < 0 {
+        return Err(rehearse::Error::Usage(
+            "--batch-orgs must be at least 1 and --max-lag-mib not negative".into(),
+        )
+        .into());
+    }
+    Ok(cutover::backfill::BackfillOptions {
+        batch_orgs: a.batch_orgs,
+        max_lag_bytes: a.max_lag_mib << 20,
+        ..Default::default()
+    })
+}
+
+/// Print a step's report; the exit code says whether a verify passed.
+fn print_step(report: &cutover::StepReport, json: bool) -> anyhow::Result<i32> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else if let Some(v) = &report.verify {
+        println!("{}", v.describe());
+    } else {
+        println!(
+            "cutover {}: {} (phase: {})",
+            report.step, report.summary, report.phase
+        );
+    }
+    Ok(match &report.verify {
+        Some(v) if !v.ok => cutover::EXIT_MISMATCH,
+        _ => EXIT_OK,
+    })
+}
+
+async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    let mut client = db::connect(&estate.primary.url).await?;
+    let c = &mut client;
+    match cmd {
+        CutoverCommand::Status { json } => {
+            let st = cutover::status(c).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{st}");
+            }
+            Ok(EXIT_OK)
+        }
+        CutoverCommand::Prepare { partitions, step } => {
+            let mut o = step_options(step)?;
+            o.partitions = *partitions;
+            print_step(&cutover::prepare(c, &estate, &o).await?, step.json)
+        }
+        CutoverCommand::DualWrite { step } => print_step(
+            &cutover::dual_write(c, &estate, &step_options(step)?).await?,
+            step.json,
+        ),
+        CutoverCommand::Backfill {
+            backfill,
+            max_batches,
+            step,
+        } => {
+            let mut b = backfill_options(backfill)?;
+            b.max_batches = *max_batches;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            b.stop = Some(stop.clone());
+            let interrupted = stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("\ninterrupted: stopping after the batch in progress (its checkpoint commits with it)");
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            let r = cutover::backfill::backfill(c, &estate, &step_options(step)?, &b).await?;
+            let code = print_step(&r, step.json)?;
+            Ok(if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                EXIT_INTERRUPTED
+            } else {
+                code
+            })
+        }
+        CutoverCommand::Verify { verify, step } => print_step(
+            &cutover::verify::verify(c, &estate, &step_options(step)?, &verify_options(verify)?)
+                .await?,
+            step.json,
+        ),
+        CutoverCommand::Switch { step } => print_step(
+            &cutover::flip(c, &estate, Mode::Partitioned, &step_options(step)?).await?,
+            step.json,
+        ),
+        CutoverCommand::Rollback {
+            no_verify,
+            verify,
+            step,
+        } => {
+            let o = step_options(step)?;
+            let r = cutover::flip(c, &estate, Mode::Legacy, &o).await?;
+            let code = print_step(&r, step.json)?;
+            if *no_verify || o.dry_run || !r.ran {
+                return Ok(code);
+            }
+            print_step(
+                &cutover::verify::verify(c, &estate, &o, &verify_options(verify)?).await?,
+                step.json,
+            )
+        }
+        CutoverCommand::Finalize { step } => print_step(
+            &cutover::finalize(c, &estate, &step_options(step)?).await?,
+            step.json,
+        ),
+        CutoverCommand::Reset { step } => {
+            cutover::reset(c, &estate, &step_options(step)?).await?;
+            if !step.dry_run {
+                eprintln!("cutover reset: done; the estate is legacy only");
+            }
+            Ok(EXIT_OK)
+        }
+        CutoverCommand::Drill(a) => {
+            if a.step.dry_run {
+                return Err(rehearse::Error::Usage(
+                    "the drill runs every step for real; print one step's SQL with `rehearse cutover <step> --dry-run`".into(),
+                )
+                .into());
+            }
+            let mut b = backfill_options(&a.backfill)?;
+            b.max_p99 = a
+                .max_p99_ms
+                .map(|ms| std::time::Duration::from_secs_f64(ms.max(0.0) / 1e3));
+            let opts = cutover::drill::DrillOptions {
+                scenario: a.under.clone(),
+                variant: a.variant.clone(),
+                rate: a.rate,
+                steady: duration_flag("--steady", &Some(a.steady.clone()))?.expect("given"),
+                soak: duration_flag("--soak", &Some(a.soak.clone()))?.expect("given"),
+                out: a.out.clone(),
+                verbose: !a.step.quiet,
+                step: step_options(&a.step)?,
+                verify: verify_options(&a.verify)?,
+                backfill: b,
+                race_writers: a.race_writers,
+                race_ops: a.race_writes,
+            };
+            let (dir, report) = cutover::drill::drill(&estate, &opts).await?;
+            if a.step.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}\n\nrun directory: {} (cutover.json, run.json, latency.hlog; `rehearse report {}` draws it)", report.describe(), dir.display(), dir.display());
+            }
+            Ok(report.exit_code)
+        }
     }
 }
 

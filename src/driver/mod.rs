@@ -11,6 +11,7 @@
 //! `users` tasks each send, wait, think, repeat; only service time exists
 //! there and the result says it is closed-loop.
 
+pub mod ledger;
 pub mod ops;
 pub mod record;
 pub mod results;
@@ -20,7 +21,7 @@ pub mod tenants;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Semaphore;
@@ -155,7 +156,7 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
             (Some(d), true) => d.join(&s.name),
             (None, _) => PathBuf::from("results").join(results::run_id(SystemTime::now(), &s.name)),
         };
-        let result = run_scenario(estate, &s, &dir, opts.verbose, &stop).await?;
+        let result = run_scenario(estate, &s, &dir, opts.verbose, &stop, &Hooks::default()).await?;
         let interrupted = result.status == results::Status::Interrupted;
         out.push(RunOutcome { dir, result });
         if interrupted {
@@ -172,7 +173,34 @@ pub async fn run_one(
     dir: &Path,
     verbose: bool,
 ) -> Result<RunResult> {
-    run_scenario(estate, s, dir, verbose, &Arc::default()).await
+    run_scenario(estate, s, dir, verbose, &Arc::default(), &Hooks::default()).await
+}
+
+/// What a caller that steers a run from outside (the cutover drill) plugs in.
+#[derive(Default)]
+pub struct Hooks {
+    /// Every variant follows `USE_PARTITIONED_TABLES` (the feature_flags
+    /// row) as a service would, instead of forcing the variant's mode.
+    pub follow_flag: bool,
+    /// Every acknowledged write is recorded here.
+    pub ledger: Option<Arc<ledger::Ledger>>,
+    /// The live figures, readable while the run goes.
+    pub live: Option<Arc<results::Live>>,
+    /// When the first variant started: the instant, and seconds from the
+    /// interval log's start time.
+    pub started: OnceLock<(Instant, f64)>,
+}
+
+/// Run one checked scenario into `dir`, with hooks, until it ends or `stop` is set.
+pub async fn run_hooked(
+    estate: &Estate,
+    s: &Scenario,
+    dir: &Path,
+    verbose: bool,
+    stop: &Arc<AtomicBool>,
+    hooks: &Hooks,
+) -> Result<RunResult> {
+    run_scenario(estate, s, dir, verbose, stop, hooks).await
 }
 
 /// Everything a variant's tasks share.
@@ -195,6 +223,7 @@ async fn run_scenario(
     dir: &Path,
     verbose: bool,
     stop: &Arc<AtomicBool>,
+    hooks: &Hooks,
 ) -> Result<RunResult> {
     let started = SystemTime::now();
     let client = db::connect(&estate.primary.url).await?;
@@ -247,7 +276,7 @@ async fn run_scenario(
                 break;
             }
             let mut cfg = RepoConfig::from_estate(estate, variant.pool)?;
-            cfg.mode_override = Some(variant.mode);
+            cfg.mode_override = (!hooks.follow_flag).then_some(variant.mode);
             cfg.pool_size = s.phases.iter().map(phase_concurrency).max().unwrap_or(1) + 4;
             if !variant.cache {
                 cfg.redis_url = None;
@@ -277,16 +306,19 @@ async fn run_scenario(
             };
             let mut workload = Workload::new(s.mix.clone(), set, chooser, today);
             workload.delay = s.inject_delay.0;
+            workload.ledger = hooks.ledger.clone();
             let workload = Arc::new(workload);
             let before = results::statements_snapshot(&client).await;
             let cpu_before = results::process_cpu();
+            let offset = run_clock.elapsed().as_secs_f64();
+            let _ = hooks.started.set((Instant::now(), offset));
             let v = run_variant(
                 s,
                 variant,
                 repo,
                 workload,
                 &mut hlog,
-                run_clock.elapsed().as_secs_f64(),
+                offset,
                 match variant.pool {
                     crate::repo::Pooling::PgBouncer => {
                         estate.pgbouncer.as_ref().map(|e| e.url.clone())
@@ -295,6 +327,7 @@ async fn run_scenario(
                 },
                 verbose,
                 stop,
+                hooks.live.clone(),
             )
             .await?;
             let mut v = v;
@@ -339,6 +372,7 @@ async fn run_variant(
     pgbouncer: Option<String>,
     verbose: bool,
     stop: &Arc<AtomicBool>,
+    live: Option<Arc<results::Live>>,
 ) -> Result<VariantResult> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let pool: SlotPool = Arc::default();
@@ -365,7 +399,7 @@ async fn run_variant(
         pool,
         ops: names.len(),
     });
-    let live = Arc::new(results::Live::default());
+    let live = live.unwrap_or_default();
     let sampler = results::Sampler::start(repo.clone(), pgbouncer, interval, origin);
     let display = results::Display::start(
         verbose,

@@ -13,6 +13,7 @@ use crate::repo::reporting::ReadOptions;
 use crate::repo::Repo;
 use crate::scenario::{MixEntry, Operation, SqlParam, Variant};
 
+use super::ledger::Ledger;
 use super::tenants::{Chooser, TenantSet};
 
 const VENDORS: [&str; 6] = [
@@ -62,6 +63,8 @@ pub struct Workload {
     pub today: Day,
     /// Added to every request (`inject_delay`).
     pub delay: std::time::Duration,
+    /// Where acknowledged writes are recorded (the cutover drill's ledger).
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 /// One drawn request.
@@ -93,6 +96,7 @@ impl Workload {
             chooser,
             today,
             delay: std::time::Duration::ZERO,
+            ledger: None,
         }
     }
 
@@ -176,6 +180,7 @@ impl Workload {
                 VENDORS[(rng.next_u64() % VENDORS.len() as u64) as usize],
             )
         };
+        let ledger = self.ledger.as_deref();
         let fin = repo.finance();
         let rep = repo.reporting();
         match m.operation {
@@ -187,6 +192,9 @@ impl Workload {
                     expense(rng, prop)
                 };
                 let w = fin.record(org, &e).await?;
+                if let Some(l) = ledger {
+                    l.recorded(w.id, org, &e);
+                }
                 log.push(org, w.kind, w.id);
             }
             Operation::Adjust | Operation::Void => {
@@ -195,19 +203,38 @@ impl Workload {
                     Some(x) => x,
                     None => {
                         let prop = pick(rng, props);
-                        let w = fin.record(org, &revenue(rng, prop)).await?;
+                        let e = revenue(rng, prop);
+                        let w = fin.record(org, &e).await?;
+                        if let Some(l) = ledger {
+                            l.recorded(w.id, org, &e);
+                        }
                         (org, w.kind, w.id)
                     }
                 };
                 if m.operation == Operation::Adjust {
+                    let amount = 1_000 + (rng.next_u64() % 150_000) as i64;
                     let a = Adjustment {
-                        amount_cents: Some(1_000 + (rng.next_u64() % 150_000) as i64),
+                        amount_cents: Some(amount),
                         ..Default::default()
                     };
+                    // Unknown until acknowledged: a timeout drops this future
+                    // with the change perhaps committed.
+                    if let Some(l) = ledger {
+                        l.pending(kind, id, eorg);
+                    }
                     fin.adjust(eorg, kind, id, &a).await?;
+                    if let Some(l) = ledger {
+                        l.adjusted(kind, id, eorg, amount);
+                    }
                     log.push(eorg, kind, id);
                 } else {
+                    if let Some(l) = ledger {
+                        l.pending(kind, id, eorg);
+                    }
                     fin.void(eorg, kind, id).await?;
+                    if let Some(l) = ledger {
+                        l.voided(kind, id, eorg);
+                    }
                 }
             }
             Operation::PostBatch => {
@@ -221,7 +248,12 @@ impl Workload {
                         }
                     })
                     .collect();
-                fin.post_batch(org, &entries).await?;
+                let w = fin.post_batch(org, &entries).await?;
+                if let Some(l) = ledger {
+                    for ((_, id), e) in w.ids.iter().zip(&entries) {
+                        l.recorded(*id, org, e);
+                    }
+                }
             }
             Operation::Dashboard => {
                 rep.dashboard(org, today, m.days, &read).await?;

@@ -521,6 +521,17 @@ pub struct RunResult {
     pub error: Option<String>,
     pub environment: Environment,
     pub variants: Vec<VariantResult>,
+    /// Named spans of the run (the cutover drill's steps), drawn on the timelines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<Marker>,
+}
+
+/// A named span of a run, in seconds into the (first) variant, as timelines count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Marker {
+    pub name: String,
+    pub start_s: f64,
+    pub end_s: f64,
 }
 
 impl RunResult {
@@ -538,6 +549,7 @@ impl RunResult {
             error: None,
             environment,
             variants: Vec::new(),
+            markers: Vec::new(),
         }
     }
 
@@ -636,6 +648,8 @@ pub struct Live {
     pub late: AtomicU64,
     pub last_interval: AtomicU64,
     pub p99_ns: AtomicU64,
+    /// The highest p99 of any operation in the last finished interval.
+    pub recent_p99_ns: AtomicU64,
 }
 
 impl Live {
@@ -655,6 +669,11 @@ impl Live {
         self.last_interval
             .store(c.last_interval_count, Ordering::Relaxed);
         self.p99_ns.store(p99, Ordering::Relaxed);
+        if let Some(last) = c.timeline.last() {
+            let recent = last.ops.iter().map(|o| o.p99_ms).fold(0.0, f64::max);
+            self.recent_p99_ns
+                .store((recent * 1e6) as u64, Ordering::Relaxed);
+        }
     }
 }
 

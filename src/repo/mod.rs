@@ -42,6 +42,9 @@ use routing::ModeSource;
 
 pub use replicas::Via;
 
+/// How long a process keeps the flag it read before reading it again.
+pub const DEFAULT_FLAG_TTL: Duration = Duration::from_millis(250);
+
 /// How the repository reaches PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,7 +120,7 @@ impl RepoConfig {
             pool_size: 16,
             mode_override: None,
             default_mode: routing::mode_from_env()?,
-            flag_ttl: Duration::from_millis(250),
+            flag_ttl: DEFAULT_FLAG_TTL,
             replica: ReplicaSettings::default(),
             cache: CacheSettings::default(),
             max_retries: 5,

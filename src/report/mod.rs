@@ -192,6 +192,18 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         bounds.push((t, format!(" {}", p["name"].as_str().unwrap_or(""))));
         t += dur(&p["duration"]);
     }
+    // A run with markers (the cutover drill's steps) shows them instead.
+    if let Some(markers) = r["markers"].as_array().filter(|m| !m.is_empty()) {
+        bounds = markers
+            .iter()
+            .map(|m| {
+                (
+                    f(&m["start_s"]),
+                    format!(" {}", m["name"].as_str().unwrap_or("")),
+                )
+            })
+            .collect();
+    }
     // The last interval of a variant is cut short by its end: not a rate.
     let scheduled = t;
     let color = |i: usize| PALETTE[i % PALETTE.len()];

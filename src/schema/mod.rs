@@ -122,6 +122,16 @@ pub async fn create_mode_tables(
     mode: Mode,
     partitions: u32,
 ) -> Result<()> {
+    exec(
+        client,
+        &mode_tables_sql(mode, partitions),
+        &format!("creating the {mode} tables"),
+    )
+    .await
+}
+
+/// The DDL of one mode's entry and summary tables (with partitions).
+pub fn mode_tables_sql(mode: Mode, partitions: u32) -> String {
     let t = mode.tables();
     let mut sql = t.render(ENTRY_TABLES);
     if mode == Mode::Partitioned {
@@ -129,7 +139,7 @@ pub async fn create_mode_tables(
             sql.push_str(&tables::partitions_ddl(parent, partitions));
         }
     }
-    exec(client, &sql, &format!("creating the {mode} tables")).await
+    sql
 }
 
 /// One mode's primary keys and indexes.
@@ -148,25 +158,58 @@ pub async fn create_triggers(
     mode: Mode,
     variant: TriggerVariant,
 ) -> Result<()> {
-    let t = mode.tables();
+    exec(
+        client,
+        &triggers_sql(mode.tables(), variant),
+        &format!("creating the {mode} summary triggers"),
+    )
+    .await
+}
+
+/// The summary functions and triggers of one set of finance tables.
+pub fn triggers_sql(t: &FinanceTables, variant: TriggerVariant) -> String {
     let apply = match variant {
         TriggerVariant::Hardened => APPLY_HARDENED,
         TriggerVariant::Naive => APPLY_NAIVE,
     };
     // A plpgsql function may not be replaced by a sql one of the same
     // signature while triggers hold it, so drop the old first.
-    let sql = format!(
+    format!(
         "DROP FUNCTION IF EXISTS {}(boolean, bigint, bigint, date, bigint, integer) CASCADE;\n{}\n{}",
         t.apply_fn,
         t.render(apply),
         t.render(TRIGGERS)
-    );
-    exec(
-        client,
-        &sql,
-        &format!("creating the {mode} summary triggers"),
     )
-    .await
+}
+
+/// Entry tables, keys and summary triggers of a set of plain (unpartitioned)
+/// finance tables named by `t`: what a side experiment (the trigger race)
+/// builds next to the real ones.
+pub fn plain_tables_sql(t: &FinanceTables, variant: TriggerVariant) -> String {
+    format!(
+        "{}\n{}\n{}",
+        t.render(ENTRY_TABLES),
+        t.render(ENTRY_KEYS),
+        triggers_sql(t, variant)
+    )
+}
+
+/// Drop a set of finance tables and their trigger functions.
+pub fn drop_tables_sql(t: &FinanceTables) -> String {
+    t.render(DROP_MODE)
+}
+
+/// Rows of a set of finance tables' summaries that differ from the aggregate
+/// of its entries, over every organization.
+pub async fn summary_mismatches_of(client: &impl GenericClient, t: &FinanceTables) -> Result<i64> {
+    let sql = t.render(&MISMATCHES.replace("{{aggregate}}", AGGREGATE));
+    let row = client.query_one(&sql, &[&0i64, &i64::MAX]).await.db(|| {
+        format!(
+            "comparing the summaries of {} with their entries",
+            t.summary
+        )
+    })?;
+    Ok(row.get(0))
 }
 
 /// Rows of one mode's summary table that differ from the aggregate of its

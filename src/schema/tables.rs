@@ -6,10 +6,13 @@ use std::fmt;
 use crate::error::{Error, Result};
 
 /// One storage layout of the finance tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Plain tables, as production runs today.
+    #[default]
     Legacy,
     /// `PARTITION BY HASH (organization_id)` tables, behind USE_PARTITIONED_TABLES.
     Partitioned,

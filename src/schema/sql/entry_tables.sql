@@ -1,4 +1,4 @@
--- One mode's entry and summary tables. {{partition_by}} is empty for the
+-- One mode's entry and summary tables. The partition clause below is empty for the
 -- legacy mode and `PARTITION BY HASH (organization_id)` for the partitioned one.
 CREATE TABLE IF NOT EXISTS {{revenue}} (
     id               bigint      NOT NULL DEFAULT nextval('revenue_entry_id_seq'),

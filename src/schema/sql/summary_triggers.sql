@@ -1,5 +1,6 @@
 -- The row trigger on one mode's entry tables. It turns each insert, update
--- and delete into deltas for {{apply_fn}} (hardened or naive). An update that
+-- and delete into deltas for {{apply_fn}} (hardened or naive), unless the
+-- transaction set rehearse.summaries to 'set-based'. An update that
 -- moves an entry touches two summary rows; they are always taken in key
 -- order, so two moves in opposite directions cannot deadlock.
 CREATE OR REPLACE FUNCTION {{trigger_fn}}() RETURNS trigger
@@ -7,6 +8,11 @@ LANGUAGE plpgsql AS $fn$
 DECLARE
     is_revenue constant boolean := TG_ARGV[0] = 'revenue';
 BEGIN
+    -- A bulk writer that maintains the summaries itself, set-based, in the
+    -- same transaction (the cutover's backfill) says so for its transaction.
+    IF current_setting('rehearse.summaries', true) = 'set-based' THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM {{apply_fn}}(is_revenue, NEW.organization_id, NEW.property_id, NEW.business_date,
                              NEW.amount_cents, 1);

@@ -1,0 +1,647 @@
+//! `rehearse cutover drill --under <scenario>`: the whole playbook while the
+//! scenario's workload runs through the repository (its mode following the
+//! flag, as a service's would), then a run directory with the steps as
+//! markers on the timelines, latency per step against the steady state
+//! before, the verify results, the write ledger's verdict after the switch,
+//! after the rollback and at the end, and the trigger race.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::backfill::{self, BackfillOptions};
+use super::race::{self, RaceResult};
+use super::verify::{self, VerifyOptions};
+use super::{Phase, Step, StepOptions, StepReport, EXIT_MISMATCH};
+use crate::driver::ledger::{Ledger, LedgerCheck};
+use crate::driver::results::{self, Live, Marker, RunResult, Status};
+use crate::driver::{self, Hooks, EXIT_INTERRUPTED};
+use crate::error::{Error, IoContext, Result};
+use crate::estate::Estate;
+use crate::progress;
+use crate::scenario::{self, Dur, Scenario};
+use crate::schema::Mode;
+use crate::{db, seed};
+
+/// What the drill was asked.
+#[derive(Clone)]
+pub struct DrillOptions {
+    pub scenario: PathBuf,
+    /// The scenario's variant to run (reads, cache, pool); its mode is replaced by the flag.
+    pub variant: Option<String>,
+    /// Requests per second of the workload [default: the scenario's last phase].
+    pub rate: Option<f64>,
+    /// The steady state measured before the first step.
+    pub steady: Duration,
+    /// How long the estate runs switched before the rollback.
+    pub soak: Duration,
+    pub out: Option<PathBuf>,
+    pub verbose: bool,
+    pub step: StepOptions,
+    pub verify: VerifyOptions,
+    pub backfill: BackfillOptions,
+    /// The trigger race: writers and writes per writer (0 writers: skip it).
+    pub race_writers: u64,
+    pub race_ops: u64,
+}
+
+/// One step of the drill, with when it ran (seconds into the workload).
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillStep {
+    pub name: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub report: Option<StepReport>,
+    /// The ledger check made at the end of this step, if any.
+    pub ledger: Option<LedgerCheck>,
+}
+
+/// Latency and errors of the workload over one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepLatency {
+    pub step: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    /// p99 over the steady state's p99.
+    pub p99_vs_steady: Option<f64>,
+}
+
+/// `cutover.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    pub schema_version: u32,
+    pub status: Status,
+    /// Every verify passed, no acknowledged write missing or different, the
+    /// hardened triggers lost nothing.
+    pub ok: bool,
+    pub reasons: Vec<String>,
+    pub scenario: String,
+    pub database: String,
+    pub steps: Vec<DrillStep>,
+    pub latency: Vec<StepLatency>,
+    /// The last check, with the workload stopped: exact.
+    pub final_ledger: Vec<LedgerCheck>,
+    pub race: Vec<RaceResult>,
+    pub exit_code: i32,
+}
+
+/// Seconds into the workload's variant, as its timeline counts.
+struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> f64 {
+        self.origin.elapsed().as_secs_f64()
+    }
+}
+
+/// A step that only lets the workload run (steady state, soak).
+async fn pause(name: &str, d: Duration, clock: &Clock, stop: &AtomicBool) -> DrillStep {
+    let start_s = clock.now();
+    let until = Instant::now() + d;
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    DrillStep {
+        name: name.to_string(),
+        start_s,
+        end_s: clock.now(),
+        report: None,
+        ledger: None,
+    }
+}
+
+/// The workload the drill runs: the scenario's last phase (its steady
+/// load), one variant following the flag, until the drill stops it.
+fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
+    let mut s = scenario::load(&opts.scenario)?;
+    let mut last = s
+        .phases
+        .last()
+        .cloned()
+        .expect("a checked scenario has a phase");
+    last.name = "cutover".into();
+    last.duration = Dur(Duration::from_secs(7 * 24 * 3600));
+    s.phases = vec![last];
+    if let Some(r) = opts.rate {
+        if r.is_nan() || r <= 0.0 {
+            return Err(Error::Usage("--rate must be positive".into()));
+        }
+        s.set_rate(r)?;
+    }
+    if let Some(v) = &opts.variant {
+        s.select_variants(std::slice::from_ref(v))?;
+    }
+    s.variants.truncate(1);
+    let v = &mut s.variants[0];
+    // A tag of the interval log: letters, digits, '-' and '_' only.
+    v.name = format!("flag-{}", v.name);
+    v.mode = Mode::Legacy;
+    s.warmup = Dur(Duration::ZERO);
+    // The drill judges steps against the steady state, not budgets.
+    s.budgets.clear();
+    if !s.mix.iter().any(|m| m.operation.is_write()) {
+        return Err(Error::Usage(format!(
+            "{}: the drill proves no acknowledged write is lost, and this scenario's mix writes nothing; \
+             use one with finance operations (e.g. scenarios/mixed_peak.toml)",
+            opts.scenario.display()
+        )));
+    }
+    Ok(s)
+}
+
+pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, DrillReport)> {
+    let s = drill_scenario(opts)?;
+    let mut client = db::connect(&estate.primary.url).await?;
+    super::preflight(&client, estate, &opts.step, "cutover drill").await?;
+    let database = db::current_database(&client).await?;
+    match seed::read_record(&client).await? {
+        Some(r) if r.is_complete() => {}
+        _ => {
+            return Err(Error::Usage(format!(
+                "{} holds no complete seed: run `rehearse seed --mode legacy` first",
+                estate.primary.redacted()
+            )))
+        }
+    }
+    let state = super::read_state(&client).await?;
+    if state.phase != Phase::NotStarted {
+        return Err(Error::Refused(format!(
+            "cutover drill refused: the estate's cutover is already {}; the drill starts from legacy \
+             only. `rehearse cutover reset` drops the partitioned side and starts over",
+            state.phase
+        )));
+    }
+    let dir = opts.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(results::run_id(
+            SystemTime::now(),
+            &format!("cutover-{}", s.name),
+        ))
+    });
+    std::fs::create_dir_all(&dir).io("creating the run directory", &dir)?;
+
+    let ledger = Arc::new(Ledger::default());
+    let live = Arc::new(Live::default());
+    let hooks = Arc::new(Hooks {
+        follow_flag: true,
+        ledger: Some(ledger.clone()),
+        live: Some(live.clone()),
+        ..Default::default()
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let (stop, interrupted) = (stop.clone(), interrupted.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\ninterrupted: stopping after the step in progress; what was measured is kept"
+                );
+                interrupted.store(true, Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let workload = {
+        let (estate, s, dir, hooks, stop) = (
+            estate.clone(),
+            s.clone(),
+            dir.clone(),
+            hooks.clone(),
+            stop.clone(),
+        );
+        // The live line would fight the steps' progress bars: quiet.
+        tokio::spawn(
+            async move { driver::run_hooked(&estate, &s, &dir, false, &stop, &hooks).await },
+        )
+    };
+    // Wait for the workload to start measuring.
+    let origin = loop {
+        if let Some((at, _)) = hooks.started.get() {
+            break *at;
+        }
+        if workload.is_finished() {
+            let r = workload
+                .await
+                .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
+            return Err(r
+                .err()
+                .unwrap_or_else(|| Error::Lab("the workload ended before it began".into())));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let clock = Clock { origin };
+    let say = |line: &str| {
+        if opts.verbose {
+            eprintln!("[{:7.1} s] {line}", clock.now());
+        }
+    };
+    say(&format!(
+        "drill under {} ({}), variant {}: steady state for {} s",
+        opts.scenario.display(),
+        match &s.phases[0].load {
+            scenario::Load::Open { rate, .. } => format!("open, {rate:.0} req/s"),
+            scenario::Load::Closed { users, .. } => format!("closed, {users} users"),
+        },
+        s.variants[0].name,
+        opts.steady.as_secs()
+    ));
+
+    let mut steps: Vec<DrillStep> = Vec::new();
+    // How long a disagreeing row is given before it is judged: requests in
+    // flight when the check read it have finished by then (or timed out).
+    let settle = s.timeout.0.min(Duration::from_secs(2)) + Duration::from_millis(200);
+    let playbook: Result<()> = async {
+        steps.push(pause("steady", opts.steady, &clock, &stop).await);
+        let mut bf = opts.backfill.clone();
+        bf.stop = Some(stop.clone());
+        if bf.max_p99.is_some() {
+            let live = live.clone();
+            bf.p99_probe = Some(Arc::new(move || {
+                let ns = live.recent_p99_ns.load(Ordering::Relaxed);
+                (ns > 0).then(|| Duration::from_nanos(ns))
+            }));
+        }
+        let plan: [(&str, Step); 10] = [
+            ("prepare", Step::Prepare),
+            ("dual-write", Step::DualWrite),
+            ("backfill", Step::Backfill),
+            ("verify", Step::Verify),
+            ("switch", Step::Switch),
+            ("soak", Step::Switch),
+            ("rollback", Step::Rollback),
+            ("verify after rollback", Step::Verify),
+            ("switch again", Step::Switch),
+            ("verify after switch", Step::Verify),
+        ];
+        for (name, step) in plan {
+            if stop.load(Ordering::SeqCst) {
+                return Err(Error::Lab(format!("stopped before {name}")));
+            }
+            if name == "soak" {
+                say(&format!("soak: {} s on partitioned", opts.soak.as_secs()));
+                steps.push(pause("soak", opts.soak, &clock, &stop).await);
+                // What was acknowledged so far is on the authoritative side.
+                let start_s = clock.now();
+                let check = ledger.check(&client, Mode::Partitioned, settle).await?;
+                say(&format!("writes after the switch and soak: {check}"));
+                steps.push(DrillStep {
+                    name: "check writes (partitioned)".into(),
+                    start_s,
+                    end_s: clock.now(),
+                    report: None,
+                    ledger: Some(check),
+                });
+                continue;
+            }
+            let start_s = clock.now();
+            say(&format!("{name}: `{}`", step.command()));
+            let mut sopts = opts.step.clone();
+            sopts.verbose = opts.verbose;
+            let report = match step {
+                Step::Prepare => super::prepare(&mut client, estate, &sopts).await?,
+                Step::DualWrite => super::dual_write(&mut client, estate, &sopts).await?,
+                Step::Backfill => backfill::backfill(&mut client, estate, &sopts, &bf).await?,
+                Step::Verify => verify::verify(&mut client, estate, &sopts, &opts.verify).await?,
+                Step::Switch => super::flip(&mut client, estate, Mode::Partitioned, &sopts).await?,
+                Step::Rollback => super::flip(&mut client, estate, Mode::Legacy, &sopts).await?,
+                Step::Finalize => unreachable!("the drill keeps the way back"),
+            };
+            let failed_verify = report
+                .verify
+                .as_ref()
+                .filter(|v| !v.ok)
+                .map(|v| v.describe());
+            let incomplete = report.backfill.as_ref().is_some_and(|b| !b.complete);
+            say(&format!("{name}: {}", report.summary));
+            let mut entry = DrillStep {
+                name: name.into(),
+                start_s,
+                end_s: clock.now(),
+                report: Some(report),
+                ledger: None,
+            };
+            if step == Step::Rollback {
+                // Give the services the flag's TTL to move back, then check.
+                tokio::time::sleep(crate::repo::DEFAULT_FLAG_TTL + Duration::from_millis(200))
+                    .await;
+                let check = ledger.check(&client, Mode::Legacy, settle).await?;
+                say(&format!("writes after the rollback: {check}"));
+                entry.ledger = Some(check);
+                entry.end_s = clock.now();
+            }
+            steps.push(entry);
+            if let Some(d) = failed_verify {
+                return Err(Error::Lab(format!(
+                    "{name} failed, so the drill stops here:\n{d}"
+                )));
+            }
+            if incomplete {
+                return Err(Error::Lab(
+                    "the backfill stopped before it was complete".into(),
+                ));
+            }
+        }
+        steps.push(pause("after", Duration::from_secs(2), &clock, &stop).await);
+        Ok(())
+    }
+    .await;
+
+    stop.store(true, Ordering::SeqCst);
+    let run = workload
+        .await
+        .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
+    let mut reasons = Vec::new();
+    if let Err(e) = &playbook {
+        reasons.push(e.to_string());
+    }
+    let mut result = match run {
+        Ok(r) => Some(r),
+        Err(e) => {
+            reasons.push(format!("the workload failed: {e}"));
+            None
+        }
+    };
+    // With the workload stopped the ledger check is exact: both sides must
+    // hold every acknowledged write while the mirror runs.
+    let mut final_ledger = Vec::new();
+    let final_phase = super::read_state(&client).await?.phase;
+    let sides: &[Mode] = if final_phase.mirrored() {
+        &[Mode::Partitioned, Mode::Legacy]
+    } else {
+        &[Mode::Legacy]
+    };
+    for &side in sides {
+        if side == Mode::Partitioned && final_phase < Phase::DualWrite {
+            continue;
+        }
+        let check = ledger.check(&client, side, Duration::ZERO).await?;
+        say(&format!("final check of {side}: {check}"));
+        final_ledger.push(check);
+    }
+    for c in steps
+        .iter()
+        .filter_map(|s| s.ledger.as_ref())
+        .chain(&final_ledger)
+    {
+        if !c.ok() {
+            reasons.push(format!("{}: {c}", c.side));
+        }
+    }
+    let race = if opts.race_writers > 0 && !interrupted.load(Ordering::SeqCst) {
+        say(&format!(
+            "trigger race: {} writers x {} writes on the hardened and the naive summary triggers",
+            opts.race_writers, opts.race_ops
+        ));
+        let r = race::race(
+            &estate.primary.url,
+            opts.race_writers,
+            opts.race_ops,
+            s.seed,
+        )
+        .await?;
+        for x in &r {
+            say(&x.describe());
+        }
+        if let Some(h) = r
+            .iter()
+            .find(|x| x.variant == crate::schema::TriggerVariant::Hardened)
+        {
+            if h.wrong_summary_rows != 0 || h.lost_updates != 0 || h.burst.failed_writes != 0 {
+                reasons.push(format!(
+                    "the hardened triggers got the burst wrong: {}",
+                    h.describe()
+                ));
+            }
+        }
+        r
+    } else {
+        Vec::new()
+    };
+
+    let latency = match &result {
+        Some(r) => step_latency(&dir, r, &steps).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    let status = if was_interrupted {
+        Status::Interrupted
+    } else if playbook.is_err() || result.is_none() {
+        Status::Failed
+    } else {
+        Status::Complete
+    };
+    let ok = reasons.is_empty() && status == Status::Complete;
+    let exit_code = if was_interrupted {
+        EXIT_INTERRUPTED
+    } else if ok {
+        0
+    } else {
+        EXIT_MISMATCH
+    };
+    if let Some(r) = result.as_mut() {
+        r.markers = steps
+            .iter()
+            .map(|st| Marker {
+                name: st.name.clone(),
+                start_s: st.start_s,
+                end_s: st.end_s,
+            })
+            .collect();
+        let elapsed = Duration::from_secs_f64(r.seconds);
+        if let Some(p) = r.scenario.phases.first_mut() {
+            p.duration = Dur(elapsed);
+        }
+        r.finish(was_interrupted, elapsed);
+        if status == Status::Failed {
+            r.status = Status::Failed;
+            r.error = reasons.first().cloned();
+        }
+        r.write(&dir)?;
+    }
+    let report = DrillReport {
+        schema_version: 1,
+        status,
+        ok,
+        reasons,
+        scenario: opts.scenario.display().to_string(),
+        database,
+        steps,
+        latency,
+        final_ledger,
+        race,
+        exit_code,
+    };
+    crate::fsutil::write_atomic(
+        &dir.join("cutover.json"),
+        &serde_json::to_vec_pretty(&report).expect("the drill report serializes"),
+    )?;
+    Ok((dir, report))
+}
+
+/// Merge the workload's interval histograms over each step's span.
+fn step_latency(
+    dir: &std::path::Path,
+    r: &RunResult,
+    steps: &[DrillStep],
+) -> Result<Vec<StepLatency>> {
+    let Some(v) = r.variants.first() else {
+        return Ok(Vec::new());
+    };
+    let logs = crate::report::hlog::read(&dir.join("latency.hlog"))?;
+    let interval = r.scenario.interval.0.as_secs_f64();
+    let offset = v.started_s;
+    let mut out: Vec<StepLatency> = Vec::new();
+    for st in steps {
+        // Intervals that overlap the step; a step shorter than an interval
+        // gets the interval it fell in.
+        let overlaps = |t: f64| t < st.end_s.max(st.start_s + 1e-3) && t + interval > st.start_s;
+        let mut h =
+            Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("bounds are valid");
+        for (tag, ivs) in &logs {
+            if !tag.ends_with("/response") {
+                continue;
+            }
+            for (t, ih) in ivs {
+                if overlaps(t - offset) {
+                    let _ = h.add(ih);
+                }
+            }
+        }
+        let (mut requests, mut errors) = (0, 0);
+        for i in v.timeline.iter().filter(|i| overlaps(i.t)) {
+            for o in &i.ops {
+                requests += o.count;
+                errors += o.errors;
+            }
+        }
+        let q = |x: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(x) as f64 / 1e6
+            }
+        };
+        out.push(StepLatency {
+            step: st.name.clone(),
+            start_s: st.start_s,
+            end_s: st.end_s,
+            requests,
+            errors,
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                errors as f64 / requests as f64
+            },
+            p50_ms: q(0.5),
+            p99_ms: q(0.99),
+            p999_ms: q(0.999),
+            p99_vs_steady: None,
+        });
+    }
+    if let Some(base) = out.first().map(|s| s.p99_ms).filter(|p| *p > 0.0) {
+        for s in &mut out {
+            s.p99_vs_steady = Some(s.p99_ms / base);
+        }
+    }
+    Ok(out)
+}
+
+impl DrillReport {
+    /// The summary an SRE reads at the end.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let rows: Vec<Vec<String>> = self
+            .latency
+            .iter()
+            .map(|l| {
+                vec![
+                    l.step.clone(),
+                    format!("{:.1}", l.start_s),
+                    format!("{:.2}", l.end_s - l.start_s),
+                    progress::thousands(l.requests),
+                    format!("{:.2}", l.p50_ms),
+                    format!("{:.2}", l.p99_ms),
+                    format!("{:.2}", l.p999_ms),
+                    format!("{:.2}%", l.error_rate * 100.0),
+                    l.p99_vs_steady
+                        .map(|x| format!("{x:.2}x"))
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        out.push_str(&crate::text::table(
+            &[
+                "step",
+                "at s",
+                "seconds",
+                "requests",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "errors",
+                "p99 vs steady",
+            ],
+            &rows,
+        ));
+        for st in &self.steps {
+            if let Some(r) = &st.report {
+                if let Some(l) = &r.locks {
+                    out.push_str(&format!("\n{}: {}", st.name, l.describe()));
+                }
+                if let Some(b) = &r.backfill {
+                    out.push_str(&format!(
+                        "\n{}: {} rows at {:.0} rows/s; throttled {} times ({} for lag, {} for p99), {:.1} s paused",
+                        st.name,
+                        progress::thousands(b.rows),
+                        b.rows_per_sec,
+                        b.throttled,
+                        b.throttled_for_lag,
+                        b.throttled_for_p99,
+                        b.paused_s
+                    ));
+                }
+                if let Some(v) = &r.verify {
+                    out.push_str(&format!(
+                        "\n{}: {}",
+                        st.name,
+                        v.describe().lines().next().unwrap_or("")
+                    ));
+                }
+            }
+            if let Some(c) = &st.ledger {
+                out.push_str(&format!("\n{}: {c}", st.name));
+            }
+        }
+        for c in &self.final_ledger {
+            out.push_str(&format!("\nfinal, {}: {c}", c.side));
+            for e in &c.examples {
+                out.push_str(&format!("\n  {e}"));
+            }
+        }
+        for r in &self.race {
+            out.push_str(&format!("\ntrigger race: {}", r.describe()));
+        }
+        out.push_str(&format!(
+            "\n\ndrill {}{}",
+            if self.ok { "PASS" } else { "FAIL" },
+            if self.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", self.reasons.join("; "))
+            }
+        ));
+        out
+    }
+}

@@ -1,0 +1,394 @@
+//! `cutover verify`: per bucket of organizations, row counts and an
+//! order-independent checksum of each side's entries and summaries, read in
+//! one REPEATABLE READ snapshot per bucket (the mirror writes both sides in
+//! one transaction, so a snapshot sees both or neither). A bucket that
+//! differs is bisected by organization range down to single organizations,
+//! whose differing rows are listed. Summary parity: each side's summaries
+//! equal the aggregate of that side's own entries.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio_postgres::{Client, GenericClient, IsolationLevel};
+
+use super::{
+    gate, lock_state, print_sql, say, write_state, Gate, Phase, Step, StepOptions, StepReport,
+    Verified,
+};
+use crate::error::{DbContext, Result};
+use crate::estate::Estate;
+use crate::progress;
+use crate::schema::{self, Mode};
+
+const CHECKSUM: &str = include_str!("sql/checksum.sql");
+const DIFF_ROWS: &str = include_str!("sql/diff_rows.sql");
+
+/// How finely to compare.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Organization ranges compared one by one.
+    pub buckets: u32,
+    /// Differing organizations whose rows are listed, at most.
+    pub max_orgs: usize,
+    /// Differing rows listed per organization, at most.
+    pub max_rows: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            buckets: 64,
+            max_orgs: 20,
+            max_rows: 20,
+        }
+    }
+}
+
+/// Rows of one side.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SideTotals {
+    pub revenue: i64,
+    pub expense: i64,
+    /// Summary rows that hold something (all-zero rows count as absent).
+    pub summaries: i64,
+}
+
+/// Counts and checksums of one side over one organization range.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sums {
+    pub counts: [i64; 3],
+    pub checksums: [String; 3],
+}
+
+/// One row that differs; a side without it shows None.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowDiff {
+    pub table: String,
+    pub key: String,
+    pub legacy: Option<String>,
+    pub partitioned: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgDiff {
+    pub organization_id: i64,
+    pub rows: Vec<RowDiff>,
+    /// Rows that differ, including those not listed.
+    pub differing_rows: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketDiff {
+    pub bucket: u32,
+    pub first_org: i64,
+    pub last_org: i64,
+    pub legacy: Sums,
+    pub partitioned: Sums,
+    /// The organizations bisection found, in order (at most `max_orgs`).
+    pub orgs: Vec<OrgDiff>,
+}
+
+/// Summary rows that differ from the aggregate of their own side's entries.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Parity {
+    pub legacy: i64,
+    pub partitioned: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub phase: Phase,
+    pub buckets: u32,
+    pub first_org: i64,
+    pub last_org: i64,
+    pub legacy: SideTotals,
+    pub partitioned: SideTotals,
+    pub mismatching_buckets: Vec<BucketDiff>,
+    pub summary_parity: Parity,
+    pub seconds: f64,
+}
+
+impl VerifyReport {
+    /// The lines an operator reads: totals, then every differing row.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "verify {}: {} buckets over organizations {}..{}\n  legacy       revenue {}  expense {}  summaries {}\n  partitioned  revenue {}  expense {}  summaries {}\n  summary parity (rows differing from their own entries): legacy {}, partitioned {}\n  mismatching buckets: {}",
+            if self.ok { "PASS" } else { "FAIL" },
+            self.buckets,
+            self.first_org,
+            self.last_org,
+            progress::thousands(self.legacy.revenue as u64),
+            progress::thousands(self.legacy.expense as u64),
+            progress::thousands(self.legacy.summaries as u64),
+            progress::thousands(self.partitioned.revenue as u64),
+            progress::thousands(self.partitioned.expense as u64),
+            progress::thousands(self.partitioned.summaries as u64),
+            self.summary_parity.legacy,
+            self.summary_parity.partitioned,
+            self.mismatching_buckets.len()
+        );
+        for b in &self.mismatching_buckets {
+            s.push_str(&format!(
+                "\n  bucket {} (organizations {}..{}): legacy rows {:?}, partitioned rows {:?} (revenue, expense, summaries)",
+                b.bucket, b.first_org, b.last_org, b.legacy.counts, b.partitioned.counts
+            ));
+            for o in &b.orgs {
+                s.push_str(&format!(
+                    "\n    organization {}: {} differing rows",
+                    o.organization_id, o.differing_rows
+                ));
+                for r in &o.rows {
+                    s.push_str(&format!(
+                        "\n      {} {}\n        legacy:      {}\n        partitioned: {}",
+                        r.table,
+                        r.key,
+                        r.legacy.as_deref().unwrap_or("(absent)"),
+                        r.partitioned.as_deref().unwrap_or("(absent)")
+                    ));
+                }
+            }
+        }
+        s
+    }
+}
+
+fn checksum_sql(mode: Mode) -> String {
+    mode.tables().render(CHECKSUM)
+}
+
+fn diff_sql() -> String {
+    let (l, p) = (Mode::Legacy.tables(), Mode::Partitioned.tables());
+    DIFF_ROWS
+        .replace("{{l_revenue}}", l.revenue)
+        .replace("{{l_expense}}", l.expense)
+        .replace("{{l_summary}}", l.summary)
+        .replace("{{p_revenue}}", p.revenue)
+        .replace("{{p_expense}}", p.expense)
+        .replace("{{p_summary}}", p.summary)
+}
+
+async fn sums(c: &impl GenericClient, sql: &str, mode: Mode, lo: i64, hi: i64) -> Result<Sums> {
+    let r = c
+        .query_one(sql, &[&lo, &hi])
+        .await
+        .db(|| format!("checksumming {mode} organizations {lo}..{hi}"))?;
+    Ok(Sums {
+        counts: [r.get(0), r.get(2), r.get(4)],
+        checksums: [r.get(1), r.get(3), r.get(5)],
+    })
+}
+
+/// Compare the two sides over every bucket.
+pub async fn compare(
+    client: &mut Client,
+    opts: &VerifyOptions,
+    phase: Phase,
+    verbose: bool,
+) -> Result<VerifyReport> {
+    let started = Instant::now();
+    let row = client
+        .query_one(
+            "SELECT coalesce(min(id), 1), coalesce(max(id), 0) FROM organizations",
+            &[],
+        )
+        .await
+        .db(|| "reading the organization range".into())?;
+    let (first, last): (i64, i64) = (row.get(0), row.get(1));
+    let span = (last - first + 1).max(1);
+    let buckets = (opts.buckets.max(1) as i64).min(span) as u32;
+    let (lsql, psql, dsql) = (
+        checksum_sql(Mode::Legacy),
+        checksum_sql(Mode::Partitioned),
+        diff_sql(),
+    );
+    let bar = progress::Phase::start("verify", buckets as u64, "buckets", verbose);
+    let mut report = VerifyReport {
+        ok: true,
+        phase,
+        buckets,
+        first_org: first,
+        last_org: last,
+        legacy: SideTotals::default(),
+        partitioned: SideTotals::default(),
+        mismatching_buckets: Vec::new(),
+        summary_parity: Parity::default(),
+        seconds: 0.0,
+    };
+    let mut orgs_listed = 0usize;
+    for b in 0..buckets {
+        let lo = first + span * b as i64 / buckets as i64;
+        let hi = first + span * (b as i64 + 1) / buckets as i64 - 1;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .db(|| "beginning a verify snapshot".into())?;
+        let l = sums(&tx, &lsql, Mode::Legacy, lo, hi).await?;
+        let p = sums(&tx, &psql, Mode::Partitioned, lo, hi).await?;
+        for (t, s) in [(&mut report.legacy, &l), (&mut report.partitioned, &p)] {
+            t.revenue += s.counts[0];
+            t.expense += s.counts[1];
+            t.summaries += s.counts[2];
+        }
+        report.summary_parity.legacy +=
+            schema::summary_mismatches_in(&tx, Mode::Legacy, lo, hi).await?;
+        report.summary_parity.partitioned +=
+            schema::summary_mismatches_in(&tx, Mode::Partitioned, lo, hi).await?;
+        if l != p {
+            let mut diff = BucketDiff {
+                bucket: b,
+                first_org: lo,
+                last_org: hi,
+                legacy: l,
+                partitioned: p,
+                orgs: Vec::new(),
+            };
+            let budget = opts.max_orgs.saturating_sub(orgs_listed);
+            for org in bisect(&tx, &lsql, &psql, lo, hi, budget).await? {
+                let rows = tx
+                    .query(&dsql, &[&org])
+                    .await
+                    .db(|| format!("listing the differing rows of organization {org}"))?;
+                let differing_rows = rows.len();
+                diff.orgs.push(OrgDiff {
+                    organization_id: org,
+                    differing_rows,
+                    rows: rows
+                        .into_iter()
+                        .take(opts.max_rows)
+                        .map(|r| RowDiff {
+                            table: r.get(0),
+                            key: r.get(1),
+                            legacy: r.get(2),
+                            partitioned: r.get(3),
+                        })
+                        .collect(),
+                });
+            }
+            orgs_listed += diff.orgs.len();
+            report.mismatching_buckets.push(diff);
+        }
+        tx.commit().await.db(|| "ending a verify snapshot".into())?;
+        bar.inc(1);
+        bar.set_message(format!("{} mismatching", report.mismatching_buckets.len()));
+    }
+    report.ok = report.mismatching_buckets.is_empty()
+        && report.summary_parity.legacy == 0
+        && report.summary_parity.partitioned == 0;
+    report.seconds = started.elapsed().as_secs_f64();
+    bar.finish(&format!(
+        "{} buckets, {} mismatching",
+        buckets,
+        report.mismatching_buckets.len()
+    ));
+    Ok(report)
+}
+
+/// The organizations of `lo..=hi` whose sides differ, by halving the range
+/// and following the halves that differ (at most `limit` of them).
+async fn bisect(
+    c: &impl GenericClient,
+    lsql: &str,
+    psql: &str,
+    lo: i64,
+    hi: i64,
+    limit: usize,
+) -> Result<Vec<i64>> {
+    let mut found = Vec::new();
+    let mut stack = vec![(lo, hi)];
+    while let Some((a, b)) = stack.pop() {
+        if found.len() >= limit {
+            break;
+        }
+        if a == b {
+            found.push(a);
+            continue;
+        }
+        let m = a + (b - a) / 2;
+        // Right half pushed first, so the left is examined first.
+        for (x, y) in [(m + 1, b), (a, m)] {
+            if sums(c, lsql, Mode::Legacy, x, y).await?
+                != sums(c, psql, Mode::Partitioned, x, y).await?
+            {
+                stack.push((x, y));
+            }
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// `cutover verify`: compare, print, and record the result for the switch.
+pub async fn verify(
+    client: &mut Client,
+    estate: &Estate,
+    opts: &StepOptions,
+    vopts: &VerifyOptions,
+) -> Result<StepReport> {
+    let step = Step::Verify;
+    super::preflight(client, estate, opts, step.name()).await?;
+    let state = super::read_state(&*client).await?;
+    if let Gate::Done(msg) = gate(&state, step)? {
+        return Ok(StepReport::skipped(step, state.phase, msg));
+    }
+    if opts.dry_run {
+        print_sql(
+            step,
+            &format!(
+                "-- per bucket, in one REPEATABLE READ READ ONLY transaction, $1..$2 the bucket's organizations:\n{};\n{};\n-- then summary parity per side, and for a differing organization:\n{};",
+                checksum_sql(Mode::Legacy).trim_end(),
+                checksum_sql(Mode::Partitioned).trim_end(),
+                diff_sql().trim_end()
+            ),
+        );
+        return Ok(StepReport::skipped(step, state.phase, "dry run".into()));
+    }
+    say(
+        opts,
+        &format!(
+            "cutover verify: comparing legacy and partitioned in {} buckets of organizations (phase {})",
+            vopts.buckets, state.phase
+        ),
+    );
+    let started = Instant::now();
+    let report = compare(client, vopts, state.phase, opts.verbose).await?;
+    let tx = client
+        .transaction()
+        .await
+        .db(|| "beginning the verify record".into())?;
+    let mut now = lock_state(&tx).await?;
+    now.verified = Some(Verified {
+        ok: report.ok,
+        phase: state.phase,
+        at: super::now_utc(),
+        mismatching_buckets: report.mismatching_buckets.len(),
+    });
+    let summary = format!(
+        "{}: {} mismatching buckets of {}; parity legacy {}, partitioned {}; entries legacy {} / partitioned {}",
+        if report.ok { "PASS" } else { "FAIL" },
+        report.mismatching_buckets.len(),
+        report.buckets,
+        report.summary_parity.legacy,
+        report.summary_parity.partitioned,
+        report.legacy.revenue + report.legacy.expense,
+        report.partitioned.revenue + report.partitioned.expense
+    );
+    now.logged(step, started, summary.clone());
+    write_state(&tx, &now).await?;
+    tx.commit()
+        .await
+        .db(|| "committing the verify record".into())?;
+    Ok(StepReport {
+        step,
+        ran: true,
+        phase: state.phase,
+        seconds: started.elapsed().as_secs_f64(),
+        summary,
+        locks: None,
+        backfill: None,
+        verify: Some(report),
+    })
+}

@@ -1,0 +1,409 @@
+//! The write ledger: every write the workload was told succeeded, with the
+//! content it wrote, so a cutover rehearsal can prove afterwards that no
+//! acknowledged write was lost or changed on the side that is authoritative.
+//!
+//! An entry id is only ever written by the worker that created it (adjusts
+//! and voids act on the worker's own entries), so the ledger's state of an id
+//! is the state of its last acknowledged write. A write whose outcome is
+//! unknown (an adjust or void that failed: it may have committed before the
+//! error) makes the id's state unknown; such ids are counted, not checked.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use crate::day::Day;
+use crate::error::{DbContext, Result};
+use crate::repo::finance::{EntryKind, NewEntry};
+use crate::schema::Mode;
+
+/// What an entry must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    pub property_id: i64,
+    pub business_date: Day,
+    pub category: String,
+    pub amount_cents: i64,
+    pub vendor: Option<String>,
+    pub description: Option<String>,
+}
+
+impl Content {
+    fn of(e: &NewEntry) -> Content {
+        Content {
+            property_id: e.property_id,
+            business_date: e.business_date,
+            category: e.category.clone(),
+            amount_cents: e.amount_cents,
+            vendor: e.vendor.clone(),
+            description: e.description.clone(),
+        }
+    }
+
+    /// FNV-1a of the canonical text: the content checksum the report shows.
+    pub fn checksum(&self) -> u64 {
+        self.to_string()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            })
+    }
+}
+
+impl std::fmt::Display for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "property {} {} {} {} cents vendor {:?} description {:?}",
+            self.property_id,
+            self.business_date,
+            self.category,
+            self.amount_cents,
+            self.vendor,
+            self.description
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Present(Content),
+    Deleted,
+    /// A write of it is in flight, failed, or was abandoned (a timeout drops
+    /// the request): it may or may not have committed. Keeps the content
+    /// last acknowledged.
+    Unknown(Option<Content>),
+}
+
+#[derive(Debug, Clone)]
+struct Expected {
+    org: i64,
+    state: State,
+    /// Ledger sequence number of the write that set this state.
+    seq: u64,
+}
+
+/// Every acknowledged write of a run.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: Mutex<HashMap<(EntryKind, i64), Expected>>,
+    seq: AtomicU64,
+    acknowledged: AtomicU64,
+}
+
+impl Ledger {
+    fn set(&self, kind: EntryKind, id: i64, org: i64, state: State) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert((kind, id), Expected { org, state, seq });
+    }
+
+    /// An entry was recorded (alone or in a batch).
+    pub fn recorded(&self, id: i64, org: i64, e: &NewEntry) {
+        self.acknowledged.fetch_add(1, Ordering::Relaxed);
+        self.set(e.kind, id, org, State::Present(Content::of(e)));
+    }
+
+    /// A change of an entry is about to be sent: until it is acknowledged
+    /// the entry's state is unknown, and stays so if the change fails or is
+    /// abandoned.
+    pub fn pending(&self, kind: EntryKind, id: i64, org: i64) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = m.entry((kind, id)).or_insert(Expected {
+            org,
+            state: State::Unknown(None),
+            seq,
+        });
+        slot.seq = seq;
+        let last = match std::mem::replace(&mut slot.state, State::Unknown(None)) {
+            State::Present(c) => Some(c),
+            State::Unknown(c) => c,
+            State::Deleted => None,
+        };
+        slot.state = State::Unknown(last);
+    }
+
+    /// An adjust of the amount was acknowledged.
+    pub fn adjusted(&self, kind: EntryKind, id: i64, org: i64, amount_cents: i64) {
+        self.acknowledged.fetch_add(1, Ordering::Relaxed);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = m.entry((kind, id)).or_insert(Expected {
+            org,
+            state: State::Unknown(None),
+            seq,
+        });
+        slot.seq = seq;
+        slot.state = match std::mem::replace(&mut slot.state, State::Unknown(None)) {
+            State::Present(mut c) | State::Unknown(Some(mut c)) => {
+                c.amount_cents = amount_cents;
+                State::Present(c)
+            }
+            // The content was never acknowledged: nothing to hold it to.
+            other => other,
+        };
+    }
+
+    /// A void was acknowledged.
+    pub fn voided(&self, kind: EntryKind, id: i64, org: i64) {
+        self.acknowledged.fetch_add(1, Ordering::Relaxed);
+        self.set(kind, id, org, State::Deleted);
+    }
+
+    /// Acknowledged writes so far (one per entry written, adjusted or voided).
+    pub fn acknowledged(&self) -> u64 {
+        self.acknowledged.load(Ordering::Relaxed)
+    }
+
+    /// Check every acknowledged write against `mode`'s tables. Writes still
+    /// running may change rows while the check reads them: a row that
+    /// disagrees is looked at again after `settle`, and skipped when the
+    /// ledger moved on for it meanwhile.
+    pub async fn check(
+        &self,
+        client: &impl GenericClient,
+        mode: Mode,
+        settle: Duration,
+    ) -> Result<LedgerCheck> {
+        let (snapshot, seq_at) = {
+            let m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            (m.clone(), self.seq.load(Ordering::Relaxed))
+        };
+        let mut out = LedgerCheck {
+            side: mode,
+            acknowledged: self.acknowledged(),
+            unknown_outcome: snapshot
+                .values()
+                .filter(|e| matches!(e.state, State::Unknown(_)))
+                .count() as u64,
+            ..Default::default()
+        };
+        let mut suspects = Vec::new();
+        for kind in [EntryKind::Revenue, EntryKind::Expense] {
+            let keys: Vec<(i64, i64)> = snapshot
+                .iter()
+                .filter(|((k, _), e)| *k == kind && !matches!(e.state, State::Unknown(_)))
+                .map(|((_, id), e)| (e.org, *id))
+                .collect();
+            for chunk in keys.chunks(5_000) {
+                let found = fetch(client, mode, kind, chunk).await?;
+                for &(org, id) in chunk {
+                    let e = &snapshot[&(kind, id)];
+                    out.entries_checked += 1;
+                    if let Some(problem) = judge(&e.state, found.get(&id)) {
+                        suspects.push((kind, org, id, problem));
+                    }
+                }
+            }
+        }
+        if !suspects.is_empty() && !settle.is_zero() {
+            tokio::time::sleep(settle).await;
+        }
+        for (kind, org, id, first) in suspects {
+            let now = {
+                let m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                m.get(&(kind, id)).cloned()
+            };
+            let Some(now) = now else { continue };
+            if now.seq > seq_at || matches!(now.state, State::Unknown(_)) {
+                out.changed_during_check += 1;
+                continue;
+            }
+            // Read the row again: a write acknowledged after the first read
+            // is now in the ledger, and one in flight has had `settle` to end.
+            let found = fetch(client, mode, kind, &[(org, id)]).await?;
+            let Some(problem) = (if settle.is_zero() {
+                Some(first)
+            } else {
+                judge(&now.state, found.get(&id))
+            }) else {
+                out.changed_during_check += 1;
+                continue;
+            };
+            match problem {
+                Problem::Missing => out.missing += 1,
+                Problem::Differing => out.differing += 1,
+                Problem::Resurrected => out.resurrected += 1,
+            }
+            if out.examples.len() < 20 {
+                let expected = match &now.state {
+                    State::Present(c) => format!("{c} (checksum {:016x})", c.checksum()),
+                    _ => "deleted".to_string(),
+                };
+                let actual = found
+                    .get(&id)
+                    .map(|c| format!("{c} (checksum {:016x})", c.checksum()))
+                    .unwrap_or_else(|| "absent".into());
+                out.examples.push(format!(
+                    "{} {id} of organization {org}: {problem:?}; acknowledged {expected}; {mode} holds {actual}",
+                    kind.name()
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Problem {
+    Missing,
+    Differing,
+    Resurrected,
+}
+
+fn judge(expected: &State, found: Option<&Content>) -> Option<Problem> {
+    match (expected, found) {
+        (State::Present(_), None) => Some(Problem::Missing),
+        (State::Present(c), Some(f)) if c != f => Some(Problem::Differing),
+        (State::Deleted, Some(_)) => Some(Problem::Resurrected),
+        _ => None,
+    }
+}
+
+/// The rows of `kind` with these (organization, id) keys in `mode`'s table.
+async fn fetch(
+    client: &impl GenericClient,
+    mode: Mode,
+    kind: EntryKind,
+    keys: &[(i64, i64)],
+) -> Result<HashMap<i64, Content>> {
+    let t = mode.tables();
+    let (table, vendor) = match kind {
+        EntryKind::Revenue => (t.revenue, "NULL::text"),
+        EntryKind::Expense => (t.expense, "e.vendor"),
+    };
+    let sql = format!(
+        "SELECT e.id, e.property_id, e.business_date, e.category, e.amount_cents, {vendor}, e.description \
+           FROM unnest($1::int8[], $2::int8[]) AS k(org, id) \
+           JOIN {table} e ON e.organization_id = k.org AND e.id = k.id"
+    );
+    let orgs: Vec<i64> = keys.iter().map(|k| k.0).collect();
+    let ids: Vec<i64> = keys.iter().map(|k| k.1).collect();
+    let rows = client
+        .query(&sql, &[&orgs, &ids])
+        .await
+        .db(|| format!("reading acknowledged {} entries from {table}", kind.name()))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Content {
+                    property_id: r.get(1),
+                    business_date: r.get(2),
+                    category: r.get(3),
+                    amount_cents: r.get(4),
+                    vendor: r.get(5),
+                    description: r.get(6),
+                },
+            )
+        })
+        .collect())
+}
+
+/// What one check of the ledger found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LedgerCheck {
+    /// The side checked: the authoritative one at the time.
+    pub side: Mode,
+    /// Acknowledged writes so far (entries written, adjusted or voided).
+    pub acknowledged: u64,
+    /// Entries whose last acknowledged state was compared.
+    pub entries_checked: u64,
+    /// Acknowledged entries absent.
+    pub missing: u64,
+    /// Acknowledged entries present with other content.
+    pub differing: u64,
+    /// Acknowledged voids whose entry is still there.
+    pub resurrected: u64,
+    /// Entries whose last change has no known outcome (in flight, failed or
+    /// abandoned by a timeout, perhaps after the commit): not checked.
+    pub unknown_outcome: u64,
+    /// Entries written again while the check ran: not judged this time.
+    pub changed_during_check: u64,
+    pub examples: Vec<String>,
+}
+
+impl LedgerCheck {
+    pub fn ok(&self) -> bool {
+        self.missing == 0 && self.differing == 0 && self.resurrected == 0
+    }
+}
+
+impl std::fmt::Display for LedgerCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "acknowledged writes: {}, missing: {}, differing: {} (checked {} entries in {}; {} voids resurrected, {} of unknown outcome, {} rewritten during the check)",
+            self.acknowledged,
+            self.missing,
+            self.differing + self.resurrected,
+            self.entries_checked,
+            self.side,
+            self.resurrected,
+            self.unknown_outcome,
+            self.changed_during_check
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(amount: i64) -> NewEntry {
+        NewEntry::revenue(7, Day::from_ymd(2026, 10, 31), "rooms", amount)
+    }
+
+    #[test]
+    fn the_last_acknowledged_write_decides_and_unfinished_changes_are_unknown() {
+        let l = Ledger::default();
+        l.recorded(1, 3, &entry(100));
+        l.pending(EntryKind::Revenue, 1, 3);
+        l.adjusted(EntryKind::Revenue, 1, 3, 250);
+        l.recorded(2, 3, &entry(5));
+        l.pending(EntryKind::Revenue, 2, 3);
+        l.voided(EntryKind::Revenue, 2, 3);
+        // An adjust that never came back (failed, or dropped by a timeout).
+        l.recorded(4, 3, &entry(9));
+        l.pending(EntryKind::Revenue, 4, 3);
+        assert_eq!(l.acknowledged(), 5);
+        let m = l.entries.lock().unwrap();
+        match &m[&(EntryKind::Revenue, 1)].state {
+            State::Present(c) => assert_eq!(c.amount_cents, 250),
+            s => panic!("{s:?}"),
+        }
+        assert_eq!(m[&(EntryKind::Revenue, 2)].state, State::Deleted);
+        match &m[&(EntryKind::Revenue, 4)].state {
+            State::Unknown(Some(c)) => assert_eq!(c.amount_cents, 9),
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn judging_finds_missing_differing_and_resurrected_rows() {
+        let c = Content::of(&entry(100));
+        let mut other = c.clone();
+        other.amount_cents = 101;
+        assert!(judge(&State::Present(c.clone()), Some(&c)).is_none());
+        assert!(matches!(
+            judge(&State::Present(c.clone()), None),
+            Some(Problem::Missing)
+        ));
+        assert!(matches!(
+            judge(&State::Present(c.clone()), Some(&other)),
+            Some(Problem::Differing)
+        ));
+        assert!(matches!(
+            judge(&State::Deleted, Some(&c)),
+            Some(Problem::Resurrected)
+        ));
+        assert!(judge(&State::Deleted, None).is_none());
+        assert_ne!(c.checksum(), other.checksum());
+    }
+}
