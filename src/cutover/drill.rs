@@ -23,6 +23,7 @@ use crate::driver::{self, Hooks, EXIT_INTERRUPTED};
 use crate::error::{Error, IoContext, Result};
 use crate::estate::Estate;
 use crate::progress;
+use crate::repo::{Pooling, Repo, RepoConfig};
 use crate::scenario::{self, Dur, Scenario};
 use crate::schema::Mode;
 use crate::{db, seed};
@@ -58,6 +59,9 @@ pub struct DrillStep {
     pub report: Option<StepReport>,
     /// The ledger check made at the end of this step, if any.
     pub ledger: Option<LedgerCheck>,
+    /// After a switch or rollback: the mode a repository following the flag
+    /// chose once the flag's TTL had passed.
+    pub repository_mode: Option<Mode>,
 }
 
 /// Latency and errors of the workload over one step.
@@ -119,6 +123,7 @@ async fn pause(name: &str, d: Duration, clock: &Clock, stop: &AtomicBool) -> Dri
         end_s: clock.now(),
         report: None,
         ledger: None,
+        repository_mode: None,
     }
 }
 
@@ -258,6 +263,14 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         opts.steady.as_secs()
     ));
 
+    // A repository of the drill's own, following the flag as services do.
+    let observer = {
+        let mut cfg = RepoConfig::from_estate(estate, Pooling::Direct)?;
+        cfg.redis_url = None;
+        cfg.pool_size = 2;
+        cfg.default_mode = Mode::Legacy;
+        Repo::connect(cfg).await?
+    };
     let mut steps: Vec<DrillStep> = Vec::new();
     // How long a disagreeing row is given before it is judged: requests in
     // flight when the check read it have finished by then (or timed out).
@@ -302,6 +315,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                     end_s: clock.now(),
                     report: None,
                     ledger: Some(check),
+                    repository_mode: None,
                 });
                 continue;
             }
@@ -331,7 +345,15 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 end_s: clock.now(),
                 report: Some(report),
                 ledger: None,
+                repository_mode: None,
             };
+            if matches!(step, Step::Switch | Step::Rollback) {
+                // What a service sees once it has re-read the flag.
+                tokio::time::sleep(crate::repo::DEFAULT_FLAG_TTL + Duration::from_millis(50)).await;
+                let m = observer.mode().await;
+                say(&format!("{name}: the repository now uses the {m} tables"));
+                entry.repository_mode = Some(m);
+            }
             if step == Step::Rollback {
                 // Give the services the flag's TTL to move back, then check.
                 tokio::time::sleep(crate::repo::DEFAULT_FLAG_TTL + Duration::from_millis(200))

@@ -1025,3 +1025,115 @@ impl fmt::Display for Status {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(phase: Phase, verified: Option<(bool, Phase)>) -> State {
+        State {
+            phase,
+            verified: verified.map(|(ok, phase)| Verified {
+                ok,
+                phase,
+                at: "t".into(),
+                mismatching_buckets: usize::from(!ok),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The refusal's message, which must name the command to run first.
+    fn refused(state: &State, step: Step) -> String {
+        match gate(state, step) {
+            Err(e) => {
+                assert_eq!(e.exit_code(), crate::error::EXIT_REFUSED, "{e}");
+                e.to_string()
+            }
+            Ok(Gate::Run) => panic!("{step} ran in {}", state.phase),
+            Ok(Gate::Done(m)) => panic!("{step} was done in {}: {m}", state.phase),
+        }
+    }
+
+    #[test]
+    fn the_forward_path_runs_each_step_once_in_order() {
+        let mut s = State::default();
+        for (step, next) in [
+            (Step::Prepare, Phase::Prepared),
+            (Step::DualWrite, Phase::DualWrite),
+            (Step::Backfill, Phase::Backfilled),
+        ] {
+            assert!(
+                matches!(gate(&s, step), Ok(Gate::Run)),
+                "{step} in {}",
+                s.phase
+            );
+            s.phase = next;
+            assert!(matches!(gate(&s, step), Ok(Gate::Done(_))), "{step} twice");
+        }
+        assert!(refused(&s, Step::Switch).contains("`rehearse cutover verify`"));
+        s.verified = at(Phase::Backfilled, Some((true, Phase::Backfilled))).verified;
+        assert!(matches!(gate(&s, Step::Switch), Ok(Gate::Run)));
+        s.phase = Phase::Switched;
+        // The verify of the backfilled phase does not count after the switch.
+        assert!(refused(&s, Step::Finalize).contains("`rehearse cutover verify`"));
+        assert!(matches!(gate(&s, Step::Rollback), Ok(Gate::Run)));
+        s.verified = at(Phase::Switched, Some((true, Phase::Switched))).verified;
+        assert!(matches!(gate(&s, Step::Finalize), Ok(Gate::Run)));
+    }
+
+    #[test]
+    fn steps_out_of_order_name_the_step_to_run_first() {
+        let cases = [
+            (at(Phase::NotStarted, None), Step::DualWrite, "prepare"),
+            (at(Phase::NotStarted, None), Step::Switch, "prepare"),
+            (at(Phase::Prepared, None), Step::Backfill, "dual-write"),
+            (at(Phase::Prepared, None), Step::Verify, "dual-write"),
+            (at(Phase::DualWrite, None), Step::Verify, "backfill"),
+            (at(Phase::DualWrite, None), Step::Switch, "backfill"),
+            (at(Phase::Backfilled, None), Step::Rollback, "switch"),
+            (
+                at(Phase::Backfilled, Some((true, Phase::Backfilled))),
+                Step::Finalize,
+                "switch",
+            ),
+            (
+                at(Phase::RolledBack, Some((true, Phase::Switched))),
+                Step::Switch,
+                "verify",
+            ),
+            (at(Phase::Prepared, None), Step::Finalize, "dual-write"),
+        ];
+        for (state, step, first) in cases {
+            let msg = refused(&state, step);
+            assert!(
+                msg.contains(&format!("`rehearse cutover {first}`")),
+                "{step} in {}: {msg}",
+                state.phase
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_verify_blocks_the_switch_and_finalize_ends_the_way_back() {
+        let failed = at(Phase::Backfilled, Some((false, Phase::Backfilled)));
+        assert!(refused(&failed, Step::Switch).contains("mismatching"));
+        let done = at(Phase::Finalized, None);
+        assert!(refused(&done, Step::Rollback).contains("finalized"));
+        assert!(refused(&done, Step::Verify).contains("finalized"));
+        assert!(matches!(gate(&done, Step::Prepare), Ok(Gate::Done(_))));
+    }
+
+    #[test]
+    fn the_mirror_sql_names_each_side_and_fires_after_the_summary_trigger() {
+        for d in DIRECTIONS {
+            let f = d.function_sql();
+            let t = d.triggers_sql();
+            assert!(!f.contains("{{") && !t.contains("{{"));
+            assert!(f.contains(d.to.tables().revenue) && f.contains(d.to.tables().expense));
+            assert!(t.contains(&format!("ON {}", d.from.tables().revenue)));
+            // Row triggers fire in name order: after summary_maintenance.
+            assert!(d.trigger > "summary_maintenance", "{}", d.trigger);
+        }
+    }
+}

@@ -125,7 +125,14 @@ fn draw<DB: DrawingBackend>(
                 mesh.x_label_formatter(&|x| format!("{x:.0}"));
             }
             mesh.draw().map_err(e)?;
-            for (x, label) in &c.bounds {
+            for (i, (x, label)) in c.bounds.iter().enumerate() {
+                // Labels step down in four rows so close boundaries stay readable.
+                let k = (i % 4) as f64 * 0.07;
+                let label_y = if c.log_y && y0 > 0.0 {
+                    (y1.ln() - k * (y1.ln() - y0.ln())).exp()
+                } else {
+                    y1 - k * (y1 - y0)
+                };
                 chart
                     .draw_series(std::iter::once(PathElement::new(
                         vec![(*x, y0.max(f64::MIN_POSITIVE)), (*x, y1)],
@@ -135,7 +142,7 @@ fn draw<DB: DrawingBackend>(
                 chart
                     .draw_series(std::iter::once(Text::new(
                         label.clone(),
-                        (*x, y1),
+                        (*x, label_y),
                         ("sans-serif", 13).into_font().color(&RGBColor(90, 90, 90)),
                     )))
                     .map_err(e)?;
@@ -181,6 +188,9 @@ fn draw<DB: DrawingBackend>(
                 .configure_series_labels()
                 .position(if c.nines {
                     SeriesLabelPosition::UpperLeft
+                } else if c.bounds.len() > 3 {
+                    // The boundaries' labels run along the top.
+                    SeriesLabelPosition::LowerRight
                 } else {
                     SeriesLabelPosition::UpperRight
                 })
