@@ -2,10 +2,13 @@
 # The main job on a fresh machine: bootstrap, bring the embedded lab up, seed
 # the estate (full profile, both modes, unless PROFILE says otherwise), run the
 # scenario suite on legacy and partitioned (replica and cache on), print the
-# side-by-side summary, and show the lab.
+# side-by-side summary; then rehearse the cutover itself under load (the whole
+# playbook, with the write ledger) on a database of its own, seeded legacy-only
+# (CUTOVER_PROFILE, smoke by default; DRILL=0 skips it), and show the lab.
 #
-# Exits with the runs' exit code: 0 every budget met, 1 a budget missed,
-# 3 a run was not valid (see README, "Exit codes").
+# Exits with the worst exit code: 0 every budget met and the drill passed,
+# 1 a budget missed or the drill lost or changed a write, 3 a run was not
+# valid (see README, "Exit codes").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE="${PROFILE:-full}"
@@ -26,6 +29,22 @@ set +e
 $R run "${SUITE[@]}" ${DURATION:+--duration "$DURATION"} --out "$out"
 code=$?
 set -e
+if [ "${DRILL:-1}" != 0 ]; then
+  # The drill starts from legacy only, and the suite's database holds both
+  # modes: give it a database of its own on the same lab (and Redis db 1).
+  eval "$($R lab env)"
+  CDB=rehearse_cutover
+  psql -X -q "$REHEARSE_PRIMARY_URL" -c "DROP DATABASE IF EXISTS $CDB WITH (FORCE)" -c "CREATE DATABASE $CDB"
+  C=(--primary-url "${REHEARSE_PRIMARY_URL%/*}/$CDB" --replica-url "${REHEARSE_REPLICA_URL%/*}/$CDB"
+     --redis-url "${REHEARSE_REDIS_URL%/}/1")
+  $R "${C[@]}" seed --profile "${CUTOVER_PROFILE:-smoke}" --mode legacy --allow-destructive "$CDB"
+  set +e
+  $R "${C[@]}" cutover drill --under scenarios/cutover_mixed.toml --soak "${SOAK:-60s}" --out "$out/cutover"
+  drill=$?
+  set -e
+  $R report "$out/cutover" || true
+  if [ "$drill" -ne 0 ] && { [ "$code" -eq 0 ] || [ "$drill" -eq 130 ]; }; then code=$drill; fi
+fi
 $R lab status
 echo "rehearsal: results in $out (exit $code)"
 exit $code

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
+use rehearse::cutover::race;
 use rehearse::db;
 use rehearse::error::EXIT_REFUSED;
 use rehearse::estate::{Estate, Source};
@@ -149,92 +147,14 @@ async fn a_row_lands_in_the_partition_postgres_routes_its_organization_to() {
     assert_eq!(n, 5);
 }
 
-/// A small deterministic generator, so a failing run can be repeated.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-struct Burst {
-    ops: u64,
-    errors: u64,
-    first_error: Option<String>,
-}
-
 /// 32 writers, each on its own connection, inserting, moving, re-pricing and
 /// deleting entries over 3 organizations x 2 properties x 3 days, so every
-/// summary row is written by many writers at once.
-async fn write_burst(url: &str, mode: Mode, ops_per_writer: u64) -> Burst {
-    let t = mode.tables();
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut handles = Vec::new();
-    for w in 0..32u64 {
-        let url = url.to_string();
-        let errors = errors.clone();
-        let (revenue, expense) = (t.revenue, t.expense);
-        handles.push(tokio::spawn(async move {
-            let client = db::connect(&url).await.unwrap();
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
-            let mut mine: Vec<(bool, i64, i64)> = Vec::new(); // (is_revenue, id, org)
-            let mut first_error = None;
-            for _ in 0..ops_per_writer {
-                let org = 1 + rng.below(3) as i64;
-                let prop = org * 10 + rng.below(2) as i64;
-                let day = format!("2026-10-0{}", 1 + rng.below(3));
-                let amount = 1 + rng.below(10_000) as i64;
-                let roll = rng.below(100);
-                let result = if roll < 55 || mine.is_empty() {
-                    let is_revenue = rng.below(2) == 0;
-                    let sql = if is_revenue {
-                        format!("INSERT INTO {revenue} (organization_id, property_id, business_date, category, amount_cents) VALUES ($1, $2, $3::text::date, 'rooms', $4) RETURNING id")
-                    } else {
-                        format!("INSERT INTO {expense} (organization_id, property_id, business_date, category, amount_cents, vendor) VALUES ($1, $2, $3::text::date, 'payroll', $4, 'v') RETURNING id")
-                    };
-                    client.query_one(&sql, &[&org, &prop, &day, &amount]).await.map(|r| {
-                        mine.push((is_revenue, r.get(0), org));
-                    })
-                } else {
-                    let idx = rng.below(mine.len() as u64) as usize;
-                    let (is_revenue, id, own_org) = mine[idx];
-                    let table = if is_revenue { revenue } else { expense };
-                    let own_prop = own_org * 10 + rng.below(2) as i64;
-                    if roll < 90 {
-                        // Move to another day and property of its organization, and re-price.
-                        let sql = format!("UPDATE {table} SET business_date = $2::text::date, property_id = $3, amount_cents = $4 WHERE id = $1 AND organization_id = $5");
-                        client.execute(&sql, &[&id, &day, &own_prop, &amount, &own_org]).await.map(|_| ())
-                    } else {
-                        mine.swap_remove(idx);
-                        let sql = format!("DELETE FROM {table} WHERE id = $1 AND organization_id = $2");
-                        client.execute(&sql, &[&id, &own_org]).await.map(|_| ())
-                    }
-                };
-                if let Err(e) = result {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    first_error.get_or_insert_with(|| rehearse::error::describe_pg(&e));
-                }
-            }
-            first_error
-        }));
-    }
-    let mut first_error = None;
-    for h in handles {
-        if let Some(e) = h.await.unwrap() {
-            first_error.get_or_insert(e);
-        }
-    }
-    Burst {
-        ops: 32 * ops_per_writer,
-        errors: errors.load(Ordering::Relaxed),
-        first_error,
-    }
+/// summary row is written by many writers at once (the drill's trigger race
+/// runs the same burst).
+async fn write_burst(url: &str, mode: Mode, ops_per_writer: u64) -> race::Burst {
+    race::burst(url, mode.tables(), 32, ops_per_writer, 7)
+        .await
+        .expect("the burst connects")
 }
 
 #[tokio::test]
@@ -245,9 +165,9 @@ async fn hardened_triggers_keep_summaries_exact_under_32_concurrent_writers_in_b
     for mode in [Mode::Legacy, Mode::Partitioned] {
         let burst = write_burst(&url, mode, 150).await;
         assert_eq!(
-            burst.errors, 0,
+            burst.failed_writes, 0,
             "{mode}: {} of {} writes failed, first: {:?}",
-            burst.errors, burst.ops, burst.first_error
+            burst.failed_writes, burst.writes, burst.first_error
         );
         assert_eq!(
             schema::summary_mismatches(&client, mode).await.unwrap(),
@@ -286,12 +206,12 @@ async fn naive_triggers_lose_or_fail_updates_under_the_same_burst() {
         .unwrap();
     eprintln!(
         "naive: {mismatches} wrong summary rows, {} failed writes of {}, first: {:?}",
-        burst.errors, burst.ops, burst.first_error
+        burst.failed_writes, burst.writes, burst.first_error
     );
     assert!(
-        mismatches > 0 || burst.errors > 0,
+        mismatches > 0 || burst.failed_writes > 0,
         "the naive variant showed no race in {} writes; the burst no longer exercises it",
-        burst.ops
+        burst.writes
     );
 }
 
