@@ -147,6 +147,9 @@ pub struct BackfillArgs {
     /// Pause while a streaming replica lags more than this many MiB.
     #[arg(long, default_value_t = 64, value_name = "MiB")]
     pub max_lag_mib: i64,
+    /// The longest pause before one more batch goes anyway (it slows down under pressure, it does not stop).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub max_pause: String,
 }
 
 /// How finely verify compares.
@@ -262,7 +265,7 @@ pub struct DrillArgs {
     /// How long the estate runs switched before the rollback.
     #[arg(long, default_value = "15s", value_name = "DURATION")]
     pub soak: String,
-    /// Pause the backfill while the workload's p99 (last interval) is above this many milliseconds.
+    /// Pause the backfill while the workload's p99 (last interval) is above this many milliseconds [default: 4x the steady state's p99, at least 10].
     #[arg(long, value_name = "MS")]
     pub max_p99_ms: Option<f64>,
     /// Writers of the trigger race (0 skips it).

@@ -156,6 +156,7 @@ fn backfill_options(a: &BackfillArgs) -> anyhow::Result<cutover::backfill::Backf
     Ok(cutover::backfill::BackfillOptions {
         batch_orgs: a.batch_orgs,
         max_lag_bytes: a.max_lag_mib << 20,
+        max_pause: duration_flag("--max-pause", &Some(a.max_pause.clone()))?.expect("given"),
         ..Default::default()
     })
 }

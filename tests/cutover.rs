@@ -200,11 +200,76 @@ async fn the_drill_under_a_mixed_workload_loses_no_acknowledged_write() {
         saved["latency"].as_array().unwrap().len(),
         report.steps.len()
     );
-    let c = client(&estate).await;
+    // After the soak: finalize removes the mirror, and the way back with it.
+    let mut c = client(&estate).await;
     assert_eq!(
         cutover::read_state(&c).await.unwrap().phase,
         Phase::Switched
     );
+    assert_eq!(cutover::mirror_installed(&c).await.unwrap(), 4);
+    let fin = cutover::finalize(&mut c, &estate, &quiet()).await.unwrap();
+    assert_eq!(fin.phase, Phase::Finalized);
+    assert_eq!(cutover::mirror_installed(&c).await.unwrap(), 0);
+    let err = cutover::flip(&mut c, &estate, Mode::Legacy, &quiet())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("finalized"), "{err}");
+    // The legacy tables are kept until an explicit drop.
+    assert!(count(&c, "SELECT count(*) FROM revenue_entries").await > 0);
+}
+
+#[tokio::test]
+async fn the_backfill_pauses_for_replica_lag_and_p99_and_still_finishes() {
+    let estate = seeded("cutover_throttle", 120).await;
+    let mut c = client(&estate).await;
+    cutover::prepare(&mut c, &estate, &quiet()).await.unwrap();
+    cutover::dual_write(&mut c, &estate, &quiet())
+        .await
+        .unwrap();
+    // A workload whose p99 stays over the limit: one batch, after a pause.
+    let suffering = backfill::BackfillOptions {
+        batch_orgs: 40,
+        max_p99: Some(Duration::from_millis(10)),
+        p99_probe: Some(std::sync::Arc::new(|| Some(Duration::from_millis(50)))),
+        max_pause: Duration::from_millis(300),
+        max_batches: Some(1),
+        ..Default::default()
+    };
+    let r = backfill::backfill(&mut c, &estate, &quiet(), &suffering)
+        .await
+        .unwrap()
+        .backfill
+        .unwrap();
+    assert_eq!(
+        (
+            r.batches,
+            r.throttled,
+            r.throttled_for_p99,
+            r.throttled_for_lag
+        ),
+        (1, 1, 1, 0),
+        "{r:?}"
+    );
+    assert!(r.paused_s >= 0.25, "{r:?}");
+    // Lag over the limit on every check (any lag exceeds -1 byte): every batch waits, all finish.
+    let lagging = backfill::BackfillOptions {
+        batch_orgs: 40,
+        max_lag_bytes: -1,
+        max_pause: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let r = backfill::backfill(&mut c, &estate, &quiet(), &lagging)
+        .await
+        .unwrap()
+        .backfill
+        .unwrap();
+    assert!(r.complete, "{r:?}");
+    assert_eq!(
+        (r.batches, r.throttled_for_lag, r.throttled_for_p99),
+        (2, 2, 0),
+        "{r:?}"
+    );
+    assert!(r.paused_s >= 0.5, "{r:?}");
 }
 
 #[tokio::test]

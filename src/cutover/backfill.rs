@@ -38,6 +38,9 @@ pub struct BackfillOptions {
     /// Pause while the workload's p99 is above this (needs a probe).
     pub max_p99: Option<Duration>,
     pub p99_probe: Option<P99Probe>,
+    /// The longest pause before one more batch goes anyway: under a load
+    /// that keeps p99 over its limit the backfill slows down, it does not stop.
+    pub max_pause: Duration,
     /// Stop after this many batches (the rest on the next run).
     pub max_batches: Option<u64>,
     /// Set to stop after the batch in progress.
@@ -51,6 +54,7 @@ impl Default for BackfillOptions {
             max_lag_bytes: 64 << 20,
             max_p99: None,
             p99_probe: None,
+            max_pause: Duration::from_secs(10),
             max_batches: None,
             stop: None,
         }
@@ -79,6 +83,9 @@ pub struct BackfillReport {
     pub paused_s: f64,
     /// Batches retried after a deadlock or serialization failure.
     pub retried: u64,
+    /// The limits it paced itself by.
+    pub max_lag_bytes: i64,
+    pub max_p99_ms: Option<f64>,
 }
 
 fn batch_sql() -> String {
@@ -155,6 +162,8 @@ pub async fn backfill(
         resumed_from,
         next_org: resumed_from,
         last_org: last,
+        max_lag_bytes: bopts.max_lag_bytes,
+        max_p99_ms: bopts.max_p99.map(|d| d.as_secs_f64() * 1e3),
         ..Default::default()
     };
     let total = (last - first + 1).max(0) as u64;
@@ -177,7 +186,10 @@ pub async fn backfill(
             let p99 = bopts.p99_probe.as_ref().and_then(|p| p());
             let over_lag = lag > bopts.max_lag_bytes;
             let over_p99 = matches!((bopts.max_p99, p99), (Some(max), Some(p)) if p > max);
-            if !(over_lag || over_p99) || stopped() {
+            if !(over_lag || over_p99)
+                || stopped()
+                || paused.is_some_and(|p| p.elapsed() >= bopts.max_pause)
+            {
                 break;
             }
             if paused.is_none() {
@@ -194,7 +206,7 @@ pub async fn backfill(
                     }
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(200).min(bopts.max_pause)).await;
         }
         if let Some(p) = paused {
             report.paused_s += p.elapsed().as_secs_f64();

@@ -279,7 +279,13 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         steps.push(pause("steady", opts.steady, &clock, &stop).await);
         let mut bf = opts.backfill.clone();
         bf.stop = Some(stop.clone());
-        if bf.max_p99.is_some() {
+        if bf.max_p99.is_none() {
+            // By default the backfill yields when the workload's p99 is four
+            // times what it was in the steady state (and at least 10 ms).
+            let steady = Duration::from_nanos(live.p99_ns.load(Ordering::Relaxed));
+            bf.max_p99 = Some((steady * 4).max(Duration::from_millis(10)));
+        }
+        {
             let live = live.clone();
             bf.p99_probe = Some(Arc::new(move || {
                 let ns = live.recent_p99_ns.load(Ordering::Relaxed);
@@ -634,12 +640,8 @@ impl DrillReport {
                         b.paused_s
                     ));
                 }
-                if let Some(v) = &r.verify {
-                    out.push_str(&format!(
-                        "\n{}: {}",
-                        st.name,
-                        v.describe().lines().next().unwrap_or("")
-                    ));
+                if r.verify.is_some() {
+                    out.push_str(&format!("\n{}: {}", st.name, r.summary));
                 }
             }
             if let Some(c) = &st.ledger {
