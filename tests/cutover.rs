@@ -561,29 +561,35 @@ fn the_playbook_names_only_commands_that_exist() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/cutover-playbook.md"),
     )
     .unwrap();
-    let mut commands = Vec::new();
+    // Commands are the lines of fenced code blocks and the inline code spans
+    // that start with `rehearse `; prose that says "rehearse" is not one.
+    let mut spans: Vec<&str> = Vec::new();
+    let mut fenced = false;
     for line in doc.lines() {
-        let mut rest = line;
-        while let Some(i) = rest.find("rehearse ") {
-            // Only the command itself: up to a backtick, a pipe, a comment or the line's end.
-            let tail = &rest[i + "rehearse ".len()..];
-            let end = tail.find(['`', '|', '#', ';', ')']).unwrap_or(tail.len());
-            let words: Vec<&str> = tail[..end]
-                .split_whitespace()
-                .take_while(|w| {
-                    !w.starts_with('<') && !w.starts_with('$') && *w != "&&" && *w != "..."
-                })
-                .collect();
-            let before = &rest[..i];
-            // "rehearse" as a word of prose is not a command.
-            if !words.is_empty()
-                && (before.ends_with('`') || before.trim().is_empty() || before.ends_with("$ "))
-            {
-                commands.push(words.join(" "));
-            }
-            rest = &tail[end..];
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            spans.push(line.trim());
+        } else {
+            spans.extend(line.split('`').skip(1).step_by(2));
         }
     }
+    let mut commands: Vec<String> = spans
+        .iter()
+        .filter_map(|s| s.strip_prefix("rehearse "))
+        .map(|tail| {
+            // Up to a comment, a pipe or a placeholder.
+            let end = tail.find(['#', '|', ';']).unwrap_or(tail.len());
+            tail[..end]
+                .split_whitespace()
+                .take_while(|w| !w.starts_with('<') && !w.starts_with('$') && *w != "...")
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
     commands.sort();
     commands.dedup();
     for step in [

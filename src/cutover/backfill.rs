@@ -21,7 +21,6 @@ use super::{
 use crate::error::{DbContext, Error, Result};
 use crate::estate::Estate;
 use crate::progress;
-use crate::schema::Mode;
 
 const BACKFILL: &str = include_str!("sql/backfill.sql");
 
@@ -89,13 +88,7 @@ pub struct BackfillReport {
 }
 
 fn batch_sql() -> String {
-    let (l, p) = (Mode::Legacy.tables(), Mode::Partitioned.tables());
-    BACKFILL
-        .replace("{{l_revenue}}", l.revenue)
-        .replace("{{l_expense}}", l.expense)
-        .replace("{{p_revenue}}", p.revenue)
-        .replace("{{p_expense}}", p.expense)
-        .replace("{{p_summary}}", p.summary)
+    super::render_sides(BACKFILL)
 }
 
 /// The largest replay lag of any streaming replica, in bytes (0 without one).
@@ -261,14 +254,8 @@ pub async fn backfill(
     super::log_step(client, step, started, &summary).await?;
     let phase = super::read_state(&*client).await?.phase;
     Ok(StepReport {
-        step,
-        ran: true,
-        phase,
-        seconds: report.seconds,
-        summary,
-        locks: None,
         backfill: Some(report),
-        verify: None,
+        ..StepReport::ran(step, phase, started, summary)
     })
 }
 

@@ -39,6 +39,18 @@ pub const EXIT_MISMATCH: i32 = 1;
 const MIRROR_FUNCTION: &str = include_str!("sql/mirror_function.sql");
 const MIRROR_TRIGGERS: &str = include_str!("sql/mirror_triggers.sql");
 
+/// Fill a template naming both sides' tables: `{{l_revenue}}`, `{{p_summary}}` ...
+pub(crate) fn render_sides(template: &str) -> String {
+    let (l, p) = (Mode::Legacy.tables(), Mode::Partitioned.tables());
+    template
+        .replace("{{l_revenue}}", l.revenue)
+        .replace("{{l_expense}}", l.expense)
+        .replace("{{l_summary}}", l.summary)
+        .replace("{{p_revenue}}", p.revenue)
+        .replace("{{p_expense}}", p.expense)
+        .replace("{{p_summary}}", p.summary)
+}
+
 /// One direction of the mirror.
 #[derive(Debug, Clone, Copy)]
 struct Direction {
@@ -438,6 +450,15 @@ pub struct StepReport {
 }
 
 impl StepReport {
+    /// A step that ran, started at `started`.
+    fn ran(step: Step, phase: Phase, started: Instant, summary: String) -> StepReport {
+        StepReport {
+            ran: true,
+            seconds: started.elapsed().as_secs_f64(),
+            ..StepReport::skipped(step, phase, summary)
+        }
+    }
+
     fn skipped(step: Step, phase: Phase, summary: String) -> StepReport {
         StepReport {
             step,
@@ -625,16 +646,7 @@ pub async fn prepare(
         .await
         .db(|| "committing cutover prepare".into())?;
     say(opts, &format!("cutover prepare: done: {summary}"));
-    Ok(StepReport {
-        step,
-        ran: true,
-        phase: state.phase,
-        seconds: started.elapsed().as_secs_f64(),
-        summary,
-        locks: None,
-        backfill: None,
-        verify: None,
-    })
+    Ok(StepReport::ran(step, state.phase, started, summary))
 }
 
 /// `cutover dual-write`: the mirror, both directions, in one transaction
@@ -700,18 +712,17 @@ pub async fn dual_write(
     log_step(client, step, started, &summary).await?;
     say(opts, &format!("cutover dual-write: done: {summary}"));
     Ok(StepReport {
-        step,
-        ran: true,
-        phase: if repair {
-            state.phase
-        } else {
-            Phase::DualWrite
-        },
-        seconds: started.elapsed().as_secs_f64(),
-        summary,
         locks: Some(locks),
-        backfill: None,
-        verify: None,
+        ..StepReport::ran(
+            step,
+            if repair {
+                state.phase
+            } else {
+                Phase::DualWrite
+            },
+            started,
+            summary,
+        )
     })
 }
 
@@ -796,14 +807,8 @@ pub async fn flip(
     log_step(client, step, started, &summary).await?;
     say(opts, &format!("cutover {step}: done: {summary}"));
     Ok(StepReport {
-        step,
-        ran: true,
-        phase,
-        seconds: started.elapsed().as_secs_f64(),
-        summary,
         locks: Some(locks),
-        backfill: None,
-        verify: None,
+        ..StepReport::ran(step, phase, started, summary)
     })
 }
 
@@ -852,14 +857,8 @@ pub async fn finalize(
     log_step(client, step, started, &summary).await?;
     say(opts, &format!("cutover finalize: done: {summary}"));
     Ok(StepReport {
-        step,
-        ran: true,
-        phase: Phase::Finalized,
-        seconds: started.elapsed().as_secs_f64(),
-        summary,
         locks: Some(locks),
-        backfill: None,
-        verify: None,
+        ..StepReport::ran(step, Phase::Finalized, started, summary)
     })
 }
 

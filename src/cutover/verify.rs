@@ -158,14 +158,7 @@ fn checksum_sql(mode: Mode) -> String {
 }
 
 fn diff_sql() -> String {
-    let (l, p) = (Mode::Legacy.tables(), Mode::Partitioned.tables());
-    DIFF_ROWS
-        .replace("{{l_revenue}}", l.revenue)
-        .replace("{{l_expense}}", l.expense)
-        .replace("{{l_summary}}", l.summary)
-        .replace("{{p_revenue}}", p.revenue)
-        .replace("{{p_expense}}", p.expense)
-        .replace("{{p_summary}}", p.summary)
+    super::render_sides(DIFF_ROWS)
 }
 
 async fn sums(c: &impl GenericClient, sql: &str, mode: Mode, lo: i64, hi: i64) -> Result<Sums> {
@@ -382,13 +375,7 @@ pub async fn verify(
         .await
         .db(|| "committing the verify record".into())?;
     Ok(StepReport {
-        step,
-        ran: true,
-        phase: state.phase,
-        seconds: started.elapsed().as_secs_f64(),
-        summary,
-        locks: None,
-        backfill: None,
         verify: Some(report),
+        ..StepReport::ran(step, state.phase, started, summary)
     })
 }
