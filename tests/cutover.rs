@@ -19,6 +19,10 @@ use rehearse::seed::{self, Profile, SeedOptions};
 /// The lab estate (replica and Redis included), pointed at database `name`,
 /// created afresh and seeded legacy-only with `orgs` organizations.
 async fn seeded(name: &str, orgs: u64) -> Estate {
+    seeded_modes(name, orgs, Modes::Legacy).await
+}
+
+async fn seeded_modes(name: &str, orgs: u64, modes: Modes) -> Estate {
     let lab = common::lab();
     lab.fresh_database(name).await;
     let flags = EstateFlags {
@@ -36,7 +40,7 @@ async fn seeded(name: &str, orgs: u64) -> Estate {
     let mut opts = SeedOptions::from_profile(Profile::Ci);
     opts.params.orgs = orgs;
     opts.params.days = 7;
-    opts.modes = Modes::Legacy;
+    opts.modes = modes;
     opts.partitions = Some(8);
     opts.verbose = false;
     seed::seed(&estate, &opts)
@@ -551,6 +555,44 @@ async fn steps_out_of_order_are_refused_with_the_step_to_run_first() {
     assert_eq!(st["phase"], "prepared");
     assert_eq!(st["mirror_triggers"], 0);
     assert_eq!(st["next"], "rehearse cutover dual-write");
+}
+
+#[tokio::test]
+async fn a_cutover_into_partitioned_tables_that_hold_rows_is_refused_before_anything_runs() {
+    let estate = seeded_modes("cutover_filled", 40, Modes::Both).await;
+    let url = estate.primary.url.clone();
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/cutover_mixed.toml");
+    for args in [
+        vec!["cutover", "prepare", "-q"],
+        vec![
+            "cutover",
+            "drill",
+            "-q",
+            "--under",
+            scenario.to_str().unwrap(),
+        ],
+    ] {
+        let started = std::time::Instant::now();
+        let out = common::rehearse_cmd()
+            .args(["--primary-url", &url])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        assert!(
+            err.contains("already hold entries")
+                && err.contains("rehearse schema drop --mode partitioned"),
+            "{err}"
+        );
+        // Refused up front: the drill did not run its 15 s steady state first.
+        assert!(started.elapsed() < Duration::from_secs(10), "{args:?}");
+    }
+    let c = client(&estate).await;
+    assert_eq!(
+        cutover::read_state(&c).await.unwrap().phase,
+        Phase::NotStarted
+    );
 }
 
 /// Every `rehearse ...` command the playbook names parses (`--help` after

@@ -188,6 +188,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             state.phase
         )));
     }
+    super::refuse_filled_partitioned(&client, &database, "cutover drill").await?;
     let dir = opts.out.clone().unwrap_or_else(|| {
         PathBuf::from("results").join(results::run_id(
             SystemTime::now(),

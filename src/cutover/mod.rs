@@ -506,6 +506,43 @@ async fn preflight(client: &Client, estate: &Estate, opts: &StepOptions, step: &
     Ok(())
 }
 
+/// Refuse to start a cutover into partitioned tables that already hold
+/// entries (a `seed --mode both`): the backfill fills them.
+pub(crate) async fn refuse_filled_partitioned(
+    client: &impl GenericClient,
+    database: &str,
+    action: &str,
+) -> Result<()> {
+    let t = Mode::Partitioned.tables();
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.revenue])
+        .await
+        .db(|| "looking for the partitioned tables".into())?
+        .get(0);
+    if !exists {
+        return Ok(());
+    }
+    let filled: bool = client
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {}) OR EXISTS (SELECT 1 FROM {})",
+                t.revenue, t.expense
+            ),
+            &[],
+        )
+        .await
+        .db(|| "looking into the partitioned tables".into())?
+        .get(0);
+    if filled {
+        return Err(Error::Refused(format!(
+            "{action} refused: the partitioned tables of {database} already hold entries, and a \
+             cutover starts from empty ones (the backfill fills them); drop them with \
+             `rehearse schema drop --mode partitioned`, or seed with `--mode legacy`"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether every mirror trigger is in place (4 of 4).
 pub async fn mirror_installed(client: &impl GenericClient) -> Result<i64> {
     let names: Vec<String> = DIRECTIONS.iter().map(|d| d.trigger.to_string()).collect();
@@ -557,14 +594,11 @@ pub async fn prepare(
         return Ok(StepReport::skipped(step, state.phase, msg));
     }
     if opts.dry_run {
-        print_sql(
-            step,
-            if exists {
-                "-- the partitioned tables exist; only the flag row and rehearse_meta change"
-            } else {
-                &ddl
-            },
+        let triggers = format!(
+            "-- the partitioned tables exist: their summary triggers are recreated\n{}",
+            schema::triggers_sql(Mode::Partitioned.tables(), info.trigger_variant)
         );
+        print_sql(step, if exists { &triggers } else { &ddl });
         return Ok(StepReport::skipped(step, state.phase, "dry run".into()));
     }
     say(
@@ -587,25 +621,16 @@ pub async fn prepare(
         return Ok(StepReport::skipped(step, state.phase, msg));
     }
     if exists {
-        let t = Mode::Partitioned.tables();
-        let row = tx
-            .query_one(
-                &format!(
-                    "SELECT EXISTS (SELECT 1 FROM {}) OR EXISTS (SELECT 1 FROM {})",
-                    t.revenue, t.expense
-                ),
-                &[],
-            )
-            .await
-            .db(|| "looking into the partitioned tables".into())?;
-        if row.get::<_, bool>(0) {
-            return Err(Error::Refused(format!(
-                "cutover prepare refused: the partitioned tables of {} already hold entries, and a \
-                 cutover starts from empty ones (the backfill fills them); drop them with \
-                 `rehearse schema drop --mode partitioned`, or seed with `--mode legacy`",
-                info.database
-            )));
-        }
+        refuse_filled_partitioned(&tx, &info.database, "cutover prepare").await?;
+        // The summary triggers this rehearse writes (the backfill relies on
+        // them standing aside for its set-based summaries), whatever built
+        // the tables.
+        tx.batch_execute(&schema::triggers_sql(
+            Mode::Partitioned.tables(),
+            info.trigger_variant,
+        ))
+        .await
+        .db(|| "recreating the partitioned summary triggers".into())?;
     } else {
         tx.batch_execute(&ddl)
             .await
