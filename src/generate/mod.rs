@@ -145,6 +145,18 @@ pub struct Expense<'g> {
     pub created_at: Timestamp,
 }
 
+/// One (property, business day)'s totals: the summary row its entries make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub organization_id: i64,
+    pub property_id: i64,
+    pub business_date: Day,
+    pub revenue_cents: i64,
+    pub expense_cents: i64,
+    pub revenue_count: i32,
+    pub expense_count: i32,
+}
+
 /// Everything one organization owns. Reused between organizations so the
 /// row loop does not allocate vectors anew.
 #[derive(Debug, Default)]
@@ -153,6 +165,8 @@ pub struct OrgRows<'g> {
     pub properties: Vec<Property>,
     pub revenue: Vec<Revenue>,
     pub expenses: Vec<Expense<'g>>,
+    /// The daily summaries of those entries, one per property-day with any.
+    pub summaries: Vec<Summary>,
     /// One property-day's (category, cents), reused across days.
     scratch: Vec<(usize, i64)>,
 }
@@ -164,6 +178,9 @@ pub struct Counts {
     pub properties: u64,
     pub revenue_entries: u64,
     pub expense_entries: u64,
+    /// Summary rows (per mode), loaded with the entries.
+    #[serde(default)]
+    pub summaries: u64,
 }
 
 impl Counts {
@@ -172,10 +189,16 @@ impl Counts {
         self.properties += o.properties;
         self.revenue_entries += o.revenue_entries;
         self.expense_entries += o.expense_entries;
+        self.summaries += o.summaries;
     }
 
+    /// Rows a mode's load writes: organizations, properties, entries and summaries.
     pub fn total(&self) -> u64 {
-        self.organizations + self.properties + self.revenue_entries + self.expense_entries
+        self.organizations
+            + self.properties
+            + self.revenue_entries
+            + self.expense_entries
+            + self.summaries
     }
 }
 
@@ -186,6 +209,7 @@ impl OrgRows<'_> {
             properties: self.properties.len() as u64,
             revenue_entries: self.revenue.len() as u64,
             expense_entries: self.expenses.len() as u64,
+            summaries: self.summaries.len() as u64,
         }
     }
 
@@ -290,6 +314,7 @@ impl Generator {
         out.properties.clear();
         out.revenue.clear();
         out.expenses.clear();
+        out.summaries.clear();
         let org_seed = mix(self.params.seed, id as u64);
         let mut rng = SplitMix(org_seed);
         let mut text_rng = rand::rngs::StdRng::seed_from_u64(org_seed);
@@ -361,6 +386,8 @@ impl Generator {
             while day <= self.params.end_date {
                 let f = amounts::day_factor(&mut rng, kind, day);
                 let mut sales = 0;
+                let first_revenue = out.revenue.len();
+                let first_expense = out.expenses.len();
                 amounts::revenue(&mut rng, kind, size, price_tier, f, &mut out.scratch);
                 for &(category, cents) in &out.scratch {
                     sales += cents;
@@ -394,6 +421,21 @@ impl Generator {
                         created_at: day.at(23 * 3600 + (next_expense & 0xfff)),
                     });
                     next_expense += 1;
+                }
+                let (revenue, expenses) = (
+                    &out.revenue[first_revenue..],
+                    &out.expenses[first_expense..],
+                );
+                if !revenue.is_empty() || !expenses.is_empty() {
+                    out.summaries.push(Summary {
+                        organization_id: id,
+                        property_id: property.id,
+                        business_date: day,
+                        revenue_cents: revenue.iter().map(|r| r.amount_cents).sum(),
+                        expense_cents: expenses.iter().map(|e| e.amount_cents).sum(),
+                        revenue_count: revenue.len() as i32,
+                        expense_count: expenses.len() as i32,
+                    });
                 }
                 day = day.plus(1);
             }

@@ -35,7 +35,6 @@ const APPLY_NAIVE: &str = include_str!("sql/summary_apply_naive.sql");
 const TRIGGERS: &str = include_str!("sql/summary_triggers.sql");
 const AGGREGATE: &str = include_str!("sql/summary_aggregate.sql");
 const MISMATCHES: &str = include_str!("sql/summary_mismatches.sql");
-const BUILD: &str = include_str!("sql/summary_build.sql");
 const META: &str = include_str!("sql/meta.sql");
 const DROP_MODE: &str = include_str!("sql/drop_mode.sql");
 const DROP_SHARED: &str = include_str!("sql/drop_shared.sql");
@@ -43,9 +42,8 @@ const DROP_META: &str = "DROP TABLE IF EXISTS rehearse_meta";
 
 /// Every per-mode template, for the test that checks rendering.
 #[cfg(test)]
-const TEMPLATES: [&str; 9] = [
+const TEMPLATES: [&str; 8] = [
     AGGREGATE,
-    BUILD,
     ENTRY_TABLES,
     ENTRY_KEYS,
     APPLY_HARDENED,
@@ -231,11 +229,6 @@ pub async fn summary_mismatches_in(
         .await
         .db(|| format!("comparing {mode} summaries with their entries"))?;
     Ok(row.get(0))
-}
-
-/// The statement that builds one mode's summaries for organizations $1 to $2.
-pub fn summary_build_sql(mode: Mode) -> String {
-    summary_sql(mode, BUILD)
 }
 
 fn summary_sql(mode: Mode, template: &str) -> String {

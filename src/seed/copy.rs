@@ -1,6 +1,8 @@
 //! The load phase: each job generates organizations and streams their rows
-//! into four binary COPY streams of its own, so generation on the client
-//! overlaps with the server's work on what was sent before.
+//! into binary COPY streams of its own (organizations, properties, and per
+//! mode the entries and the daily summaries the generator totals alongside
+//! them), so generation on the client overlaps with the server's work on
+//! what was sent before, and every mode gets the same rows.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,7 +87,7 @@ impl Stream {
 /// One job: take chunks of organizations from `next` until all are loaded.
 pub async fn load_job(
     url: String,
-    tables: &'static FinanceTables,
+    modes: Vec<&'static FinanceTables>,
     generator: Arc<Generator>,
     next: Arc<AtomicU64>,
     phase: Arc<Phase>,
@@ -111,25 +113,10 @@ pub async fn load_job(
         ],
     )
     .await?;
-    let mut r = Stream::open(
-        &url,
-        format!(
-            "COPY {} (id, organization_id, property_id, business_date, category, amount_cents, created_at) FROM STDIN (FORMAT binary)",
-            tables.revenue
-        ),
-        &[Type::INT8, Type::INT8, Type::INT8, Type::DATE, Type::TEXT, Type::INT8, Type::TIMESTAMPTZ],
-    )
-    .await?;
-    let mut e = Stream::open(
-        &url,
-        format!(
-            "COPY {} (id, organization_id, property_id, business_date, category, amount_cents, vendor, created_at) FROM STDIN (FORMAT binary)",
-            tables.expense
-        ),
-        &[Type::INT8, Type::INT8, Type::INT8, Type::DATE, Type::TEXT, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ],
-    )
-    .await?;
-
+    let mut sides = Vec::new();
+    for tables in modes {
+        sides.push(Side::open(&url, tables).await?);
+    }
     let mut totals = JobTotals::default();
     let mut rows = OrgRows::default();
     loop {
@@ -167,8 +154,74 @@ pub async fn load_job(
                 ])
                 .await?;
             }
+            for side in &mut sides {
+                side.write(&rows).await?;
+            }
             for x in &rows.revenue {
-                r.write(&[
+                totals.max_revenue_id = totals.max_revenue_id.max(x.id);
+            }
+            for x in &rows.expenses {
+                totals.max_expense_id = totals.max_expense_id.max(x.id);
+            }
+        }
+        phase.inc(end - start);
+        phase.set_message(format!("{} rows", crate::progress::thousands(chunk_rows)));
+    }
+    for s in [o, p] {
+        s.finish().await?;
+    }
+    for side in sides {
+        for s in [side.revenue, side.expense, side.summary] {
+            s.finish().await?;
+        }
+    }
+    Ok(totals)
+}
+
+/// One mode's entry and summary streams.
+struct Side {
+    revenue: Stream,
+    expense: Stream,
+    summary: Stream,
+}
+
+impl Side {
+    async fn open(url: &str, tables: &FinanceTables) -> Result<Side> {
+        Ok(Side {
+            revenue: Stream::open(
+                url,
+                format!(
+                    "COPY {} (id, organization_id, property_id, business_date, category, amount_cents, created_at) FROM STDIN (FORMAT binary)",
+                    tables.revenue
+                ),
+                &[Type::INT8, Type::INT8, Type::INT8, Type::DATE, Type::TEXT, Type::INT8, Type::TIMESTAMPTZ],
+            )
+            .await?,
+            expense: Stream::open(
+                url,
+                format!(
+                    "COPY {} (id, organization_id, property_id, business_date, category, amount_cents, vendor, created_at) FROM STDIN (FORMAT binary)",
+                    tables.expense
+                ),
+                &[Type::INT8, Type::INT8, Type::INT8, Type::DATE, Type::TEXT, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ],
+            )
+            .await?,
+            summary: Stream::open(
+                url,
+                format!(
+                    "COPY {} (organization_id, property_id, business_date, revenue_cents, expense_cents, revenue_count, expense_count) FROM STDIN (FORMAT binary)",
+                    tables.summary
+                ),
+                &[Type::INT8, Type::INT8, Type::DATE, Type::INT8, Type::INT8, Type::INT4, Type::INT4],
+            )
+            .await?,
+        })
+    }
+
+    async fn write(&mut self, rows: &OrgRows<'_>) -> Result<()> {
+        for x in &rows.revenue {
+            self.revenue
+                .write(&[
                     &x.id,
                     &x.organization_id,
                     &x.property_id,
@@ -178,10 +231,10 @@ pub async fn load_job(
                     &x.created_at,
                 ])
                 .await?;
-                totals.max_revenue_id = totals.max_revenue_id.max(x.id);
-            }
-            for x in &rows.expenses {
-                e.write(&[
+        }
+        for x in &rows.expenses {
+            self.expense
+                .write(&[
                     &x.id,
                     &x.organization_id,
                     &x.property_id,
@@ -192,14 +245,20 @@ pub async fn load_job(
                     &x.created_at,
                 ])
                 .await?;
-                totals.max_expense_id = totals.max_expense_id.max(x.id);
-            }
         }
-        phase.inc(end - start);
-        phase.set_message(format!("{} rows", crate::progress::thousands(chunk_rows)));
+        for x in &rows.summaries {
+            self.summary
+                .write(&[
+                    &x.organization_id,
+                    &x.property_id,
+                    &x.business_date,
+                    &x.revenue_cents,
+                    &x.expense_cents,
+                    &x.revenue_count,
+                    &x.expense_count,
+                ])
+                .await?;
+        }
+        Ok(())
     }
-    for s in [o, p, r, e] {
-        s.finish().await?;
-    }
-    Ok(totals)
 }

@@ -1,9 +1,11 @@
 //! `rehearse seed`: fill a rehearsal database with the synthetic estate.
 //!
 //! Phases: reset (drop and create the tables, without keys or triggers),
-//! load (parallel binary COPY, generation overlapped), mirror (the second
-//! mode gets the same rows, server side), summaries (set based), keys,
-//! triggers, analyze. `rehearse_meta` says `in_progress` from the first
+//! load (parallel binary COPY, generation overlapped: every mode gets the
+//! same entries, and the daily summaries the generator totals as it makes
+//! them, so no server-side aggregation or copy is needed), keys, triggers,
+//! analyze. The seed tests prove the summaries equal the set-based aggregate
+//! of the entries in every mode. `rehearse_meta` says `in_progress` from the first
 //! phase and `complete` only after the last, so an interrupted seed never
 //! passes for a seeded database; a rerun starts over from the reset.
 
@@ -24,7 +26,6 @@ use crate::estate::Estate;
 use crate::generate::{Counts, Generator, Params};
 use crate::progress::{peak_rss_kib, thousands, Phase};
 use crate::schema::{self, meta, Mode, Modes, TriggerVariant};
-use parallel::{org_ranges, Job};
 
 /// The last business day of a dataset unless `--end-date` says otherwise:
 /// fixed, so the same parameters give the same data on any day.
@@ -255,8 +256,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
         phase.finish("tables dropped and created without keys"),
     ));
 
-    // Load the first mode by COPY.
-    let first = modes[0];
+    // Load every mode by COPY: the same rows, entries with their summaries.
     let phase = Arc::new(Phase::start("load", opts.params.orgs, "orgs", opts.verbose));
     let next = Arc::new(AtomicU64::new(0));
     // A JoinSet aborts its tasks when dropped: an interrupted seed stops
@@ -265,7 +265,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     for _ in 0..opts.jobs {
         jobs.spawn(copy::load_job(
             url.clone(),
-            first.tables(),
+            modes.iter().map(|m| m.tables()).collect(),
             generator.clone(),
             next.clone(),
             phase.clone(),
@@ -278,69 +278,26 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     record.counts = totals.counts;
     record.checksum = format!("{:016x}", totals.checksum);
     let secs = phase.finish(&format!(
-        "{} rows ({} orgs, {} properties, {} revenue, {} expense entries)",
+        "{} rows ({} orgs, {} properties, {} revenue, {} expense entries, {} summaries){}",
         thousands(totals.counts.total()),
         thousands(totals.counts.organizations),
         thousands(totals.counts.properties),
         thousands(totals.counts.revenue_entries),
-        thousands(totals.counts.expense_entries)
+        thousands(totals.counts.expense_entries),
+        thousands(totals.counts.summaries),
+        if modes.len() > 1 {
+            ", entries and summaries into both modes"
+        } else {
+            ""
+        }
     ));
     record.phases.push(("load".into(), secs));
 
-    let ranges = org_ranges(opts.params.orgs, (opts.jobs * 8) as u64);
-    let ranged = |sql: &str| -> Vec<Job> {
-        ranges
-            .iter()
-            .map(|r| Job {
-                sql: sql.to_string(),
-                range: Some(*r),
-            })
-            .collect()
-    };
-
-    // Mirror: the other mode gets exactly the same rows, server side.
-    if let Some(&second) = modes.get(1) {
-        let mut work = Vec::new();
-        for (from, to) in [
-            (first.tables().revenue, second.tables().revenue),
-            (first.tables().expense, second.tables().expense),
-        ] {
-            work.extend(ranged(&format!(
-                "INSERT INTO {to} SELECT * FROM {from} WHERE organization_id BETWEEN $1 AND $2"
-            )));
-        }
-        let secs = run_phase(
-            &url,
-            "mirror",
-            work,
-            opts,
-            &format!("{second} filled from {first}"),
-        )
-        .await?;
-        record.phases.push(("mirror".into(), secs));
-    }
-
-    // Summaries, set based, before their keys exist.
-    let mut work = Vec::new();
-    for &m in &modes {
-        work.extend(ranged(&schema::summary_build_sql(m)));
-    }
-    let secs = run_phase(&url, "summaries", work, opts, "built from the entries").await?;
-    record.phases.push(("summaries".into(), secs));
-
     // Keys: the shared ones in order (the foreign key needs the primary key),
     // then every mode's in parallel.
-    let shared: Vec<Job> = vec![Job {
-        sql: schema::shared_key_statements().join(";\n"),
-        range: None,
-    }];
-    let mut work = shared;
+    let mut work = vec![schema::shared_key_statements().join(";\n")];
     for &m in &modes {
-        work.extend(
-            schema::mode_key_statements(m)
-                .into_iter()
-                .map(|sql| Job { sql, range: None }),
-        );
+        work.extend(schema::mode_key_statements(m));
     }
     let secs = run_phase(
         &url,
@@ -374,13 +331,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     for &m in &modes {
         tables.extend(m.tables().all());
     }
-    let work = tables
-        .iter()
-        .map(|t| Job {
-            sql: format!("ANALYZE {t}"),
-            range: None,
-        })
-        .collect();
+    let work = tables.iter().map(|t| format!("ANALYZE {t}")).collect();
     let secs = run_phase(&url, "analyze", work, opts, "statistics gathered").await?;
     record.phases.push(("analyze".into(), secs));
 
@@ -409,7 +360,7 @@ fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
 async fn run_phase(
     url: &str,
     name: &str,
-    work: Vec<Job>,
+    work: Vec<String>,
     opts: &SeedOptions,
     summary: &str,
 ) -> Result<f64> {

@@ -1,6 +1,5 @@
 -- The aggregate of one mode's entries per (organization, property, day), for
--- organizations $1 to $2. Summaries are built from it after a bulk load, and
--- compared with it to prove them exact.
+-- organizations $1 to $2. Summaries are compared with it to prove them exact.
 SELECT organization_id, property_id, business_date,
        sum(rev)::bigint AS revenue_cents, sum(exp)::bigint AS expense_cents,
        sum(rc)::integer AS revenue_count, sum(ec)::integer AS expense_count
