@@ -3,7 +3,8 @@
 //!
 //! The figures compared are pgbench's "client-side generate" phase (generate
 //! and COPY, one text stream) and rehearse's "load" phase (generate and
-//! binary COPY, --jobs streams): the same work, rows in a table.
+//! binary COPY, --jobs streams, entries and their daily summaries): the same
+//! work, rows in a table.
 
 use serde::Serialize;
 
@@ -24,6 +25,7 @@ const SEED_TABLES: &[&str] = &[
     "properties",
     "revenue_entries",
     "expense_entries",
+    "daily_financial_summaries",
 ];
 
 /// Heap bytes (main fork, no indexes) of `tables` in the database at `url`.
