@@ -1,16 +1,25 @@
-//! Progress display for long work: indicatif bars on a terminal, and one
-//! plain line per finished phase everywhere (CI logs have no terminal).
+//! Progress display for long work: indicatif bars on a terminal; without
+//! one (CI logs), a plain progress line every 30 seconds; and one line per
+//! finished phase everywhere.
 
+use std::io::IsTerminal;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// How often a phase without a terminal prints where it is.
+const PLAIN_EVERY: Duration = Duration::from_secs(30);
+
 /// One phase of a long command.
 pub struct Phase {
     name: String,
+    unit: String,
     bar: ProgressBar,
     started: Instant,
     verbose: bool,
+    /// Without a terminal: when the last plain line was printed, and the message.
+    plain: Option<Mutex<(Instant, String)>>,
 }
 
 impl Phase {
@@ -28,20 +37,57 @@ impl Phase {
         bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
         bar.set_prefix(name.to_string());
         bar.enable_steady_tick(Duration::from_millis(500));
+        let plain = (verbose && !std::io::stderr().is_terminal())
+            .then(|| Mutex::new((Instant::now(), String::new())));
         Phase {
             name: name.to_string(),
+            unit: unit.to_string(),
             bar,
             started: Instant::now(),
             verbose,
+            plain,
         }
     }
 
     pub fn inc(&self, n: u64) {
         self.bar.inc(n);
+        self.plain_line();
     }
 
     pub fn set_message(&self, msg: String) {
+        if let Some(p) = &self.plain {
+            p.lock().unwrap_or_else(|e| e.into_inner()).1 = msg.clone();
+        }
         self.bar.set_message(msg);
+    }
+
+    /// Without a terminal, every PLAIN_EVERY: position, rate, ETA, message.
+    fn plain_line(&self) {
+        let Some(p) = &self.plain else { return };
+        let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+        if p.0.elapsed() < PLAIN_EVERY {
+            return;
+        }
+        p.0 = Instant::now();
+        let (pos, len) = (self.bar.position(), self.bar.length().unwrap_or(0));
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = pos as f64 / secs.max(1e-9);
+        let eta = if rate > 0.0 && len > pos {
+            format!(", eta {:.0} s", (len - pos) as f64 / rate)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{:>10}  {secs:7.1} s  {} of {} {} ({:.0}%), {:.0} {}/s{eta}  {}",
+            self.name,
+            thousands(pos),
+            thousands(len),
+            self.unit,
+            pos as f64 * 100.0 / len.max(1) as f64,
+            rate,
+            self.unit,
+            p.1
+        );
     }
 
     /// Close the bar, print a summary line, and return the seconds taken.

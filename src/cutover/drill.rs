@@ -528,28 +528,32 @@ fn step_latency(
     let Some(v) = r.variants.first() else {
         return Ok(Vec::new());
     };
-    let logs = crate::report::hlog::read(&dir.join("latency.hlog"))?;
     let interval = r.scenario.interval.0.as_secs_f64();
     let offset = v.started_s;
-    let mut out: Vec<StepLatency> = Vec::new();
-    for st in steps {
-        // Intervals that overlap the step; a step shorter than an interval
-        // gets the interval it fell in.
-        let overlaps = |t: f64| t < st.end_s.max(st.start_s + 1e-3) && t + interval > st.start_s;
-        let mut h =
-            Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("bounds are valid");
-        for (tag, ivs) in &logs {
-            if !tag.ends_with("/response") {
-                continue;
-            }
-            for (t, ih) in ivs {
-                if overlaps(t - offset) {
-                    let _ = h.add(ih);
+    // Intervals that overlap a step; a step shorter than an interval gets
+    // the interval it fell in.
+    let overlaps =
+        |st: &DrillStep, t: f64| t < st.end_s.max(st.start_s + 1e-3) && t + interval > st.start_s;
+    let mut merged: Vec<Histogram<u64>> = steps
+        .iter()
+        .map(|_| Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("bounds are valid"))
+        .collect();
+    crate::report::hlog::for_each(
+        &dir.join("latency.hlog"),
+        |tag| tag.ends_with("/response"),
+        |_, t, ih| {
+            for (st, h) in steps.iter().zip(&mut merged) {
+                if overlaps(st, t - offset) {
+                    let _ = h.add(&ih);
                 }
             }
-        }
+            Ok(())
+        },
+    )?;
+    let mut out: Vec<StepLatency> = Vec::new();
+    for (st, h) in steps.iter().zip(&merged) {
         let (mut requests, mut errors) = (0, 0);
-        for i in v.timeline.iter().filter(|i| overlaps(i.t)) {
+        for i in v.timeline.iter().filter(|i| overlaps(st, i.t)) {
             for o in &i.ops {
                 requests += o.count;
                 errors += o.errors;

@@ -15,8 +15,27 @@ pub type Intervals = Vec<(f64, Histogram<u64>)>;
 
 /// Every interval histogram of a log, by tag.
 pub fn read(path: &Path) -> Result<BTreeMap<String, Intervals>> {
-    let bytes = std::fs::read(path).io("reading the interval log", path)?;
     let mut out: BTreeMap<String, Intervals> = BTreeMap::new();
+    for_each(
+        path,
+        |_| true,
+        |tag, start, h| {
+            out.entry(tag.to_string()).or_default().push((start, h));
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// Visit the interval histograms of the tags `keep` accepts, one at a time
+/// (a long run's log holds thousands; held all at once they take gigabytes):
+/// `f(tag, seconds after the log's start, histogram)`.
+pub fn for_each(
+    path: &Path,
+    keep: impl Fn(&str) -> bool,
+    mut f: impl FnMut(&str, f64, Histogram<u64>) -> Result<()>,
+) -> Result<()> {
+    let bytes = std::fs::read(path).io("reading the interval log", path)?;
     let mut de = Deserializer::new();
     for entry in IntervalLogIterator::new(&bytes) {
         let entry = entry.map_err(|e| {
@@ -28,10 +47,10 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, Intervals>> {
         let LogEntry::Interval(ilh) = entry else {
             continue;
         };
-        let tag = ilh
-            .tag()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_default();
+        let tag = ilh.tag().map(|t| t.as_str()).unwrap_or_default();
+        if !keep(tag) {
+            continue;
+        }
         let raw = base64::Engine::decode(
             &base64::engine::general_purpose::STANDARD,
             ilh.encoded_histogram(),
@@ -50,11 +69,9 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, Intervals>> {
                     path.display()
                 ))
             })?;
-        out.entry(tag)
-            .or_default()
-            .push((ilh.start_timestamp().as_secs_f64(), h));
+        f(tag, ilh.start_timestamp().as_secs_f64(), h)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// HdrHistogram's percentile distribution text, as the Java and C tools

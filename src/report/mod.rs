@@ -168,7 +168,6 @@ pub fn read_run(dir: &Path) -> Result<Value> {
 /// Write the report of the run in `dir`.
 pub fn report(dir: &Path) -> Result<ReportOutcome> {
     let r = read_run(dir)?;
-    let logs = hlog::read(&dir.join("latency.hlog"))?;
     let chart_dir = dir.join("charts");
     let hgrm_dir = dir.join("hgrm");
     std::fs::create_dir_all(&hgrm_dir).io("creating", &hgrm_dir)?;
@@ -215,6 +214,33 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         Ok(())
     };
 
+    // Each variant's response histograms merged per operation, its warm-up
+    // left out, read one interval at a time.
+    let mut measured: BTreeMap<String, (f64, Histogram<u64>)> = variants
+        .iter()
+        .flat_map(|v| {
+            let name = v["variant"]["name"].as_str().unwrap_or("").to_string();
+            let from = f(&v["started_s"]) + f(&v["warmup_s"]);
+            mix.iter()
+                .map(move |op| (format!("{name}/{op}/response"), (from, histogram())))
+        })
+        .collect();
+    let wanted: std::collections::BTreeSet<String> = measured.keys().cloned().collect();
+    hlog::for_each(
+        &dir.join("latency.hlog"),
+        |tag| wanted.contains(tag),
+        |tag, start, ih| {
+            let (from, h) = measured.get_mut(tag).expect("kept tags are measured");
+            // Log timestamps have millisecond precision; intervals start
+            // on the variant's own grid, so half an interval is slack enough.
+            if start >= *from - interval / 2.0 {
+                h.add(&ih)
+                    .map_err(|e| Error::Lab(format!("merging histograms of {tag}: {e:?}")))?;
+            }
+            Ok(())
+        },
+    )?;
+
     // 1. Percentile spectrum per operation, one line per variant, budgets as markers.
     let budgets = &r["scenario"]["budgets"];
     for op in &mix {
@@ -222,20 +248,10 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         let mut right = 10.0f64;
         for (vi, v) in variants.iter().enumerate() {
             let name = v["variant"]["name"].as_str().unwrap_or("");
-            let from = f(&v["started_s"]) + f(&v["warmup_s"]);
-            let mut h: Histogram<u64> = histogram();
-            for (start, ih) in logs
-                .get(&format!("{name}/{op}/response"))
-                .into_iter()
-                .flatten()
-            {
-                // Log timestamps have millisecond precision; intervals start
-                // on the variant's own grid, so half an interval is slack enough.
-                if *start >= from - interval / 2.0 {
-                    h.add(ih)
-                        .map_err(|e| Error::Lab(format!("merging histograms of {op}: {e:?}")))?;
-                }
-            }
+            let h = measured
+                .remove(&format!("{name}/{op}/response"))
+                .map(|(_, h)| h)
+                .unwrap_or_else(histogram);
             let path = hgrm_dir.join(format!("{name}.{op}.response.hgrm"));
             crate::fsutil::write_atomic(&path, hlog::hgrm(&h).as_bytes())?;
             hgrm_files.push(path);
