@@ -161,6 +161,9 @@ pub struct VerifyArgs {
     /// Differing organizations whose rows are listed, at most.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub max_orgs: usize,
+    /// Buckets compared at once, each on a connection of its own (more is faster, and weighs more on a live workload).
+    #[arg(long = "verify-jobs", default_value_t = 1, value_name = "N")]
+    pub jobs: usize,
 }
 
 #[derive(Debug, Subcommand)]

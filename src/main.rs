@@ -25,6 +25,11 @@ use rehearse::seed::{self, SeedOptions};
 use rehearse::{bench, db, driver, text};
 
 fn main() {
+    // Output piped into `head` and the like: end quietly when the reader
+    // goes, as Unix tools do, instead of panicking on a broken pipe.
+    // SAFETY: restoring the default disposition of one signal at start-up,
+    // before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // REHEARSE_THREADS: the driver's worker threads (default: one per core).
@@ -142,6 +147,7 @@ fn verify_options(a: &VerifyArgs) -> anyhow::Result<cutover::verify::VerifyOptio
     Ok(cutover::verify::VerifyOptions {
         buckets: a.buckets,
         max_orgs: a.max_orgs,
+        jobs: a.jobs.clamp(1, 64),
         ..Default::default()
     })
 }

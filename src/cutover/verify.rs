@@ -6,6 +6,8 @@
 //! whose differing rows are listed. Summary parity: each side's summaries
 //! equal the aggregate of that side's own entries.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -15,6 +17,7 @@ use super::{
     gate, lock_state, print_sql, say, write_state, Gate, Phase, Step, StepOptions, StepReport,
     Verified,
 };
+use crate::db;
 use crate::error::{DbContext, Result};
 use crate::estate::Estate;
 use crate::progress;
@@ -32,6 +35,8 @@ pub struct VerifyOptions {
     pub max_orgs: usize,
     /// Differing rows listed per organization, at most.
     pub max_rows: usize,
+    /// Buckets compared at once, each on a connection of its own.
+    pub jobs: usize,
 }
 
 impl Default for VerifyOptions {
@@ -40,6 +45,7 @@ impl Default for VerifyOptions {
             buckets: 64,
             max_orgs: 20,
             max_rows: 20,
+            jobs: 1,
         }
     }
 }
@@ -172,9 +178,82 @@ async fn sums(c: &impl GenericClient, sql: &str, mode: Mode, lo: i64, hi: i64) -
     })
 }
 
-/// Compare the two sides over every bucket.
+/// What one bucket held and where it differed.
+struct Bucket {
+    legacy: Sums,
+    partitioned: Sums,
+    parity: (i64, i64),
+    diff: Option<BucketDiff>,
+}
+
+/// Compare one bucket, in one snapshot.
+async fn check_bucket(
+    client: &mut Client,
+    sql: &(String, String, String),
+    b: u32,
+    (lo, hi): (i64, i64),
+    opts: &VerifyOptions,
+) -> Result<Bucket> {
+    let (lsql, psql, dsql) = sql;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .db(|| "beginning a verify snapshot".into())?;
+    let l = sums(&tx, lsql, Mode::Legacy, lo, hi).await?;
+    let p = sums(&tx, psql, Mode::Partitioned, lo, hi).await?;
+    let parity = (
+        schema::summary_mismatches_in(&tx, Mode::Legacy, lo, hi).await?,
+        schema::summary_mismatches_in(&tx, Mode::Partitioned, lo, hi).await?,
+    );
+    let mut diff = None;
+    if l != p {
+        let mut d = BucketDiff {
+            bucket: b,
+            first_org: lo,
+            last_org: hi,
+            legacy: l.clone(),
+            partitioned: p.clone(),
+            orgs: Vec::new(),
+        };
+        for org in bisect(&tx, lsql, psql, lo, hi, opts.max_orgs).await? {
+            let rows = tx
+                .query(dsql, &[&org])
+                .await
+                .db(|| format!("listing the differing rows of organization {org}"))?;
+            d.orgs.push(OrgDiff {
+                organization_id: org,
+                differing_rows: rows.len(),
+                rows: rows
+                    .into_iter()
+                    .take(opts.max_rows)
+                    .map(|r| RowDiff {
+                        table: r.get(0),
+                        key: r.get(1),
+                        legacy: r.get(2),
+                        partitioned: r.get(3),
+                    })
+                    .collect(),
+            });
+        }
+        diff = Some(d);
+    }
+    tx.commit().await.db(|| "ending a verify snapshot".into())?;
+    Ok(Bucket {
+        legacy: l,
+        partitioned: p,
+        parity,
+        diff,
+    })
+}
+
+/// Compare the two sides over every bucket, `opts.jobs` buckets at a time
+/// (each on a connection of its own to `url`).
 pub async fn compare(
     client: &mut Client,
+    url: &str,
     opts: &VerifyOptions,
     phase: Phase,
     verbose: bool,
@@ -190,12 +269,52 @@ pub async fn compare(
     let (first, last): (i64, i64) = (row.get(0), row.get(1));
     let span = (last - first + 1).max(1);
     let buckets = (opts.buckets.max(1) as i64).min(span) as u32;
-    let (lsql, psql, dsql) = (
+    let range = move |b: u32| {
+        (
+            first + span * b as i64 / buckets as i64,
+            first + span * (b as i64 + 1) / buckets as i64 - 1,
+        )
+    };
+    let sql = Arc::new((
         checksum_sql(Mode::Legacy),
         checksum_sql(Mode::Partitioned),
         diff_sql(),
-    );
-    let bar = progress::Phase::start("verify", buckets as u64, "buckets", verbose);
+    ));
+    let bar = Arc::new(progress::Phase::start(
+        "verify",
+        buckets as u64,
+        "buckets",
+        verbose,
+    ));
+    let next = Arc::new(AtomicU32::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..opts.jobs.clamp(1, buckets as usize) {
+        let (url, sql, next, bar, opts) = (
+            url.to_string(),
+            sql.clone(),
+            next.clone(),
+            bar.clone(),
+            opts.clone(),
+        );
+        workers.spawn(async move {
+            let mut c = db::connect(&url).await?;
+            let mut done = Vec::new();
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= buckets {
+                    break;
+                }
+                done.push((b, check_bucket(&mut c, &sql, b, range(b), &opts).await?));
+                bar.inc(1);
+            }
+            Ok::<_, crate::Error>(done)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = workers.join_next().await {
+        results.extend(r.map_err(|e| crate::Error::Lab(format!("a verify worker failed: {e}")))??);
+    }
+    results.sort_by_key(|(b, _)| *b);
     let mut report = VerifyReport {
         ok: true,
         phase,
@@ -209,64 +328,23 @@ pub async fn compare(
         seconds: 0.0,
     };
     let mut orgs_listed = 0usize;
-    for b in 0..buckets {
-        let lo = first + span * b as i64 / buckets as i64;
-        let hi = first + span * (b as i64 + 1) / buckets as i64 - 1;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .db(|| "beginning a verify snapshot".into())?;
-        let l = sums(&tx, &lsql, Mode::Legacy, lo, hi).await?;
-        let p = sums(&tx, &psql, Mode::Partitioned, lo, hi).await?;
-        for (t, s) in [(&mut report.legacy, &l), (&mut report.partitioned, &p)] {
+    for (_, r) in results {
+        for (t, s) in [
+            (&mut report.legacy, &r.legacy),
+            (&mut report.partitioned, &r.partitioned),
+        ] {
             t.revenue += s.counts[0];
             t.expense += s.counts[1];
             t.summaries += s.counts[2];
         }
-        report.summary_parity.legacy +=
-            schema::summary_mismatches_in(&tx, Mode::Legacy, lo, hi).await?;
-        report.summary_parity.partitioned +=
-            schema::summary_mismatches_in(&tx, Mode::Partitioned, lo, hi).await?;
-        if l != p {
-            let mut diff = BucketDiff {
-                bucket: b,
-                first_org: lo,
-                last_org: hi,
-                legacy: l,
-                partitioned: p,
-                orgs: Vec::new(),
-            };
-            let budget = opts.max_orgs.saturating_sub(orgs_listed);
-            for org in bisect(&tx, &lsql, &psql, lo, hi, budget).await? {
-                let rows = tx
-                    .query(&dsql, &[&org])
-                    .await
-                    .db(|| format!("listing the differing rows of organization {org}"))?;
-                let differing_rows = rows.len();
-                diff.orgs.push(OrgDiff {
-                    organization_id: org,
-                    differing_rows,
-                    rows: rows
-                        .into_iter()
-                        .take(opts.max_rows)
-                        .map(|r| RowDiff {
-                            table: r.get(0),
-                            key: r.get(1),
-                            legacy: r.get(2),
-                            partitioned: r.get(3),
-                        })
-                        .collect(),
-                });
-            }
-            orgs_listed += diff.orgs.len();
-            report.mismatching_buckets.push(diff);
+        report.summary_parity.legacy += r.parity.0;
+        report.summary_parity.partitioned += r.parity.1;
+        if let Some(mut d) = r.diff {
+            // At most max_orgs organizations listed over the whole report.
+            d.orgs.truncate(opts.max_orgs.saturating_sub(orgs_listed));
+            orgs_listed += d.orgs.len();
+            report.mismatching_buckets.push(d);
         }
-        tx.commit().await.db(|| "ending a verify snapshot".into())?;
-        bar.inc(1);
-        bar.set_message(format!("{} mismatching", report.mismatching_buckets.len()));
     }
     report.ok = report.mismatching_buckets.is_empty()
         && report.summary_parity.legacy == 0
@@ -347,7 +425,14 @@ pub async fn verify(
         ),
     );
     let started = Instant::now();
-    let report = compare(client, vopts, state.phase, opts.verbose).await?;
+    let report = compare(
+        client,
+        &estate.primary.url,
+        vopts,
+        state.phase,
+        opts.verbose,
+    )
+    .await?;
     let tx = client
         .transaction()
         .await
