@@ -131,14 +131,7 @@ pub async fn backfill(
         );
         return Ok(StepReport::skipped(step, state.phase, "dry run".into()));
     }
-    let row = client
-        .query_one(
-            "SELECT coalesce(min(id), 1), coalesce(max(id), 0) FROM organizations",
-            &[],
-        )
-        .await
-        .db(|| "reading the organization range".into())?;
-    let (first, last): (i64, i64) = (row.get(0), row.get(1));
+    let (first, last) = super::org_range(&*client).await?;
     let resumed_from = state.backfill.as_ref().map(|b| b.next_org).unwrap_or(first);
     say(
         opts,

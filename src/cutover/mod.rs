@@ -506,6 +506,18 @@ async fn preflight(client: &Client, estate: &Estate, opts: &StepOptions, step: &
     Ok(())
 }
 
+/// The first and last organization id (1, 0 when there is none).
+pub(crate) async fn org_range(client: &impl GenericClient) -> Result<(i64, i64)> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(min(id), 1), coalesce(max(id), 0) FROM organizations",
+            &[],
+        )
+        .await
+        .db(|| "reading the organization range".into())?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// Refuse to start a cutover into partitioned tables that already hold
 /// entries (a `seed --mode both`): the backfill fills them.
 pub(crate) async fn refuse_filled_partitioned(

@@ -259,14 +259,7 @@ pub async fn compare(
     verbose: bool,
 ) -> Result<VerifyReport> {
     let started = Instant::now();
-    let row = client
-        .query_one(
-            "SELECT coalesce(min(id), 1), coalesce(max(id), 0) FROM organizations",
-            &[],
-        )
-        .await
-        .db(|| "reading the organization range".into())?;
-    let (first, last): (i64, i64) = (row.get(0), row.get(1));
+    let (first, last) = super::org_range(&*client).await?;
     let span = (last - first + 1).max(1);
     let buckets = (opts.buckets.max(1) as i64).min(span) as u32;
     let range = move |b: u32| {

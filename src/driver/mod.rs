@@ -173,7 +173,7 @@ pub async fn run_one(
     dir: &Path,
     verbose: bool,
 ) -> Result<RunResult> {
-    run_scenario(estate, s, dir, verbose, &Arc::default(), &Hooks::default()).await
+    run_hooked(estate, s, dir, verbose, &Arc::default(), &Hooks::default()).await
 }
 
 /// What a caller that steers a run from outside (the cutover drill) plugs in.
