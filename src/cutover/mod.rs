@@ -555,7 +555,7 @@ pub(crate) async fn refuse_filled_partitioned(
     Ok(())
 }
 
-/// Whether every mirror trigger is in place (4 of 4).
+/// How many of the 4 mirror triggers (2 per side) are in place.
 pub async fn mirror_installed(client: &impl GenericClient) -> Result<i64> {
     let names: Vec<String> = DIRECTIONS.iter().map(|d| d.trigger.to_string()).collect();
     let tables: Vec<String> = [Mode::Legacy, Mode::Partitioned]

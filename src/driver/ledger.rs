@@ -16,57 +16,32 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use crate::day::Day;
 use crate::error::{DbContext, Result};
 use crate::repo::finance::{EntryKind, NewEntry};
 use crate::schema::Mode;
 
-/// What an entry must hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Content {
-    pub property_id: i64,
-    pub business_date: Day,
-    pub category: String,
-    pub amount_cents: i64,
-    pub vendor: Option<String>,
-    pub description: Option<String>,
+/// What an entry must hold: the repository's own record of an entry.
+type Content = NewEntry;
+
+/// FNV-1a of an entry's canonical text: the content checksum the report shows.
+pub fn checksum(e: &NewEntry) -> u64 {
+    describe(e).bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
-impl Content {
-    fn of(e: &NewEntry) -> Content {
-        Content {
-            property_id: e.property_id,
-            business_date: e.business_date,
-            category: e.category.clone(),
-            amount_cents: e.amount_cents,
-            vendor: e.vendor.clone(),
-            description: e.description.clone(),
-        }
-    }
-
-    /// FNV-1a of the canonical text: the content checksum the report shows.
-    pub fn checksum(&self) -> u64 {
-        self.to_string()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-            })
-    }
-}
-
-impl std::fmt::Display for Content {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "property {} {} {} {} cents vendor {:?} description {:?}",
-            self.property_id,
-            self.business_date,
-            self.category,
-            self.amount_cents,
-            self.vendor,
-            self.description
-        )
-    }
+/// An entry's content, as the ledger's examples print it.
+pub fn describe(e: &NewEntry) -> String {
+    format!(
+        "{} property {} {} {} {} cents vendor {:?} description {:?}",
+        e.kind.name(),
+        e.property_id,
+        e.business_date,
+        e.category,
+        e.amount_cents,
+        e.vendor,
+        e.description
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,63 +71,56 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    fn set(&self, kind: EntryKind, id: i64, org: i64, state: State) {
+    /// Move one entry to the state `next` makes of its last one, under a new
+    /// sequence number.
+    fn update(&self, kind: EntryKind, id: i64, org: i64, next: impl FnOnce(State) -> State) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert((kind, id), Expected { org, state, seq });
+        let slot = m.entry((kind, id)).or_insert(Expected {
+            org,
+            state: State::Unknown(None),
+            seq,
+        });
+        slot.seq = seq;
+        slot.state = next(std::mem::replace(&mut slot.state, State::Unknown(None)));
     }
 
     /// An entry was recorded (alone or in a batch).
     pub fn recorded(&self, id: i64, org: i64, e: &NewEntry) {
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
-        self.set(e.kind, id, org, State::Present(Content::of(e)));
+        self.update(e.kind, id, org, |_| State::Present(e.clone()));
     }
 
     /// A change of an entry is about to be sent: until it is acknowledged
     /// the entry's state is unknown, and stays so if the change fails or is
     /// abandoned.
     pub fn pending(&self, kind: EntryKind, id: i64, org: i64) {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = m.entry((kind, id)).or_insert(Expected {
-            org,
-            state: State::Unknown(None),
-            seq,
+        self.update(kind, id, org, |last| {
+            State::Unknown(match last {
+                State::Present(c) => Some(c),
+                State::Unknown(c) => c,
+                State::Deleted => None,
+            })
         });
-        slot.seq = seq;
-        let last = match std::mem::replace(&mut slot.state, State::Unknown(None)) {
-            State::Present(c) => Some(c),
-            State::Unknown(c) => c,
-            State::Deleted => None,
-        };
-        slot.state = State::Unknown(last);
     }
 
     /// An adjust of the amount was acknowledged.
     pub fn adjusted(&self, kind: EntryKind, id: i64, org: i64, amount_cents: i64) {
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = m.entry((kind, id)).or_insert(Expected {
-            org,
-            state: State::Unknown(None),
-            seq,
-        });
-        slot.seq = seq;
-        slot.state = match std::mem::replace(&mut slot.state, State::Unknown(None)) {
+        self.update(kind, id, org, |last| match last {
             State::Present(mut c) | State::Unknown(Some(mut c)) => {
                 c.amount_cents = amount_cents;
                 State::Present(c)
             }
             // The content was never acknowledged: nothing to hold it to.
             other => other,
-        };
+        });
     }
 
     /// A void was acknowledged.
     pub fn voided(&self, kind: EntryKind, id: i64, org: i64) {
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
-        self.set(kind, id, org, State::Deleted);
+        self.update(kind, id, org, |_| State::Deleted);
     }
 
     /// Acknowledged writes so far (one per entry written, adjusted or voided).
@@ -232,12 +200,12 @@ impl Ledger {
             }
             if out.examples.len() < 20 {
                 let expected = match &now.state {
-                    State::Present(c) => format!("{c} (checksum {:016x})", c.checksum()),
+                    State::Present(c) => format!("{} (checksum {:016x})", describe(c), checksum(c)),
                     _ => "deleted".to_string(),
                 };
                 let actual = found
                     .get(&id)
-                    .map(|c| format!("{c} (checksum {:016x})", c.checksum()))
+                    .map(|c| format!("{} (checksum {:016x})", describe(c), checksum(c)))
                     .unwrap_or_else(|| "absent".into());
                 out.examples.push(format!(
                     "{} {id} of organization {org}: {problem:?}; acknowledged {expected}; {mode} holds {actual}",
@@ -293,7 +261,8 @@ async fn fetch(
         .map(|r| {
             (
                 r.get(0),
-                Content {
+                NewEntry {
+                    kind,
                     property_id: r.get(1),
                     business_date: r.get(2),
                     category: r.get(3),
@@ -355,6 +324,7 @@ impl std::fmt::Display for LedgerCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::day::Day;
 
     fn entry(amount: i64) -> NewEntry {
         NewEntry::revenue(7, Day::from_ymd(2026, 10, 31), "rooms", amount)
@@ -387,7 +357,7 @@ mod tests {
 
     #[test]
     fn judging_finds_missing_differing_and_resurrected_rows() {
-        let c = Content::of(&entry(100));
+        let c = entry(100);
         let mut other = c.clone();
         other.amount_cents = 101;
         assert!(judge(&State::Present(c.clone()), Some(&c)).is_none());
@@ -404,6 +374,6 @@ mod tests {
             Some(Problem::Resurrected)
         ));
         assert!(judge(&State::Deleted, None).is_none());
-        assert_ne!(c.checksum(), other.checksum());
+        assert_ne!(checksum(&c), checksum(&other));
     }
 }
