@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 
-use rehearse::error::EXIT_CODES_HELP;
+use rehearse::exit;
 use rehearse::lab::{Component, DEFAULT_PORT_BASE};
 use rehearse::schema::{Modes, TriggerVariant, DEFAULT_PARTITIONS};
 use rehearse::seed::Profile;
@@ -16,7 +16,7 @@ use rehearse::seed::Profile;
     name = "rehearse",
     version,
     about = "Rehearse a PostgreSQL partitioning rollout: start a lab estate, shape and seed it, replay workloads, measure.",
-    after_help = EXIT_CODES_HELP,
+    after_help = exit::HELP,
     propagate_version = true
 )]
 pub struct Cli {
@@ -57,25 +57,25 @@ pub struct EstateArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start, inspect and stop the embedded lab (primary, replica, PgBouncer, Redis on 127.0.0.1).
-    #[command(subcommand, after_help = EXIT_CODES_HELP)]
+    #[command(subcommand, after_help = exit::HELP)]
     Lab(LabCommand),
     /// Create or drop the rehearsal schema (legacy and partitioned finance tables).
-    #[command(subcommand, after_help = EXIT_CODES_HELP)]
+    #[command(subcommand, after_help = exit::HELP)]
     Schema(SchemaCommand),
     /// Fill the database with a synthetic hospitality estate, reproducibly (same seed, same data).
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = exit::HELP)]
     Seed(SeedArgs),
     /// Run one repository operation (a report) for an organization, as the services would, and show how it was served.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),
     /// Check scenario files without running them: every error with file:line:column.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = exit::HELP)]
     Check(CheckArgs),
     /// Run scenarios against each of their variants and write run.json and latency.hlog.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
     /// Turn a run directory into charts (SVG, PNG), report.html, summary.md and .hgrm files.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = exit::HELP)]
     Report(ReportArgs),
     /// Compare runs of two builds: per operation and variant, p50/p95/p99/p99.9 and throughput with a bootstrap confidence interval.
     #[command(after_help = COMPARE_HELP)]
@@ -84,10 +84,10 @@ pub enum Command {
     #[command(after_help = GATE_HELP)]
     Gate(GateArgs),
     /// Manage committed baselines (results/baselines/<name>/).
-    #[command(subcommand, after_help = EXIT_CODES_HELP)]
+    #[command(subcommand, after_help = exit::HELP)]
     Baseline(BaselineCommand),
     /// Benchmarks that compare rehearse with a reference tool side by side, in one run.
-    #[command(subcommand, after_help = EXIT_CODES_HELP)]
+    #[command(subcommand, after_help = exit::HELP)]
     Bench(BenchCommand),
     /// The cutover playbook, one step at a time (prepare, dual-write, backfill, verify, switch, rollback, finalize), or whole under load (drill).
     #[command(subcommand, after_help = CUTOVER_HELP)]

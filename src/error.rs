@@ -1,30 +1,9 @@
-//! The library's error type and the exit code each kind of failure maps to.
-//!
-//! Exit codes are part of rehearse's interface: pipelines branch on them, so
-//! each variant names its code here and nowhere else.
+//! The library's error type and the exit code (from [`crate::exit`]) each
+//! kind of failure maps to.
 
 use std::path::PathBuf;
 
-/// Exit code: success.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: bad usage or bad input (flags, files, settings).
-pub const EXIT_USAGE: i32 = 2;
-/// Exit code: the estate is not usable (a binary is missing, a port is taken,
-/// a component is down or unreachable, a query failed).
-pub const EXIT_ENVIRONMENT: i32 = 4;
-/// Exit code: refused for safety (the target is not a rehearsal database, or
-/// its schema is not one this rehearse knows).
-pub const EXIT_REFUSED: i32 = 5;
-
-/// The exit codes as they are documented in `--help` and the README.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success
-  2  bad usage or bad input (flags, settings file, scenario file)
-  4  the estate is not usable: a binary is missing, a port is taken, a
-     component is down or unreachable, or a statement failed
-  5  refused: the target is not a rehearsal database, or its schema version
-     is unknown to this rehearse";
+use crate::exit;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -87,14 +66,14 @@ impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::NotFound(_) => EXIT_USAGE,
-            Error::Refused(_) => EXIT_REFUSED,
+            Error::Usage(_) | Error::NotFound(_) => exit::USAGE,
+            Error::Refused(_) => exit::REFUSED,
             Error::MissingBinary { .. }
             | Error::PortInUse { .. }
             | Error::Lab(_)
             | Error::Db { .. }
             | Error::Redis { .. }
-            | Error::Io { .. } => EXIT_ENVIRONMENT,
+            | Error::Io { .. } => exit::ENVIRONMENT,
         }
     }
 }

@@ -12,9 +12,8 @@ use cli::{
     VerifyArgs,
 };
 use rehearse::cutover;
-use rehearse::driver::EXIT_INTERRUPTED;
-use rehearse::error::{EXIT_ENVIRONMENT, EXIT_OK};
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
+use rehearse::exit;
 use rehearse::lab::{self, LabCtx, LabOptions};
 use rehearse::progress::thousands;
 use rehearse::query::{self, QueryOptions, QueryOutcome};
@@ -44,7 +43,7 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(EXIT_ENVIRONMENT);
+            std::process::exit(exit::ENVIRONMENT);
         }
     };
     let code = match runtime.block_on(dispatch(cli)) {
@@ -54,7 +53,7 @@ fn main() {
             err.chain()
                 .find_map(|e| e.downcast_ref::<rehearse::Error>())
                 .map(|e| e.exit_code())
-                .unwrap_or(EXIT_ENVIRONMENT)
+                .unwrap_or(exit::ENVIRONMENT)
         }
     };
     std::process::exit(code);
@@ -99,7 +98,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }) => {
             let dest = rehearse::report::gate::save_baseline(run, root, name, *force)?;
             println!("baseline {name} saved to {}", dest.display());
-            Ok(EXIT_OK)
+            Ok(exit::OK)
         }
         Command::Report(args) => {
             let out = rehearse::report::report(&args.run_dir)?;
@@ -114,7 +113,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 out.hgrm.len(),
                 args.run_dir.join("hgrm").display()
             );
-            Ok(EXIT_OK)
+            Ok(exit::OK)
         }
         Command::Run(args) => run_run(&cli, args).await,
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
@@ -180,8 +179,8 @@ fn print_step(report: &cutover::StepReport, json: bool) -> anyhow::Result<i32> {
         );
     }
     Ok(match &report.verify {
-        Some(v) if !v.ok => cutover::EXIT_MISMATCH,
-        _ => EXIT_OK,
+        Some(v) if !v.ok => exit::FAIL,
+        _ => exit::OK,
     })
 }
 
@@ -197,7 +196,7 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
             } else {
                 print!("{st}");
             }
-            Ok(EXIT_OK)
+            Ok(exit::OK)
         }
         CutoverCommand::Prepare { partitions, step } => {
             let mut o = step_options(step)?;
@@ -218,16 +217,14 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             b.stop = Some(stop.clone());
             let interrupted = stop.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("\ninterrupted: stopping after the batch in progress (its checkpoint commits with it)");
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-            });
+            rehearse::interrupt::on_ctrl_c(
+                "stopping after the batch in progress (its checkpoint commits with it)",
+                &[&stop],
+            );
             let r = cutover::backfill::backfill(c, &estate, &step_options(step)?, &b).await?;
             let code = print_step(&r, step.json)?;
             Ok(if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-                EXIT_INTERRUPTED
+                exit::INTERRUPTED
             } else {
                 code
             })
@@ -266,7 +263,7 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
             if !step.dry_run {
                 eprintln!("cutover reset: done; the estate is legacy only");
             }
-            Ok(EXIT_OK)
+            Ok(exit::OK)
         }
         CutoverCommand::Drill(a) => {
             if a.step.dry_run {
@@ -325,7 +322,7 @@ async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {
             let status = ctx.status().await;
             print_status(&status, *json);
             if status.iter().any(|s| !s.up) {
-                return Ok(EXIT_ENVIRONMENT);
+                return Ok(exit::ENVIRONMENT);
             }
         }
         LabCommand::Down { purge } => {
@@ -361,7 +358,7 @@ async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {
             }
         }
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 fn print_status(status: &[lab::ComponentStatus], json: bool) {
@@ -437,7 +434,7 @@ async fn run_schema(cli: &Cli, cmd: &SchemaCommand) -> anyhow::Result<i32> {
             print_schema(&info, *json);
         }
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 fn print_schema(info: &schema::SchemaInfo, json: bool) {
@@ -488,7 +485,7 @@ async fn run_seed(cli: &Cli, args: &SeedArgs) -> anyhow::Result<i32> {
     let record = seed::seed(&estate, &opts).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     let rows: Vec<Vec<String>> = record
         .tables
@@ -522,7 +519,7 @@ async fn run_seed(cli: &Cli, args: &SeedArgs) -> anyhow::Result<i32> {
             .unwrap_or_else(|| "?".into()),
         record.checksum
     );
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
@@ -593,7 +590,7 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
             );
         }
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 fn day_flag(flag: &str, value: &Option<String>) -> anyhow::Result<Option<rehearse::day::Day>> {
@@ -624,7 +621,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             s.budgets.len()
         );
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
@@ -652,7 +649,7 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     let header = [
         "variant/operation",
@@ -697,7 +694,7 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
     } else {
         print!("{}", text::table(&header, &rows));
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
@@ -746,7 +743,7 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         stop: None,
     };
     let outcomes = driver::run(&estate, &opts).await?;
-    let mut code = EXIT_OK;
+    let mut code = exit::OK;
     for o in &outcomes {
         if args.json {
             println!(
@@ -756,7 +753,7 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         } else {
             print!("{}", driver::summary::text(&o.result, &o.dir));
         }
-        code = driver::worst_exit(code, o.exit_code());
+        code = exit::worst(code, o.exit_code());
     }
     Ok(code)
 }
@@ -786,7 +783,7 @@ async fn run_query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<i32> {
     } else {
         print_query(&out);
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 fn print_query(out: &QueryOutcome) {

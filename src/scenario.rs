@@ -259,7 +259,7 @@ struct ScenarioFile {
 }
 
 /// How a phase offers load.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "model", rename_all = "lowercase")]
 pub enum Load {
     /// Requests arrive on a schedule whatever the system does.
@@ -278,7 +278,7 @@ pub enum Load {
     Closed { users: u32, think: Dur },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
     pub name: String,
     pub duration: Dur,
@@ -287,7 +287,7 @@ pub struct Phase {
 }
 
 /// A parameter of a raw SQL operation, drawn per request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SqlParam {
     /// The chosen organization's id.
@@ -321,7 +321,8 @@ impl std::str::FromStr for SqlParam {
 }
 
 /// One entry of the operation mix.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MixEntry {
     /// The name results use: the operation's, or the entry's `name`.
     pub name: String,
@@ -341,7 +342,7 @@ pub struct MixEntry {
     pub via: Option<Via>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "distribution", rename_all = "lowercase")]
 pub enum Tenants {
     Uniform,
@@ -356,7 +357,8 @@ pub enum Tenants {
 }
 
 /// One configuration of the estate a scenario runs against.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Variant {
     pub name: String,
     pub mode: Mode,
@@ -383,7 +385,8 @@ impl Variant {
 
 /// Latency budgets of one operation; latencies are response times (open
 /// phases) or service times (closed phases).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Budget {
     pub p50: Option<Dur>,
     pub p95: Option<Dur>,
@@ -412,7 +415,8 @@ impl Budget {
 }
 
 /// When a run's numbers can be trusted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Validity {
     /// Achieved over target rate, at least (open phases).
     pub min_rate: f64,
@@ -421,7 +425,8 @@ pub struct Validity {
 }
 
 /// A checked scenario.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
     pub description: String,

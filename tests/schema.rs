@@ -5,8 +5,8 @@ mod common;
 
 use rehearse::cutover::race;
 use rehearse::db;
-use rehearse::error::EXIT_REFUSED;
 use rehearse::estate::{Estate, Source};
+use rehearse::exit;
 use rehearse::schema::{self, meta, CreateOptions, Mode, Modes, TriggerVariant};
 
 async fn create(url: &str, partitions: u32, variant: TriggerVariant) -> tokio_postgres::Client {
@@ -224,7 +224,7 @@ async fn an_unknown_schema_version_is_refused_with_what_to_run() {
         .await
         .unwrap();
     let err = meta::require_known(&client).await.unwrap_err();
-    assert_eq!(err.exit_code(), EXIT_REFUSED);
+    assert_eq!(err.exit_code(), exit::REFUSED);
     let msg = err.to_string();
     assert!(
         msg.contains("version 999") && msg.contains("rehearse schema drop"),
@@ -233,7 +233,7 @@ async fn an_unknown_schema_version_is_refused_with_what_to_run() {
     let err = schema::create(&mut client, &lab.estate(&url), &CreateOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(err.exit_code(), EXIT_REFUSED, "{err}");
+    assert_eq!(err.exit_code(), exit::REFUSED, "{err}");
 }
 
 #[tokio::test]
@@ -251,7 +251,7 @@ async fn a_database_without_rehearse_meta_is_refused_unless_named() {
     let err = schema::create(&mut client, &foreign, &CreateOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(err.exit_code(), EXIT_REFUSED);
+    assert_eq!(err.exit_code(), exit::REFUSED);
     assert!(
         err.to_string()
             .contains("--allow-destructive schema_foreign"),
@@ -267,7 +267,7 @@ async fn a_database_without_rehearse_meta_is_refused_unless_named() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.exit_code(), EXIT_REFUSED);
+    assert_eq!(err.exit_code(), exit::REFUSED);
     let err = schema::create(
         &mut client,
         &foreign,
@@ -278,7 +278,7 @@ async fn a_database_without_rehearse_meta_is_refused_unless_named() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.exit_code(), EXIT_REFUSED);
+    assert_eq!(err.exit_code(), exit::REFUSED);
     assert!(
         !meta::has_meta(&client).await.unwrap(),
         "nothing was created by a refused command"

@@ -4,8 +4,8 @@
 mod common;
 
 use rehearse::db;
-use rehearse::error::EXIT_REFUSED;
 use rehearse::estate::{Estate, Source};
+use rehearse::exit;
 use rehearse::schema::{self, Mode, Modes};
 use rehearse::seed::{self, Profile, SeedOptions};
 
@@ -185,7 +185,7 @@ async fn seeding_a_database_that_is_not_a_rehearsal_target_is_refused() {
     let url = lab.fresh_database("seed_foreign").await;
     let foreign = Estate::primary_only(&url, Source::Env("REHEARSE_PRIMARY_URL"));
     let err = seed::seed(&foreign, &options(10, 1, 1)).await.unwrap_err();
-    assert_eq!(err.exit_code(), EXIT_REFUSED, "{err}");
+    assert_eq!(err.exit_code(), exit::REFUSED, "{err}");
     let client = db::connect(&url).await.unwrap();
     assert!(!schema::meta::has_meta(&client).await.unwrap());
 }
@@ -221,7 +221,7 @@ async fn an_interrupted_seed_is_not_taken_for_seeded_and_a_rerun_completes() {
     }
     let client = db::connect(&url).await.unwrap();
     let err = seed::require_seeded(&client).await.unwrap_err();
-    assert_eq!(err.exit_code(), EXIT_REFUSED);
+    assert_eq!(err.exit_code(), exit::REFUSED);
     assert!(err.to_string().contains("did not finish"), "{err}");
 
     let record = seed::seed(&estate, &options(300, 5, 2)).await.unwrap();

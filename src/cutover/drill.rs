@@ -16,14 +16,16 @@ use serde::Serialize;
 use super::backfill::{self, BackfillOptions};
 use super::race::{self, RaceResult};
 use super::verify::{self, VerifyOptions};
-use super::{Phase, Step, StepOptions, StepReport, EXIT_MISMATCH};
-use crate::driver::ledger::{Ledger, LedgerCheck};
-use crate::driver::results::{self, Live, Marker, RunResult, Status};
-use crate::driver::{self, Hooks, EXIT_INTERRUPTED};
+use super::{Phase, Step, StepOptions, StepReport};
+use crate::driver::ledger::{Check, Ledger, LedgerCheck};
+use crate::driver::results::Live;
+use crate::driver::{self, Hooks};
 use crate::error::{Error, IoContext, Result};
 use crate::estate::Estate;
+use crate::exit;
 use crate::progress;
 use crate::repo::{Pooling, Repo, RepoConfig};
+use crate::run::{self, Marker, RunResult, Status};
 use crate::scenario::{self, Dur, Scenario};
 use crate::schema::Mode;
 use crate::{db, seed};
@@ -80,6 +82,9 @@ pub struct StepLatency {
     pub p99_vs_steady: Option<f64>,
 }
 
+/// Version of the `cutover.json` layout.
+pub const DRILL_REPORT_VERSION: u32 = 1;
+
 /// `cutover.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillReport {
@@ -96,6 +101,8 @@ pub struct DrillReport {
     /// The last check, with the workload stopped: exact.
     pub final_ledger: Vec<LedgerCheck>,
     pub race: Vec<RaceResult>,
+    /// Requests of the workload that failed (all operations, whole drill).
+    pub workload_errors: u64,
     pub exit_code: i32,
 }
 
@@ -190,7 +197,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     }
     super::refuse_filled_partitioned(&client, &database, "cutover drill").await?;
     let dir = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(results::run_id(
+        PathBuf::from("results").join(run::run_id(
             SystemTime::now(),
             &format!("cutover-{}", s.name),
         ))
@@ -207,18 +214,10 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     });
     let stop = Arc::new(AtomicBool::new(false));
     let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let (stop, interrupted) = (stop.clone(), interrupted.clone());
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ninterrupted: stopping after the step in progress; what was measured is kept"
-                );
-                interrupted.store(true, Ordering::SeqCst);
-                stop.store(true, Ordering::SeqCst);
-            }
-        });
-    }
+    crate::interrupt::on_ctrl_c(
+        "stopping after the step in progress; what was measured is kept",
+        &[&stop, &interrupted],
+    );
     let workload = {
         let (estate, s, dir, hooks, stop) = (
             estate.clone(),
@@ -314,7 +313,9 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 steps.push(pause("soak", opts.soak, &clock, &stop).await);
                 // What was acknowledged so far is on the authoritative side.
                 let start_s = clock.now();
-                let check = ledger.check(&client, Mode::Partitioned, settle).await?;
+                let check = ledger
+                    .check(&client, Mode::Partitioned, Check::Live { settle })
+                    .await?;
                 say(&format!("writes after the switch and soak: {check}"));
                 steps.push(DrillStep {
                     name: "check writes (partitioned)".into(),
@@ -365,7 +366,9 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 // Give the services the flag's TTL to move back, then check.
                 tokio::time::sleep(crate::repo::DEFAULT_FLAG_TTL + Duration::from_millis(200))
                     .await;
-                let check = ledger.check(&client, Mode::Legacy, settle).await?;
+                let check = ledger
+                    .check(&client, Mode::Legacy, Check::Live { settle })
+                    .await?;
                 say(&format!("writes after the rollback: {check}"));
                 entry.ledger = Some(check);
                 entry.end_s = clock.now();
@@ -415,9 +418,15 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         if side == Mode::Partitioned && final_phase < Phase::DualWrite {
             continue;
         }
-        let check = ledger.check(&client, side, Duration::ZERO).await?;
+        let check = ledger.check(&client, side, Check::Final).await?;
         say(&format!("final check of {side}: {check}"));
         final_ledger.push(check);
+    }
+    if final_ledger.is_empty() || ledger.acknowledged() == 0 {
+        reasons.push(
+            "no acknowledged write was checked: the ledger proves nothing (did the workload write?)"
+                .into(),
+        );
     }
     for c in steps
         .iter()
@@ -473,11 +482,11 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     };
     let ok = reasons.is_empty() && status == Status::Complete;
     let exit_code = if was_interrupted {
-        EXIT_INTERRUPTED
+        exit::INTERRUPTED
     } else if ok {
         0
     } else {
-        EXIT_MISMATCH
+        exit::FAIL
     };
     if let Some(r) = result.as_mut() {
         r.markers = steps
@@ -500,7 +509,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         r.write(&dir)?;
     }
     let report = DrillReport {
-        schema_version: 1,
+        schema_version: DRILL_REPORT_VERSION,
         status,
         ok,
         reasons,
@@ -510,6 +519,13 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         latency,
         final_ledger,
         race,
+        workload_errors: result.as_ref().map_or(0, |r| {
+            r.variants
+                .iter()
+                .flat_map(|v| &v.operations)
+                .map(|o| o.count - o.ok)
+                .sum()
+        }),
         exit_code,
     };
     crate::fsutil::write_atomic(
@@ -538,7 +554,7 @@ fn step_latency(
         .iter()
         .map(|_| Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("bounds are valid"))
         .collect();
-    crate::report::hlog::for_each(
+    crate::run::hlog::for_each(
         &dir.join("latency.hlog"),
         |tag| tag.ends_with("/response"),
         |_, t, ih| {
@@ -662,8 +678,38 @@ impl DrillReport {
         for r in &self.race {
             out.push_str(&format!("\ntrigger race: {}", r.describe()));
         }
+        let last = self
+            .final_ledger
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: missing {}, differing {}, resurrected {}, unknown {}{}",
+                    c.side,
+                    c.missing,
+                    c.differing,
+                    c.resurrected,
+                    c.unknown_outcome,
+                    if c.unknown_resolved {
+                        " (judged from the rows)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         out.push_str(&format!(
-            "\n\ndrill {}{}",
+            "\n\nacknowledged writes {}, workload errors {}; final ledger {}",
+            self.final_ledger.first().map_or(0, |c| c.acknowledged),
+            self.workload_errors,
+            if last.is_empty() {
+                "not checked".to_string()
+            } else {
+                last
+            }
+        ));
+        out.push_str(&format!(
+            "\ndrill {}{}",
             if self.ok { "PASS" } else { "FAIL" },
             if self.reasons.is_empty() {
                 String::new()

@@ -33,8 +33,6 @@ pub use locks::{LockOptions, LockReport};
 
 /// The `rehearse_meta` key of the cutover's state.
 pub const META_KEY: &str = "cutover";
-/// Exit code: a verify found differences, or the drill lost a write.
-pub const EXIT_MISMATCH: i32 = 1;
 
 const MIRROR_FUNCTION: &str = include_str!("sql/mirror_function.sql");
 const MIRROR_TRIGGERS: &str = include_str!("sql/mirror_triggers.sql");
@@ -257,7 +255,7 @@ impl State {
 }
 
 pub(crate) fn now_utc() -> String {
-    crate::driver::results::iso_utc(std::time::SystemTime::now())
+    crate::run::iso_utc(std::time::SystemTime::now())
 }
 
 /// Read the cutover state (the default when none was recorded).
@@ -1083,7 +1081,7 @@ mod tests {
     fn refused(state: &State, step: Step) -> String {
         match gate(state, step) {
             Err(e) => {
-                assert_eq!(e.exit_code(), crate::error::EXIT_REFUSED, "{e}");
+                assert_eq!(e.exit_code(), crate::exit::REFUSED, "{e}");
                 e.to_string()
             }
             Ok(Gate::Run) => panic!("{step} ran in {}", state.phase),

@@ -4,9 +4,14 @@
 //!
 //! An entry id is only ever written by the worker that created it (adjusts
 //! and voids act on the worker's own entries), so the ledger's state of an id
-//! is the state of its last acknowledged write. A write whose outcome is
-//! unknown (an adjust or void that failed: it may have committed before the
-//! error) makes the id's state unknown; such ids are counted, not checked.
+//! is the state of its last acknowledged write. A change whose outcome is
+//! unknown (an adjust or void that failed or timed out: it may have
+//! committed before the error) makes the id's state unknown: checks made
+//! while the workload runs count such ids, and the final check resolves each
+//! by reading its row (the old content, or what the change would have made
+//! of it, is fine; anything else is not). A definite "not found" for an
+//! entry whose last acknowledged write put it there is a lost write: it
+//! counts as missing whatever the row holds later.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,14 +49,34 @@ pub fn describe(e: &NewEntry) -> String {
     )
 }
 
+/// A change sent for an entry, not yet acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A new amount.
+    Amount(i64),
+    Void,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Present(Content),
     Deleted,
-    /// A write of it is in flight, failed, or was abandoned (a timeout drops
+    /// A change of it is in flight, failed, or was abandoned (a timeout drops
     /// the request): it may or may not have committed. Keeps the content
-    /// last acknowledged.
-    Unknown(Option<Content>),
+    /// last acknowledged and the change.
+    Unknown(Option<Content>, Option<Change>),
+    /// The repository answered "not found" for an entry acknowledged as present.
+    Lost(Content),
+}
+
+impl State {
+    fn last_acknowledged(self) -> Option<Content> {
+        match self {
+            State::Present(c) | State::Lost(c) => Some(c),
+            State::Unknown(c, _) => c,
+            State::Deleted => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,11 +103,14 @@ impl Ledger {
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let slot = m.entry((kind, id)).or_insert(Expected {
             org,
-            state: State::Unknown(None),
+            state: State::Unknown(None, None),
             seq,
         });
         slot.seq = seq;
-        slot.state = next(std::mem::replace(&mut slot.state, State::Unknown(None)));
+        slot.state = next(std::mem::replace(
+            &mut slot.state,
+            State::Unknown(None, None),
+        ));
     }
 
     /// An entry was recorded (alone or in a batch).
@@ -94,13 +122,20 @@ impl Ledger {
     /// A change of an entry is about to be sent: until it is acknowledged
     /// the entry's state is unknown, and stays so if the change fails or is
     /// abandoned.
-    pub fn pending(&self, kind: EntryKind, id: i64, org: i64) {
-        self.update(kind, id, org, |last| {
-            State::Unknown(match last {
-                State::Present(c) => Some(c),
-                State::Unknown(c) => c,
-                State::Deleted => None,
-            })
+    pub fn pending(&self, kind: EntryKind, id: i64, org: i64, change: Change) {
+        self.update(kind, id, org, |last| match last {
+            // A lost entry stays lost: nothing later undoes that evidence.
+            State::Lost(c) => State::Lost(c),
+            last => State::Unknown(last.last_acknowledged(), Some(change)),
+        });
+    }
+
+    /// The repository answered "not found" for a change of this entry: if its
+    /// last acknowledged write put it there, that write was lost.
+    pub fn not_found(&self, kind: EntryKind, id: i64, org: i64) {
+        self.update(kind, id, org, |last| match last.last_acknowledged() {
+            Some(c) => State::Lost(c),
+            None => State::Deleted,
         });
     }
 
@@ -108,7 +143,7 @@ impl Ledger {
     pub fn adjusted(&self, kind: EntryKind, id: i64, org: i64, amount_cents: i64) {
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
         self.update(kind, id, org, |last| match last {
-            State::Present(mut c) | State::Unknown(Some(mut c)) => {
+            State::Present(mut c) | State::Unknown(Some(mut c), _) => {
                 c.amount_cents = amount_cents;
                 State::Present(c)
             }
@@ -120,7 +155,10 @@ impl Ledger {
     /// A void was acknowledged.
     pub fn voided(&self, kind: EntryKind, id: i64, org: i64) {
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
-        self.update(kind, id, org, |_| State::Deleted);
+        self.update(kind, id, org, |last| match last {
+            State::Lost(c) => State::Lost(c),
+            _ => State::Deleted,
+        });
     }
 
     /// Acknowledged writes so far (one per entry written, adjusted or voided).
@@ -131,13 +169,18 @@ impl Ledger {
     /// Check every acknowledged write against `mode`'s tables. Writes still
     /// running may change rows while the check reads them: a row that
     /// disagrees is looked at again after `settle`, and skipped when the
-    /// ledger moved on for it meanwhile.
+    /// ledger moved on for it meanwhile. `Check::Final` (the workload has
+    /// stopped) also resolves every entry of unknown outcome from its row.
     pub async fn check(
         &self,
         client: &impl GenericClient,
         mode: Mode,
-        settle: Duration,
+        when: Check,
     ) -> Result<LedgerCheck> {
+        let (settle, resolve) = match when {
+            Check::Live { settle } => (settle, false),
+            Check::Final => (Duration::ZERO, true),
+        };
         let (snapshot, seq_at) = {
             let m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             (m.clone(), self.seq.load(Ordering::Relaxed))
@@ -147,15 +190,21 @@ impl Ledger {
             acknowledged: self.acknowledged(),
             unknown_outcome: snapshot
                 .values()
-                .filter(|e| matches!(e.state, State::Unknown(_)))
+                .filter(|e| matches!(e.state, State::Unknown(Some(_), _)))
                 .count() as u64,
+            unknown_resolved: resolve,
             ..Default::default()
+        };
+        let judged = |st: &State| match st {
+            State::Unknown(None, _) => false,
+            State::Unknown(Some(_), _) => resolve,
+            _ => true,
         };
         let mut suspects = Vec::new();
         for kind in [EntryKind::Revenue, EntryKind::Expense] {
             let keys: Vec<(i64, i64)> = snapshot
                 .iter()
-                .filter(|((k, _), e)| *k == kind && !matches!(e.state, State::Unknown(_)))
+                .filter(|((k, _), e)| *k == kind && judged(&e.state))
                 .map(|((_, id), e)| (e.org, *id))
                 .collect();
             for chunk in keys.chunks(5_000) {
@@ -178,7 +227,7 @@ impl Ledger {
                 m.get(&(kind, id)).cloned()
             };
             let Some(now) = now else { continue };
-            if now.seq > seq_at || matches!(now.state, State::Unknown(_)) {
+            if now.seq > seq_at || !judged(&now.state) {
                 out.changed_during_check += 1;
                 continue;
             }
@@ -199,8 +248,18 @@ impl Ledger {
                 Problem::Resurrected => out.resurrected += 1,
             }
             if out.examples.len() < 20 {
+                let content =
+                    |c: &Content| format!("{} (checksum {:016x})", describe(c), checksum(c));
                 let expected = match &now.state {
-                    State::Present(c) => format!("{} (checksum {:016x})", describe(c), checksum(c)),
+                    State::Present(c) => content(c),
+                    State::Lost(c) => format!(
+                        "{}, and a later change was answered \"not found\"",
+                        content(c)
+                    ),
+                    State::Unknown(Some(c), change) => format!(
+                        "{} with a change of unknown outcome ({change:?})",
+                        content(c)
+                    ),
                     _ => "deleted".to_string(),
                 };
                 let actual = found
@@ -224,11 +283,37 @@ enum Problem {
     Resurrected,
 }
 
+/// When a check is made.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    /// While the workload runs: a disagreeing row is read again after
+    /// `settle`; entries of unknown outcome are counted, not judged.
+    Live { settle: Duration },
+    /// With the workload stopped: exact, and every entry of unknown outcome
+    /// is judged from its row.
+    Final,
+}
+
 fn judge(expected: &State, found: Option<&Content>) -> Option<Problem> {
     match (expected, found) {
         (State::Present(_), None) => Some(Problem::Missing),
         (State::Present(c), Some(f)) if c != f => Some(Problem::Differing),
         (State::Deleted, Some(_)) => Some(Problem::Resurrected),
+        (State::Lost(_), _) => Some(Problem::Missing),
+        // The change either committed or it did not: the old content, or
+        // what the change makes of it, is fine.
+        (State::Unknown(Some(_), Some(Change::Void)), None) => None,
+        (State::Unknown(Some(_), _), None) => Some(Problem::Missing),
+        (State::Unknown(Some(c), change), Some(f)) => {
+            let changed = match change {
+                Some(Change::Amount(a)) => Some(Content {
+                    amount_cents: *a,
+                    ..c.clone()
+                }),
+                _ => None,
+            };
+            (f != c && changed.as_ref() != Some(f)).then_some(Problem::Differing)
+        }
         _ => None,
     }
 }
@@ -291,8 +376,11 @@ pub struct LedgerCheck {
     /// Acknowledged voids whose entry is still there.
     pub resurrected: u64,
     /// Entries whose last change has no known outcome (in flight, failed or
-    /// abandoned by a timeout, perhaps after the commit): not checked.
+    /// abandoned by a timeout, perhaps after the commit).
     pub unknown_outcome: u64,
+    /// Whether those were judged from their rows (the final check) or only
+    /// counted (a check while the workload runs).
+    pub unknown_resolved: bool,
     /// Entries written again while the check ran: not judged this time.
     pub changed_during_check: u64,
     pub examples: Vec<String>,
@@ -308,14 +396,19 @@ impl std::fmt::Display for LedgerCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "acknowledged writes: {}, missing: {}, differing: {} (checked {} entries in {}; {} voids resurrected, {} of unknown outcome, {} rewritten during the check)",
+            "acknowledged writes: {}, missing: {}, differing: {}, resurrected: {}, unknown outcome: {} ({}) (checked {} entries in {}; {} rewritten during the check)",
             self.acknowledged,
             self.missing,
-            self.differing + self.resurrected,
-            self.entries_checked,
-            self.side,
+            self.differing,
             self.resurrected,
             self.unknown_outcome,
+            if self.unknown_resolved {
+                "each judged from its row"
+            } else {
+                "not judged until the final check"
+            },
+            self.entries_checked,
+            self.side,
             self.changed_during_check
         )
     }
@@ -334,15 +427,19 @@ mod tests {
     fn the_last_acknowledged_write_decides_and_unfinished_changes_are_unknown() {
         let l = Ledger::default();
         l.recorded(1, 3, &entry(100));
-        l.pending(EntryKind::Revenue, 1, 3);
+        l.pending(EntryKind::Revenue, 1, 3, Change::Amount(250));
         l.adjusted(EntryKind::Revenue, 1, 3, 250);
         l.recorded(2, 3, &entry(5));
-        l.pending(EntryKind::Revenue, 2, 3);
+        l.pending(EntryKind::Revenue, 2, 3, Change::Void);
         l.voided(EntryKind::Revenue, 2, 3);
         // An adjust that never came back (failed, or dropped by a timeout).
         l.recorded(4, 3, &entry(9));
-        l.pending(EntryKind::Revenue, 4, 3);
-        assert_eq!(l.acknowledged(), 5);
+        l.pending(EntryKind::Revenue, 4, 3, Change::Amount(10));
+        // A void answered "not found": the acknowledged entry was lost.
+        l.recorded(5, 3, &entry(11));
+        l.pending(EntryKind::Revenue, 5, 3, Change::Void);
+        l.not_found(EntryKind::Revenue, 5, 3);
+        assert_eq!(l.acknowledged(), 6);
         let m = l.entries.lock().unwrap();
         match &m[&(EntryKind::Revenue, 1)].state {
             State::Present(c) => assert_eq!(c.amount_cents, 250),
@@ -350,9 +447,10 @@ mod tests {
         }
         assert_eq!(m[&(EntryKind::Revenue, 2)].state, State::Deleted);
         match &m[&(EntryKind::Revenue, 4)].state {
-            State::Unknown(Some(c)) => assert_eq!(c.amount_cents, 9),
+            State::Unknown(Some(c), Some(Change::Amount(10))) => assert_eq!(c.amount_cents, 9),
             s => panic!("{s:?}"),
         }
+        assert_eq!(m[&(EntryKind::Revenue, 5)].state, State::Lost(entry(11)));
     }
 
     #[test]
@@ -375,5 +473,42 @@ mod tests {
         ));
         assert!(judge(&State::Deleted, None).is_none());
         assert_ne!(checksum(&c), checksum(&other));
+        // Lost is missing whatever the row holds now.
+        assert!(matches!(
+            judge(&State::Lost(c.clone()), Some(&c)),
+            Some(Problem::Missing)
+        ));
+        assert!(matches!(
+            judge(&State::Lost(c.clone()), None),
+            Some(Problem::Missing)
+        ));
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_resolved_by_the_row_old_or_new_content_only() {
+        let c = entry(100);
+        let adjusted = Content {
+            amount_cents: 250,
+            ..c.clone()
+        };
+        let other = Content {
+            amount_cents: 7,
+            ..c.clone()
+        };
+        let adjust = State::Unknown(Some(c.clone()), Some(Change::Amount(250)));
+        assert!(judge(&adjust, Some(&c)).is_none(), "not committed");
+        assert!(judge(&adjust, Some(&adjusted)).is_none(), "committed");
+        assert!(matches!(
+            judge(&adjust, Some(&other)),
+            Some(Problem::Differing)
+        ));
+        assert!(matches!(judge(&adjust, None), Some(Problem::Missing)));
+        let void = State::Unknown(Some(c.clone()), Some(Change::Void));
+        assert!(judge(&void, None).is_none(), "the void committed");
+        assert!(judge(&void, Some(&c)).is_none(), "the void did not commit");
+        assert!(matches!(
+            judge(&void, Some(&other)),
+            Some(Problem::Differing)
+        ));
     }
 }

@@ -33,9 +33,10 @@ use crate::repo::{Repo, RepoConfig};
 use crate::scenario::{self, Load, Phase, Scenario, Variant};
 use crate::{db, seed};
 
+use crate::run::hlog::Hlog;
+use crate::run::{PhaseResult, RunResult, VariantResult};
 use ops::{Workload, WriteLog};
-use record::{Collector, ErrorKind, Hlog, Msg, Recorder, SlotPool};
-use results::{PhaseResult, RunResult, VariantResult};
+use record::{Collector, ErrorKind, Msg, Recorder, SlotPool};
 use tenants::{Chooser, TenantSet};
 
 /// Requests released but not yet taken by a worker, at most; later arrivals are dropped.
@@ -48,29 +49,6 @@ pub const EARLY_RELEASE: Duration = Duration::from_micros(200);
 /// Above this rate (requests/s) workers are awake anyway and spinning would
 /// cost more CPU than it saves latency: no early release.
 pub const EARLY_RELEASE_MAX_RATE: f64 = 500.0;
-
-/// Exit code: a budget was missed.
-pub const EXIT_BUDGET: i32 = 1;
-/// Exit code: the run's numbers must not be trusted (rate not reached, driver the bottleneck).
-pub const EXIT_INVALID: i32 = 3;
-/// Exit code: interrupted (Ctrl-C); what was measured is kept, marked interrupted.
-pub const EXIT_INTERRUPTED: i32 = 130;
-
-/// The exit code of several runs: interrupted over invalid over a missed budget over success.
-pub fn worst_exit(a: i32, b: i32) -> i32 {
-    let rank = |c: i32| match c {
-        EXIT_INTERRUPTED => 4,
-        EXIT_INVALID => 3,
-        EXIT_BUDGET => 2,
-        0 => 0,
-        _ => 1,
-    };
-    if rank(b) > rank(a) {
-        b
-    } else {
-        a
-    }
-}
 
 /// What `rehearse run` was asked.
 #[derive(Debug, Clone, Default)]
@@ -137,27 +115,22 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
         scenarios.push(s);
     }
     let stop = opts.stop.clone().unwrap_or_default();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ninterrupted: finishing requests in flight and writing what was measured"
-                );
-                stop.store(true, Ordering::SeqCst);
-            }
-        });
-    }
+    crate::interrupt::on_ctrl_c(
+        "finishing requests in flight and writing what was measured",
+        &[&stop],
+    );
     let several = scenarios.len() > 1;
     let mut out = Vec::new();
     for s in scenarios {
         let dir = match (&opts.out, several) {
             (Some(d), false) => d.clone(),
             (Some(d), true) => d.join(&s.name),
-            (None, _) => PathBuf::from("results").join(results::run_id(SystemTime::now(), &s.name)),
+            (None, _) => {
+                PathBuf::from("results").join(crate::run::run_id(SystemTime::now(), &s.name))
+            }
         };
         let result = run_scenario(estate, &s, &dir, opts.verbose, &stop, &Hooks::default()).await?;
-        let interrupted = result.status == results::Status::Interrupted;
+        let interrupted = result.status == crate::run::Status::Interrupted;
         out.push(RunOutcome { dir, result });
         if interrupted {
             break;

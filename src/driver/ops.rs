@@ -13,7 +13,7 @@ use crate::repo::reporting::ReadOptions;
 use crate::repo::Repo;
 use crate::scenario::{MixEntry, Operation, SqlParam, Variant};
 
-use super::ledger::Ledger;
+use super::ledger::{Change, Ledger};
 use super::tenants::{Chooser, TenantSet};
 
 const VENDORS: [&str; 6] = [
@@ -220,18 +220,22 @@ impl Workload {
                     // Unknown until acknowledged: a timeout drops this future
                     // with the change perhaps committed.
                     if let Some(l) = ledger {
-                        l.pending(kind, id, eorg);
+                        l.pending(kind, id, eorg, Change::Amount(amount));
                     }
-                    fin.adjust(eorg, kind, id, &a).await?;
+                    fin.adjust(eorg, kind, id, &a)
+                        .await
+                        .inspect_err(|e| not_found(ledger, e, kind, id, eorg))?;
                     if let Some(l) = ledger {
                         l.adjusted(kind, id, eorg, amount);
                     }
                     log.push(eorg, kind, id);
                 } else {
                     if let Some(l) = ledger {
-                        l.pending(kind, id, eorg);
+                        l.pending(kind, id, eorg, Change::Void);
                     }
-                    fin.void(eorg, kind, id).await?;
+                    fin.void(eorg, kind, id)
+                        .await
+                        .inspect_err(|e| not_found(ledger, e, kind, id, eorg))?;
                     if let Some(l) = ledger {
                         l.voided(kind, id, eorg);
                     }
@@ -296,5 +300,19 @@ impl Workload {
             }
         }
         Ok(())
+    }
+}
+
+/// A change answered "not found": the ledger counts the entry's last
+/// acknowledged write as lost. Other errors leave its outcome unknown.
+fn not_found(
+    ledger: Option<&Ledger>,
+    e: &crate::Error,
+    kind: crate::repo::finance::EntryKind,
+    id: i64,
+    org: i64,
+) {
+    if let (Some(l), crate::Error::NotFound(_)) = (ledger, e) {
+        l.not_found(kind, id, org);
     }
 }

@@ -10,18 +10,15 @@
 //! interval back rather than losing its data.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use base64::Engine;
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::Error;
+use crate::run::hlog::Hlog;
 
 /// Values are nanoseconds, discernible to the microsecond, three significant digits.
 pub const LOWEST_NS: u64 = 1_000;
@@ -332,61 +329,6 @@ impl Recorder {
     }
 }
 
-/// An interval log: the interval histograms in HdrHistogram's text format
-/// (V2 + DEFLATE, base64), written line by line as intervals finish.
-pub struct Hlog {
-    file: std::fs::File,
-    serializer: V2DeflateSerializer,
-    buf: Vec<u8>,
-}
-
-impl Hlog {
-    /// Create `path` and write the header the Java and Python readers expect.
-    pub fn create(path: &Path, start: SystemTime, comment: &str) -> Result<Hlog> {
-        let mut file = std::fs::File::create(path).io("creating the interval log", path)?;
-        let epoch = start
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let header = format!(
-            "#[{comment}]\n\
-             #[Histogram log format version 1.3]\n\
-             #[StartTime: {epoch:.3} (seconds since epoch)]\n\
-             #[BaseTime: {epoch:.3} (seconds since epoch)]\n\
-             #[MaxValueDivisor: {MAX_VALUE_DIVISOR:.1}]\n\
-             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
-        );
-        file.write_all(header.as_bytes())
-            .io("writing the interval log", path)?;
-        Ok(Hlog {
-            file,
-            serializer: V2DeflateSerializer::new(),
-            buf: Vec::new(),
-        })
-    }
-
-    /// Append one interval histogram; `start` is seconds after the log's StartTime.
-    pub fn write<T: hdrhistogram::Counter>(
-        &mut self,
-        tag: &str,
-        start: f64,
-        length: f64,
-        h: &Histogram<T>,
-    ) -> std::io::Result<()> {
-        self.buf.clear();
-        self.serializer
-            .serialize(h, &mut self.buf)
-            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-        let line = format!(
-            "Tag={tag},{start:.3},{length:.3},{:.3},{}\n",
-            h.max() as f64 / MAX_VALUE_DIVISOR,
-            base64::engine::general_purpose::STANDARD.encode(&self.buf)
-        );
-        // One write per line, unbuffered: a crash loses at most the line being written.
-        self.file.write_all(line.as_bytes())
-    }
-}
-
 /// Totals of one operation over the measured (post warm-up) intervals.
 #[derive(Debug, Clone)]
 pub struct OpTotals {
@@ -418,7 +360,8 @@ impl OpTotals {
 }
 
 /// One operation in one interval, for timelines.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IntervalOp {
     pub op: String,
     pub count: u64,
@@ -430,7 +373,8 @@ pub struct IntervalOp {
 }
 
 /// One finished interval, for timelines.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IntervalSummary {
     /// Seconds from the variant's start.
     pub t: f64,

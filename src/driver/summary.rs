@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::progress::thousands;
 use crate::text::table;
 
-use super::results::RunResult;
+use crate::run::{BudgetOutcome, RunResult};
 
 fn f(x: f64) -> String {
     if x >= 100.0 {
@@ -21,7 +21,7 @@ fn f(x: f64) -> String {
 /// What the estate did during a variant: where reads went, why they left
 /// the replica, whether a replica went away, what the cache and the
 /// finance retries saw.
-fn estate_line(v: &super::results::VariantResult) -> String {
+fn estate_line(v: &crate::run::VariantResult) -> String {
     let repo = &v.database.repo;
     let r = &repo.routing;
     let fallbacks: Vec<String> = r
@@ -149,18 +149,17 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
         .iter()
         .flat_map(|v| {
             v.budgets.iter().map(move |b| {
-                let (actual, limit) = if b.metric == "error_rate" {
-                    (format!("{:.4}", b.actual), format!("{:.4}", b.limit))
-                } else {
-                    (format!("{} ms", f(b.actual)), format!("{} ms", f(b.limit)))
-                };
                 format!(
-                    "  {} {} {} [{}]: {actual} {} {limit}\n",
-                    if b.pass { "pass" } else { "FAIL" },
+                    "  {} {} {} [{}]: {}\n",
+                    match b.outcome {
+                        BudgetOutcome::Pass => "pass",
+                        BudgetOutcome::Fail => "FAIL",
+                        BudgetOutcome::Unjudged => "UNJUDGED",
+                    },
                     b.operation,
                     b.metric,
                     v.variant.name,
-                    if b.pass { "<=" } else { ">" }
+                    b.describe()
                 )
             })
         })

@@ -138,6 +138,6 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("ci/bootstrap.sh"), "{msg}");
-        assert_eq!(err.exit_code(), crate::error::EXIT_ENVIRONMENT);
+        assert_eq!(err.exit_code(), crate::exit::ENVIRONMENT);
     }
 }

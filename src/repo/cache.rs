@@ -60,7 +60,8 @@ impl Default for CacheSettings {
 }
 
 /// Counters of the cache.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,

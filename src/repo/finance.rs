@@ -258,7 +258,8 @@ pub struct BatchWritten {
 }
 
 /// Counters of the finance repository.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FinanceStats {
     pub writes: u64,
     pub retried_serialization: u64,
@@ -640,7 +641,7 @@ mod tests {
         for e in bad {
             assert_eq!(
                 e.check().unwrap_err().exit_code(),
-                crate::error::EXIT_USAGE,
+                crate::exit::USAGE,
                 "{e:?}"
             );
         }

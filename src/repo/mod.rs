@@ -46,7 +46,7 @@ pub use replicas::Via;
 pub const DEFAULT_FLAG_TTL: Duration = Duration::from_millis(250);
 
 /// How the repository reaches PostgreSQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
     /// Its own pools of direct connections; prepared statements.
@@ -170,7 +170,8 @@ pub struct Repo {
 }
 
 /// Every counter of the repository at one moment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RepoStats {
     pub routing: RoutingStats,
     pub cache: Option<CacheStats>,

@@ -19,7 +19,7 @@ use super::conn::{Exec, Target};
 use crate::error::{DbContext, Error, Result};
 
 /// Where a read may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Via {
     /// The primary only.
@@ -114,7 +114,8 @@ struct Replica {
 }
 
 /// Counters of the manager, as [`ReplicaManager::stats`] reports them.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoutingStats {
     pub reads_primary: u64,
     pub reads_replica: u64,

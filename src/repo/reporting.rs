@@ -814,7 +814,7 @@ mod tests {
             "2026-10-20.revenue.x",
         ] {
             let e = bad.parse::<Cursor>().unwrap_err();
-            assert_eq!(e.exit_code(), crate::error::EXIT_USAGE);
+            assert_eq!(e.exit_code(), crate::exit::USAGE);
             assert!(e.to_string().contains("DATE.KIND.ID"), "{e}");
         }
     }
@@ -874,7 +874,7 @@ mod tests {
         ] {
             assert_eq!(
                 q.check().unwrap_err().exit_code(),
-                crate::error::EXIT_USAGE,
+                crate::exit::USAGE,
                 "{q:?}"
             );
         }

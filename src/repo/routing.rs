@@ -164,7 +164,7 @@ mod tests {
         );
         assert_eq!(mode_from_env_value(Some(" 1 ")).unwrap(), Mode::Partitioned);
         let err = mode_from_env_value(Some("partitioned")).unwrap_err();
-        assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+        assert_eq!(err.exit_code(), crate::exit::USAGE);
         assert!(err.to_string().contains(FLAG), "{err}");
     }
 }

@@ -369,32 +369,34 @@ pub fn pooled(dirs: &[std::path::PathBuf]) -> crate::Result<(RunIntervals, f64)>
 
 /// Interval histograms of one run's measured intervals, by "variant/operation".
 pub fn run_intervals(dir: &std::path::Path) -> crate::Result<(RunIntervals, f64)> {
-    let r = super::read_run(dir)?;
-    let logs = super::hlog::read(&dir.join("latency.hlog"))?;
-    let interval = r["scenario"]["interval"]
-        .as_str()
-        .and_then(|s| s.parse::<crate::scenario::Dur>().ok())
-        .map_or(1.0, |d| d.0.as_secs_f64());
+    let r = crate::run::read(dir)?;
+    let interval = r.scenario.interval.0.as_secs_f64();
     let mut out = BTreeMap::new();
-    for v in r["variants"].as_array().into_iter().flatten() {
-        let name = v["variant"]["name"].as_str().unwrap_or("");
-        let from = v["started_s"].as_f64().unwrap_or(0.0) + v["warmup_s"].as_f64().unwrap_or(0.0);
-        let end = v["started_s"].as_f64().unwrap_or(0.0) + v["seconds"].as_f64().unwrap_or(0.0);
-        for o in v["operations"].as_array().into_iter().flatten() {
-            let op = o["name"].as_str().unwrap_or("");
-            let hs: Vec<Histogram<u64>> = logs
-                .get(&format!("{name}/{op}/response"))
-                .into_iter()
-                .flatten()
-                // Measured, whole intervals: the last one is cut short by the end.
-                .filter(|(t, _)| {
-                    *t >= from - interval / 2.0 && *t + interval <= end + interval / 2.0
-                })
-                .map(|(_, h)| h.clone())
-                .collect();
-            out.insert(format!("{name}/{op}"), hs);
+    let mut want: BTreeMap<String, (String, f64, f64)> = BTreeMap::new();
+    for v in &r.variants {
+        let name = &v.variant.name;
+        let from = v.started_s + v.warmup_s;
+        let end = v.started_s + v.seconds;
+        for o in &v.operations {
+            let key = format!("{name}/{}", o.name);
+            want.insert(format!("{key}/response"), (key.clone(), from, end));
+            out.insert(key, Vec::new());
         }
     }
+    crate::run::hlog::for_each(
+        &dir.join("latency.hlog"),
+        |tag| want.contains_key(tag),
+        |tag, t, h| {
+            let (key, from, end) = &want[tag];
+            // Measured, whole intervals: the last one is cut short by the end.
+            if t >= from - interval / 2.0 && t + interval <= end + interval / 2.0 {
+                out.get_mut(key)
+                    .expect("every wanted key has a slot")
+                    .push(h);
+            }
+            Ok(())
+        },
+    )?;
     Ok((out, interval))
 }
 

@@ -9,11 +9,8 @@ use serde::Serialize;
 
 use super::compare::{self, Change, CompareSettings, Row};
 use crate::error::{Error, IoContext, Result};
-
-/// Exit codes of the gate (the same as `run`'s).
-pub const PASS: i32 = 0;
-pub const FAIL: i32 = 1;
-pub const INVALID: i32 = 3;
+use crate::exit;
+use crate::run::{judge, BudgetOutcome};
 
 #[derive(Debug, Clone)]
 pub struct GateOptions {
@@ -53,22 +50,22 @@ pub struct GateOutcome {
     pub comparisons: Vec<(String, Vec<Row>)>,
 }
 
-fn ms(x: f64) -> String {
-    format!("{x:.3} ms")
-}
-
 pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
-    let r = super::read_run(&o.run)?;
+    let r = crate::run::read(&o.run)?;
     let mut cases = Vec::new();
 
-    // 1. Validity.
-    if r["status"] != "complete" {
+    // 1. Validity: the run finished, and each variant's numbers can be trusted
+    //    (judged again from the record, by the function the driver used).
+    if r.status != crate::run::Status::Complete {
         cases.push(Case {
             suite: "validity",
             class: "validity".into(),
             name: "run complete".into(),
             status: Status::Invalid,
-            message: format!("the run is {}, not complete", r["status"]),
+            message: match &r.error {
+                Some(e) => format!("the run is {:?}, not complete: {e}", r.status),
+                None => format!("the run is {:?}, not complete", r.status),
+            },
         });
     }
     let budgets_file = match &o.budgets {
@@ -78,100 +75,60 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
         }
         None => None,
     };
-    for v in r["variants"].as_array().into_iter().flatten() {
-        let name = v["variant"]["name"].as_str().unwrap_or("").to_string();
-        let reasons: Vec<String> = v["validity"]["reasons"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(String::from))
-            .collect();
+    if r.variants.is_empty() {
+        cases.push(Case {
+            suite: "validity",
+            class: "validity".into(),
+            name: "variants measured".into(),
+            status: Status::Invalid,
+            message: "the run measured no variant".into(),
+        });
+    }
+    for v in &r.variants {
+        let name = &v.variant.name;
+        let validity = judge::validity(
+            &r.scenario.validity,
+            &v.phases,
+            &v.driver_lag,
+            crate::driver::BACKLOG,
+        );
         cases.push(Case {
             suite: "validity",
             class: format!("validity.{name}"),
             name: "target rate reached, driver not the bottleneck".into(),
-            status: if reasons.is_empty() {
+            status: if validity.valid {
                 Status::Pass
             } else {
                 Status::Invalid
             },
-            message: reasons.join("; "),
+            message: validity.reasons.join("; "),
         });
         // 2. Budgets, each with enough samples for its percentile.
-        for o_ in v["operations"].as_array().into_iter().flatten() {
-            let op = o_["name"].as_str().unwrap_or("");
-            let ok = o_["ok"].as_u64().unwrap_or(0);
-            let budget = match &budgets_file {
-                Some(b) => b.get(op).cloned(),
-                None => r["scenario"]["budgets"]
-                    .get(op)
-                    .map(|b| crate::scenario::Budget {
-                        p50: b["p50"].as_str().and_then(|s| s.parse().ok()),
-                        p95: b["p95"].as_str().and_then(|s| s.parse().ok()),
-                        p99: b["p99"].as_str().and_then(|s| s.parse().ok()),
-                        p999: b["p99.9"].as_str().and_then(|s| s.parse().ok()),
-                        max: b["max"].as_str().and_then(|s| s.parse().ok()),
-                        error_rate: b["error_rate"].as_f64(),
-                    }),
+        let budgets = budgets_file.as_ref().unwrap_or(&r.scenario.budgets);
+        for b in judge::budgets(budgets, &v.operations) {
+            let (status, message) = match b.outcome {
+                BudgetOutcome::Pass => (Status::Pass, b.describe()),
+                BudgetOutcome::Fail => (Status::Fail, b.describe()),
+                BudgetOutcome::Unjudged => (Status::Invalid, b.describe()),
             };
-            let Some(budget) = budget else { continue };
-            for (label, q, limit) in budget.limits() {
-                let key = match label {
-                    "p99.9" => "p99.9_ms".to_string(),
-                    l => format!("{l}_ms"),
-                };
-                let actual = o_["response"][&key].as_f64().unwrap_or(0.0);
-                let limit_ms = limit.0.as_secs_f64() * 1e3;
-                let need = if q >= 1.0 {
-                    1
-                } else {
-                    (100.0 / (1.0 - q)).ceil() as u64
-                };
-                let (status, message) = if ok < need {
-                    (
-                        Status::Invalid,
-                        format!("{label} needs {need} samples to be gated, the run has {ok}: run longer or at a higher rate"),
-                    )
-                } else if actual <= limit_ms {
-                    (Status::Pass, format!("{} <= {}", ms(actual), ms(limit_ms)))
-                } else {
-                    (
-                        Status::Fail,
-                        format!(
-                            "{} > {} (+{:.0}%)",
-                            ms(actual),
-                            ms(limit_ms),
-                            (actual / limit_ms - 1.0) * 100.0
-                        ),
-                    )
-                };
-                cases.push(Case {
-                    suite: "budgets",
-                    class: format!("budgets.{name}"),
-                    name: format!("{op} {label} <= {limit}"),
-                    status,
-                    message,
-                });
-            }
-            if let Some(limit) = budget.error_rate {
-                let actual = o_["error_rate"].as_f64().unwrap_or(0.0);
-                cases.push(Case {
-                    suite: "budgets",
-                    class: format!("budgets.{name}"),
-                    name: format!("{op} error_rate <= {limit}"),
-                    status: if actual <= limit {
-                        Status::Pass
-                    } else {
-                        Status::Fail
-                    },
-                    message: format!(
-                        "{actual:.5} ({} errors)",
-                        o_["errors"]
-                            .as_object()
-                            .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum::<u64>())
-                    ),
-                });
-            }
+            let limit = if b.metric == "error_rate" {
+                b.limit.to_string()
+            } else {
+                crate::scenario::Dur(std::time::Duration::from_secs_f64(b.limit / 1e3)).to_string()
+            };
+            let message = match v.operations.iter().find(|o| o.name == b.operation) {
+                Some(o) if b.metric == "error_rate" => {
+                    format!("{message} ({} errors)", o.count - o.ok)
+                }
+                _ => message,
+            };
+            cases.push(Case {
+                suite: "budgets",
+                class: format!("budgets.{name}"),
+                name: format!("{} {} <= {limit}", b.operation, b.metric),
+                status,
+                message,
+            });
         }
     }
 
@@ -234,11 +191,11 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
     let invalid = cases.iter().any(|c| c.status == Status::Invalid);
     let failed = cases.iter().any(|c| c.status == Status::Fail);
     let (verdict, exit_code) = if invalid {
-        ("invalid", INVALID)
+        ("invalid", exit::INVALID)
     } else if failed {
-        ("fail", FAIL)
+        ("fail", exit::FAIL)
     } else {
-        ("pass", PASS)
+        ("pass", exit::OK)
     };
     Ok(GateOutcome {
         run: o.run.display().to_string(),
@@ -363,7 +320,7 @@ pub fn save_baseline(run: &Path, root: &Path, name: &str, force: bool) -> Result
             "baseline name {name:?}: use letters, digits, '-', '_' and '.'"
         )));
     }
-    super::read_run(run)?;
+    crate::run::read(run)?;
     let dest = root.join(name);
     if dest.exists() && !force {
         return Err(Error::Usage(format!(

@@ -6,18 +6,17 @@
 pub mod charts;
 pub mod compare;
 pub mod gate;
-pub mod hlog;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
-use serde_json::Value;
 
 use crate::driver::record::histogram;
 use crate::error::{Error, IoContext, Result};
-use crate::scenario::Dur;
+use crate::run::{hlog, BudgetOutcome, BudgetResult, RunResult, Sample};
+use crate::scenario::Load;
 use charts::{Chart, Marker, Series, PALETTE};
 
 /// What `rehearse report` wrote.
@@ -28,16 +27,6 @@ pub struct ReportOutcome {
     pub charts: Vec<PathBuf>,
     pub hgrm: Vec<PathBuf>,
     pub verdict: String,
-}
-
-fn dur(v: &Value) -> f64 {
-    v.as_str()
-        .and_then(|s| s.parse::<Dur>().ok())
-        .map_or(0.0, |d| d.0.as_secs_f64())
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(0.0)
 }
 
 fn esc(s: &str) -> String {
@@ -143,64 +132,28 @@ pub fn overlay(
     Ok(files)
 }
 
-/// Read `run.json`, refusing what this rehearse cannot read.
-pub fn read_run(dir: &Path) -> Result<Value> {
-    let path = dir.join("run.json");
-    let text = std::fs::read(&path).map_err(|e| {
-        Error::Usage(format!(
-            "{} is not a run directory: cannot read {} ({e})",
-            dir.display(),
-            path.display()
-        ))
-    })?;
-    let r: Value = serde_json::from_slice(&text)
-        .map_err(|e| Error::Usage(format!("{}: not valid JSON ({e})", path.display())))?;
-    match r["schema_version"].as_u64() {
-        Some(v) if v == crate::driver::results::SCHEMA_VERSION as u64 => Ok(r),
-        other => Err(Error::Usage(format!(
-            "{}: schema_version {other:?}, this rehearse reads {}",
-            path.display(),
-            crate::driver::results::SCHEMA_VERSION
-        ))),
-    }
-}
-
 /// Write the report of the run in `dir`.
 pub fn report(dir: &Path) -> Result<ReportOutcome> {
-    let r = read_run(dir)?;
+    let r = crate::run::read(dir)?;
     let chart_dir = dir.join("charts");
     let hgrm_dir = dir.join("hgrm");
     std::fs::create_dir_all(&hgrm_dir).io("creating", &hgrm_dir)?;
-    let variants = r["variants"].as_array().cloned().unwrap_or_default();
-    let mix: Vec<String> = r["scenario"]["mix"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|e| e["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let interval = dur(&r["scenario"]["interval"]).max(1e-3);
-    let phases = r["scenario"]["phases"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let variants = &r.variants;
+    let mix: Vec<String> = r.scenario.mix.iter().map(|m| m.name.clone()).collect();
+    let interval = r.scenario.interval.0.as_secs_f64().max(1e-3);
+    let phases = &r.scenario.phases;
     let mut bounds = Vec::new();
     let mut t = 0.0;
-    for p in &phases {
-        bounds.push((t, format!(" {}", p["name"].as_str().unwrap_or(""))));
-        t += dur(&p["duration"]);
+    for p in phases {
+        bounds.push((t, format!(" {}", p.name)));
+        t += p.duration.0.as_secs_f64();
     }
     // A run with markers (the cutover drill's steps) shows them instead.
-    if let Some(markers) = r["markers"].as_array().filter(|m| !m.is_empty()) {
-        bounds = markers
+    if !r.markers.is_empty() {
+        bounds = r
+            .markers
             .iter()
-            .map(|m| {
-                (
-                    f(&m["start_s"]),
-                    format!(" {}", m["name"].as_str().unwrap_or("")),
-                )
-            })
+            .map(|m| (m.start_s, format!(" {}", m.name)))
             .collect();
     }
     // The last interval of a variant is cut short by its end: not a rate.
@@ -219,8 +172,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     let mut measured: BTreeMap<String, (f64, Histogram<u64>)> = variants
         .iter()
         .flat_map(|v| {
-            let name = v["variant"]["name"].as_str().unwrap_or("").to_string();
-            let from = f(&v["started_s"]) + f(&v["warmup_s"]);
+            let name = v.variant.name.clone();
+            let from = v.started_s + v.warmup_s;
             mix.iter()
                 .map(move |op| (format!("{name}/{op}/response"), (from, histogram())))
         })
@@ -242,12 +195,11 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     )?;
 
     // 1. Percentile spectrum per operation, one line per variant, budgets as markers.
-    let budgets = &r["scenario"]["budgets"];
     for op in &mix {
         let mut series = Vec::new();
         let mut right = 10.0f64;
         for (vi, v) in variants.iter().enumerate() {
-            let name = v["variant"]["name"].as_str().unwrap_or("");
+            let name = v.variant.name.as_str();
             let h = measured
                 .remove(&format!("{name}/{op}/response"))
                 .map(|(_, h)| h)
@@ -268,22 +220,15 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             });
         }
         let mut markers = Vec::new();
-        if let Some(b) = budgets.get(op) {
-            for (key, q) in [
-                ("p50", 0.5),
-                ("p95", 0.95),
-                ("p99", 0.99),
-                ("p99.9", 0.999),
-                ("max", 1.0),
-            ] {
-                let limit = dur(&b[key]) * 1e3;
-                if limit <= 0.0 {
-                    continue;
-                }
+        if let Some(b) = r.scenario.budgets.get(op) {
+            for (key, q, limit) in b.limits() {
+                let limit = limit.0.as_secs_f64() * 1e3;
+                // Green only when every variant's verdict on it is a pass.
                 let pass = variants.iter().all(|v| {
-                    v["budgets"].as_array().into_iter().flatten().all(|x| {
-                        x["operation"] != op.as_str() || x["metric"] != key || x["pass"] == true
-                    })
+                    v.budgets
+                        .iter()
+                        .filter(|x| &x.operation == op && x.metric == key)
+                        .all(|x| x.outcome == BudgetOutcome::Pass)
                 });
                 let x = if q < 1.0 { 1.0 / (1.0 - q) } else { right };
                 markers.push(Marker {
@@ -310,7 +255,9 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     }
 
     // Variants side by side: p50 and p99 of every operation.
-    for (key, label) in [("p50_ms", "p50"), ("p99_ms", "p99")] {
+    type Figure = fn(&crate::run::Latency) -> f64;
+    let figures: [(Figure, &str); 2] = [(|l| l.p50_ms, "p50"), (|l| l.p99_ms, "p99")];
+    for (pick, label) in figures {
         let bars = charts::Bars {
             title: format!("variants side by side: {label} response time per operation"),
             y_desc: format!("{label} response time (ms)"),
@@ -319,13 +266,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
                 .iter()
                 .map(|v| {
                     (
-                        v["variant"]["name"].as_str().unwrap_or("").to_string(),
-                        v["operations"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|o| f(&o["response"][key]))
-                            .collect(),
+                        v.variant.name.clone(),
+                        v.operations.iter().map(|o| pick(&o.response)).collect(),
                     )
                 })
                 .collect(),
@@ -339,26 +281,23 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     for op in &mix {
         let mut series = Vec::new();
         for (vi, v) in variants.iter().enumerate() {
-            let name = v["variant"]["name"].as_str().unwrap_or("");
-            let pick = |key: &str| -> Vec<(f64, f64)> {
-                v["timeline"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+            let name = v.variant.name.as_str();
+            let pick = |key: fn(&crate::driver::record::IntervalOp) -> f64| -> Vec<(f64, f64)> {
+                v.timeline
+                    .iter()
                     .filter_map(|i| {
-                        let o = i["ops"]
-                            .as_array()?
-                            .iter()
-                            .find(|o| o["op"] == op.as_str())?;
-                        (o["count"].as_u64()? > 0).then(|| (f(&i["t"]) + interval, f(&o[key])))
+                        let o = i.ops.iter().find(|o| &o.op == op)?;
+                        (o.count > 0).then(|| (i.t + interval, key(o)))
                     })
                     .collect()
             };
-            for (key, label, width, c) in [
-                ("max_ms", "max", 1, light(color(vi))),
-                ("p99_ms", "p99", 3, color(vi)),
-                ("p50_ms", "p50", 1, color(vi)),
-            ] {
+            type Pick = fn(&crate::driver::record::IntervalOp) -> f64;
+            let lines: [(Pick, &str, u32, _); 3] = [
+                (|o| o.max_ms, "max", 1, light(color(vi))),
+                (|o| o.p99_ms, "p99", 3, color(vi)),
+                (|o| o.p50_ms, "p50", 1, color(vi)),
+            ];
+            for (key, label, width, c) in lines {
                 series.push(Series {
                     label: format!("{name} {label}"),
                     color: c,
@@ -387,11 +326,11 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     let mut series = Vec::new();
     let mut target = Vec::new();
     let mut t = 0.0;
-    for p in &phases {
-        let d = dur(&p["duration"]);
-        if p["model"] == "open" {
-            target.push((t, f(&p["rate"])));
-            target.push((t + d, f(&p["ramp_to"])));
+    for p in phases {
+        let d = p.duration.0.as_secs_f64();
+        if let Load::Open { rate, ramp_to, .. } = p.load {
+            target.push((t, rate));
+            target.push((t + d, ramp_to));
         }
         t += d;
     }
@@ -404,17 +343,16 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         });
     }
     for (vi, v) in variants.iter().enumerate() {
-        let name = v["variant"]["name"].as_str().unwrap_or("");
+        let name = v.variant.name.as_str();
         let (mut done, mut errs) = (Vec::new(), Vec::new());
-        for i in v["timeline"].as_array().into_iter().flatten() {
-            if f(&i["t"]) + interval > scheduled + 1e-6 {
+        for i in &v.timeline {
+            if i.t + interval > scheduled + 1e-6 {
                 continue;
             }
-            let ops = i["ops"].as_array().cloned().unwrap_or_default();
-            let n: f64 = ops.iter().map(|o| f(&o["count"]) + f(&o["errors"])).sum();
-            let e: f64 = ops.iter().map(|o| f(&o["errors"])).sum();
-            done.push((f(&i["t"]) + interval / 2.0, n / interval));
-            errs.push((f(&i["t"]) + interval / 2.0, e / interval));
+            let n: u64 = i.ops.iter().map(|o| o.count + o.errors).sum();
+            let e: u64 = i.ops.iter().map(|o| o.errors).sum();
+            done.push((i.t + interval / 2.0, n as f64 / interval));
+            errs.push((i.t + interval / 2.0, e as f64 / interval));
         }
         series.push(Series {
             label: format!("{name} achieved"),
@@ -447,37 +385,37 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     )?;
 
     // 4. Database panels, from the samples.
-    type Pick = fn(&Value) -> Option<f64>;
+    type Pick = fn(&Sample) -> Option<f64>;
     let panels: [(&str, &str, &str, Pick); 5] = [
         (
             "db-cache",
             "cache hit ratio",
             "hits / (hits + misses)",
             |s| {
-                let (h, m) = (f(&s["cache_hits"]), f(&s["cache_misses"]));
+                let (h, m) = (s.cache_hits as f64, s.cache_misses as f64);
                 (h + m > 0.0).then(|| h / (h + m))
             },
         ),
         ("db-lag", "replica lag", "bytes", |s| {
-            s["replica_lag_bytes"].as_f64()
+            s.replica_lag_bytes.map(|b| b as f64)
         }),
         (
             "db-reads-replica",
             "reads served by the replica",
             "reads per interval",
-            |s| s["reads_replica"].as_f64(),
+            |s| Some(s.reads_replica as f64),
         ),
         (
             "db-reads-primary",
             "reads served by the primary",
             "reads per interval",
-            |s| s["reads_primary"].as_f64(),
+            |s| Some(s.reads_primary as f64),
         ),
         (
             "db-pgbouncer",
             "PgBouncer clients waiting",
             "cl_waiting",
-            |s| s["pgbouncer"]["cl_waiting"].as_f64(),
+            |s| s.pgbouncer.as_ref().map(|p| p.cl_waiting as f64),
         ),
     ];
     for (file, title, y, pick) in panels {
@@ -485,14 +423,14 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             .iter()
             .enumerate()
             .map(|(vi, v)| Series {
-                label: v["variant"]["name"].as_str().unwrap_or("").to_string(),
+                label: v.variant.name.clone(),
                 color: color(vi),
                 width: 2,
-                points: v["database"]["samples"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| pick(s).map(|y| (f(&s["t"]), y)))
+                points: v
+                    .database
+                    .samples
+                    .iter()
+                    .filter_map(|s| pick(s).map(|y| (s.t, y)))
                     .collect(),
             })
             .filter(|s| !s.points.is_empty())
@@ -520,7 +458,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         .iter()
         .flat_map(|(name, _)| ["png", "svg"].map(|ext| chart_dir.join(format!("{name}.{ext}"))))
         .collect();
-    let verdict = r["verdict"].as_str().unwrap_or("unknown").to_string();
+    let verdict = verdict_word(&r).to_string();
     let summary = summary_md(&r);
     let summary_path = dir.join("summary.md");
     crate::fsutil::write_atomic(&summary_path, summary.as_bytes())?;
@@ -546,109 +484,138 @@ fn ms_label(ms: f64) -> String {
     }
 }
 
-/// (operation, variant, metric, limit, actual, pass) of every budget.
-fn budget_rows(r: &Value) -> Vec<(String, String, String, String, String, String, bool)> {
+/// The verdict of a run as one word.
+fn verdict_word(r: &RunResult) -> &'static str {
+    use crate::run::Verdict;
+    match r.verdict {
+        Verdict::Running => "running",
+        Verdict::Failed => "failed",
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::Invalid => "invalid",
+        Verdict::Interrupted => "interrupted",
+    }
+}
+
+/// One budget as a table row: limit, actual, by how much, and the verdict.
+struct BudgetRow<'a> {
+    variant: &'a str,
+    b: &'a BudgetResult,
+    limit: String,
+    actual: String,
+    by: String,
+}
+
+impl BudgetRow<'_> {
+    fn mark(&self) -> &'static str {
+        match self.b.outcome {
+            BudgetOutcome::Pass => "pass",
+            BudgetOutcome::Fail => "FAIL",
+            BudgetOutcome::Unjudged => "UNJUDGED",
+        }
+    }
+}
+
+fn budget_rows(r: &RunResult) -> Vec<BudgetRow<'_>> {
     let mut rows = Vec::new();
-    for v in r["variants"].as_array().into_iter().flatten() {
-        let name = v["variant"]["name"].as_str().unwrap_or("").to_string();
-        for b in v["budgets"].as_array().into_iter().flatten() {
-            let metric = b["metric"].as_str().unwrap_or("").to_string();
-            let (limit, actual) = (f(&b["limit"]), f(&b["actual"]));
-            let (l, a) = if metric == "error_rate" {
-                (
-                    format!("{:.3}%", limit * 100.0),
-                    format!("{:.3}%", actual * 100.0),
-                )
-            } else {
-                (ms_label(limit), ms_label(actual))
+    for v in &r.variants {
+        for b in &v.budgets {
+            let show = |x: f64| {
+                if b.metric == "error_rate" {
+                    format!("{:.3}%", x * 100.0)
+                } else {
+                    ms_label(x)
+                }
             };
-            let by = if limit > 0.0 {
-                format!("{:+.0}%", (actual / limit - 1.0) * 100.0)
-            } else {
-                "-".into()
+            let by = match b.actual {
+                Some(a) if b.limit > 0.0 => format!("{:+.0}%", (a / b.limit - 1.0) * 100.0),
+                _ => "-".into(),
             };
-            rows.push((
-                b["operation"].as_str().unwrap_or("").to_string(),
-                name.clone(),
-                metric,
-                l,
-                a,
+            let actual = match (b.outcome, b.actual) {
+                (BudgetOutcome::Unjudged, _) => b.describe(),
+                (_, Some(a)) => show(a),
+                (_, None) => "-".into(),
+            };
+            rows.push(BudgetRow {
+                variant: &v.variant.name,
+                b,
+                limit: show(b.limit),
+                actual,
                 by,
-                b["pass"] == true,
-            ));
+            });
         }
     }
     rows
 }
 
-fn summary_md(r: &Value) -> String {
+fn summary_md(r: &RunResult) -> String {
     let mut s = format!(
         "## rehearse: {} — {}\n\n",
-        r["scenario"]["name"].as_str().unwrap_or(""),
-        r["verdict"].as_str().unwrap_or("").to_uppercase()
+        r.scenario.name,
+        verdict_word(r).to_uppercase()
     );
     let _ = writeln!(
         s,
         "run `{}`, {} (git {}), PostgreSQL {}\n",
-        r["run_id"].as_str().unwrap_or(""),
-        r["started_at"].as_str().unwrap_or(""),
-        r["environment"]["git_commit"].as_str().unwrap_or(""),
-        r["environment"]["postgres_version"].as_str().unwrap_or("")
+        r.run_id, r.started_at, r.environment.git_commit, r.environment.postgres_version
     );
-    for v in r["variants"].as_array().into_iter().flatten() {
-        if v["validity"]["valid"] == false {
+    if let Some(e) = &r.error {
+        let _ = writeln!(s, "**the run stopped on an error**: {e}\n");
+    }
+    for v in &r.variants {
+        if !v.validity.valid {
             let _ = writeln!(
                 s,
                 "**{} is not valid**: {}\n",
-                v["variant"]["name"].as_str().unwrap_or(""),
-                v["validity"]["reasons"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                v.variant.name,
+                v.validity.reasons.join("; ")
             );
         }
     }
     let rows = budget_rows(r);
     if !rows.is_empty() {
         s += "| | operation | variant | budget | limit | actual | by |\n|---|---|---|---|---|---|---|\n";
-        for (op, v, m, l, a, by, pass) in rows {
+        for row in rows {
+            let mark = match row.b.outcome {
+                BudgetOutcome::Pass => "pass".to_string(),
+                _ => format!("**{}**", row.mark()),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {op} | {v} | {m} | {l} | {a} | {by} |",
-                if pass { "pass" } else { "**FAIL**" }
+                "| {mark} | {} | {} | {} | {} | {} | {} |",
+                row.b.operation,
+                row.variant,
+                row.b.metric,
+                row.limit,
+                row.actual.replace('|', "\\|"),
+                row.by
             );
         }
         s.push('\n');
     }
     s += "| operation | variant | count | rate/s | p50 | p99 | p99.9 | max | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
-    for v in r["variants"].as_array().into_iter().flatten() {
-        for o in v["operations"].as_array().into_iter().flatten() {
+    for v in &r.variants {
+        for o in &v.operations {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |",
-                o["name"].as_str().unwrap_or(""),
-                v["variant"]["name"].as_str().unwrap_or(""),
-                o["count"],
-                f(&o["throughput"]),
-                ms_label(f(&o["response"]["p50_ms"])),
-                ms_label(f(&o["response"]["p99_ms"])),
-                ms_label(f(&o["response"]["p99.9_ms"])),
-                ms_label(f(&o["response"]["max_ms"])),
-                o["count"]
-                    .as_u64()
-                    .unwrap_or(0)
-                    .saturating_sub(o["ok"].as_u64().unwrap_or(0))
+                o.name,
+                v.variant.name,
+                o.count,
+                o.throughput,
+                ms_label(o.response.p50_ms),
+                ms_label(o.response.p99_ms),
+                ms_label(o.response.p999_ms),
+                ms_label(o.response.max_ms),
+                o.count.saturating_sub(o.ok)
             );
         }
     }
     s
 }
 
-fn html(r: &Value, svgs: &[(String, String)]) -> String {
-    let verdict = r["verdict"].as_str().unwrap_or("");
+fn html(r: &RunResult, svgs: &[(String, String)]) -> String {
+    let verdict = verdict_word(r);
     let color = match verdict {
         "pass" => "#0a7d3c",
         "fail" => "#c00000",
@@ -664,63 +631,76 @@ fn html(r: &Value, svgs: &[(String, String)]) -> String {
          svg{{max-width:100%;height:auto}}</style></head><body>\
          <h1>{name}</h1><p class=\"verdict\">{verdict_up}</p>\
          <p>run <code>{run}</code>, started {started}, {secs:.0} s; rehearse {ver} (git {git}); PostgreSQL {pg}; {cores} cores</p>",
-        name = esc(r["scenario"]["name"].as_str().unwrap_or("")),
+        name = esc(&r.scenario.name),
         verdict_up = esc(&verdict.to_uppercase()),
-        run = esc(r["run_id"].as_str().unwrap_or("")),
-        started = esc(r["started_at"].as_str().unwrap_or("")),
-        secs = f(&r["seconds"]),
-        ver = esc(r["environment"]["rehearse_version"].as_str().unwrap_or("")),
-        git = esc(r["environment"]["git_commit"].as_str().unwrap_or("")),
-        pg = esc(r["environment"]["postgres_version"].as_str().unwrap_or("")),
-        cores = r["environment"]["host"]["cores"],
+        run = esc(&r.run_id),
+        started = esc(&r.started_at),
+        secs = r.seconds,
+        ver = esc(&r.environment.rehearse_version),
+        git = esc(&r.environment.git_commit),
+        pg = esc(&r.environment.postgres_version),
+        cores = r.environment.host.cores,
     );
-    for v in r["variants"].as_array().into_iter().flatten() {
-        if v["validity"]["valid"] == false {
+    if let Some(e) = &r.error {
+        let _ = write!(
+            h,
+            "<p class=\"fail\">the run stopped on an error: {}</p>",
+            esc(e)
+        );
+    }
+    for v in &r.variants {
+        if !v.validity.valid {
             let _ = write!(
                 h,
                 "<p class=\"fail\">{} is not valid: {}</p>",
-                esc(v["variant"]["name"].as_str().unwrap_or("")),
-                esc(&v["validity"]["reasons"].to_string())
+                esc(&v.variant.name),
+                esc(&v.validity.reasons.join("; "))
             );
         }
     }
     let rows = budget_rows(r);
     if !rows.is_empty() {
         h += "<h2>Budgets</h2><table><tr><th>verdict</th><th>operation</th><th>variant</th><th>budget</th><th>limit</th><th>actual</th><th>by</th></tr>";
-        for (op, v, m, l, a, by, pass) in rows {
+        for row in rows {
             let _ = write!(
                 h,
                 "<tr><td class=\"{c}\">{p}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&op),
-                esc(&v),
-                esc(&m),
-                esc(&l),
-                esc(&a),
-                esc(&by),
-                c = if pass { "pass" } else { "fail" },
-                p = if pass { "pass" } else { "FAIL" }
+                esc(&row.b.operation),
+                esc(row.variant),
+                esc(&row.b.metric),
+                esc(&row.limit),
+                esc(&row.actual),
+                esc(&row.by),
+                c = if row.b.outcome == BudgetOutcome::Pass { "pass" } else { "fail" },
+                p = row.mark()
             );
         }
         h += "</table>";
     }
     h += "<h2>Operations</h2><table><tr><th>operation</th><th>variant</th><th>count</th><th>rate/s</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>late</th></tr>";
     let mut by_op: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for v in r["variants"].as_array().into_iter().flatten() {
-        for (i, o) in v["operations"].as_array().into_iter().flatten().enumerate() {
-            let lat = |k: &str| ms_label(f(&o["response"][k]));
+    for v in &r.variants {
+        for (i, o) in v.operations.iter().enumerate() {
+            let l = &o.response;
+            let errors = o
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             by_op.entry(i).or_default().push(format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(o["name"].as_str().unwrap_or("")),
-                esc(v["variant"]["name"].as_str().unwrap_or("")),
-                o["count"],
-                f(&o["throughput"]),
-                lat("p50_ms"),
-                lat("p95_ms"),
-                lat("p99_ms"),
-                lat("p99.9_ms"),
-                lat("max_ms"),
-                esc(&o["errors"].to_string()),
-                o["late"]
+                esc(&o.name),
+                esc(&v.variant.name),
+                o.count,
+                o.throughput,
+                ms_label(l.p50_ms),
+                ms_label(l.p95_ms),
+                ms_label(l.p99_ms),
+                ms_label(l.p999_ms),
+                ms_label(l.max_ms),
+                esc(&errors),
+                o.late
             ));
         }
     }

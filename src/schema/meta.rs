@@ -8,7 +8,8 @@ use super::{Mode, TriggerVariant, SCHEMA_VERSION};
 use crate::error::{DbContext, Error, Result};
 
 /// The schema facts recorded in `rehearse_meta`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct SchemaInfo {
     pub database: String,
     pub version: i64,

@@ -1,14 +1,76 @@
-//! Reading a run's interval log back, and writing HdrHistogram's
-//! percentile distribution (`.hgrm`) files.
+//! The interval log beside `run.json` (`latency.hlog`): written line by
+//! line as intervals finish, read back one histogram at a time, and the
+//! `.hgrm` percentile distribution files HdrHistogram's plotters read.
+//! Writer and reader live together so the format is defined once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use std::io::Write;
+use std::time::SystemTime;
+
+use base64::Engine;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
+use crate::driver::record::MAX_VALUE_DIVISOR;
 use crate::error::{Error, IoContext, Result};
+
+/// An interval log: the interval histograms in HdrHistogram's text format
+/// (V2 + DEFLATE, base64), written line by line as intervals finish.
+pub struct Hlog {
+    file: std::fs::File,
+    serializer: V2DeflateSerializer,
+    buf: Vec<u8>,
+}
+
+impl Hlog {
+    /// Create `path` and write the header the Java and Python readers expect.
+    pub fn create(path: &Path, start: SystemTime, comment: &str) -> Result<Hlog> {
+        let mut file = std::fs::File::create(path).io("creating the interval log", path)?;
+        let epoch = start
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let header = format!(
+            "#[{comment}]\n\
+             #[Histogram log format version 1.3]\n\
+             #[StartTime: {epoch:.3} (seconds since epoch)]\n\
+             #[BaseTime: {epoch:.3} (seconds since epoch)]\n\
+             #[MaxValueDivisor: {MAX_VALUE_DIVISOR:.1}]\n\
+             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
+        );
+        file.write_all(header.as_bytes())
+            .io("writing the interval log", path)?;
+        Ok(Hlog {
+            file,
+            serializer: V2DeflateSerializer::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Append one interval histogram; `start` is seconds after the log's StartTime.
+    pub fn write<T: hdrhistogram::Counter>(
+        &mut self,
+        tag: &str,
+        start: f64,
+        length: f64,
+        h: &Histogram<T>,
+    ) -> std::io::Result<()> {
+        self.buf.clear();
+        self.serializer
+            .serialize(h, &mut self.buf)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let line = format!(
+            "Tag={tag},{start:.3},{length:.3},{:.3},{}\n",
+            h.max() as f64 / MAX_VALUE_DIVISOR,
+            base64::engine::general_purpose::STANDARD.encode(&self.buf)
+        );
+        // One write per line, unbuffered: a crash loses at most the line being written.
+        self.file.write_all(line.as_bytes())
+    }
+}
 
 /// One tag's interval histograms: (seconds after the log's start, histogram).
 pub type Intervals = Vec<(f64, Histogram<u64>)>;

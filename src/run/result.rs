@@ -1,0 +1,450 @@
+//! The types of `run.json`: what the driver writes and what `report`,
+//! `compare`, `gate` and `cutover` read back, through [`super::read`].
+//!
+//! Every struct refuses unknown fields and every field is required, so a
+//! renamed or missing figure is an error that names it, never a zero.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::driver::record::ms;
+use crate::driver::record::IntervalSummary;
+use crate::error::Result;
+use crate::exit;
+use crate::repo::RepoStats;
+use crate::scenario::{Phase, Scenario, Variant};
+
+/// Version of the `run.json` layout; readers refuse what they do not know.
+pub const SCHEMA_VERSION: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Complete,
+    Interrupted,
+    /// Stopped by an error; `error` says which. What was measured is kept.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Not decided yet.
+    Running,
+    /// The run stopped on an error.
+    Failed,
+    Pass,
+    /// A budget was missed.
+    Fail,
+    /// The numbers must not be trusted.
+    Invalid,
+    Interrupted,
+}
+
+/// UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn iso_utc(t: SystemTime) -> String {
+    let s = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let day = crate::day::Day((s.div_euclid(86_400) - 10_957) as i32);
+    let (y, m, d) = day.ymd();
+    let r = s.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        r / 3600,
+        r % 3600 / 60,
+        r % 60
+    )
+}
+
+/// `20261125T150102-finance_day`: sortable, one per scenario run.
+pub fn run_id(t: SystemTime, scenario: &str) -> String {
+    let iso = iso_utc(t);
+    let compact: String = iso
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{compact}-{scenario}")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub cores: usize,
+    pub memory_bytes: u64,
+}
+
+/// Where and on what a run ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub rehearse_version: String,
+    pub git_commit: String,
+    pub postgres_version: String,
+    pub settings: BTreeMap<String, String>,
+    #[serde(deserialize_with = "required")]
+    pub schema: Option<crate::schema::meta::SchemaInfo>,
+    /// The seed record: parameters, row counts, checksum.
+    #[serde(deserialize_with = "required")]
+    pub dataset: Option<serde_json::Value>,
+    pub host: Host,
+    /// Endpoints, passwords redacted.
+    pub estate: BTreeMap<String, String>,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    pub count: u64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    #[serde(rename = "p99.9_ms")]
+    pub p999_ms: f64,
+    #[serde(rename = "p99.99_ms")]
+    pub p9999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let q = |x| ms(h.value_at_quantile(x));
+        Latency {
+            count: h.len(),
+            mean_ms: h.mean() / 1e6,
+            p50_ms: q(0.5),
+            p90_ms: q(0.9),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            p999_ms: q(0.999),
+            p9999_ms: q(0.9999),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// One operation of one variant, over the measured part of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpResult {
+    pub name: String,
+    pub operation: crate::scenario::Operation,
+    /// Requests completed, failed ones included.
+    pub count: u64,
+    pub ok: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub error_rate: f64,
+    /// Completed requests per second.
+    pub throughput: f64,
+    /// Sent later than the phase's late_after.
+    pub late: u64,
+    /// Completion minus intended start: what budgets apply to.
+    pub response: Latency,
+    /// Completion minus send.
+    pub service: Latency,
+    /// Send minus intended start (open phases).
+    pub lag: Latency,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseResult {
+    pub name: String,
+    pub model: LoadModel,
+    pub duration_s: f64,
+    /// Mean rate the phase asked for (open).
+    #[serde(deserialize_with = "required")]
+    pub target_rate: Option<f64>,
+    /// Arrivals the schedule produced (open).
+    #[serde(deserialize_with = "required")]
+    pub offered: Option<u64>,
+    pub completed: u64,
+    /// Arrivals never sent: the backlog was full, or the run was interrupted.
+    pub dropped: u64,
+    /// Completed per second, over the phase or until its last answer if later.
+    pub achieved_rate: f64,
+    pub elapsed_s: f64,
+}
+
+impl PhaseResult {
+    pub fn open(
+        p: &Phase,
+        target: f64,
+        offered: u64,
+        completed: u64,
+        dropped: u64,
+        elapsed: Duration,
+    ) -> PhaseResult {
+        PhaseResult {
+            name: p.name.clone(),
+            model: LoadModel::Open,
+            duration_s: p.duration.0.as_secs_f64(),
+            target_rate: Some(target),
+            offered: Some(offered),
+            completed,
+            dropped,
+            achieved_rate: completed as f64 / elapsed.as_secs_f64(),
+            elapsed_s: elapsed.as_secs_f64(),
+        }
+    }
+
+    pub fn closed(p: &Phase, completed: u64, elapsed: Duration) -> PhaseResult {
+        PhaseResult {
+            name: p.name.clone(),
+            model: LoadModel::Closed,
+            duration_s: p.duration.0.as_secs_f64(),
+            target_rate: None,
+            offered: None,
+            completed,
+            dropped: 0,
+            achieved_rate: completed as f64 / elapsed.as_secs_f64().max(1e-9),
+            elapsed_s: elapsed.as_secs_f64(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetResult {
+    pub operation: String,
+    /// p50, p95, p99, p99.9, max or error_rate.
+    pub metric: String,
+    /// Milliseconds, or a fraction for error_rate.
+    pub limit: f64,
+    /// None when the run has no such operation.
+    #[serde(deserialize_with = "required")]
+    pub actual: Option<f64>,
+    /// Requests the figure was computed from, and how many it needs to be judged.
+    pub samples: u64,
+    pub needs: u64,
+    pub outcome: BudgetOutcome,
+}
+
+/// The verdict on one budget. `Unjudged` is never a pass: the run is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetOutcome {
+    Pass,
+    Fail,
+    /// Too few samples for the percentile, or no such operation in the run.
+    Unjudged,
+}
+
+/// How a phase offered its load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadModel {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validity {
+    pub valid: bool,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statement {
+    pub query: String,
+    pub calls: i64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+}
+
+/// One sample of the estate, taken every interval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    pub t: f64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_errors: u64,
+    pub reads_primary: u64,
+    pub reads_replica: u64,
+    pub fallbacks: u64,
+    #[serde(deserialize_with = "required")]
+    pub replica_lag_bytes: Option<i64>,
+    #[serde(deserialize_with = "required")]
+    pub pgbouncer: Option<PoolSample>,
+    /// The driver's resident memory.
+    #[serde(deserialize_with = "required")]
+    pub driver_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSample {
+    pub cl_active: i64,
+    pub cl_waiting: i64,
+    pub sv_active: i64,
+    pub sv_idle: i64,
+    pub maxwait_us: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// The repository's counters at the end of the variant.
+    pub repo: RepoStats,
+    /// Per interval: deltas of the counters, and gauges.
+    pub samples: Vec<Sample>,
+    /// Top statements on the primary by total time over the variant
+    /// (pg_stat_statements deltas); None when the extension is missing.
+    #[serde(deserialize_with = "required")]
+    pub top_statements: Option<Vec<Statement>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantResult {
+    pub variant: Variant,
+    /// Seconds from the run's start (and the hlog's StartTime) to this variant's.
+    pub started_s: f64,
+    pub seconds: f64,
+    /// Seconds of warm-up left out of the totals.
+    pub warmup_s: f64,
+    /// True when a phase was closed-loop: its latencies are service times only.
+    pub closed_loop: bool,
+    pub phases: Vec<PhaseResult>,
+    pub operations: Vec<OpResult>,
+    /// The driver's own wake-up delay for requests that found a free worker.
+    pub driver_lag: Latency,
+    pub driver_cpu_seconds: f64,
+    pub driver_cpu_us_per_op: f64,
+    /// Peak resident memory of the driver process so far.
+    #[serde(deserialize_with = "required")]
+    pub driver_peak_rss_kib: Option<u64>,
+    pub database: Database,
+    pub timeline: Vec<IntervalSummary>,
+    pub budgets: Vec<BudgetResult>,
+    pub validity: Validity,
+}
+
+/// `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub status: Status,
+    pub verdict: Verdict,
+    pub exit_code: i32,
+    pub run_id: String,
+    pub started_at: String,
+    pub seconds: f64,
+    pub scenario: Scenario,
+    pub scenario_file: String,
+    /// Why the run stopped, when it failed.
+    #[serde(deserialize_with = "required")]
+    pub error: Option<String>,
+    pub environment: Environment,
+    pub variants: Vec<VariantResult>,
+    /// Named spans of the run (the cutover drill's steps), drawn on the timelines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<Marker>,
+}
+
+/// A named span of a run, in seconds into the (first) variant, as timelines count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Marker {
+    pub name: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl RunResult {
+    pub fn new(s: &Scenario, started: SystemTime, environment: Environment) -> RunResult {
+        RunResult {
+            schema_version: SCHEMA_VERSION,
+            status: Status::Running,
+            verdict: Verdict::Running,
+            exit_code: 0,
+            run_id: run_id(started, &s.name),
+            started_at: iso_utc(started),
+            seconds: 0.0,
+            scenario: s.clone(),
+            scenario_file: s.path.display().to_string(),
+            error: None,
+            environment,
+            variants: Vec::new(),
+            markers: Vec::new(),
+        }
+    }
+
+    /// Decide the verdict and exit code: any invalid variant or unjudged
+    /// budget makes the run invalid, any failed budget makes it fail.
+    pub fn finish(&mut self, interrupted: bool, elapsed: Duration) {
+        self.seconds = elapsed.as_secs_f64();
+        let outcomes = || {
+            self.variants
+                .iter()
+                .flat_map(|v| &v.budgets)
+                .map(|b| b.outcome)
+        };
+        let invalid = self.variants.iter().any(|v| !v.validity.valid)
+            || outcomes().any(|o| o == BudgetOutcome::Unjudged);
+        let failed = outcomes().any(|o| o == BudgetOutcome::Fail);
+        (self.status, self.verdict, self.exit_code) = if interrupted {
+            (Status::Interrupted, Verdict::Interrupted, exit::INTERRUPTED)
+        } else if invalid {
+            (Status::Complete, Verdict::Invalid, exit::INVALID)
+        } else if failed {
+            (Status::Complete, Verdict::Fail, exit::FAIL)
+        } else {
+            (Status::Complete, Verdict::Pass, exit::OK)
+        };
+    }
+
+    /// Mark the run failed by `e`, keeping the variants measured so far.
+    pub fn fail(&mut self, e: &crate::Error, elapsed: Duration) {
+        self.seconds = elapsed.as_secs_f64();
+        self.status = Status::Failed;
+        self.verdict = Verdict::Failed;
+        self.exit_code = e.exit_code();
+        self.error = Some(e.to_string());
+    }
+
+    /// Write `run.json` into `dir`, atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self).expect("run results serialize");
+        crate::fsutil::write_atomic(&dir.join("run.json"), &text)
+    }
+}
+
+/// An `Option` field that must be present (`null` when empty): serde would
+/// read a missing one as `None`, which turns a renamed field into a silent
+/// "no value".
+fn required<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_utc() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_619_045);
+        assert_eq!(iso_utc(t), "2026-11-25T15:04:05Z");
+        assert_eq!(run_id(t, "mixed"), "20261125T150405-mixed");
+    }
+}
