@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use hdrhistogram::Histogram;
 use rehearse::generate::rng::SplitMix;
-use rehearse::report::compare::{compare, compare_all, CompareSettings, RunIntervals};
+use rehearse::report::compare::{compare, compare_all, CompareSettings, Runs};
 
 fn side(rng: &mut SplitMix, intervals: usize, scale: f64) -> Vec<Histogram<u64>> {
     (0..intervals)
@@ -32,19 +32,19 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("compare");
     g.sample_size(10);
     for n in [200, 600] {
-        let a = side(&mut rng, n, 1.0);
-        let b = side(&mut rng, n, 1.1);
+        let a = vec![side(&mut rng, n, 1.0)];
+        let b = vec![side(&mut rng, n, 1.1)];
         g.bench_function(
             format!("one operation, {n} vs {n} intervals, 1000 resamples"),
             |bch| bch.iter(|| black_box(compare(&a, &b, 1.0, &s))),
         );
     }
     // A run of 10 operations x 2 variants, 200 intervals each, on all cores.
-    let mut base = RunIntervals::new();
-    let mut cand = RunIntervals::new();
+    let mut base = Runs::new();
+    let mut cand = Runs::new();
     for k in 0..20 {
-        base.insert(format!("v{}/op{k}", k % 2), side(&mut rng, 200, 1.0));
-        cand.insert(format!("v{}/op{k}", k % 2), side(&mut rng, 200, 1.05));
+        base.insert(format!("v{}/op{k}", k % 2), vec![side(&mut rng, 200, 1.0)]);
+        cand.insert(format!("v{}/op{k}", k % 2), vec![side(&mut rng, 200, 1.05)]);
     }
     g.bench_function("20 operation-variants, 200 vs 200 intervals", |bch| {
         bch.iter(|| black_box(compare_all(&base, &cand, 1.0, &s)))

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use rehearse::exit;
 use rehearse::lab::{Component, DEFAULT_PORT_BASE};
+use rehearse::report::compare::CompareSettings;
 use rehearse::schema::{Modes, TriggerVariant, DEFAULT_PARTITIONS};
 use rehearse::seed::Profile;
 
@@ -323,18 +324,14 @@ pub struct SeedArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Baseline run directories (several are pooled).
+    /// Baseline run directories, or baseline directories of runs (results/baselines/NAME).
     #[arg(required = true, value_name = "BASELINE_RUN")]
     pub baseline: Vec<PathBuf>,
     /// Candidate run directories, after `--`.
     #[arg(last = true, required = true, value_name = "CANDIDATE_RUN")]
     pub candidate: Vec<PathBuf>,
-    /// Bootstrap resamples.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub resamples: usize,
-    /// Changes smaller than this many milliseconds are never a regression.
-    #[arg(long, default_value_t = 0.05, value_name = "MS")]
-    pub min_abs_ms: f64,
+    #[command(flatten)]
+    pub verdicts: VerdictArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -351,7 +348,7 @@ pub struct GateArgs {
     /// The run directory to gate.
     #[arg(value_name = "RUN_DIR")]
     pub run: PathBuf,
-    /// Baseline run directories to compare against (e.g. results/baselines/main).
+    /// A baseline to compare against: a run directory, or a baseline directory of runs (results/baselines/main). Repeatable.
     #[arg(long = "baseline", value_name = "RUN_DIR")]
     pub baselines: Vec<PathBuf>,
     /// Budgets to apply instead of the scenario's: a TOML file of [budgets.<operation>] tables.
@@ -363,20 +360,39 @@ pub struct GateArgs {
     /// Write the Markdown summary here (it is printed either way).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
-    /// Changes smaller than this many milliseconds are never a regression.
-    #[arg(long, default_value_t = 0.05, value_name = "MS")]
+    #[command(flatten)]
+    pub verdicts: VerdictArgs,
+}
+
+/// How build-to-build verdicts are reached; `compare` and `gate` share them.
+#[derive(Debug, Args)]
+pub struct VerdictArgs {
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = CompareSettings::default().resamples as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(100..))]
+    pub resamples: u32,
+    /// Family-wise false-alarm rate (two-sided) across one operation's percentiles; intervals are shown at 1 - alpha.
+    #[arg(long, default_value_t = CompareSettings::default().alpha, value_name = "P")]
+    pub alpha: f64,
+    /// Changes smaller than this many milliseconds are never a regression ("below min-abs").
+    #[arg(long, default_value_t = CompareSettings::default().min_abs_ms, value_name = "MS")]
     pub min_abs_ms: f64,
+    /// Between-run spread (sd of the log of a figure) allowed for a side of one run when no side has several runs to measure it.
+    #[arg(long, default_value_t = CompareSettings::default().run_spread, value_name = "SD")]
+    pub run_spread: f64,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BaselineCommand {
-    /// Copy a run (run.json, latency.hlog) to results/baselines/<name>/.
+    /// Copy a run (run.json, latency.hlog) into results/baselines/<name>/<run-id>/.
     Save {
         #[arg(value_name = "RUN_DIR")]
         run: PathBuf,
         #[arg(value_name = "NAME")]
         name: String,
-        /// Replace an existing baseline of that name.
+        /// Add the run to an existing baseline (several runs let verdicts measure the spread between runs).
+        #[arg(long, conflicts_with = "force")]
+        add: bool,
+        /// Replace an existing baseline of that name with this one run.
         #[arg(long)]
         force: bool,
         /// Where baselines live.
@@ -388,20 +404,28 @@ pub enum BaselineCommand {
 const COMPARE_HELP: &str = "\
 Method:
   Each run's measured interval histograms (warm-up and the cut-short last
-  interval left out) are the units; several runs per side are pooled. The 95%
-  interval of candidate/baseline comes from a moving-block bootstrap (blocks of
-  ceil(n^(1/3)) consecutive intervals, each side resampled on its own), because
-  latencies within a run are correlated in time.
-  regression    the whole interval lies above 1, the ratio exceeds the floor
-                (p50 5%, p95 10%, p99 15%, p99.9 20%; throughput 5% lower),
-                and the change exceeds --min-abs-ms
-  improvement   the mirror image
-  no change     the whole interval lies within the floor's band
-  inconclusive  anything else, or fewer than 100/(1-q) samples on a side
+  interval left out) are the units. A side may hold several runs (a baseline
+  directory of runs, or several run directories): a two-level bootstrap draws
+  runs, then blocks of consecutive intervals within each drawn run (at least
+  ceil(n^(1/3)) long, longer when the intervals are autocorrelated), so the
+  spread between runs widens the interval as it should. A side of one run
+  cannot show that spread: it is allowed for with the spread learned from the
+  other side's runs, else --run-spread, and every verdict says which.
+  Intervals and p-values are normal ones on the log of the ratio, with the
+  bootstrap's standard error; Holm's correction across one operation's
+  percentiles holds the family-wise false-alarm rate at --alpha.
+  regression     significant, beyond the floor (p50 5%, p95 10%, p99 15%,
+                 p99.9 20%; throughput 5% lower) and above --min-abs-ms
+  improvement    the mirror image
+  contradictory  faster here, but the same operation regressed at another
+                 percentile: not credited as an improvement
+  no change      the whole interval lies within the floor's band
+  below min-abs  the change is smaller than --min-abs-ms
+  inconclusive   anything else, or fewer than 100/(1-q) samples on a side
 
 Exit codes:
   0  compared (whatever the verdicts; `rehearse gate` acts on them)
-  2  bad usage or input (not a run directory, unknown schema)";
+  2  bad usage or input (not a run directory, unknown schema, missing field)";
 
 const GATE_HELP: &str = "\
 Order:

@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod interrupt;
 pub mod lab;
+pub mod output;
 pub mod progress;
 pub mod query;
 pub mod repo;

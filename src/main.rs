@@ -9,7 +9,7 @@ use clap::Parser;
 use cli::{
     BackfillArgs, BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs,
     CutoverCommand, GateArgs, LabCommand, QueryArgs, RunArgs, SchemaCommand, SeedArgs, StepArgs,
-    VerifyArgs,
+    VerdictArgs, VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -93,11 +93,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Baseline(BaselineCommand::Save {
             run,
             name,
+            add,
             force,
             root,
         }) => {
-            let dest = rehearse::report::gate::save_baseline(run, root, name, *force)?;
-            println!("baseline {name} saved to {}", dest.display());
+            let dest = rehearse::report::gate::save_baseline(run, root, name, *add, *force)?;
+            let runs = rehearse::report::compare::run_dirs(&root.join(name))?.len();
+            println!(
+                "baseline {name}: run saved to {} ({runs} run{} in the baseline)",
+                dest.display(),
+                if runs == 1 { "" } else { "s" }
+            );
             Ok(exit::OK)
         }
         Command::Report(args) => {
@@ -624,15 +630,34 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
+fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::report::compare::CompareSettings> {
+    if !(v.alpha > 0.0 && v.alpha < 0.5) || !(v.run_spread >= 0.0) || !(v.min_abs_ms >= 0.0) {
+        return Err(rehearse::Error::Usage(
+            "--alpha must lie in (0, 0.5), --run-spread and --min-abs-ms must not be negative"
+                .into(),
+        )
+        .into());
+    }
+    Ok(rehearse::report::compare::CompareSettings {
+        resamples: v.resamples as usize,
+        alpha: v.alpha,
+        min_abs_ms: v.min_abs_ms,
+        run_spread: v.run_spread,
+        ..Default::default()
+    })
+}
+
 fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
     use rehearse::report::compare;
-    let (base, interval) = compare::pooled(&args.baseline)?;
-    let (cand, _) = compare::pooled(&args.candidate)?;
-    let settings = compare::CompareSettings {
-        resamples: args.resamples.max(100),
-        min_abs_ms: args.min_abs_ms,
-        ..Default::default()
-    };
+    let (base, interval) = compare::runs(&args.baseline)?;
+    let (cand, cand_interval) = compare::runs(&args.candidate)?;
+    if (interval - cand_interval).abs() > 1e-9 {
+        return Err(rehearse::Error::Usage(format!(
+            "the baseline's intervals are {interval} s, the candidate's {cand_interval} s"
+        ))
+        .into());
+    }
+    let settings = verdict_settings(&args.verdicts)?;
     let out = compare::compare_all(&base, &cand, interval, &settings);
     if let Some(dir) = &args.charts {
         let files = rehearse::report::overlay(&base, &cand, interval, dir)?;
@@ -647,53 +672,17 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
             rehearse::Error::Usage("the two sides share no variant and operation".into()).into(),
         );
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(exit::OK);
-    }
-    let header = [
-        "variant/operation",
-        "metric",
-        "baseline",
-        "candidate",
-        "ratio",
-        "95% CI",
-        "verdict",
-    ];
-    let mut rows = Vec::new();
-    for (key, rs) in &out {
-        for r in rs {
-            let unit = if r.metric == "throughput" {
-                "/s"
-            } else {
-                " ms"
-            };
-            rows.push(vec![
-                key.clone(),
-                r.metric.clone(),
-                format!("{:.3}{unit}", r.baseline),
-                format!("{:.3}{unit}", r.candidate),
-                format!("x{:.3}", r.ratio),
-                format!("{:.3}-{:.3}", r.low, r.high),
-                match &r.note {
-                    Some(n) => format!("{} ({n})", r.change),
-                    None => r.change.to_string(),
-                },
-            ]);
-        }
-    }
-    if args.markdown {
-        println!(
-            "| {} |\n|{}|",
-            header.join(" | "),
-            header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
-        );
-        for r in rows {
-            println!("| {} |", r.join(" | "));
-        }
+    let format = if args.json {
+        rehearse::output::compare::Format::Json
+    } else if args.markdown {
+        rehearse::output::compare::Format::Markdown
     } else {
-        print!("{}", text::table(&header, &rows));
-    }
+        rehearse::output::compare::Format::Table
+    };
+    print!(
+        "{}",
+        rehearse::output::compare::render(&out, &settings, format)?
+    );
     Ok(exit::OK)
 }
 
@@ -703,10 +692,7 @@ fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
         run: args.run.clone(),
         baselines: args.baselines.clone(),
         budgets: args.budgets.clone(),
-        settings: rehearse::report::compare::CompareSettings {
-            min_abs_ms: args.min_abs_ms,
-            ..Default::default()
-        },
+        settings: verdict_settings(&args.verdicts)?,
     })?;
     let md = gate::markdown(&g);
     print!("{md}");

@@ -273,13 +273,17 @@ max_driver_lag = "200ms"
         "[budgets.dashboard]\nmax = \"10s\"\nerror_rate = 0.01\n",
     )
     .unwrap();
-    let saved = gate::save_baseline(&out, &dir.join("baselines"), "main", false).unwrap();
+    let saved = gate::save_baseline(&out, &dir.join("baselines"), "main", false, false).unwrap();
     assert!(
-        gate::save_baseline(&out, &dir.join("baselines"), "main", false).is_err(),
+        gate::save_baseline(&out, &dir.join("baselines"), "main", false, false).is_err(),
         "never replaced by accident"
     );
+    assert!(
+        gate::save_baseline(&out, &dir.join("baselines"), "main", true, false).is_err(),
+        "the same run is not added twice"
+    );
     let g = gate::gate(&gate::GateOptions {
-        baselines: vec![saved],
+        baselines: vec![dir.join("baselines/main")],
         budgets: Some(budgets),
         ..opts
     })
@@ -289,8 +293,9 @@ max_driver_lag = "200ms"
     assert!(g
         .comparisons
         .iter()
-        .flat_map(|(_, rows)| rows)
+        .flat_map(|(_, c)| &c.rows)
         .all(|r| r.change != rehearse::report::compare::Change::Regression));
+    assert!(saved.ends_with(&g_run_id(&out)), "{}", saved.display());
 
     // A run that fails part way (its second variant wants a PgBouncer this
     // estate does not have) stops with the reason; run.json says failed and
@@ -666,44 +671,148 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_400us_delay() {
         slow.result.scenario.inject_delay.0,
         Duration::from_micros(400)
     );
-    let settings = compare::CompareSettings {
-        min_abs_ms: 0.1,
-        ..Default::default()
+    // Gated through the CLI, at its defaults, as CI gates.
+    let gate_cli = |run: &str| {
+        let out = common::rehearse_cmd()
+            .arg("gate")
+            .arg(dir.join(run))
+            .arg("--baseline")
+            .arg(dir.join("a"))
+            .arg("--junit")
+            .arg(dir.join(format!("{run}.xml")))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
-    let gate_against_a = |run: &str| gate::GateOptions {
-        run: dir.join(run),
+    let (code, md) = gate_cli("a2");
+    assert_eq!(code, Some(0), "A/A at the CLI's defaults:\n{md}");
+    let (code, md) = gate_cli("slow");
+    assert_eq!(code, Some(1), "400 us slower at the CLI's defaults:\n{md}");
+    assert!(md.contains("REGRESSION"), "{md}");
+    // Every request was slower: no row may call it an improvement.
+    assert!(!md.contains("improvement"), "{md}");
+    let reg = gate::gate(&gate::GateOptions {
+        run: dir.join("slow"),
         baselines: vec![dir.join("a")],
         budgets: None,
-        settings: settings.clone(),
-    };
-    let aa = gate::gate(&gate_against_a("a2")).unwrap();
-    assert_eq!(
-        (aa.verdict, aa.exit_code),
-        ("pass", 0),
-        "{}",
-        gate::markdown(&aa)
-    );
-    let reg = gate::gate(&gate_against_a("slow")).unwrap();
-    assert_eq!(
-        (reg.verdict, reg.exit_code),
-        ("fail", 1),
-        "{}",
-        gate::markdown(&reg)
-    );
-    let p50 = &reg.comparisons[0].1[0];
+        settings: compare::CompareSettings::default(),
+    })
+    .unwrap();
+    let p50 = &reg.comparisons[0].1.rows[0];
     assert_eq!(
         (p50.metric.as_str(), p50.change),
         ("p50", compare::Change::Regression),
         "{p50:?}"
     );
     assert!(p50.candidate - p50.baseline > 0.3, "{p50:?}");
+    assert!(reg
+        .comparisons
+        .iter()
+        .flat_map(|(_, c)| &c.rows)
+        .all(|r| r.change != compare::Change::Improvement));
 
     // Overlay charts of the two builds.
-    let (base, interval) = compare::pooled(&[dir.join("a")]).unwrap();
-    let (cand, _) = compare::pooled(&[dir.join("slow")]).unwrap();
+    let (base, interval) = compare::runs(&[dir.join("a")]).unwrap();
+    let (cand, _) = compare::runs(&[dir.join("slow")]).unwrap();
     let files = rehearse::report::overlay(&base, &cand, interval, &dir.join("overlay")).unwrap();
     assert_eq!(files.len(), 2);
     for f in files {
         assert!(std::fs::read(&f).unwrap().starts_with(b"\x89PNG"));
     }
+}
+
+fn g_run_id(dir: &std::path::Path) -> String {
+    rehearse::run::read(dir).unwrap().run_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_run_gates_as_invalid_and_a_renamed_field_is_refused() {
+    let _alone = ALONE.write().await;
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_invalid").await;
+    let estate = lab.estate(&url);
+    let dir = work_dir("invalid");
+    // One request in flight at a time, each 20 ms, asked for 200/s: the
+    // estate cannot keep up, so the numbers must not be trusted.
+    let file = scenario_file(
+        &dir,
+        "slow",
+        "warmup = \"1s\"\n[[phase]]\nduration = \"4s\"\nrate = 200\nmax_in_flight = 1\n\
+         [[mix]]\noperation = \"sql\"\nname = \"sleep\"\nweight = 1\nsql = \"SELECT pg_sleep(0.02)\"\nvia = \"primary\"\n\
+         [[variant]]\nname = \"direct\"\nmode = \"legacy\"\nreads = \"primary\"\ncache = false\n\
+         [budgets.sleep]\nmax = \"10s\"\n",
+    );
+    let out = dir.join("run");
+    let o = driver::run(
+        &estate,
+        &RunOptions {
+            scenarios: vec![file],
+            out: Some(out.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .pop()
+    .unwrap();
+    assert_eq!(o.exit_code(), 3, "{:?}", o.result.variants[0].validity);
+    let gate = common::rehearse_cmd()
+        .arg("gate")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&gate.stdout);
+    assert_eq!(gate.status.code(), Some(3), "{md}");
+    assert!(
+        md.contains("INVALID") && md.contains("could not keep up"),
+        "{md}"
+    );
+    assert!(!md.contains("## rehearse gate: PASS") && !md.contains("## rehearse gate: FAIL"));
+
+    // Rename one percentile in run.json: the gate refuses with exit 2 and
+    // names the field; the report refuses too. Nothing is read as zero.
+    let text = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(text.contains("\"p99_ms\""));
+    for (from, to, field) in [
+        ("\"p99_ms\"", "\"p99ms\"", "p99"),
+        ("\"error_rate\": 0", "\"error_ratio\": 0", "error_ratio"),
+    ] {
+        let broken = dir.join(format!("broken-{field}"));
+        std::fs::create_dir_all(&broken).unwrap();
+        std::fs::copy(out.join("latency.hlog"), broken.join("latency.hlog")).unwrap();
+        std::fs::write(broken.join("run.json"), text.replacen(from, to, 1)).unwrap();
+        for cmd in ["gate", "report"] {
+            let r = common::rehearse_cmd()
+                .arg(cmd)
+                .arg(&broken)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&r.stderr);
+            assert_eq!(r.status.code(), Some(2), "{cmd}: {err}");
+            assert!(
+                err.contains(field) && err.contains("variants[0]"),
+                "{cmd}: {err}"
+            );
+        }
+    }
+    // A field deleted outright.
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["variants"][0]["operations"][0]["response"]
+        .as_object_mut()
+        .unwrap()
+        .remove("p50_ms");
+    let broken = dir.join("broken-missing");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("run.json"), v.to_string()).unwrap();
+    let r = common::rehearse_cmd()
+        .arg("gate")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing field `p50_ms`"), "{err}");
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::compare::{self, Change, CompareSettings, Row};
+use super::compare::{self, Change, CompareSettings, Comparison};
 use crate::error::{Error, IoContext, Result};
 use crate::exit;
 use crate::run::{judge, BudgetOutcome};
@@ -47,7 +47,7 @@ pub struct GateOutcome {
     pub verdict: &'static str,
     pub exit_code: i32,
     pub cases: Vec<Case>,
-    pub comparisons: Vec<(String, Vec<Row>)>,
+    pub comparisons: Vec<(String, Comparison)>,
 }
 
 pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
@@ -132,55 +132,51 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
         }
     }
 
-    // 3. Against the baseline.
+    // 3. Against the baseline: the candidate is this one run; the baseline
+    //    may hold several, whose spread the verdict then measures.
     let mut comparisons = Vec::new();
     if !o.baselines.is_empty() {
-        let (cand, interval) = compare::run_intervals(&o.run)?;
-        let (base, _) = compare::pooled(&o.baselines)?;
-        for (key, rows) in compare::compare_all(&base, &cand, interval, &o.settings) {
-            for row in &rows {
+        let (cand, interval) = compare::runs(std::slice::from_ref(&o.run))?;
+        let (base, base_interval) = compare::runs(&o.baselines)?;
+        if (interval - base_interval).abs() > 1e-9 {
+            return Err(Error::Usage(format!(
+                "the run's intervals are {interval} s, the baseline's {base_interval} s: compare runs of one interval"
+            )));
+        }
+        for (key, c) in compare::compare_all(&base, &cand, interval, &o.settings) {
+            for row in &c.rows {
+                let ci = format!(
+                    "x{:.3} ({:.0}% CI {:.3}-{:.3}, p {:.2e}, floor {:.0}%)",
+                    row.ratio,
+                    (1.0 - o.settings.alpha) * 100.0,
+                    row.low,
+                    row.high,
+                    row.p_value,
+                    row.floor * 100.0
+                );
                 let (status, message) = match row.change {
                     Change::Regression => (
                         Status::Fail,
-                        format!(
-                            "{:.3} -> {:.3}: x{:.3} (95% CI {:.3}-{:.3}, floor {:.0}%)",
-                            row.baseline,
-                            row.candidate,
-                            row.ratio,
-                            row.low,
-                            row.high,
-                            row.floor * 100.0
-                        ),
+                        format!("{:.3} -> {:.3}: {ci}", row.baseline, row.candidate),
                     ),
-                    Change::Inconclusive => (
+                    Change::Inconclusive | Change::Contradictory => (
                         Status::Skipped,
-                        row.note.clone().unwrap_or_else(|| {
-                            format!(
-                                "x{:.3} (95% CI {:.3}-{:.3}) straddles the {:.0}% floor",
-                                row.ratio,
-                                row.low,
-                                row.high,
-                                row.floor * 100.0
-                            )
-                        }),
+                        match &row.note {
+                            Some(n) => format!("{}: {ci}; {n}", row.change),
+                            None => format!("{}: {ci}", row.change),
+                        },
                     ),
-                    c => (
-                        Status::Pass,
-                        format!(
-                            "{c}: x{:.3} (95% CI {:.3}-{:.3})",
-                            row.ratio, row.low, row.high
-                        ),
-                    ),
+                    ch => (Status::Pass, format!("{ch}: {ci}")),
                 };
                 cases.push(Case {
                     suite: "compare",
                     class: format!("compare.{}", key.replace('/', ".")),
                     name: row.metric.clone(),
                     status,
-                    message,
+                    message: format!("{message}; {}", c.between_runs),
                 });
             }
-            comparisons.push((key, rows));
+            comparisons.push((key, c));
         }
         if comparisons.is_empty() {
             return Err(Error::Usage(
@@ -309,34 +305,67 @@ pub fn markdown(g: &GateOutcome) -> String {
     s
 }
 
-/// Copy a run's results into `results/baselines/<name>/`, replacing it only with `force`.
-pub fn save_baseline(run: &Path, root: &Path, name: &str, force: bool) -> Result<PathBuf> {
+/// Copy a run's record and interval log into `<root>/<name>/<run-id>/`.
+/// A new name starts a baseline; `add` adds a run to one (several runs let
+/// verdicts measure the spread between runs); `force` replaces it with this
+/// one run. Each copy is made in a scratch directory and moved into place.
+pub fn save_baseline(
+    run: &Path,
+    root: &Path,
+    name: &str,
+    add: bool,
+    force: bool,
+) -> Result<PathBuf> {
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        || name.starts_with('.')
     {
         return Err(Error::Usage(format!(
             "baseline name {name:?}: use letters, digits, '-', '_' and '.'"
         )));
     }
-    crate::run::read(run)?;
-    let dest = root.join(name);
-    if dest.exists() && !force {
+    let r = crate::run::read(run)?;
+    if r.status != crate::run::Status::Complete {
         return Err(Error::Usage(format!(
-            "{} exists: pass --force to replace that baseline",
+            "{}: the run is {:?}; only complete runs make a baseline",
+            run.display(),
+            r.status
+        )));
+    }
+    let dest = root.join(name);
+    if dest.exists() && !add && !force {
+        return Err(Error::Usage(format!(
+            "{} exists: pass --add to add this run to it, or --force to replace it",
             dest.display()
         )));
     }
+    let target = dest.join(&r.run_id);
+    if add && target.exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds run {}",
+            dest.display(),
+            r.run_id
+        )));
+    }
+    std::fs::create_dir_all(root).io("creating", root)?;
     let tmp = root.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).io("creating", &tmp)?;
+    let tmp_run = tmp.join(&r.run_id);
+    std::fs::create_dir_all(&tmp_run).io("creating", &tmp_run)?;
     for f in ["run.json", "latency.hlog"] {
-        std::fs::copy(run.join(f), tmp.join(f)).io("copying into the baseline", &run.join(f))?;
+        std::fs::copy(run.join(f), tmp_run.join(f))
+            .io("copying into the baseline", &run.join(f))?;
     }
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest).io("replacing", &dest)?;
+    if add && dest.exists() {
+        std::fs::rename(&tmp_run, &target).io("moving into place", &target)?;
+        let _ = std::fs::remove_dir_all(&tmp);
+    } else {
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).io("replacing", &dest)?;
+        }
+        std::fs::rename(&tmp, &dest).io("moving into place", &dest)?;
     }
-    std::fs::rename(&tmp, &dest).io("moving into place", &dest)?;
-    Ok(dest)
+    Ok(target)
 }

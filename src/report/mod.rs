@@ -61,8 +61,8 @@ fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 /// Overlay charts of two builds: per variant and operation, both sides'
 /// percentile spectra, and their p99 per interval, on one chart each.
 pub fn overlay(
-    base: &compare::RunIntervals,
-    cand: &compare::RunIntervals,
+    base: &compare::Runs,
+    cand: &compare::Runs,
     interval_s: f64,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
@@ -76,6 +76,8 @@ pub fn overlay(
     let mut files = Vec::new();
     for (key, c) in cand {
         let Some(b) = base.get(key) else { continue };
+        // Several runs of a side: their intervals one after another.
+        let (b, c) = (&b.concat(), &c.concat());
         let name = key.replace('/', ".");
         let sides = [("baseline", b, PALETTE[0]), ("candidate", c, PALETTE[1])];
         let spectrum = Chart {
