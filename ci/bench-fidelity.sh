@@ -23,10 +23,16 @@ out=$(mktemp -d)
 RUN=($R --primary-url "$URL" --lab-dir "$out/no-lab" run -q)
 field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); o=r['variants'][0]['operations'][0]; print($2)" "$1/run.json"; }
 
-echo "== 5 ms sleep, open loop, 100/s =="
+echo "== 5 ms sleep, open loop, 100/s (each run's p50 must lie within 10% of 5 ms) =="
+off=0
 for i in 1 2 3; do
   "${RUN[@]}" scenarios/fidelity_sleep.toml --out "$out/sleep$i" >/dev/null || true
   field "$out/sleep$i" "f\"run $i: response p50 {o['response']['p50_ms']:.3f} ms ({(o['response']['p50_ms']/5-1)*100:+.1f}% of 5 ms), p99 {o['response']['p99_ms']:.3f} ms, service p50 {o['service']['p50_ms']:.3f} ms, send lag p50 {o['lag']['p50_ms']*1000:.0f} us\""
+  # A run that wrote nothing, or a p50 more than 10% off, fails the claim.
+  if ! python3 -c "import json,sys; o=json.load(open(sys.argv[1]))['variants'][0]['operations'][0]; sys.exit(0 if abs(o['response']['p50_ms']/5-1) <= 0.10 else 1)" "$out/sleep$i/run.json" 2>/dev/null; then
+    echo "bench-fidelity: run $i: p50 more than 10% off 5 ms (or no result)" >&2
+    off=$((off + 1))
+  fi
 done
 
 probe() {
@@ -56,3 +62,8 @@ for model in open closed; do
 done
 "${PSQL[@]}" "$BASE/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 rm -rf "$out"
+if [ "$off" -gt 0 ]; then
+  echo "bench-fidelity: FAIL: $off of 3 runs had a p50 more than 10% off 5 ms" >&2
+  exit 1
+fi
+echo "bench-fidelity: PASS: every run's p50 within 10% of 5 ms"

@@ -172,9 +172,10 @@ async fn the_drill_under_a_mixed_workload_loses_no_acknowledged_write() {
         hardened.describe()
     );
     let naive = race(rehearse::schema::TriggerVariant::Naive);
+    // A material loss, not a stray row: at least half the summary rows wrong.
     assert!(
-        naive.wrong_summary_rows + naive.lost_updates + naive.burst.failed_writes as i64 > 0,
-        "the naive triggers showed no race: {}",
+        naive.summary_rows > 0 && naive.wrong_summary_rows * 2 >= naive.summary_rows,
+        "the naive triggers lost too little to prove the race: {}",
         naive.describe()
     );
 

@@ -1032,3 +1032,119 @@ async fn rehearse_query_prints_what_the_library_returns_and_refuses_bad_input() 
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cursor"));
 }
+
+/// The write ledger's final check, proven by breaking what it checks behind
+/// its back: a deleted row is missing (and named), a changed amount is
+/// differing, a voided row put back is resurrected, and a change answered
+/// "not found" is a lost write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_check_fails_on_a_deleted_changed_or_resurrected_row() {
+    use rehearse::driver::ledger::{Change, Check, Ledger};
+    let _shared = COMPONENTS.read().await;
+    let f = fixture();
+    let org = &f.spare[35];
+    let prop = org.properties[0];
+    let r = repo(Pooling::Direct, Mode::Legacy).await;
+    let fin = r.finance();
+    let ledger = Ledger::default();
+    let mut ids = Vec::new();
+    for amount in [1_001, 1_002, 1_003, 1_004] {
+        let e = NewEntry::revenue(prop, nov(20), "rooms", amount);
+        let w = fin.record(org.id, &e).await.unwrap();
+        ledger.recorded(w.id, org.id, &e);
+        ids.push(w.id);
+    }
+    let c = primary().await;
+    let check = || async { ledger.check(&c, Mode::Legacy, Check::Final).await.unwrap() };
+    let clean = check().await;
+    assert!(clean.ok() && clean.entries_checked == 4, "{clean}");
+
+    let t = Mode::Legacy.tables();
+    // 1. Deleted behind the ledger's back.
+    c.execute(
+        &format!(
+            "DELETE FROM {} WHERE organization_id = $1 AND id = $2",
+            t.revenue
+        ),
+        &[&org.id, &ids[0]],
+    )
+    .await
+    .unwrap();
+    let deleted = check().await;
+    assert_eq!((deleted.missing, deleted.ok()), (1, false), "{deleted}");
+    let named = format!("revenue {} of organization {}", ids[0], org.id);
+    assert!(
+        deleted.examples.iter().any(|e| e.contains(&named)),
+        "{:?}",
+        deleted.examples
+    );
+    // 2. An amount changed.
+    c.execute(
+        &format!(
+            "UPDATE {} SET amount_cents = amount_cents + 1 WHERE organization_id = $1 AND id = $2",
+            t.revenue
+        ),
+        &[&org.id, &ids[1]],
+    )
+    .await
+    .unwrap();
+    let changed = check().await;
+    assert_eq!((changed.missing, changed.differing), (1, 1), "{changed}");
+    // 3. Voided, acknowledged, then put back.
+    c.batch_execute(&format!(
+        "CREATE TEMP TABLE kept AS SELECT * FROM {} WHERE organization_id = {} AND id = {}",
+        t.revenue, org.id, ids[2]
+    ))
+    .await
+    .unwrap();
+    ledger.pending(EntryKind::Revenue, ids[2], org.id, Change::Void);
+    fin.void(org.id, EntryKind::Revenue, ids[2]).await.unwrap();
+    ledger.voided(EntryKind::Revenue, ids[2], org.id);
+    assert_eq!(check().await.resurrected, 0);
+    c.batch_execute(&format!("INSERT INTO {} SELECT * FROM kept", t.revenue))
+        .await
+        .unwrap();
+    let back = check().await;
+    assert_eq!(
+        (back.missing, back.differing, back.resurrected),
+        (1, 1, 1),
+        "{back}"
+    );
+    // 4. An adjust of the deleted entry is answered "not found": lost, even
+    //    if the row came back afterwards.
+    ledger.pending(EntryKind::Revenue, ids[0], org.id, Change::Amount(5));
+    let a = Adjustment {
+        amount_cents: Some(5),
+        ..Default::default()
+    };
+    let err = fin
+        .adjust(org.id, EntryKind::Revenue, ids[0], &a)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, rehearse::Error::NotFound(_)), "{err}");
+    ledger.not_found(EntryKind::Revenue, ids[0], org.id);
+    // 5. An adjust of unknown outcome: fine while the row holds the old or
+    //    the new amount, differing once it holds a third.
+    ledger.pending(EntryKind::Revenue, ids[3], org.id, Change::Amount(77));
+    let unknown = check().await;
+    assert_eq!(
+        (
+            unknown.missing,
+            unknown.differing,
+            unknown.resurrected,
+            unknown.unknown_outcome
+        ),
+        (1, 1, 1, 1),
+        "{unknown}"
+    );
+    c.execute(
+        &format!(
+            "UPDATE {} SET amount_cents = 78 WHERE organization_id = $1 AND id = $2",
+            t.revenue
+        ),
+        &[&org.id, &ids[3]],
+    )
+    .await
+    .unwrap();
+    assert_eq!(check().await.differing, 2);
+}

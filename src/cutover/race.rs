@@ -54,6 +54,8 @@ pub struct RaceResult {
     pub burst: Burst,
     /// Summary rows that differ from the aggregate of the entries.
     pub wrong_summary_rows: i64,
+    /// Summary rows the burst left (the days and properties it touched).
+    pub summary_rows: i64,
     /// Entries the summaries do not count, or count too often: |Σ counts − entries|.
     pub lost_updates: i64,
     pub entries: i64,
@@ -62,11 +64,12 @@ pub struct RaceResult {
 impl RaceResult {
     pub fn describe(&self) -> String {
         format!(
-            "{:<8} {} writes by {} writers: {} wrong summary rows, {} lost updates (counts), {} failed writes{}",
+            "{:<8} {} writes by {} writers: {} of {} summary rows wrong, {} lost updates (counts), {} failed writes{}",
             self.variant.name(),
             self.burst.writes,
             self.writers,
             self.wrong_summary_rows,
+            self.summary_rows,
             self.lost_updates,
             self.burst.failed_writes,
             self.burst
@@ -200,11 +203,17 @@ pub async fn race(
             Ok(burst) => {
                 let wrong = schema::summary_mismatches_of(&client, t).await?;
                 let (entries, lost) = counted(&client, t).await?;
+                let summary_rows: i64 = client
+                    .query_one(&format!("SELECT count(*) FROM {}", t.summary), &[])
+                    .await
+                    .db(|| format!("counting the rows of {}", t.summary))?
+                    .get(0);
                 Ok(RaceResult {
                     variant,
                     writers: writers as usize,
                     burst,
                     wrong_summary_rows: wrong,
+                    summary_rows,
                     lost_updates: lost,
                     entries,
                 })
