@@ -411,9 +411,12 @@ Method:
   spread between runs widens the interval as it should. A side of one run
   cannot show that spread: it is allowed for with the spread learned from the
   other side's runs, else --run-spread, and every verdict says which.
-  Intervals and p-values are normal ones on the log of the ratio, with the
-  bootstrap's standard error; Holm's correction across one operation's
-  percentiles holds the family-wise false-alarm rate at --alpha.
+  Intervals and p-values are Student-t ones on the log of the ratio, with the
+  bootstrap's standard error (extrapolated from blocks of b and 2b) and the
+  drawable blocks as degrees of freedom; Holm's correction across one
+  operation's percentiles holds the family-wise false-alarm rate at --alpha.
+  The allowance applies to latencies only: an open loop's throughput is set
+  by its schedule, and its spread between runs is measured when runs exist.
   regression     significant, beyond the floor (p50 5%, p95 10%, p99 15%,
                  p99.9 20%; throughput 5% lower) and above --min-abs-ms
   improvement    the mirror image

@@ -3,10 +3,8 @@
 //! `.hgrm` percentile distribution files HdrHistogram's plotters read.
 //! Writer and reader live together so the format is defined once.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use std::io::Write;
+use std::path::Path;
 use std::time::SystemTime;
 
 use base64::Engine;
@@ -70,23 +68,6 @@ impl Hlog {
         // One write per line, unbuffered: a crash loses at most the line being written.
         self.file.write_all(line.as_bytes())
     }
-}
-
-/// One tag's interval histograms: (seconds after the log's start, histogram).
-pub type Intervals = Vec<(f64, Histogram<u64>)>;
-
-/// Every interval histogram of a log, by tag.
-pub fn read(path: &Path) -> Result<BTreeMap<String, Intervals>> {
-    let mut out: BTreeMap<String, Intervals> = BTreeMap::new();
-    for_each(
-        path,
-        |_| true,
-        |tag, start, h| {
-            out.entry(tag.to_string()).or_default().push((start, h));
-            Ok(())
-        },
-    )?;
-    Ok(out)
 }
 
 /// Visit the interval histograms of the tags `keep` accepts, one at a time
