@@ -3,13 +3,16 @@
 
 use std::path::PathBuf;
 
-use clap::builder::PossibleValuesParser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use rehearse::day::Day;
 use rehearse::exit;
 use rehearse::lab::{Component, DEFAULT_PORT_BASE};
+use rehearse::repo::{Pooling, Via};
 use rehearse::report::compare::CompareSettings;
-use rehearse::schema::{Modes, TriggerVariant, DEFAULT_PARTITIONS};
+use rehearse::scenario::Dur;
+use rehearse::schema::{Mode, Modes, TriggerVariant, DEFAULT_PARTITIONS};
 use rehearse::seed::Profile;
 
 #[derive(Debug, Parser)]
@@ -125,7 +128,7 @@ pub struct StepArgs {
     pub dry_run: bool,
     /// Give up one attempt at a table lock after this long (then retry), instead of queueing behind long transactions.
     #[arg(long, default_value = "200ms", value_name = "DURATION")]
-    pub lock_timeout: String,
+    pub lock_timeout: Dur,
     /// Attempts at the locks before the step fails, changing nothing.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub lock_attempts: u32,
@@ -150,7 +153,7 @@ pub struct BackfillArgs {
     pub max_lag_mib: i64,
     /// The longest pause before one more batch goes anyway (it slows down under pressure, it does not stop).
     #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub max_pause: String,
+    pub max_pause: Dur,
 }
 
 /// How finely verify compares.
@@ -265,10 +268,10 @@ pub struct DrillArgs {
     pub rate: Option<f64>,
     /// Steady state measured before the first step.
     #[arg(long, default_value = "15s", value_name = "DURATION")]
-    pub steady: String,
+    pub steady: Dur,
     /// How long the estate runs switched before the rollback.
     #[arg(long, default_value = "15s", value_name = "DURATION")]
-    pub soak: String,
+    pub soak: Dur,
     /// Pause the backfill while the workload's p99 (last interval) is above this many milliseconds [default: 4x the steady state's p99, at least 10].
     #[arg(long, value_name = "MS")]
     pub max_p99_ms: Option<f64>,
@@ -292,8 +295,8 @@ pub struct DrillArgs {
 #[derive(Debug, Args)]
 pub struct SeedArgs {
     /// Dataset size: smoke (5,000 orgs), ci (500 orgs) or full (1,000,000 orgs), each 14 days; flags below override it.
-    #[arg(long, default_value = "full", value_parser = PossibleValuesParser::new(Profile::NAMES))]
-    pub profile: String,
+    #[arg(long, default_value = "full", value_parser = choice::<Profile>(&Profile::NAMES))]
+    pub profile: Profile,
     /// Number of organizations.
     #[arg(long, value_name = "N")]
     pub orgs: Option<u64>,
@@ -305,10 +308,10 @@ pub struct SeedArgs {
     pub seed: u64,
     /// Last business day of the history (YYYY-MM-DD); fixed by default so data does not depend on today.
     #[arg(long, default_value = "2026-10-31", value_name = "DATE")]
-    pub end_date: String,
+    pub end_date: Day,
     /// Which finance tables to fill; with both, the partitioned tables get exactly the legacy rows.
-    #[arg(long, default_value = "both", value_parser = PossibleValuesParser::new(Modes::NAMES))]
-    pub mode: String,
+    #[arg(long, default_value = "both", value_parser = choice::<Modes>(&Modes::NAMES))]
+    pub mode: Modes,
     /// Hash partitions of each partitioned table [default: the count recorded in rehearse_meta, else 64].
     #[arg(long, value_name = "N")]
     pub partitions: Option<u32>,
@@ -367,7 +370,7 @@ pub struct GateArgs {
 /// How build-to-build verdicts are reached; `compare` and `gate` share them.
 #[derive(Debug, Args)]
 pub struct VerdictArgs {
-    /// Bootstrap resamples.
+    /// Bootstrap resamples (half with blocks of b, half with 2b).
     #[arg(long, default_value_t = CompareSettings::default().resamples as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(100..))]
     pub resamples: u32,
     /// Family-wise false-alarm rate (two-sided) across one operation's percentiles; intervals are shown at 1 - alpha.
@@ -468,16 +471,16 @@ pub struct RunArgs {
     pub variants: Vec<String>,
     /// Total duration of each variant; the phases are scaled to it (e.g. 30s, 2m).
     #[arg(long, value_name = "DURATION")]
-    pub duration: Option<String>,
+    pub duration: Option<Dur>,
     /// Peak arrival rate (requests/s); open phases are scaled so their highest rate is this.
     #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
     /// Warm-up left out of the totals (e.g. 5s) [default: the scenario's].
     #[arg(long, value_name = "DURATION")]
-    pub warmup: Option<String>,
+    pub warmup: Option<Dur>,
     /// Add this delay to every request (e.g. 300us): a known regression, to check that a gate catches one.
     #[arg(long, value_name = "DURATION")]
-    pub inject_delay: Option<String>,
+    pub inject_delay: Option<Dur>,
     /// Run directory [default: results/<time>-<scenario>; with several scenarios, one directory each under it].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -545,35 +548,35 @@ pub struct QueryArgs {
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub days: u32,
     /// Month of the P&L (YYYY-MM).
-    #[arg(long, value_name = "YYYY-MM")]
-    pub month: Option<String>,
+    #[arg(long, value_name = "YYYY-MM", value_parser = rehearse::query::parse_month)]
+    pub month: Option<Day>,
     /// First day of the range (YYYY-MM-DD).
     #[arg(long, value_name = "DATE")]
-    pub from: Option<String>,
+    pub from: Option<Day>,
     /// Last day of the range, and of the dashboard (YYYY-MM-DD).
     #[arg(long, value_name = "DATE")]
-    pub to: Option<String>,
+    pub to: Option<Day>,
     /// Entries per ledger page.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: u32,
     /// Ledger cursor: start after this entry (DATE.KIND.ID, as printed under a page).
     #[arg(long, value_name = "CURSOR")]
-    pub after: Option<String>,
+    pub after: Option<rehearse::repo::reporting::Cursor>,
     /// Organizations in the portfolio ranking.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: u32,
     /// Read this mode's tables instead of following the flag.
-    #[arg(long, value_parser = PossibleValuesParser::new(["legacy", "partitioned"]))]
-    pub mode: Option<String>,
+    #[arg(long, value_parser = choice::<Mode>(&["legacy", "partitioned"]))]
+    pub mode: Option<Mode>,
     /// Where the read goes: primary only, replica only (fails when none is healthy), or auto (replica, else primary).
-    #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(["primary", "replica", "auto"]))]
-    pub via: String,
+    #[arg(long, default_value = "auto", value_parser = choice::<Via>(&["primary", "replica", "auto"]))]
+    pub via: Via,
     /// Connect directly (prepared statements) or through the estate's PgBouncer (unnamed statements).
-    #[arg(long, default_value = "direct", value_parser = PossibleValuesParser::new(["direct", "pgbouncer"]))]
-    pub pool: String,
+    #[arg(long, default_value = "direct", value_parser = choice::<Pooling>(&["direct", "pgbouncer"]))]
+    pub pool: Pooling,
     /// Ask the Redis cache first (dashboard, pnl, properties).
-    #[arg(long, default_value = "on", value_parser = PossibleValuesParser::new(["on", "off"]))]
-    pub cache: String,
+    #[arg(long, default_value = "on", value_parser = PossibleValuesParser::new(["on", "off"]).map(|s| s == "on"))]
+    pub cache: bool,
     /// Print JSON (report, how it was served, counters) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -597,7 +600,7 @@ pub enum BenchCommand {
         threads: u32,
         /// Duration of each run (e.g. 15s).
         #[arg(long, default_value = "15s", value_name = "DURATION")]
-        duration: String,
+        duration: Dur,
         /// Rounds, each one pgbench run and one rehearse run; medians are reported.
         #[arg(long, default_value_t = 3, value_name = "N")]
         rounds: u32,
@@ -651,19 +654,25 @@ pub enum LabCommand {
     /// Start one component that was stopped.
     Start {
         /// The component to start.
-        #[arg(value_parser = component_parser())]
-        component: String,
+        #[arg(value_parser = choice::<Component>(&Component::NAMES))]
+        component: Component,
     },
     /// Stop one component, to rehearse its failure.
     Stop {
         /// The component to stop.
-        #[arg(value_parser = component_parser())]
-        component: String,
+        #[arg(value_parser = choice::<Component>(&Component::NAMES))]
+        component: Component,
     },
 }
 
-fn component_parser() -> PossibleValuesParser {
-    PossibleValuesParser::new(Component::NAMES)
+/// A value parser that lists `names` in --help and errors, and hands over
+/// the value parsed once into its type.
+fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    PossibleValuesParser::new(names).try_map(|s| s.parse::<T>().map_err(|e| e.to_string()))
 }
 
 /// The flag that lets a destructive command act on a database that is
@@ -680,22 +689,22 @@ pub enum SchemaCommand {
     /// Create the shared tables, the tables of the chosen modes, their triggers and rehearse_meta (idempotent).
     Create {
         /// Which finance tables to create: plain (legacy), hash-partitioned, or both.
-        #[arg(long, default_value = "both", value_parser = PossibleValuesParser::new(Modes::NAMES))]
-        mode: String,
+        #[arg(long, default_value = "both", value_parser = choice::<Modes>(&Modes::NAMES))]
+        mode: Modes,
         /// Number of hash partitions of each partitioned table.
         #[arg(long, default_value_t = DEFAULT_PARTITIONS, value_name = "N")]
         partitions: u32,
         /// How triggers update summaries: hardened (atomic upsert) or naive (read then write; races).
-        #[arg(long, default_value = "hardened", value_parser = PossibleValuesParser::new(TriggerVariant::NAMES))]
-        trigger_variant: String,
+        #[arg(long, default_value = "hardened", value_parser = choice::<TriggerVariant>(&TriggerVariant::NAMES))]
+        trigger_variant: TriggerVariant,
         #[command(flatten)]
         destructive: DestructiveArgs,
     },
     /// Drop the tables of the chosen modes; with both, everything rehearse created.
     Drop {
         /// Which finance tables to drop; both also drops the shared tables and rehearse_meta.
-        #[arg(long, default_value = "both", value_parser = PossibleValuesParser::new(Modes::NAMES))]
-        mode: String,
+        #[arg(long, default_value = "both", value_parser = choice::<Modes>(&Modes::NAMES))]
+        mode: Modes,
         #[command(flatten)]
         destructive: DestructiveArgs,
     },

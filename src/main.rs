@@ -15,13 +15,11 @@ use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
 use rehearse::exit;
 use rehearse::lab::{self, LabCtx, LabOptions};
-use rehearse::progress::thousands;
-use rehearse::query::{self, QueryOptions, QueryOutcome};
-use rehearse::repo::reporting::ReportData;
+use rehearse::query::{self, QueryOptions};
 use rehearse::schema::Mode;
 use rehearse::schema::{self, CreateOptions, DropOptions};
 use rehearse::seed::{self, SeedOptions};
-use rehearse::{bench, db, driver, text};
+use rehearse::{bench, db, driver, output};
 
 fn main() {
     // Output piped into `head` and the like: end quietly when the reader
@@ -99,26 +97,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }) => {
             let dest = rehearse::report::gate::save_baseline(run, root, name, *add, *force)?;
             let runs = rehearse::report::compare::run_dirs(&root.join(name))?.len();
-            println!(
-                "baseline {name}: run saved to {} ({runs} run{} in the baseline)",
-                dest.display(),
-                if runs == 1 { "" } else { "s" }
-            );
+            print!("{}", output::report::baseline_saved(name, &dest, runs));
             Ok(exit::OK)
         }
         Command::Report(args) => {
             let out = rehearse::report::report(&args.run_dir)?;
-            println!(
-                "{}: verdict {}\n  {}\n  {}\n  {} charts (SVG and PNG) in {}\n  {} .hgrm files in {}",
-                args.run_dir.display(),
-                out.verdict,
-                out.html.display(),
-                out.summary.display(),
-                out.charts.len() / 2,
-                args.run_dir.join("charts").display(),
-                out.hgrm.len(),
-                args.run_dir.join("hgrm").display()
-            );
+            print!("{}", output::report::written(&args.run_dir, &out));
             Ok(exit::OK)
         }
         Command::Run(args) => run_run(&cli, args).await,
@@ -128,8 +112,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn step_options(a: &StepArgs) -> anyhow::Result<cutover::StepOptions> {
-    let lock_timeout =
-        duration_flag("--lock-timeout", &Some(a.lock_timeout.clone()))?.expect("given");
+    let lock_timeout = a.lock_timeout.0;
     if a.lock_attempts == 0 {
         return Err(rehearse::Error::Usage("--lock-attempts must be at least 1".into()).into());
     }
@@ -167,7 +150,7 @@ fn backfill_options(a: &BackfillArgs) -> anyhow::Result<cutover::backfill::Backf
     Ok(cutover::backfill::BackfillOptions {
         batch_orgs: a.batch_orgs,
         max_lag_bytes: a.max_lag_mib << 20,
-        max_pause: duration_flag("--max-pause", &Some(a.max_pause.clone()))?.expect("given"),
+        max_pause: a.max_pause.0,
         ..Default::default()
     })
 }
@@ -176,13 +159,8 @@ fn backfill_options(a: &BackfillArgs) -> anyhow::Result<cutover::backfill::Backf
 fn print_step(report: &cutover::StepReport, json: bool) -> anyhow::Result<i32> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
-    } else if let Some(v) = &report.verify {
-        println!("{}", v.describe());
     } else {
-        println!(
-            "cutover {}: {} (phase: {})",
-            report.step, report.summary, report.phase
-        );
+        print!("{}", output::cutover::step(report));
     }
     Ok(match &report.verify {
         Some(v) if !v.ok => exit::FAIL,
@@ -286,8 +264,8 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
                 scenario: a.under.clone(),
                 variant: a.variant.clone(),
                 rate: a.rate,
-                steady: duration_flag("--steady", &Some(a.steady.clone()))?.expect("given"),
-                soak: duration_flag("--soak", &Some(a.soak.clone()))?.expect("given"),
+                steady: a.steady.0,
+                soak: a.soak.0,
                 out: a.out.clone(),
                 verbose: !a.step.quiet,
                 step: step_options(&a.step)?,
@@ -300,7 +278,7 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
             if a.step.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("{}\n\nrun directory: {} (cutover.json, run.json, latency.hlog; `rehearse report {}` draws it)", report.describe(), dir.display(), dir.display());
+                print!("{}", output::cutover::drill(&dir, &report));
             }
             Ok(report.exit_code)
         }
@@ -350,17 +328,17 @@ async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {
         }
         LabCommand::Start { component } => {
             let ctx = LabCtx::open(&dir)?;
-            ctx.start(component.parse()?).await?;
+            ctx.start(*component).await?;
         }
         LabCommand::Stop { component } => {
             let ctx = LabCtx::open(&dir)?;
-            let c = component.parse()?;
+            let c = *component;
             match ctx.pid(c) {
                 Some(pid) => {
                     ctx.stop(c)?;
-                    eprintln!("{component} stopped (pid {pid})");
+                    eprintln!("{} stopped (pid {pid})", component.name());
                 }
-                None => eprintln!("{component} was not running"),
+                None => eprintln!("{} was not running", component.name()),
             }
         }
     }
@@ -373,35 +351,9 @@ fn print_status(status: &[lab::ComponentStatus], json: bool) {
             "{}",
             serde_json::to_string_pretty(status).expect("status serializes")
         );
-        return;
+    } else {
+        print!("{}", output::lab::status(status));
     }
-    let rows: Vec<Vec<String>> = status
-        .iter()
-        .map(|s| {
-            let state = match (s.up, s.pid, &s.problem) {
-                (true, _, _) => "up".to_string(),
-                (false, Some(_), Some(p)) => format!("not answering: {p}"),
-                _ => "down".to_string(),
-            };
-            vec![
-                s.component.to_string(),
-                state,
-                s.port.to_string(),
-                s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                s.version.clone().unwrap_or_else(|| "-".into()),
-                s.replay_lag_bytes
-                    .map(|b| format!("{b} bytes"))
-                    .unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        text::table(
-            &["component", "state", "port", "pid", "version", "replay lag"],
-            &rows
-        )
-    );
 }
 
 async fn run_schema(cli: &Cli, cmd: &SchemaCommand) -> anyhow::Result<i32> {
@@ -415,21 +367,29 @@ async fn run_schema(cli: &Cli, cmd: &SchemaCommand) -> anyhow::Result<i32> {
             destructive,
         } => {
             let opts = CreateOptions {
-                modes: mode.parse()?,
+                modes: *mode,
                 partitions: *partitions,
-                trigger_variant: trigger_variant.parse()?,
+                trigger_variant: *trigger_variant,
                 allow_destructive: destructive.allow_destructive.clone(),
             };
-            eprintln!("creating the schema (modes: {mode}) on {}", estate.primary);
+            eprintln!(
+                "creating the schema (modes: {}) on {}",
+                mode.name(),
+                estate.primary
+            );
             let info = schema::create(&mut client, &estate, &opts).await?;
             print_schema(&info, false);
         }
         SchemaCommand::Drop { mode, destructive } => {
             let opts = DropOptions {
-                modes: mode.parse()?,
+                modes: *mode,
                 allow_destructive: destructive.allow_destructive.clone(),
             };
-            eprintln!("dropping the schema (modes: {mode}) on {}", estate.primary);
+            eprintln!(
+                "dropping the schema (modes: {}) on {}",
+                mode.name(),
+                estate.primary
+            );
             match schema::drop_schema(&mut client, &estate, &opts).await? {
                 Some(info) => print_schema(&info, false),
                 None => eprintln!("dropped every table rehearse created"),
@@ -449,28 +409,14 @@ fn print_schema(info: &schema::SchemaInfo, json: bool) {
             "{}",
             serde_json::to_string_pretty(info).expect("schema info serializes")
         );
-        return;
+    } else {
+        print!("{}", output::schema::info(info));
     }
-    let modes: Vec<String> = info.modes.iter().map(|m| m.to_string()).collect();
-    println!("database:        {}", info.database);
-    println!("schema version:  {}", info.version);
-    println!(
-        "modes:           {}",
-        if modes.is_empty() {
-            "none".into()
-        } else {
-            modes.join(", ")
-        }
-    );
-    if let Some(p) = info.partitions {
-        println!("partitions:      {p}");
-    }
-    println!("trigger variant: {}", info.trigger_variant.name());
 }
 
 async fn run_seed(cli: &Cli, args: &SeedArgs) -> anyhow::Result<i32> {
     let estate = Estate::resolve(&estate_flags(cli))?;
-    let mut opts = SeedOptions::from_profile(args.profile.parse()?);
+    let mut opts = SeedOptions::from_profile(args.profile);
     if let Some(n) = args.orgs {
         opts.params.orgs = n;
     }
@@ -478,11 +424,8 @@ async fn run_seed(cli: &Cli, args: &SeedArgs) -> anyhow::Result<i32> {
         opts.params.days = n;
     }
     opts.params.seed = args.seed;
-    opts.params.end_date = args
-        .end_date
-        .parse()
-        .map_err(|e: String| rehearse::Error::Usage(format!("--end-date: {e}")))?;
-    opts.modes = args.mode.parse()?;
+    opts.params.end_date = args.end_date;
+    opts.modes = args.mode;
     opts.partitions = args.partitions;
     if let Some(j) = args.jobs {
         opts.jobs = j;
@@ -493,38 +436,7 @@ async fn run_seed(cli: &Cli, args: &SeedArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&record)?);
         return Ok(exit::OK);
     }
-    let rows: Vec<Vec<String>> = record
-        .tables
-        .iter()
-        .map(|t| {
-            vec![
-                t.table.clone(),
-                thousands(t.rows),
-                format!("{:.1} MiB", t.bytes as f64 / 1048576.0),
-            ]
-        })
-        .collect();
-    println!();
-    print!("{}", text::table(&["table", "rows", "size"], &rows));
-    println!();
-    let phases: Vec<Vec<String>> = record
-        .phases
-        .iter()
-        .map(|(p, s)| vec![p.clone(), format!("{s:.1}")])
-        .collect();
-    print!("{}", text::table(&["phase", "seconds"], &phases));
-    println!();
-    println!(
-        "{} rows generated; load {:.0} rows/s; total {:.1} s; peak RSS {} MiB; checksum {}",
-        thousands(record.counts.total()),
-        record.load_rows_per_second(),
-        record.seconds,
-        record
-            .peak_rss_kib
-            .map(|k| (k / 1024).to_string())
-            .unwrap_or_else(|| "?".into()),
-        record.checksum
-    );
+    print!("{}", output::seed::record(&record));
     Ok(exit::OK)
 }
 
@@ -543,27 +455,13 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
                 scale: *scale,
                 clients: *clients,
                 threads: *threads,
-                duration: duration_flag("--duration", &Some(duration.clone()))?.expect("given"),
+                duration: duration.0,
                 rounds: *rounds,
                 allow_destructive: destructive.allow_destructive.clone(),
                 verbose: true,
             };
             let r = bench::select::run(&estate, &opts).await?;
-            println!(
-                "bench select: pgbench -S -M prepared vs rehearse run scenarios/pgbench_select.toml, scale {}, {} clients, {:.0} s, {} rounds",
-                r.scale,
-                r.clients,
-                r.duration_s,
-                r.rounds.len()
-            );
-            println!(
-                "median tps  pgbench: {:.0}  rehearse: {:.0}  ratio: {:.2}x (floor 1.0x, goal 1.2x)",
-                r.median_pgbench_tps, r.median_rehearse_tps, r.median_ratio
-            );
-            println!(
-                "median client CPU per operation  pgbench: {:.1} us  rehearse: {:.1} us",
-                r.median_pgbench_cpu_us_per_op, r.median_rehearse_cpu_us_per_op
-            );
+            print!("{}", output::bench::select(&r));
         }
         BenchCommand::Seed {
             scale,
@@ -579,52 +477,17 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
                 verbose: true,
             };
             let r = bench::seed::run(&estate, &opts).await?;
-            println!(
-                "bench seed: scale {} ({} rows), {} rounds, {} jobs",
-                r.scale,
-                thousands(r.rounds[0].pgbench_rows),
-                r.rounds.len(),
-                r.jobs
-            );
-            println!(
-                "median rows/s  pgbench -i: {:.0}  rehearse seed: {:.0}  ratio: {:.2}x (floor 1.0x, goal 1.5x)",
-                r.median_pgbench_rows_per_s, r.median_rehearse_rows_per_s, r.median_ratio
-            );
-            println!(
-                "median ratio of heap bytes/s (rehearse rows are wider than pgbench's): {:.2}x",
-                r.median_bytes_ratio
-            );
+            print!("{}", output::bench::seed(&r));
         }
     }
     Ok(exit::OK)
 }
 
-fn day_flag(flag: &str, value: &Option<String>) -> anyhow::Result<Option<rehearse::day::Day>> {
-    Ok(match value {
-        Some(v) => Some(
-            v.parse()
-                .map_err(|e: String| rehearse::Error::Usage(format!("{flag} {v:?}: {e}")))?,
-        ),
-        None => None,
-    })
-}
-
 fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     for f in &args.files {
-        let s = rehearse::scenario::load(f)?;
-        println!(
-            "{}: ok: {} phase(s), {:.0} s per variant, {} operation(s), {} variant(s) ({}), {} budget(s)",
-            f.display(),
-            s.phases.len(),
-            s.duration().as_secs_f64(),
-            s.mix.len(),
-            s.variants.len(),
-            s.variants
-                .iter()
-                .map(|v| v.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            s.budgets.len()
+        print!(
+            "{}",
+            output::check::scenario(f, &rehearse::scenario::load(f)?)
         );
     }
     Ok(exit::OK)
@@ -705,25 +568,15 @@ fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
     Ok(g.exit_code)
 }
 
-fn duration_flag(name: &str, v: &Option<String>) -> anyhow::Result<Option<std::time::Duration>> {
-    v.as_deref()
-        .map(|s| {
-            s.parse::<rehearse::scenario::Dur>()
-                .map(|d| d.0)
-                .map_err(|e| rehearse::Error::Usage(format!("{name}: {e}")).into())
-        })
-        .transpose()
-}
-
 async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
     let estate = Estate::resolve(&estate_flags(cli))?;
     let opts = driver::RunOptions {
         scenarios: args.scenarios.clone(),
         variants: args.variants.clone(),
-        duration: duration_flag("--duration", &args.duration)?,
+        duration: args.duration.map(|d| d.0),
         rate: args.rate,
-        warmup: duration_flag("--warmup", &args.warmup)?,
-        inject_delay: duration_flag("--inject-delay", &args.inject_delay)?,
+        warmup: args.warmup.map(|d| d.0),
+        inject_delay: args.inject_delay.map(|d| d.0),
         out: args.out.clone(),
         verbose: !args.quiet,
         stop: None,
@@ -734,10 +587,10 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         if args.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&driver::summary::json(&o.result))?
+                serde_json::to_string_pretty(&output::run::json(&o.result))?
             );
         } else {
-            print!("{}", driver::summary::text(&o.result, &o.dir));
+            print!("{}", output::run::text(&o.result, &o.dir));
         }
         code = exit::worst(code, o.exit_code());
     }
@@ -751,183 +604,24 @@ async fn run_query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<i32> {
         org: args.org,
         as_of: None,
         days: args.days,
-        month: args.month.as_deref().map(query::parse_month).transpose()?,
-        from: day_flag("--from", &args.from)?,
-        to: day_flag("--to", &args.to)?,
+        month: args.month,
+        from: args.from,
+        to: args.to,
         limit: args.limit,
-        after: args.after.as_deref().map(str::parse).transpose()?,
+        after: args.after.clone(),
         top: args.top,
-        mode: args.mode.as_deref().map(str::parse).transpose()?,
-        via: args.via.parse()?,
-        pooling: args.pool.parse()?,
-        cache: args.cache == "on",
+        mode: args.mode,
+        via: args.via,
+        pooling: args.pool,
+        cache: args.cache,
         explain: args.explain,
     };
     let out = query::query(&estate, &opts).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_query(&out);
+        print!("{}", output::query::result(&out));
+        eprintln!("{}", output::query::served(&out));
     }
     Ok(exit::OK)
-}
-
-fn print_query(out: &QueryOutcome) {
-    use text::money;
-    let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match &out.report.data {
-        ReportData::Dashboard(d) => (
-            vec!["date", "revenue", "expenses", "net"],
-            d.days
-                .iter()
-                .map(|x| {
-                    vec![
-                        x.date.to_string(),
-                        money(x.revenue_cents),
-                        money(x.expense_cents),
-                        money(x.net_cents),
-                    ]
-                })
-                .collect(),
-        ),
-        ReportData::Pnl(p) => {
-            let mut rows: Vec<Vec<String>> = p
-                .lines
-                .iter()
-                .map(|l| {
-                    vec![
-                        l.kind.clone(),
-                        l.category.clone(),
-                        money(l.amount_cents),
-                        l.entries.to_string(),
-                    ]
-                })
-                .collect();
-            rows.push(vec![
-                "revenue".into(),
-                "total".into(),
-                money(p.revenue_cents),
-                String::new(),
-            ]);
-            rows.push(vec![
-                "expense".into(),
-                "total".into(),
-                money(p.expense_cents),
-                String::new(),
-            ]);
-            rows.push(vec![
-                "net".into(),
-                String::new(),
-                money(p.net_cents),
-                String::new(),
-            ]);
-            (vec!["kind", "category", "amount", "entries"], rows)
-        }
-        ReportData::Properties(b) => (
-            vec!["property", "name", "kind", "revenue", "expenses", "net"],
-            b.properties
-                .iter()
-                .map(|p| {
-                    vec![
-                        p.property_id.to_string(),
-                        p.name.clone(),
-                        p.kind.clone(),
-                        money(p.revenue_cents),
-                        money(p.expense_cents),
-                        money(p.net_cents),
-                    ]
-                })
-                .collect(),
-        ),
-        ReportData::Ledger(l) => (
-            vec![
-                "date", "kind", "id", "property", "category", "amount", "vendor",
-            ],
-            l.entries
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.business_date.to_string(),
-                        e.kind.clone(),
-                        e.id.to_string(),
-                        e.property_id.to_string(),
-                        e.category.clone(),
-                        money(e.amount_cents),
-                        e.vendor.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect(),
-        ),
-        ReportData::Portfolio(p) => (
-            vec!["rank", "organization", "name", "revenue", "expenses"],
-            p.iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    vec![
-                        (i + 1).to_string(),
-                        r.organization_id.to_string(),
-                        r.name.clone(),
-                        money(r.revenue_cents),
-                        money(r.expense_cents),
-                    ]
-                })
-                .collect(),
-        ),
-    };
-    print!("{}", text::table(&header, &rows));
-    if let ReportData::Ledger(l) = &out.report.data {
-        match &l.next {
-            Some(c) => println!("next page: --after {c}"),
-            None => println!("last page"),
-        }
-    }
-    let cache = match out.report.cache {
-        Some(c) => format!(
-            ", cache {}",
-            serde_json::to_value(c)
-                .unwrap_or_default()
-                .as_str()
-                .unwrap_or("?")
-        ),
-        None => String::new(),
-    };
-    let lag = out
-        .stats
-        .routing
-        .lag_bytes
-        .iter()
-        .map(|(n, l)| match l {
-            Some(b) => format!("{n} lag {b} bytes"),
-            None => format!("{n} not answering"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    eprintln!(
-        "{} mode, served by {}{cache}{}",
-        out.report.mode,
-        serde_json::to_value(out.report.source)
-            .unwrap_or_default()
-            .as_str()
-            .unwrap_or("?"),
-        if lag.is_empty() {
-            String::new()
-        } else {
-            format!("; {lag}")
-        }
-    );
-    if let Some(x) = &out.explain {
-        println!();
-        println!("{}", x.plan);
-        println!();
-        for t in &x.tables {
-            if t.partitions == 0 {
-                println!("{}: a plain table", t.table);
-            } else {
-                println!(
-                    "{}: {} of {} partitions touched",
-                    t.table, t.partitions_touched, t.partitions
-                );
-            }
-        }
-        println!("(explained on the {} in {} mode)", x.target, x.mode);
-    }
 }

@@ -641,7 +641,7 @@ async fn a_run_survives_the_replica_going_away_and_reports_the_fallbacks() {
         fallbacks > 0,
         "the samples show when reads left the replica"
     );
-    let text = driver::summary::text(&o.result, &dir);
+    let text = rehearse::output::run::text(&o.result, &dir);
     assert!(
         text.contains("replica taken out"),
         "the summary says so: {text}"

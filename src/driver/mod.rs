@@ -16,7 +16,7 @@ pub mod ops;
 pub mod record;
 pub mod results;
 pub mod schedule;
-pub mod summary;
+
 pub mod tenants;
 
 use std::path::{Path, PathBuf};

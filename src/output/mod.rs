@@ -1,4 +1,14 @@
-//! What commands print, one file per command: the library computes, these
-//! render, and `main.rs` only parses and dispatches.
+//! What commands print, one file per command (hyperfine's `output/`): the
+//! library computes, these render to text, and `main.rs` only parses,
+//! dispatches and writes the text out. JSON output is the types' own serde.
 
+pub mod bench;
+pub mod check;
 pub mod compare;
+pub mod cutover;
+pub mod lab;
+pub mod query;
+pub mod report;
+pub mod run;
+pub mod schema;
+pub mod seed;

@@ -576,7 +576,8 @@ pub(crate) fn compare_with(
         ),
     };
 
-    // Draws with each run's block length b, and with 2b, alternately; each
+    // Draws with each run's block length b, and with 2b, alternately (half
+    // the resamples each); each
     // side's log figures are kept apart, since the sides are drawn
     // independently and their variances add.
     let doubled = |runs: &[(Range<usize>, usize)]| -> Vec<(Range<usize>, usize)> {
@@ -592,9 +593,9 @@ pub(crate) fn compare_with(
     let mut rng = SplitMix(s.seed);
     // draws[side][metric][2 * draw + layout]
     let mut draws: [Vec<Vec<f64>>; 2] =
-        std::array::from_fn(|_| vec![Vec::with_capacity(2 * s.resamples); metrics]);
+        std::array::from_fn(|_| vec![Vec::with_capacity(s.resamples); metrics]);
     let (mut ia, mut ib) = (Vec::new(), Vec::new());
-    for draw in 0..2 * s.resamples {
+    for draw in 0..s.resamples {
         let (la, lb) = &layouts[draw % 2];
         (resample.draw)(la, &mut rng, &mut ia);
         (resample.draw)(lb, &mut rng, &mut ib);
@@ -957,7 +958,7 @@ mod tests {
 
     fn settings(seed: u64, run_spread: f64) -> CompareSettings {
         CompareSettings {
-            resamples: 200,
+            resamples: 400,
             seed,
             run_spread,
             ..CompareSettings::default()

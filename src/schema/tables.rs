@@ -29,6 +29,10 @@ pub enum Modes {
 impl Modes {
     pub const NAMES: [&'static str; 3] = ["legacy", "partitioned", "both"];
 
+    pub fn name(self) -> &'static str {
+        Modes::NAMES[self as usize]
+    }
+
     pub fn list(self) -> &'static [Mode] {
         match self {
             Modes::Legacy => &[Mode::Legacy],

@@ -1,0 +1,169 @@
+//! `rehearse query`: the report as a table (and its plan with --explain),
+//! and one line saying how it was served.
+
+use crate::query::QueryOutcome;
+use crate::repo::reporting::ReportData;
+use crate::text::{money, table};
+
+pub fn result(out: &QueryOutcome) -> String {
+    let mut s = String::new();
+    let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match &out.report.data {
+        ReportData::Dashboard(d) => (
+            vec!["date", "revenue", "expenses", "net"],
+            d.days
+                .iter()
+                .map(|x| {
+                    vec![
+                        x.date.to_string(),
+                        money(x.revenue_cents),
+                        money(x.expense_cents),
+                        money(x.net_cents),
+                    ]
+                })
+                .collect(),
+        ),
+        ReportData::Pnl(p) => {
+            let mut rows: Vec<Vec<String>> = p
+                .lines
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.kind.clone(),
+                        l.category.clone(),
+                        money(l.amount_cents),
+                        l.entries.to_string(),
+                    ]
+                })
+                .collect();
+            rows.push(vec![
+                "revenue".into(),
+                "total".into(),
+                money(p.revenue_cents),
+                String::new(),
+            ]);
+            rows.push(vec![
+                "expense".into(),
+                "total".into(),
+                money(p.expense_cents),
+                String::new(),
+            ]);
+            rows.push(vec![
+                "net".into(),
+                String::new(),
+                money(p.net_cents),
+                String::new(),
+            ]);
+            (vec!["kind", "category", "amount", "entries"], rows)
+        }
+        ReportData::Properties(b) => (
+            vec!["property", "name", "kind", "revenue", "expenses", "net"],
+            b.properties
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.property_id.to_string(),
+                        p.name.clone(),
+                        p.kind.clone(),
+                        money(p.revenue_cents),
+                        money(p.expense_cents),
+                        money(p.net_cents),
+                    ]
+                })
+                .collect(),
+        ),
+        ReportData::Ledger(l) => (
+            vec![
+                "date", "kind", "id", "property", "category", "amount", "vendor",
+            ],
+            l.entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.business_date.to_string(),
+                        e.kind.clone(),
+                        e.id.to_string(),
+                        e.property_id.to_string(),
+                        e.category.clone(),
+                        money(e.amount_cents),
+                        e.vendor.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        ),
+        ReportData::Portfolio(p) => (
+            vec!["rank", "organization", "name", "revenue", "expenses"],
+            p.iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    vec![
+                        (i + 1).to_string(),
+                        r.organization_id.to_string(),
+                        r.name.clone(),
+                        money(r.revenue_cents),
+                        money(r.expense_cents),
+                    ]
+                })
+                .collect(),
+        ),
+    };
+    s += &table(&header, &rows);
+    if let ReportData::Ledger(l) = &out.report.data {
+        match &l.next {
+            Some(c) => s += &format!("next page: --after {c}\n"),
+            None => s += "last page\n",
+        }
+    }
+    if let Some(x) = &out.explain {
+        s += &format!("\n{}\n\n", x.plan);
+        for t in &x.tables {
+            if t.partitions == 0 {
+                s += &format!("{}: a plain table\n", t.table);
+            } else {
+                s += &format!(
+                    "{}: {} of {} partitions touched\n",
+                    t.table, t.partitions_touched, t.partitions
+                );
+            }
+        }
+        s += &format!("(explained on the {} in {} mode)\n", x.target, x.mode);
+    }
+    s
+}
+
+/// Mode, what served it (primary, replica, cache) and replica lag.
+pub fn served(out: &QueryOutcome) -> String {
+    let cache = match out.report.cache {
+        Some(c) => format!(
+            ", cache {}",
+            serde_json::to_value(c)
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or("?")
+        ),
+        None => String::new(),
+    };
+    let lag = out
+        .stats
+        .routing
+        .lag_bytes
+        .iter()
+        .map(|(n, l)| match l {
+            Some(b) => format!("{n} lag {b} bytes"),
+            None => format!("{n} not answering"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{} mode, served by {}{cache}{}",
+        out.report.mode,
+        serde_json::to_value(out.report.source)
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("?"),
+        if lag.is_empty() {
+            String::new()
+        } else {
+            format!("; {lag}")
+        }
+    )
+}
