@@ -84,6 +84,9 @@ pub enum Command {
     /// Compare runs of two builds: per operation and variant, p50/p95/p99/p99.9 and throughput with a bootstrap confidence interval.
     #[command(after_help = COMPARE_HELP)]
     Compare(CompareArgs),
+    /// Interleave two builds (rehearse binaries) or two configurations (settings files) in slices, ABBA, on one estate, and judge the paired ratios.
+    #[command(after_help = AB_HELP)]
+    Ab(AbArgs),
     /// Gate CI on a run: validity, then budgets, then (with --baseline) regressions against a baseline.
     #[command(after_help = GATE_HELP)]
     Gate(GateArgs),
@@ -347,6 +350,67 @@ pub struct CompareArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AbArgs {
+    /// The scenario both sides run (the same seed and schedule).
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Side A (the baseline): a rehearse binary, or a settings file (*.toml) with an [estate] table.
+    #[arg(long, value_name = "BINARY_OR_SETTINGS")]
+    pub a: PathBuf,
+    /// Side B (the candidate): a rehearse binary, or a settings file (*.toml).
+    #[arg(long, value_name = "BINARY_OR_SETTINGS")]
+    pub b: PathBuf,
+    /// Rounds of one A and one B slice each (at least 2; the interval narrows with more).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub rounds: u32,
+    /// Each slice's length: the scenario's phases scaled to it.
+    #[arg(long, default_value = "20s", value_name = "DURATION")]
+    pub slice: Dur,
+    /// Warm-up left out of each slice [default: the scenario's].
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<Dur>,
+    /// Scale the open phases so the highest rate is this.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Only these variants of the scenario.
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variants: Vec<String>,
+    /// Where to write ab.json and the slices [default: results/<UTC time>-ab-<scenario>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print ab.json instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub verdicts: VerdictArgs,
+}
+
+const AB_HELP: &str = "\
+Method:
+  A and B run alternately in slices, round after round: AB BA BA AB ... (so
+  neither always goes first), each slice a `rehearse run` of the scenario
+  scaled to --slice, on the same estate. A binary side runs on the estate this
+  command is given (flags, environment, settings, lab); a settings side runs
+  this binary on the estate its file names, and nothing else. Each round's two
+  slices, neighbours in time, are paired: per variant and operation, the log
+  of B over A for p50, p95, p99, p99.9 and throughput; the verdict comes from
+  their mean over the rounds with a Student-t interval (rounds - 1 degrees of
+  freedom), Holm across the percentiles, the floors and labels of `rehearse
+  compare`. `rehearse report DIR` draws both sides' spectra and the per-round
+  ratios.
+
+Exit codes:
+  0    no regression
+  1    B regressed against A
+  2    bad usage or input
+  3    invalid: a slice was invalid, or fewer than 2 rounds completed
+  4    a slice could not run (the estate or a binary)
+  130  interrupted after the slice in progress; what ran is kept";
+
+#[derive(Debug, Args)]
 pub struct GateArgs {
     /// The run directory to gate.
     #[arg(value_name = "RUN_DIR")]
@@ -575,7 +639,7 @@ pub struct QueryArgs {
     #[arg(long, default_value = "direct", value_parser = choice::<Pooling>(&["direct", "pgbouncer"]))]
     pub pool: Pooling,
     /// Ask the Redis cache first (dashboard, pnl, properties).
-    #[arg(long, default_value = "on", value_parser = PossibleValuesParser::new(["on", "off"]).map(|s| s == "on"))]
+    #[arg(long, default_value = "on", action = clap::ArgAction::Set, value_parser = PossibleValuesParser::new(["on", "off"]).map(|s| s == "on"))]
     pub cache: bool,
     /// Print JSON (report, how it was served, counters) instead of a table.
     #[arg(long)]

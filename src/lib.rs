@@ -9,6 +9,7 @@
 //! charts and gates the results, and [`cutover`] runs the rollout's playbook
 //! step by step, or whole under load.
 
+pub mod ab;
 pub mod bench;
 pub mod cutover;
 pub mod day;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{
-    BackfillArgs, BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs,
+    AbArgs, BackfillArgs, BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs,
     CutoverCommand, GateArgs, LabCommand, QueryArgs, RunArgs, SchemaCommand, SeedArgs, StepArgs,
     VerdictArgs, VerifyArgs,
 };
@@ -87,6 +87,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Query(args) => run_query(&cli, args).await,
         Command::Check(args) => run_check(args),
         Command::Compare(args) => run_compare(args),
+        Command::Ab(args) => run_ab(&cli, args),
         Command::Gate(args) => run_gate(args),
         Command::Baseline(BaselineCommand::Save {
             run,
@@ -547,6 +548,46 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
         rehearse::output::compare::render(&out, &settings, format)?
     );
     Ok(exit::OK)
+}
+
+fn run_ab(cli: &Cli, args: &AbArgs) -> anyhow::Result<i32> {
+    use rehearse::ab;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = args
+            .scenario
+            .file_stem()
+            .map_or("ab".into(), |s| s.to_string_lossy().into_owned());
+        std::path::PathBuf::from("results").join(rehearse::run::run_id(
+            std::time::SystemTime::now(),
+            &format!("ab-{name}"),
+        ))
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rehearse::interrupt::on_ctrl_c(
+        "stopping after the slice in progress; what ran is kept",
+        &[&stop],
+    );
+    let report = ab::ab(&ab::AbOptions {
+        scenario: args.scenario.clone(),
+        a: ab::Side::parse("--a", &args.a)?,
+        b: ab::Side::parse("--b", &args.b)?,
+        rounds: args.rounds,
+        slice: args.slice.0,
+        warmup: args.warmup.map(|d| d.0),
+        rate: args.rate,
+        variants: args.variants.clone(),
+        estate: estate_flags(cli),
+        out: out.clone(),
+        settings: verdict_settings(&args.verdicts)?,
+        verbose: !args.quiet,
+        stop: Some(stop),
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", output::ab::report(&out, &report)?);
+    }
+    Ok(report.exit_code)
 }
 
 fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {

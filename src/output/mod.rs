@@ -2,6 +2,7 @@
 //! library computes, these render to text, and `main.rs` only parses,
 //! dispatches and writes the text out. JSON output is the types' own serde.
 
+pub mod ab;
 pub mod bench;
 pub mod check;
 pub mod compare;

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::generate::rng::SplitMix;
 
@@ -49,7 +49,8 @@ pub const METRICS: [(&str, f64, f64); 4] = [
 /// Floor for throughput (higher is better).
 pub const THROUGHPUT_FLOOR: f64 = 0.05;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CompareSettings {
     pub resamples: usize,
     /// Family-wise error rate (two-sided) of the verdicts of one operation's
@@ -76,7 +77,7 @@ impl Default for CompareSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     Regression,
@@ -104,7 +105,8 @@ impl std::fmt::Display for Change {
 }
 
 /// One compared figure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Row {
     pub metric: String,
     pub baseline: f64,
@@ -125,7 +127,8 @@ pub struct Row {
 }
 
 /// The comparison of one operation of one variant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Comparison {
     pub rows: Vec<Row>,
     /// Runs on each side.
@@ -387,7 +390,7 @@ fn ln_gamma(x: f64) -> f64 {
 
 /// P(T > x) for Student's t with `df` degrees of freedom:
 /// ½·I_{df/(df+x²)}(df/2, ½), the regularized incomplete beta function.
-fn t_tail(x: f64, df: f64) -> f64 {
+pub(crate) fn t_tail(x: f64, df: f64) -> f64 {
     if df > 1e5 {
         return normal_tail(x);
     }
@@ -445,7 +448,7 @@ fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
 }
 
 /// The quantile of p for Student's t, by bisection on [`t_tail`].
-fn t_quantile(p: f64, df: f64) -> f64 {
+pub(crate) fn t_quantile(p: f64, df: f64) -> f64 {
     let (mut lo, mut hi) = (-60.0, 60.0);
     for _ in 0..60 {
         let mid = (lo + hi) / 2.0;
@@ -704,9 +707,39 @@ pub(crate) fn compare_with(
             note: (!enough).then(|| format!("needs {need} samples per side, has {n_a} and {n_b}")),
         });
     }
-    // Holm across the percentiles that have enough samples.
+    let (low, high, p, se_log, df) = judge(log_ratio(tp_b, tp_a), qs.len());
+    rows.push(Row {
+        metric: "throughput".into(),
+        baseline: tp_a,
+        candidate: tp_b,
+        ratio: tp_b / tp_a.max(1e-9),
+        low,
+        high,
+        p_value: p,
+        se_log,
+        df,
+        significant: false,
+        floor: THROUGHPUT_FLOOR,
+        change: Change::Inconclusive,
+        note: None,
+    });
+    decide(&mut rows, s);
+    Comparison {
+        rows,
+        runs,
+        between_runs,
+    }
+}
+
+/// The verdicts of one operation's rows, from their intervals and p-values:
+/// Holm across the latency percentiles that have enough samples (a row with
+/// a note has too few and stays inconclusive), throughput on its own, then
+/// an improvement next to a regression becomes a contradiction. `compare`
+/// and `ab` both decide through it.
+pub(crate) fn decide(rows: &mut [Row], s: &CompareSettings) {
+    let latency = |r: &Row| r.metric != "throughput";
     let mut order: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].note.is_none())
+        .filter(|&i| latency(&rows[i]) && rows[i].note.is_none())
         .collect();
     order.sort_by(|&x, &y| rows[x].p_value.total_cmp(&rows[y].p_value));
     let family = order.len();
@@ -718,40 +751,28 @@ pub(crate) fn compare_with(
         rows[i].significant = true;
     }
     for r in rows.iter_mut().filter(|r| r.note.is_none()) {
-        let abs = (r.candidate - r.baseline).abs();
-        r.change = verdict(r, abs, s.min_abs_ms, false);
+        r.change = if latency(r) {
+            let abs = (r.candidate - r.baseline).abs();
+            verdict(r, abs, s.min_abs_ms, false)
+        } else {
+            r.significant = r.p_value <= s.alpha; // false for NaN
+            verdict(r, f64::INFINITY, 0.0, true)
+        };
     }
-    if rows.iter().any(|r| r.change == Change::Regression) {
-        for r in rows.iter_mut().filter(|r| r.change == Change::Improvement) {
+    if rows
+        .iter()
+        .any(|r| r.change == Change::Regression && latency(r))
+    {
+        for r in rows
+            .iter_mut()
+            .filter(|r| r.change == Change::Improvement && latency(r))
+        {
             r.change = Change::Contradictory;
             r.note = Some(
                 "faster here but significantly slower at another percentile of this operation"
                     .into(),
             );
         }
-    }
-    let (low, high, p, se_log, df) = judge(log_ratio(tp_b, tp_a), qs.len());
-    let mut t = Row {
-        metric: "throughput".into(),
-        baseline: tp_a,
-        candidate: tp_b,
-        ratio: tp_b / tp_a.max(1e-9),
-        low,
-        high,
-        p_value: p,
-        se_log,
-        df,
-        significant: p <= s.alpha, // false for NaN
-        floor: THROUGHPUT_FLOOR,
-        change: Change::Inconclusive,
-        note: None,
-    };
-    t.change = verdict(&t, f64::INFINITY, 0.0, true);
-    rows.push(t);
-    Comparison {
-        rows,
-        runs,
-        between_runs,
     }
 }
 

@@ -3,6 +3,7 @@
 //! a `summary.md` for CI job summaries, and `.hgrm` percentile distribution
 //! files for HdrHistogram's usual plotters.
 
+pub mod ab;
 pub mod charts;
 pub mod compare;
 pub mod gate;
@@ -66,6 +67,19 @@ pub fn overlay(
     interval_s: f64,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
+    Ok(overlay_svgs(base, cand, interval_s, dir)?
+        .into_iter()
+        .map(|(name, _)| dir.join(format!("{name}.png")))
+        .collect())
+}
+
+/// [`overlay`], returning each chart's name and SVG text.
+fn overlay_svgs(
+    base: &compare::Runs,
+    cand: &compare::Runs,
+    interval_s: f64,
+    dir: &Path,
+) -> Result<Vec<(String, String)>> {
     let merged = |hs: &[Histogram<u64>]| -> Histogram<u64> {
         let mut h = histogram();
         for x in hs {
@@ -98,7 +112,8 @@ pub fn overlay(
             markers: Vec::new(),
             bounds: Vec::new(),
         };
-        charts::render(&spectrum, dir, &format!("overlay-spectrum-{name}"))?;
+        let spectrum_name = format!("overlay-spectrum-{name}");
+        let spectrum_svg = charts::render(&spectrum, dir, &spectrum_name)?;
         let timeline = Chart {
             title: format!("{key}: p99 per interval, baseline vs candidate"),
             x_desc: "interval (measured part of the run)".into(),
@@ -126,16 +141,19 @@ pub fn overlay(
             markers: Vec::new(),
             bounds: Vec::new(),
         };
-        charts::render(&timeline, dir, &format!("overlay-timeline-{name}"))?;
-        for kind in ["spectrum", "timeline"] {
-            files.push(dir.join(format!("overlay-{kind}-{name}.png")));
-        }
+        let timeline_name = format!("overlay-timeline-{name}");
+        let timeline_svg = charts::render(&timeline, dir, &timeline_name)?;
+        files.push((spectrum_name, spectrum_svg));
+        files.push((timeline_name, timeline_svg));
     }
     Ok(files)
 }
 
 /// Write the report of the run in `dir`.
 pub fn report(dir: &Path) -> Result<ReportOutcome> {
+    if dir.join("ab.json").exists() {
+        return ab::report(dir);
+    }
     let r = crate::run::read(dir)?;
     let chart_dir = dir.join("charts");
     let hgrm_dir = dir.join("hgrm");

@@ -1,0 +1,211 @@
+//! The paired statistics of `rehearse ab`: per round, B's figure over A's
+//! from two slices that ran side by side; across rounds, the mean of the
+//! log ratios with a Student-t interval (rounds − 1 degrees of freedom).
+//! Drift that moves both slices of a round cancels in their ratio, so the
+//! spread left is the build's, not the machine's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::Slice;
+use crate::driver::record::histogram;
+use crate::error::{Error, Result};
+use crate::report::compare::{
+    decide, run_intervals, t_quantile, t_tail, Change, CompareSettings, Comparison, Row, METRICS,
+    THROUGHPUT_FLOOR,
+};
+
+/// One round's ratios, B over A.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoundRatio {
+    pub round: u32,
+    /// Seconds from the first slice's start to this round's second slice.
+    pub at_s: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub throughput: f64,
+}
+
+/// Rounds that have both an A and a B slice.
+pub fn complete_rounds(slices: &[Slice]) -> usize {
+    let mut rounds: BTreeMap<u32, (bool, bool)> = BTreeMap::new();
+    for s in slices {
+        let e = rounds.entry(s.round).or_default();
+        if s.side == "a" {
+            e.0 = true;
+        } else {
+            e.1 = true;
+        }
+    }
+    rounds.values().filter(|(a, b)| *a && *b).count()
+}
+
+/// One slice's measured figures per "variant/operation": its merged
+/// histogram and its throughput.
+fn figures(dir: &Path) -> Result<BTreeMap<String, (Histogram<u64>, f64)>> {
+    let (runs, interval) = run_intervals(dir)?;
+    let mut out = BTreeMap::new();
+    for (key, hs) in runs {
+        let mut h = histogram();
+        for x in &hs {
+            h.add(x)
+                .map_err(|e| Error::Lab(format!("merging histograms of {key}: {e:?}")))?;
+        }
+        let rate = h.len() as f64 / (hs.len().max(1) as f64 * interval);
+        out.insert(key, (h, rate));
+    }
+    Ok(out)
+}
+
+fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1e6
+}
+
+/// Pair the complete rounds' slices and judge every variant/operation they share.
+#[allow(clippy::type_complexity)]
+pub fn judge(
+    out: &Path,
+    slices: &[Slice],
+    s: &CompareSettings,
+) -> Result<(Vec<(String, Comparison)>, Vec<(String, Vec<RoundRatio>)>)> {
+    // (round, at, A figures, B figures) of each complete round.
+    let mut rounds = Vec::new();
+    let mut by_round: BTreeMap<u32, Vec<&Slice>> = BTreeMap::new();
+    for sl in slices {
+        by_round.entry(sl.round).or_default().push(sl);
+    }
+    for (round, pair) in by_round {
+        let a = pair.iter().find(|x| x.side == "a");
+        let b = pair.iter().find(|x| x.side == "b");
+        let (Some(a), Some(b)) = (a, b) else { continue };
+        let at = a.started_s.max(b.started_s);
+        rounds.push((
+            round,
+            at,
+            figures(&out.join(&a.dir))?,
+            figures(&out.join(&b.dir))?,
+        ));
+    }
+    let keys: Vec<String> = match rounds.first() {
+        Some((_, _, a, _)) => a
+            .keys()
+            .filter(|k| {
+                rounds
+                    .iter()
+                    .all(|(_, _, a, b)| a.contains_key(*k) && b.contains_key(*k))
+            })
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    let n = rounds.len() as f64;
+    let df = (n - 1.0).max(1.0);
+    let t = t_quantile(1.0 - s.alpha / 2.0, df);
+    let mut comparisons = Vec::new();
+    let mut ratios = Vec::new();
+    for key in keys {
+        // Each side's slices merged, for the figures shown and the sample counts.
+        let mut merged = [histogram::<u64>(), histogram::<u64>()];
+        let mut rates = [0.0, 0.0];
+        for (_, _, a, b) in &rounds {
+            for (side, m) in [a, b].iter().enumerate() {
+                let (h, r) = &m[&key];
+                let _ = merged[side].add(h);
+                rates[side] += r / n;
+            }
+        }
+        let figure = |m: usize, h: &Histogram<u64>, rate: f64| -> f64 {
+            if m < METRICS.len() {
+                quantile_ms(h, METRICS[m].1)
+            } else {
+                rate
+            }
+        };
+        let mut rows = Vec::new();
+        for m in 0..=METRICS.len() {
+            let logs: Vec<f64> = rounds
+                .iter()
+                .map(|(_, _, a, b)| {
+                    let (ha, ra) = &a[&key];
+                    let (hb, rb) = &b[&key];
+                    (figure(m, hb, *rb).max(1e-9) / figure(m, ha, *ra).max(1e-9)).ln()
+                })
+                .collect();
+            let point = logs.iter().sum::<f64>() / n;
+            let sd = (logs.iter().map(|x| (x - point).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            let se = sd / n.sqrt();
+            let p = if se > 0.0 {
+                (2.0 * t_tail(point.abs() / se, df)).min(1.0)
+            } else if point == 0.0 {
+                1.0
+            } else {
+                0.0
+            };
+            let (name, floor, note) = if m < METRICS.len() {
+                let (name, q, floor) = METRICS[m];
+                let need = crate::run::judge::samples_needed(q);
+                let (na, nb) = (merged[0].len(), merged[1].len());
+                let note = (na < need || nb < need)
+                    .then(|| format!("needs {need} samples per side, has {na} and {nb}"));
+                (name, floor, note)
+            } else {
+                ("throughput", THROUGHPUT_FLOOR, None)
+            };
+            rows.push(Row {
+                metric: name.to_string(),
+                baseline: figure(m, &merged[0], rates[0]),
+                candidate: figure(m, &merged[1], rates[1]),
+                ratio: point.exp(),
+                low: (point - t * se).exp(),
+                high: (point + t * se).exp(),
+                p_value: p,
+                se_log: se,
+                df,
+                significant: false,
+                floor,
+                change: Change::Inconclusive,
+                note,
+            });
+        }
+        decide(&mut rows, s);
+        ratios.push((
+            key.clone(),
+            rounds
+                .iter()
+                .map(|(round, at, a, b)| {
+                    let r = |m: usize| {
+                        let (ha, ra) = &a[&key];
+                        let (hb, rb) = &b[&key];
+                        figure(m, hb, *rb) / figure(m, ha, *ra).max(1e-9)
+                    };
+                    RoundRatio {
+                        round: *round,
+                        at_s: *at,
+                        p50: r(0),
+                        p95: r(1),
+                        p99: r(2),
+                        throughput: r(METRICS.len()),
+                    }
+                })
+                .collect(),
+        ));
+        comparisons.push((
+            key,
+            Comparison {
+                rows,
+                runs: (rounds.len(), rounds.len()),
+                between_runs: format!(
+                    "{} rounds interleaved (ABBA), paired by round: drift common to both sides cancels; t with {} degrees of freedom",
+                    rounds.len(),
+                    rounds.len() - 1
+                ),
+            },
+        ));
+    }
+    Ok((comparisons, ratios))
+}

@@ -1,0 +1,44 @@
+//! `rehearse ab`: the paired verdicts, the slices, and the verdict line.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::ab::AbReport;
+use crate::report::compare::Change;
+
+pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
+    let mut out =
+        super::compare::render(&r.comparisons, &r.settings, super::compare::Format::Table)?;
+    let order: String = r.slices.iter().map(|x| x.side.to_uppercase()).collect();
+    let _ = writeln!(
+        out,
+        "\n{} slices of {:.0} s in the order {order}; A: {}; B: {}",
+        r.slices.len(),
+        r.slice_s,
+        r.a,
+        r.b
+    );
+    for why in &r.invalid {
+        let _ = writeln!(out, "INVALID: {why}");
+    }
+    let regressions: Vec<String> = r
+        .comparisons
+        .iter()
+        .flat_map(|(k, c)| c.rows.iter().map(move |row| (k, row)))
+        .filter(|(_, row)| row.change == Change::Regression)
+        .map(|(k, row)| format!("{k} {} x{:.3}", row.metric, row.ratio))
+        .collect();
+    let _ = writeln!(
+        out,
+        "ab {}{} (ab.json and the slices in {}; `rehearse report {}` draws them)",
+        r.verdict.to_uppercase(),
+        if regressions.is_empty() {
+            String::new()
+        } else {
+            format!(": B regressed at {}", regressions.join(", "))
+        },
+        dir.display(),
+        dir.display()
+    );
+    Ok(out)
+}

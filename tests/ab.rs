@@ -1,0 +1,150 @@
+//! `rehearse ab` on the lab: an A/A of one build against itself (one side a
+//! binary, the other a settings file naming the same estate) passes, and a
+//! build made 20% slower (a wrapper adding --inject-delay) fails at p50; the
+//! report draws both sides and the per-round ratios.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+const SCENARIO: &str = "name = \"sleep2\"\nwarmup = \"1s\"\n\
+[[phase]]\nduration = \"6s\"\nrate = 100\narrival = \"constant\"\nmax_in_flight = 16\n\
+[[mix]]\noperation = \"sql\"\nname = \"sleep\"\nweight = 1\nsql = \"SELECT pg_sleep(0.002)\"\nvia = \"primary\"\n\
+[[variant]]\nname = \"direct\"\nmode = \"legacy\"\nreads = \"primary\"\ncache = false\n\
+[validity]\nmax_driver_lag = \"200ms\"\n";
+
+fn ab(dir: &Path, url: &str, a: &Path, b: &Path, out: &str) -> (Option<i32>, String, PathBuf) {
+    let out_dir = dir.join(out);
+    let o = common::rehearse_cmd()
+        .args(["--primary-url", url, "--lab-dir"])
+        .arg(dir.join("no-lab"))
+        .arg("ab")
+        .arg(dir.join("sleep2.toml"))
+        .arg("--a")
+        .arg(a)
+        .arg("--b")
+        .arg(b)
+        .args(["--rounds", "4", "--slice", "6s", "-q", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        out_dir,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
+    let lab = common::lab();
+    let url = lab.fresh_database("ab").await;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ab");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sleep2.toml"), SCENARIO).unwrap();
+    let me = PathBuf::from(env!("CARGO_BIN_EXE_rehearse"));
+    let settings = dir.join("same-estate.toml");
+    std::fs::write(&settings, format!("[estate]\nprimary_url = \"{url}\"\n")).unwrap();
+    let slow = dir.join("slow.sh");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\nexec {} \"$@\" --inject-delay 400us\n",
+            me.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    // A/A: a binary against a settings file of the same estate.
+    let (code, text, aa) = ab(&dir, &url, &me, &settings, "aa");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        !text.contains("REGRESSION") && !text.contains("improvement"),
+        "{text}"
+    );
+    let r = rehearse::ab::read(&aa).unwrap();
+    let order: String = r.slices.iter().map(|s| s.side.as_str()).collect();
+    assert_eq!(order, "abbabaab");
+    assert_eq!(r.round_ratios[0].1.len(), 4);
+    assert!(matches!(r.b, rehearse::ab::Side::Settings(_)));
+
+    // B 400 us slower on a 2 ms statement: a regression at p50, never an improvement.
+    let (code, text, slow_dir) = ab(&dir, &url, &me, &slow, "slow");
+    assert_eq!(code, Some(1), "{text}");
+    let r = rehearse::ab::read(&slow_dir).unwrap();
+    let p50 = &r.comparisons[0].1.rows[0];
+    assert_eq!(
+        (p50.metric.as_str(), p50.change),
+        ("p50", rehearse::report::compare::Change::Regression),
+        "{text}"
+    );
+    assert!(p50.ratio > 1.1 && p50.low > 1.0, "{p50:?}");
+    assert!(
+        r.comparisons
+            .iter()
+            .flat_map(|(_, c)| &c.rows)
+            .all(|r| r.change != rehearse::report::compare::Change::Improvement),
+        "{text}"
+    );
+    assert!(
+        r.round_ratios[0].1.iter().all(|x| x.p50 > 1.0),
+        "{:?}",
+        r.round_ratios
+    );
+
+    // The report of the ab directory.
+    let rep = common::rehearse_cmd()
+        .arg("report")
+        .arg(&slow_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        rep.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    let html = std::fs::read_to_string(slow_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("FAIL") && html.contains("Paired verdicts"),
+        "report.html"
+    );
+    for chart in [
+        "ab-rounds-direct.sleep.png",
+        "overlay-spectrum-direct.sleep.png",
+    ] {
+        let png = std::fs::read(slow_dir.join("charts").join(chart)).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{chart}");
+    }
+
+    // Bad input is refused before anything runs.
+    let o = common::rehearse_cmd()
+        .args(["--primary-url", &url, "ab"])
+        .arg(dir.join("sleep2.toml"))
+        .arg("--a")
+        .arg(&me)
+        .arg("--b")
+        .arg(dir.join("nowhere"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--b"));
+    let o = common::rehearse_cmd()
+        .args(["--primary-url", &url, "ab"])
+        .arg(dir.join("sleep2.toml"))
+        .arg("--a")
+        .arg(&me)
+        .arg("--b")
+        .arg(&me)
+        .args(["--rounds", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--rounds"));
+}
