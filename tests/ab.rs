@@ -123,28 +123,22 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
         assert!(png.starts_with(b"\x89PNG"), "{chart}");
     }
 
-    // Bad input is refused before anything runs.
-    let o = common::rehearse_cmd()
-        .args(["--primary-url", &url, "ab"])
-        .arg(dir.join("sleep2.toml"))
-        .arg("--a")
-        .arg(&me)
-        .arg("--b")
-        .arg(dir.join("nowhere"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--b"));
-    let o = common::rehearse_cmd()
-        .args(["--primary-url", &url, "ab"])
-        .arg(dir.join("sleep2.toml"))
-        .arg("--a")
-        .arg(&me)
-        .arg("--b")
-        .arg(&me)
-        .args(["--rounds", "1"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--rounds"));
+    // Bad input is refused before anything runs, naming the flag.
+    let refused = |b: &Path, extra: &[&str], flag: &str| {
+        let o = common::rehearse_cmd()
+            .args(["--primary-url", &url, "ab"])
+            .arg(dir.join("sleep2.toml"))
+            .arg("--a")
+            .arg(&me)
+            .arg("--b")
+            .arg(b)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(flag), "{err}");
+    };
+    refused(&dir.join("nowhere"), &[], "--b");
+    refused(&me, &["--rounds", "1"], "--rounds");
 }
