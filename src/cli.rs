@@ -487,8 +487,8 @@ Method:
   regression     significant, beyond the floor (p50 5%, p95 10%, p99 15%,
                  p99.9 20%; throughput 5% lower) and above --min-abs-ms
   improvement    the mirror image
-  contradictory  faster here, but the same operation regressed at another
-                 percentile: not credited as an improvement
+  contradictory  faster here, but another percentile of the same operation is
+                 worse beyond its floor: not credited as an improvement
   no change      the whole interval lies within the floor's band
   below min-abs  the change is smaller than --min-abs-ms
   inconclusive   anything else, or fewer than 100/(1-q) samples on a side

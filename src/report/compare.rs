@@ -759,19 +759,24 @@ pub(crate) fn decide(rows: &mut [Row], s: &CompareSettings) {
             verdict(r, f64::INFINITY, 0.0, true)
         };
     }
-    if rows
+    // An improvement is credited only when no other percentile of the
+    // operation is worse beyond its floor, significant or not: a build whose
+    // every request is slower can still show a quieter tail by chance.
+    let worse: Vec<(String, f64, bool)> = rows
         .iter()
-        .any(|r| r.change == Change::Regression && latency(r))
-    {
+        .filter(|r| latency(r) && r.note.is_none() && r.ratio > 1.0 + r.floor)
+        .map(|r| (r.metric.clone(), r.ratio, r.change == Change::Regression))
+        .collect();
+    if let Some((metric, ratio, significant)) = worse.first() {
         for r in rows
             .iter_mut()
             .filter(|r| r.change == Change::Improvement && latency(r))
         {
             r.change = Change::Contradictory;
-            r.note = Some(
-                "faster here but significantly slower at another percentile of this operation"
-                    .into(),
-            );
+            r.note = Some(format!(
+                "faster here but {}slower at {metric} (x{ratio:.3}) of this operation",
+                if *significant { "significantly " } else { "" }
+            ));
         }
     }
 }
@@ -1208,6 +1213,46 @@ mod tests {
         let get = |m: &str| c.rows.iter().find(|r| r.metric == m).unwrap().change;
         assert_eq!(get("p50"), Change::Regression, "{:?}", c.rows);
         assert_eq!(get("p99.9"), Change::Contradictory, "{:?}", c.rows);
+    }
+
+    #[test]
+    fn a_quieter_tail_is_no_improvement_while_the_body_is_slower() {
+        let row = |metric: &str, ratio: f64, low: f64, high: f64, p: f64, floor: f64| Row {
+            metric: metric.into(),
+            baseline: 1.0,
+            candidate: ratio,
+            ratio,
+            low,
+            high,
+            p_value: p,
+            se_log: 0.1,
+            df: 4.0,
+            significant: false,
+            floor,
+            change: Change::Inconclusive,
+            note: None,
+        };
+        // As a gate of a 20%-slower run against a 3-run baseline saw it on the
+        // lab: p50 x1.135, not significant; p95 x0.359, significant.
+        let mut rows = vec![
+            row("p50", 1.135, 0.71, 1.815, 0.31, 0.05),
+            row("p95", 0.359, 0.16, 0.805, 0.004, 0.10),
+        ];
+        decide(&mut rows, &CompareSettings::default());
+        assert_eq!(rows[0].change, Change::Inconclusive, "{rows:?}");
+        assert_eq!(rows[1].change, Change::Contradictory, "{rows:?}");
+        assert!(rows[1]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("slower at p50 (x1.135)"));
+        // With the body unchanged the quieter tail is credited.
+        let mut rows = vec![
+            row("p50", 1.01, 0.97, 1.05, 0.5, 0.05),
+            row("p95", 0.359, 0.16, 0.805, 0.004, 0.10),
+        ];
+        decide(&mut rows, &CompareSettings::default());
+        assert_eq!(rows[1].change, Change::Improvement, "{rows:?}");
     }
 
     #[test]
