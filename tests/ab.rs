@@ -1,6 +1,6 @@
 //! `rehearse ab` on the lab: an A/A of one build against itself (one side a
 //! binary, the other a settings file naming the same estate) passes, and a
-//! build made 20% slower (a wrapper adding --inject-delay) fails at p50; the
+//! build made 50% slower (a wrapper adding --inject-delay) fails at p50; the
 //! report draws both sides and the per-round ratios.
 
 mod common;
@@ -24,7 +24,7 @@ fn ab(dir: &Path, url: &str, a: &Path, b: &Path, out: &str) -> (Option<i32>, Str
         .arg(a)
         .arg("--b")
         .arg(b)
-        .args(["--rounds", "4", "--slice", "6s", "-q", "--out"])
+        .args(["--rounds", "6", "--slice", "5s", "-q", "--out"])
         .arg(&out_dir)
         .output()
         .unwrap();
@@ -54,7 +54,7 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
     std::fs::write(
         &slow,
         format!(
-            "#!/bin/sh\nexec {} \"$@\" --inject-delay 400us\n",
+            "#!/bin/sh\nexec {} \"$@\" --inject-delay 1ms\n",
             me.display()
         ),
     )
@@ -70,11 +70,12 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
     );
     let r = rehearse::ab::read(&aa).unwrap();
     let order: String = r.slices.iter().map(|s| s.side.as_str()).collect();
-    assert_eq!(order, "abbabaab");
-    assert_eq!(r.round_ratios[0].1.len(), 4);
+    assert_eq!(order, "abbabaababba");
+    assert_eq!(r.round_ratios[0].1.len(), 6);
     assert!(matches!(r.b, rehearse::ab::Side::Settings(_)));
 
-    // B 400 us slower on a 2 ms statement: a regression at p50, never an improvement.
+    // B 1 ms slower on a 2 ms statement: a regression at p50, never an improvement.
+    // (The 10% case needs 20 s slices; the README quotes it, measured by hand.)
     let (code, text, slow_dir) = ab(&dir, &url, &me, &slow, "slow");
     assert_eq!(code, Some(1), "{text}");
     let r = rehearse::ab::read(&slow_dir).unwrap();
@@ -84,7 +85,7 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
         ("p50", rehearse::report::compare::Change::Regression),
         "{text}"
     );
-    assert!(p50.ratio > 1.1 && p50.low > 1.0, "{p50:?}");
+    assert!(p50.ratio > 1.2 && p50.low > 1.0, "{p50:?}");
     assert!(
         r.comparisons
             .iter()
