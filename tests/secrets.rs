@@ -89,7 +89,8 @@ async fn no_command_prints_or_writes_the_password() {
          [[mix]]\noperation = \"void\"\nweight = 1\n\
          [[mix]]\noperation = \"dashboard\"\nweight = 3\n\
          [[variant]]\nname = \"direct\"\nmode = \"legacy\"\nreads = \"primary\"\ncache = false\n\
-         [budgets.dashboard]\nmax = \"10s\"\n",
+         [budgets.dashboard]\nmax = \"10s\"\n\
+         [validity]\nmax_driver_lag = \"200ms\"\n",
     )
     .unwrap();
 
