@@ -495,7 +495,9 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
 }
 
 fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::report::compare::CompareSettings> {
-    if !(v.alpha > 0.0 && v.alpha < 0.5) || !(v.run_spread >= 0.0) || !(v.min_abs_ms >= 0.0) {
+    // Written so that NaN fails every check.
+    let ok = (v.alpha > 0.0 && v.alpha < 0.5) && v.run_spread >= 0.0 && v.min_abs_ms >= 0.0;
+    if !ok {
         return Err(rehearse::Error::Usage(
             "--alpha must lie in (0, 0.5), --run-spread and --min-abs-ms must not be negative"
                 .into(),

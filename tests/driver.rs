@@ -298,7 +298,7 @@ max_driver_lag = "200ms"
         .iter()
         .flat_map(|(_, c)| &c.rows)
         .all(|r| r.change != rehearse::report::compare::Change::Regression));
-    assert!(saved.ends_with(&g_run_id(&out)), "{}", saved.display());
+    assert!(saved.ends_with(g_run_id(&out)), "{}", saved.display());
 
     // A run that fails part way (its second variant wants a PgBouncer this
     // estate does not have) stops with the reason; run.json says failed and

@@ -127,6 +127,8 @@ pub fn judge(
             }
         };
         let mut rows = Vec::new();
+        #[allow(clippy::needless_range_loop)]
+        // m indexes figures, METRICS and the throughput after them
         for m in 0..=METRICS.len() {
             let logs: Vec<f64> = rounds
                 .iter()

@@ -315,9 +315,12 @@ fn blocks(range: &Range<usize>, block: usize, rng: &mut SplitMix, out: &mut Vec<
 #[derive(Clone, Copy)]
 pub(crate) struct Resampler {
     /// The interval indexes of one draw.
-    pub draw: fn(&[(Range<usize>, usize)], &mut SplitMix, &mut Vec<usize>),
-    pub units: fn(&[(Range<usize>, usize)]) -> f64,
+    pub draw: fn(&[RunLayout], &mut SplitMix, &mut Vec<usize>),
+    pub units: fn(&[RunLayout]) -> f64,
 }
+
+/// One run's intervals (a range of the side's) and its block length.
+pub(crate) type RunLayout = (Range<usize>, usize);
 
 /// The default: runs drawn with replacement, then blocks within each drawn
 /// run; its units are the runs, or a single run's blocks.
@@ -745,7 +748,8 @@ pub(crate) fn decide(rows: &mut [Row], s: &CompareSettings) {
     let family = order.len();
     for (rank, &i) in order.iter().enumerate() {
         // A p-value that is not a number is never significant.
-        if !(rows[i].p_value <= s.alpha / (family - rank) as f64) {
+        let passes = rows[i].p_value <= s.alpha / (family - rank) as f64;
+        if !passes {
             break;
         }
         rows[i].significant = true;

@@ -135,7 +135,9 @@ pub fn validity(
         // randomness is not mistaken for a shortfall.
         let offered_rate = offered as f64 / p.duration_s;
         let ratio = p.achieved_rate / offered_rate;
-        if !(ratio >= v.min_rate) {
+        // NaN (nothing offered in time) is a shortfall too.
+        let reached = ratio >= v.min_rate;
+        if !reached {
             reasons.push(format!(
                 "{}: achieved {:.1} req/s of {:.1} offered (target {:.1}), {:.0}% < {:.0}%: the estate or the driver could not keep up",
                 p.name,
