@@ -32,10 +32,24 @@ else
     command -v sudo >/dev/null 2>&1 || { echo "bootstrap: need root or sudo to install ${pkgs[*]}" >&2; exit 4; }
     SUDO="sudo"
   fi
-  $SUDO apt-get update -qq
+  # A fresh cloud machine runs its boot-time upgrades while we start: wait
+  # for apt's locks (up to APT_LOCK_WAIT seconds, 600 by default) rather than
+  # fail on "Could not get lock". apt waits for the dpkg lock itself; the
+  # lists lock of `update` is retried here.
+  wait_s="${APT_LOCK_WAIT:-600}"
+  apt_opts=(-o "DPkg::Lock::Timeout=$wait_s")
+  deadline=$((SECONDS + wait_s))
+  until $SUDO apt-get "${apt_opts[@]}" update -qq; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "bootstrap: apt-get update kept failing for ${wait_s}s (another apt holding its lock?)" >&2
+      exit 4
+    fi
+    echo "bootstrap: apt-get update failed; retrying in 10 s (another apt process may hold the lock)" >&2
+    sleep 10
+  done
   # Debian starts the packaged services on install; the lab uses its own
   # ports, so they do not collide, and we do not need them.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -2,7 +2,8 @@
 # The main job on a fresh machine: bootstrap, bring the embedded lab up, seed
 # the estate (full profile, both modes, unless PROFILE says otherwise), run the
 # scenario suite on legacy and partitioned (replica and cache on), print the
-# side-by-side summary; then rehearse the cutover itself under load (the whole
+# side-by-side summary and write its report (and, with BASELINE=name, gate
+# it against results/baselines/<name>); then rehearse the cutover itself under load (the whole
 # playbook, with the write ledger) on a database of its own, seeded legacy-only
 # (CUTOVER_PROFILE, smoke by default; DRILL=0 skips it), and show the lab.
 #
@@ -19,6 +20,14 @@ SUITE=(
   scenarios/month_end_close.toml
   scenarios/dashboard_storm.toml
 )
+# A baseline named but missing is bad usage: say so before an hour of work.
+if [ -n "${BASELINE:-}" ]; then
+  bdir="results/baselines/$BASELINE"
+  if [ ! -d "$bdir" ]; then
+    echo "rehearsal: BASELINE=$BASELINE but $bdir does not exist" >&2
+    exit 2
+  fi
+fi
 bash ci/bootstrap.sh
 cargo build --release --locked
 R=target/release/rehearse
@@ -29,6 +38,34 @@ set +e
 $R run "${SUITE[@]}" ${DURATION:+--duration "$DURATION"} --out "$out"
 code=$?
 set -e
+# Each scenario's report: charts against the budgets, report.html,
+# summary.md. With BASELINE=name, the CI-gate use: gate each scenario against
+# results/baselines/<name>/<scenario>/ (runs saved with `rehearse baseline
+# save RUN <scenario> --root results/baselines/<name>`, see README). A
+# scenario without a baseline is not judged, and that is not a pass (exit 3).
+gate_code=0
+for d in "$out"/*/; do
+  d="${d%/}"
+  [ -f "$d/run.json" ] || continue
+  $R report "$d" || true
+  if [ -n "${BASELINE:-}" ]; then
+    b="$bdir/$(basename "$d")"
+    if [ ! -d "$b" ]; then
+      echo "rehearsal: no baseline for $(basename "$d") in $bdir: not gated (exit 3)" >&2
+      g=3
+    else
+      set +e
+      $R gate "$d" --baseline "$b" --junit "$d/gate.xml" --summary "$d/gate.md"
+      g=$?
+      set -e
+    fi
+    if [ "$g" -gt "$gate_code" ]; then gate_code=$g; fi
+  fi
+done
+if [ -n "${BASELINE:-}" ]; then
+  echo "rehearsal: gate against $bdir: exit $gate_code"
+  if [ "$code" -ne 130 ] && [ "$gate_code" -gt "$code" ]; then code=$gate_code; fi
+fi
 if [ "${DRILL:-1}" != 0 ]; then
   # The drill starts from legacy only, and the suite's database holds both
   # modes: give it a database of its own on the same lab (and Redis db 1).

@@ -34,6 +34,7 @@ pub struct Cli {
 /// Where the estate is. Each setting is read from its flag, else from the
 /// environment, else from rehearse.toml, else from the running lab.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Estate (every command)")]
 pub struct EstateArgs {
     /// PostgreSQL primary URL [env: REHEARSE_PRIMARY_URL].
     #[arg(long, global = true, value_name = "URL")]
@@ -321,6 +322,9 @@ pub struct SeedArgs {
     /// Parallel generate-and-COPY streams and server-side workers [default: number of cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Seed without first checking that the estimate (data and WAL) fits the free disk of the primary and the replica. Needed when a server's data directory is not on this machine.
+    #[arg(long)]
+    pub no_space_check: bool,
     /// Print the seed record as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -778,4 +782,44 @@ pub enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command's help: its own options first, then the estate flags
+    /// under their own heading, never interleaved.
+    #[test]
+    fn every_help_lists_the_estate_flags_after_the_commands_own() {
+        fn walk(cmd: &mut clap::Command, path: &str, seen: &mut usize) {
+            let name = format!("{path} {}", cmd.get_name());
+            let help = cmd.render_long_help().to_string();
+            let estate = help
+                .find("Estate (every command):")
+                .unwrap_or_else(|| panic!("{name}: no Estate heading:\n{help}"));
+            for flag in ["--primary-url", "--replica-url", "--redis-url", "--lab-dir"] {
+                let at = help
+                    .find(flag)
+                    .unwrap_or_else(|| panic!("{name}: {flag} missing:\n{help}"));
+                assert!(at > estate, "{name}: {flag} before the heading:\n{help}");
+            }
+            if let Some(options) = help.find("Options:") {
+                assert!(options < estate, "{name}: Estate before Options:\n{help}");
+            }
+            *seen += 1;
+            for sub in cmd.get_subcommands_mut() {
+                if sub.get_name() != "help" {
+                    walk(sub, &name, seen);
+                }
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut seen = 0;
+        walk(&mut cmd, "", &mut seen);
+        assert!(seen > 30, "{seen} commands");
+    }
 }

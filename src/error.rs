@@ -57,6 +57,11 @@ pub enum Error {
     #[error("not found: {0}")]
     NotFound(String),
 
+    /// Not enough disk where a command would write (exit 4, as the
+    /// environment is short, not the input wrong).
+    #[error("{0}")]
+    NoSpace(String),
+
     /// A command was refused because acting would be unsafe.
     #[error("refused: {0}")]
     Refused(String),
@@ -71,6 +76,7 @@ impl Error {
             Error::MissingBinary { .. }
             | Error::PortInUse { .. }
             | Error::Lab(_)
+            | Error::NoSpace(_)
             | Error::Db { .. }
             | Error::Redis { .. }
             | Error::Io { .. } => exit::ENVIRONMENT,

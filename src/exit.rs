@@ -14,7 +14,8 @@ pub const USAGE: i32 = 2;
 /// driver was the bottleneck, or a budget had too few samples to be judged.
 pub const INVALID: i32 = 3;
 /// The estate is not usable: a binary is missing, a port is taken, a
-/// component is down or unreachable, or a statement failed.
+/// component is down or unreachable, a statement failed, or a seed would
+/// not fit the free disk.
 pub const ENVIRONMENT: i32 = 4;
 /// Refused for safety: the target is not a rehearsal database, its schema
 /// is unknown, or a step was run out of order.
@@ -49,7 +50,8 @@ Exit codes:
   3    invalid: the numbers must not be trusted (rate not reached, driver-bound,
        too few samples for a budget)
   4    the estate is not usable: a binary is missing, a port is taken, a
-       component is down or unreachable, or a statement failed
+       component is down or unreachable, a statement failed, or a seed would
+       not fit the free disk (nothing is written)
   5    refused: not a rehearsal target, unknown schema version, or out of order
   130  interrupted: what was measured is kept, marked interrupted";
 

@@ -432,6 +432,7 @@ async fn run_seed(cli: &Cli, args: &SeedArgs) -> anyhow::Result<i32> {
         opts.jobs = j;
     }
     opts.allow_destructive = args.destructive.allow_destructive.clone();
+    opts.no_space_check = args.no_space_check;
     let record = seed::seed(&estate, &opts).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);

@@ -93,6 +93,31 @@ fn lab_up_status_stop_start_down_and_purge_leave_nothing_behind() {
         "{out}"
     );
 
+    // The README's `eval` line, with the lab given by a relative --dir, then
+    // a command with no --dir from another directory: the exported lab
+    // directory makes the URLs the lab's own, a rehearsal target.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rel = dir.strip_prefix(root).expect("test labs live under the repository");
+    let script = format!(
+        "set -e; cd '{}'; eval \"$('{bin}' lab env --dir '{}')\"; cd /; \
+         '{bin}' schema create; echo \"dir=$REHEARSE_LAB_DIR\"",
+        root.display(),
+        rel.display(),
+        bin = env!("CARGO_BIN_EXE_rehearse"),
+    );
+    let mut bash = std::process::Command::new("bash");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("REHEARSE_")) {
+        bash.env_remove(k);
+    }
+    let out = bash.args(["-c", &script]).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("dir={}", dir.display())), "{text}");
+
     let (code, _, _) = rehearse(&["lab", "stop", "replica", "--dir", d]);
     assert_eq!(code, 0);
     let (code, out, _) = rehearse(&["lab", "status", "--dir", d]);

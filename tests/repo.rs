@@ -154,10 +154,10 @@ const NO_CACHE: ReadOptions = ReadOptions {
 /// ledger order: the truth the reports are checked against.
 async fn entries_of(c: &tokio_postgres::Client, org: i64) -> Vec<LedgerEntry> {
     c.query(
-        "SELECT business_date, 'expense'::text, id, property_id, category, amount_cents, vendor, description \
+        "SELECT business_date, 'expense'::text, id, property_id, category::text, amount_cents, vendor, description \
          FROM expense_entries WHERE organization_id = $1 \
          UNION ALL \
-         SELECT business_date, 'revenue', id, property_id, category, amount_cents, NULL, description \
+         SELECT business_date, 'revenue', id, property_id, category::text, amount_cents, NULL, description \
          FROM revenue_entries WHERE organization_id = $1 \
          ORDER BY 1, 2, 3",
         &[&org],

@@ -238,3 +238,73 @@ async fn an_interrupted_seed_is_not_taken_for_seeded_and_a_rerun_completes() {
         assert_eq!(schema::summary_mismatches(&client, mode).await.unwrap(), 0);
     }
 }
+
+/// Bytes of a mode's finance tables (with their partitions), or of the
+/// shared tables, as `pg_total_relation_size` counts them.
+async fn bytes_of(client: &tokio_postgres::Client, tables: &[&str]) -> u64 {
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c \
+             LEFT JOIN pg_inherits i ON i.inhrelid = c.oid \
+             WHERE c.relkind = 'r' AND (c.relname = ANY($1) OR i.inhparent::regclass::text = ANY($1))",
+            &[&tables],
+        )
+        .await
+        .unwrap();
+    row.get::<_, i64>(0) as u64
+}
+
+#[tokio::test]
+async fn the_disk_estimate_holds_for_a_real_seed_and_a_seed_that_cannot_fit_is_refused_before_it_writes(
+) {
+    use rehearse::seed::footprint;
+    let lab = common::lab();
+    let url = lab.fresh_database("seed_footprint").await;
+    let estate = lab.estate(&url);
+    assert!(estate.replica.is_some(), "the replica's disk is checked too");
+    let mut o = options(20_000, 42, 2);
+    o.params.days = 10;
+    o.partitions = Some(64);
+    o.modes = Modes::Both;
+    let record = seed::seed(&estate, &o).await.unwrap();
+    let client = db::connect(&url).await.unwrap();
+
+    // Each mode, and the shared tables, against the estimate: never under
+    // it (a disk would fill), and not so far over that it refuses what fits.
+    let shared = footprint::estimate(&o.params, &[], 64);
+    let mut checked = vec![(
+        "shared".to_string(),
+        bytes_of(&client, &["organizations", "properties"]).await,
+        shared,
+    )];
+    for mode in [Mode::Legacy, Mode::Partitioned] {
+        let t = mode.tables();
+        checked.push((
+            mode.to_string(),
+            bytes_of(&client, &[t.revenue, t.expense, t.summary]).await,
+            footprint::estimate(&o.params, &[mode], 64) - shared,
+        ));
+    }
+    for (what, measured, estimated) in &checked {
+        let ratio = *estimated as f64 / *measured as f64;
+        assert!(
+            (1.0..=1.2).contains(&ratio),
+            "{what}: measured {measured} bytes, estimated {estimated} (x{ratio:.3}); \
+             re-measure the constants in src/seed/footprint.rs: {checked:?}"
+        );
+    }
+
+    // A seed far beyond the disk is refused with exit 4 before it writes:
+    // the estate is still the one just seeded.
+    let mut huge = o.clone();
+    huge.params.orgs = 100_000_000;
+    let err = seed::seed(&estate, &huge).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::ENVIRONMENT, "{err}");
+    let msg = err.to_string();
+    for want in ["not enough disk", "primary", "replica", "is free there", "--orgs ", "Nothing was written"] {
+        assert!(msg.contains(want), "{want:?} missing: {msg}");
+    }
+    let seeded = seed::require_seeded(&client).await.unwrap();
+    assert_eq!(seeded.counts, record.counts);
+    assert_eq!(seeded.params.orgs, 20_000);
+}

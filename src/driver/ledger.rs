@@ -331,7 +331,7 @@ async fn fetch(
         EntryKind::Expense => (t.expense, "e.vendor"),
     };
     let sql = format!(
-        "SELECT e.id, e.property_id, e.business_date, e.category, e.amount_cents, {vendor}, e.description \
+        "SELECT e.id, e.property_id, e.business_date, e.category::text, e.amount_cents, {vendor}, e.description \
            FROM unnest($1::int8[], $2::int8[]) AS k(org, id) \
            JOIN {table} e ON e.organization_id = k.org AND e.id = k.id"
     );

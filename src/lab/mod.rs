@@ -202,16 +202,21 @@ impl LabState {
         format!("postgresql://postgres@127.0.0.1:{}/{db}", self.ports.of(c))
     }
 
-    /// `export` lines for a shell.
+    /// `export` lines for a shell: the URLs, and the lab directory as an
+    /// absolute path, so that later commands without `--dir` know these
+    /// URLs for the lab's own (a rehearsal target) wherever they run.
     pub fn env_lines(&self) -> String {
         use crate::estate::*;
         let u = &self.urls;
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let dir = dir.to_string_lossy().replace('\'', "'\\''");
         [
-            (ENV_PRIMARY, &u.primary),
+            (ENV_PRIMARY, u.primary.as_str()),
             (ENV_REPLICA, &u.replica),
             (ENV_PGBOUNCER, &u.pgbouncer),
             (ENV_PGBOUNCER_REPLICA, &u.pgbouncer_replica),
             (ENV_REDIS, &u.redis),
+            (ENV_LAB_DIR, &dir),
         ]
         .iter()
         .map(|(k, v)| format!("export {k}='{v}'\n"))
@@ -540,7 +545,8 @@ mod tests {
     fn env_lines_export_every_url_and_no_password() {
         let s = LabState::sample(Path::new("/tmp/x"));
         let env = s.env_lines();
-        assert_eq!(env.lines().count(), 5);
+        assert_eq!(env.lines().count(), 6);
+        assert!(env.contains("export REHEARSE_LAB_DIR='/tmp/x'\n"), "{env}");
         assert!(env.contains(
             "export REHEARSE_PRIMARY_URL='postgresql://postgres@127.0.0.1:60000/rehearse'"
         ));

@@ -24,13 +24,13 @@ use crate::schema::{FinanceTables, Mode};
 /// Insert one entry, only for a property of the organization.
 const RECORD_REVENUE: &str = "\
 INSERT INTO {{revenue}} (organization_id, property_id, business_date, category, amount_cents, description)
-SELECT p.organization_id, p.id, $3, $4, $5, $6
+SELECT p.organization_id, p.id, $3, $4::entry_category, $5, $6
 FROM properties p WHERE p.id = $2 AND p.organization_id = $1
 RETURNING id";
 
 const RECORD_EXPENSE: &str = "\
 INSERT INTO {{expense}} (organization_id, property_id, business_date, category, amount_cents, vendor, description)
-SELECT p.organization_id, p.id, $3, $4, $5, $6, $7
+SELECT p.organization_id, p.id, $3, $4::entry_category, $5, $6, $7
 FROM properties p WHERE p.id = $2 AND p.organization_id = $1
 RETURNING id";
 
@@ -39,7 +39,7 @@ RETURNING id";
 const ADJUST: &str = "\
 UPDATE {{entries}} e
 SET amount_cents = coalesce($3, e.amount_cents),
-    category = coalesce($4, e.category),
+    category = coalesce($4::entry_category, e.category),
     business_date = coalesce($5, e.business_date),
     property_id = coalesce($6, e.property_id)
 WHERE e.organization_id = $1 AND e.id = $2
@@ -64,7 +64,7 @@ ON CONFLICT (organization_id, property_id, business_date) DO UPDATE SET updated_
 /// and day); rows of another organization's property are dropped by the join.
 const BATCH_REVENUE: &str = "\
 INSERT INTO {{revenue}} (organization_id, property_id, business_date, category, amount_cents, description)
-SELECT $1, b.property_id, b.business_date, b.category, b.amount_cents, b.description
+SELECT $1, b.property_id, b.business_date, b.category::entry_category, b.amount_cents, b.description
 FROM unnest($2::int8[], $3::date[], $4::text[], $5::int8[], $6::text[])
      WITH ORDINALITY AS b(property_id, business_date, category, amount_cents, description, n)
 JOIN properties p ON p.id = b.property_id AND p.organization_id = $1
@@ -73,7 +73,7 @@ RETURNING id";
 
 const BATCH_EXPENSE: &str = "\
 INSERT INTO {{expense}} (organization_id, property_id, business_date, category, amount_cents, vendor, description)
-SELECT $1, b.property_id, b.business_date, b.category, b.amount_cents, b.vendor, b.description
+SELECT $1, b.property_id, b.business_date, b.category::entry_category, b.amount_cents, b.vendor, b.description
 FROM unnest($2::int8[], $3::date[], $4::text[], $5::int8[], $6::text[], $7::text[])
      WITH ORDINALITY AS b(property_id, business_date, category, amount_cents, vendor, description, n)
 JOIN properties p ON p.id = b.property_id AND p.organization_id = $1

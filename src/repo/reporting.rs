@@ -27,15 +27,15 @@ ORDER BY business_date";
 
 /// Revenue and expenses by category over [$2, $3), from the entries.
 const PNL: &str = "\
-SELECT 'revenue' AS kind, category, sum(amount_cents)::int8, count(*)::int8
+SELECT 'revenue' AS kind, category::text AS category, sum(amount_cents)::int8, count(*)::int8
 FROM {{revenue}}
 WHERE organization_id = $1 AND business_date >= $2 AND business_date < $3
-GROUP BY category
+GROUP BY 2
 UNION ALL
-SELECT 'expense', category, sum(amount_cents)::int8, count(*)::int8
+SELECT 'expense', category::text, sum(amount_cents)::int8, count(*)::int8
 FROM {{expense}}
 WHERE organization_id = $1 AND business_date >= $2 AND business_date < $3
-GROUP BY category
+GROUP BY 2
 ORDER BY kind DESC, category";
 
 /// Totals per property; a summary row whose entries were all voided holds
@@ -53,7 +53,7 @@ ORDER BY s.property_id";
 /// Each branch has its own keyset bound, so each walks the
 /// (organization_id, business_date, id) index from where the page starts.
 const LEDGER: &str = "\
-(SELECT business_date, 'expense'::text AS kind, id, property_id, category, amount_cents,
+(SELECT business_date, 'expense'::text AS kind, id, property_id, category::text, amount_cents,
         vendor, description
  FROM {{expense}}
  WHERE organization_id = $1 AND business_date BETWEEN $2 AND $3
@@ -61,7 +61,7 @@ const LEDGER: &str = "\
  ORDER BY business_date, id
  LIMIT $8)
 UNION ALL
-(SELECT business_date, 'revenue'::text, id, property_id, category, amount_cents,
+(SELECT business_date, 'revenue'::text, id, property_id, category::text, amount_cents,
         NULL::text, description
  FROM {{revenue}}
  WHERE organization_id = $1 AND business_date BETWEEN $2 AND $3

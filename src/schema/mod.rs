@@ -242,6 +242,69 @@ pub fn mode_key_statements(mode: Mode) -> Vec<String> {
     statements(&mode.tables().render(ENTRY_KEYS))
 }
 
+/// One mode's keys as jobs for a loader: `first` runs before the rest (in
+/// order), `parallel` may run at once on several connections, `last` after
+/// them (in order).
+///
+/// For a partitioned mode, each key is declared on the parent only (an
+/// index that is not valid yet), built on every partition as a job of its
+/// own, and the partitions' indexes are then attached, which makes the
+/// parent's valid: as pg_dump restores a partitioned table. A statement on
+/// the parent builds its partitions one after another on one connection;
+/// partition by partition, the builds fill every connection to the end.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct KeyJobs {
+    pub first: Vec<String>,
+    pub parallel: Vec<String>,
+    pub last: Vec<String>,
+}
+
+pub fn mode_key_jobs(mode: Mode, partitions: u32) -> KeyJobs {
+    let statements = mode_key_statements(mode);
+    if mode == Mode::Legacy {
+        return KeyJobs {
+            parallel: statements,
+            ..KeyJobs::default()
+        };
+    }
+    let mut jobs = KeyJobs::default();
+    for st in statements {
+        let words: Vec<&str> = st.split_whitespace().collect();
+        let flat = words.join(" ");
+        // ALTER TABLE <t> ADD CONSTRAINT <name> PRIMARY KEY (<cols>)
+        // CREATE INDEX IF NOT EXISTS <name> ON <t> (<cols>)
+        let (table, name, cols, pk) = match words.as_slice() {
+            ["ALTER", "TABLE", t, "ADD", "CONSTRAINT", n, "PRIMARY", "KEY", ..] => {
+                (*t, *n, &flat[flat.find('(').expect("key columns")..], true)
+            }
+            ["CREATE", "INDEX", "IF", "NOT", "EXISTS", n, "ON", t, ..] => {
+                (*t, *n, &flat[flat.find('(').expect("index columns")..], false)
+            }
+            _ => panic!("entry_keys.sql: a statement of an unknown form: {flat}"),
+        };
+        let suffix = name
+            .strip_prefix(table)
+            .unwrap_or_else(|| panic!("entry_keys.sql: {name} is not named after {table}"));
+        jobs.first.push(if pk {
+            format!("ALTER TABLE ONLY {table} ADD CONSTRAINT {name} PRIMARY KEY {cols}")
+        } else {
+            format!("CREATE INDEX IF NOT EXISTS {name} ON ONLY {table} {cols}")
+        });
+        for i in 0..partitions {
+            let part = tables::partition_name(table, i);
+            let part_index = format!("{part}{suffix}");
+            jobs.parallel.push(if pk {
+                format!("ALTER TABLE ONLY {part} ADD CONSTRAINT {part_index} PRIMARY KEY {cols}")
+            } else {
+                format!("CREATE INDEX IF NOT EXISTS {part_index} ON {part} {cols}")
+            });
+            jobs.last
+                .push(format!("ALTER INDEX {name} ATTACH PARTITION {part_index}"));
+        }
+    }
+    jobs
+}
+
 /// The shared tables' keys as separate statements, in the order they must run.
 pub fn shared_key_statements() -> Vec<String> {
     statements(SHARED_KEYS)
@@ -432,6 +495,37 @@ pub async fn drop_schema(
     Ok(remaining)
 }
 
+/// The plain tables (and partitions) rehearse fills: the shared ones and
+/// every mode's finance tables. A SQL condition on `pg_class c`.
+pub const FILLED_TABLES: &str = "c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' \
+     AND (c.relname IN ('organizations', 'properties') \
+          OR c.relname LIKE 'revenue\\_entries%' OR c.relname LIKE 'expense\\_entries%' \
+          OR c.relname LIKE 'daily\\_financial\\_summaries%')";
+
+/// Turn autovacuum off on the tables a bulk load fills, or back to the
+/// server's setting. Left on, it starts on each table as soon as its rows
+/// arrive, and every index build and trigger of the seed then waits a
+/// second for it to be cancelled (114 waits, 138 s, in a full seed).
+pub async fn set_autovacuum(client: &impl GenericClient, enabled: bool) -> Result<()> {
+    let action = if enabled {
+        "RESET (autovacuum_enabled)"
+    } else {
+        "SET (autovacuum_enabled = false)"
+    };
+    let rows = client
+        .query(
+            &format!("SELECT c.oid::regclass::text FROM pg_class c WHERE {FILLED_TABLES}"),
+            &[],
+        )
+        .await
+        .db(|| "listing the tables a seed fills".into())?;
+    let sql: String = rows
+        .iter()
+        .map(|r| format!("ALTER TABLE {} {action};\n", r.get::<_, String>(0)))
+        .collect();
+    exec(client, &sql, "setting autovacuum on the seeded tables").await
+}
+
 /// Count the partitions of a partitioned table (0 for a plain table).
 pub async fn partition_count(client: &impl GenericClient, parent: &str) -> Result<i64> {
     let row = client
@@ -442,4 +536,53 @@ pub async fn partition_count(client: &impl GenericClient, parent: &str) -> Resul
         .await
         .db(|| format!("counting partitions of {parent}"))?;
     Ok(row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The enum's labels in the schema are the generator's categories, in
+    /// the same order: a category added on one side only would fail every
+    /// insert of it, or never be generated.
+    #[test]
+    fn the_category_enum_holds_the_generators_categories() {
+        let sql = super::SHARED_TABLES;
+        let start = sql.find("AS ENUM (").expect("the enum is declared") + "AS ENUM (".len();
+        let list = &sql[start..start + sql[start..].find(')').unwrap()];
+        let labels: Vec<&str> = list
+            .split(',')
+            .map(|l| l.trim().trim_matches('\''))
+            .collect();
+        let generated: Vec<&str> = crate::generate::REVENUE_CATEGORIES
+            .iter()
+            .chain(crate::generate::EXPENSE_CATEGORIES.iter())
+            .copied()
+            .collect();
+        assert_eq!(labels, generated);
+    }
+}
+
+#[cfg(test)]
+mod key_job_tests {
+    use super::*;
+
+    #[test]
+    fn partitioned_keys_are_declared_on_the_parent_built_per_partition_and_attached() {
+        let legacy = mode_key_jobs(Mode::Legacy, 4);
+        assert!(legacy.first.is_empty() && legacy.last.is_empty());
+        assert_eq!(legacy.parallel, mode_key_statements(Mode::Legacy));
+
+        let keys = mode_key_statements(Mode::Partitioned).len();
+        let j = mode_key_jobs(Mode::Partitioned, 4);
+        assert_eq!((j.first.len(), j.parallel.len(), j.last.len()), (keys, 4 * keys, 4 * keys));
+        assert!(j.first.iter().all(|s| s.contains(" ONLY ")), "{:?}", j.first);
+        assert!(j.first.contains(
+            &"ALTER TABLE ONLY revenue_entries_partitioned ADD CONSTRAINT revenue_entries_partitioned_pkey PRIMARY KEY (organization_id, id)".to_string()
+        ), "{:?}", j.first);
+        assert!(j.parallel.contains(
+            &"CREATE INDEX IF NOT EXISTS expense_entries_partitioned_p003_org_date_idx ON expense_entries_partitioned_p003 (organization_id, business_date, id)".to_string()
+        ), "{:?}", j.parallel);
+        assert!(j.last.contains(
+            &"ALTER INDEX daily_financial_summaries_partitioned_pkey ATTACH PARTITION daily_financial_summaries_partitioned_p000_pkey".to_string()
+        ), "{:?}", j.last);
+    }
 }

@@ -5,7 +5,7 @@ CREATE TABLE IF NOT EXISTS {{revenue}} (
     organization_id  bigint      NOT NULL,
     property_id      bigint      NOT NULL,
     business_date    date        NOT NULL,
-    category         text        NOT NULL,
+    category         entry_category NOT NULL,
     amount_cents     bigint      NOT NULL CHECK (amount_cents > 0),
     description      text,
     created_at       timestamptz NOT NULL DEFAULT now()
@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS {{expense}} (
     organization_id  bigint      NOT NULL,
     property_id      bigint      NOT NULL,
     business_date    date        NOT NULL,
-    category         text        NOT NULL,
+    category         entry_category NOT NULL,
     amount_cents     bigint      NOT NULL CHECK (amount_cents > 0),
     vendor           text        NOT NULL,
     description      text,

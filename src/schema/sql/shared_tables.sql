@@ -3,6 +3,17 @@
 CREATE SEQUENCE IF NOT EXISTS revenue_entry_id_seq;
 CREATE SEQUENCE IF NOT EXISTS expense_entry_id_seq;
 
+-- The entries' categories: an enum is 4 bytes in the row where the text was
+-- 6 to 14 bytes and its alignment, over 60M rows per mode at the full
+-- estate. Reads cast it to text; writes cast a text parameter to it. The
+-- labels are the generator's (a unit test holds the two lists together).
+DO $$ BEGIN
+    CREATE TYPE entry_category AS ENUM (
+        'rooms', 'food_beverage', 'spa', 'other',
+        'payroll', 'supplies', 'utilities', 'maintenance', 'marketing');
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
 CREATE TABLE IF NOT EXISTS organizations (
     id          bigint      NOT NULL,
     name        text        NOT NULL,
