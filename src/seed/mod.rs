@@ -394,7 +394,15 @@ async fn check_space(
 ) -> Result<()> {
     let mut landings = vec![footprint::landing(primary, "primary").await?];
     if let Some(r) = &estate.replica {
-        let replica = db::connect(&r.url).await.map_err(|e| {
+        // A database just created on the primary may not be on the replica
+        // yet; its server's data directory is the same from any database.
+        let replica = match db::connect(&r.url).await {
+            Ok(c) => Ok(c),
+            Err(first) => db::connect(&crate::estate::with_database(&r.url, "postgres"))
+                .await
+                .map_err(|_| first),
+        }
+        .map_err(|e| {
             Error::NoSpace(format!(
                 "the replica {} did not answer, so its free space is unknown ({e}); start it, \
                  or pass --no-space-check to seed without the check",
