@@ -1,16 +1,25 @@
 //! `rehearse bench seed`: the same number of rows loaded by `pgbench -i` and
-//! by rehearse's loader, alternately, in scratch databases on one server.
+//! by rehearse's loader, alternately, in scratch databases on one server;
+//! and rehearse's load against the physical limit, the server's own
+//! `COPY ... FROM 'file'` of the very same rows.
 //!
 //! The figures compared are pgbench's "client-side generate" phase (generate
 //! and COPY, one text stream) and rehearse's "load" phase (generate and
 //! binary COPY, --jobs streams, entries and their daily summaries): the same
-//! work, rows in a table.
+//! work, rows in a table. pgbench's rows are a different shape (four narrow
+//! columns), so that line is for reference. The physical limit is measured
+//! on rehearse's own rows: after each round's seed, every table is written
+//! to server-side binary files, --jobs files a table (split by
+//! organization), and loaded again into empty tables of the same schema
+//! (no keys, no triggers, autovacuum off: the state the loader fills) by
+//! --jobs sessions of `COPY ... FROM 'file' (FORMAT binary)`. No client
+//! generates or sends anything there: the server parses, checks and writes.
 
 use serde::Serialize;
 
 use crate::bench::{median, recreate_database, Pgbench};
 use crate::db;
-use crate::error::{DbContext, Error, Result};
+use crate::error::{DbContext, Error, IoContext, Result};
 use crate::estate::{Estate, Source};
 use crate::generate::{Generator, OrgRows};
 use crate::lab::process::run_checked;
@@ -19,6 +28,7 @@ use crate::seed::{self, Profile, SeedOptions};
 
 const PGBENCH_DB: &str = "rehearse_bench_pgbench";
 const SEED_DB: &str = "rehearse_bench_seed";
+const COPY_DB: &str = "rehearse_bench_copy";
 const PGBENCH_TABLES: &[&str] = &["pgbench_accounts", "pgbench_branches", "pgbench_tellers"];
 const SEED_TABLES: &[&str] = &[
     "organizations",
@@ -59,6 +69,8 @@ pub struct Round {
     pub rehearse_rows: u64,
     pub rehearse_load_s: f64,
     pub rehearse_keys_s: f64,
+    /// The server's own COPY of the same rows from binary files, wall time.
+    pub server_copy_s: f64,
     /// Heap bytes of the loaded tables (indexes excluded), each side.
     pub pgbench_heap_bytes: i64,
     pub rehearse_heap_bytes: i64,
@@ -73,6 +85,14 @@ impl Round {
     }
     pub fn ratio(&self) -> f64 {
         self.rehearse_rows_per_s() / self.pgbench_rows_per_s()
+    }
+    pub fn server_copy_rows_per_s(&self) -> f64 {
+        self.rehearse_rows as f64 / self.server_copy_s
+    }
+    /// rehearse's load over the server's own COPY of the same rows (1.0 =
+    /// the loader costs the server nothing beyond the rows themselves).
+    pub fn copy_ratio(&self) -> f64 {
+        self.rehearse_rows_per_s() / self.server_copy_rows_per_s()
     }
     /// rehearse's heap MB/s over pgbench's: the same comparison by volume,
     /// since a rehearse row is wider than a pgbench_accounts row.
@@ -91,6 +111,8 @@ pub struct BenchSeedReport {
     pub median_rehearse_rows_per_s: f64,
     pub median_ratio: f64,
     pub median_bytes_ratio: f64,
+    pub median_server_copy_rows_per_s: f64,
+    pub median_copy_ratio: f64,
 }
 
 /// Parse the seconds of one phase from pgbench -i's closing line:
@@ -168,6 +190,7 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
         )
         .await?;
         let rehearse_heap_bytes = heap_bytes(&scratch.primary.url, SEED_TABLES).await?;
+        let server_copy_s = server_copy(&admin, &estate.primary.url, &scratch.primary.url, opts.jobs, record.partitions).await?;
         let r = Round {
             pgbench_rows: target_rows,
             pgbench_generate_s: generate,
@@ -175,12 +198,13 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
             rehearse_rows: record.counts.total(),
             rehearse_load_s: phase("load"),
             rehearse_keys_s: phase("keys"),
+            server_copy_s,
             pgbench_heap_bytes,
             rehearse_heap_bytes,
         };
         if opts.verbose {
             eprintln!(
-                "round {round}: pgbench -i {:>9.0} rows/s ({} rows in {:.2} s) | rehearse {:>9.0} rows/s ({} rows in {:.2} s) | ratio {:.2} by rows, {:.2} by heap bytes",
+                "round {round}: pgbench -i {:>9.0} rows/s ({} rows in {:.2} s) | rehearse {:>9.0} rows/s ({} rows in {:.2} s) | ratio {:.2} by rows, {:.2} by heap bytes | server COPY of the same rows {:>9.0} rows/s ({:.2} s), rehearse {:.2}x of it",
                 r.pgbench_rows_per_s(),
                 r.pgbench_rows,
                 r.pgbench_generate_s,
@@ -188,12 +212,15 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
                 r.rehearse_rows,
                 r.rehearse_load_s,
                 r.ratio(),
-                r.bytes_ratio()
+                r.bytes_ratio(),
+                r.server_copy_rows_per_s(),
+                r.server_copy_s,
+                r.copy_ratio()
             );
         }
         rounds.push(r);
     }
-    for dbname in [PGBENCH_DB, SEED_DB] {
+    for dbname in [PGBENCH_DB, SEED_DB, COPY_DB] {
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
             .await
@@ -203,6 +230,8 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
     let s: Vec<f64> = rounds.iter().map(|r| r.rehearse_rows_per_s()).collect();
     let ratios: Vec<f64> = rounds.iter().map(|r| r.ratio()).collect();
     let bytes_ratios: Vec<f64> = rounds.iter().map(|r| r.bytes_ratio()).collect();
+    let copy: Vec<f64> = rounds.iter().map(|r| r.server_copy_rows_per_s()).collect();
+    let copy_ratios: Vec<f64> = rounds.iter().map(|r| r.copy_ratio()).collect();
     Ok(BenchSeedReport {
         scale: opts.scale,
         jobs: opts.jobs,
@@ -210,8 +239,95 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
         median_rehearse_rows_per_s: median(&s),
         median_ratio: median(&ratios),
         median_bytes_ratio: median(&bytes_ratios),
+        median_server_copy_rows_per_s: median(&copy),
+        median_copy_ratio: median(&copy_ratios),
         rounds,
     })
+}
+
+/// The seeded tables' rows, written by the server to binary files (one per
+/// job and table, split by organization), loaded again by `jobs` sessions
+/// into an empty copy of the schema. Returns the load's wall seconds.
+async fn server_copy(
+    admin: &tokio_postgres::Client,
+    primary_url: &str,
+    seeded_url: &str,
+    jobs: usize,
+    partitions: u32,
+) -> Result<f64> {
+    let at = crate::seed::footprint::landing(admin, "primary").await?;
+    if !at.data_directory.exists() {
+        return Err(Error::Lab(format!(
+            "bench seed compares with the server's COPY from files it writes, which needs the server on this machine; its data directory {} is not here",
+            at.data_directory.display()
+        )));
+    }
+    let dir = std::env::temp_dir().join(format!("rehearse-bench-copy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).io("creating", &dir)?;
+    // The server writes the files as its own user.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .io("opening to the server", &dir)?;
+    let result = async {
+        let seeded = db::connect(seeded_url).await?;
+        let jobs = jobs.max(1);
+        let mut files = Vec::new();
+        for (table, key) in [
+            ("organizations", "id"),
+            ("properties", "organization_id"),
+            ("revenue_entries", "organization_id"),
+            ("expense_entries", "organization_id"),
+            ("daily_financial_summaries", "organization_id"),
+        ] {
+            for k in 0..jobs {
+                let f = dir.join(format!("{table}.{k}.bin"));
+                seeded
+                    .batch_execute(&format!(
+                        "COPY (SELECT * FROM {table} WHERE {key} % {jobs} = {k}) TO '{}' (FORMAT binary)",
+                        f.display()
+                    ))
+                    .await
+                    .db(|| format!("writing {table} to a server-side file"))?;
+                files.push((table, f));
+            }
+        }
+        recreate_database(admin, COPY_DB).await?;
+        let copy_url = crate::estate::with_database(primary_url, COPY_DB);
+        {
+            let c = db::connect(&copy_url).await?;
+            crate::schema::create_shared_tables(&c).await?;
+            crate::schema::create_mode_tables(&c, crate::schema::Mode::Legacy, partitions).await?;
+            crate::schema::set_autovacuum(&c, false).await?;
+        }
+        // One queue, --jobs sessions, as the loader has --jobs streams.
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(files));
+        let started = std::time::Instant::now();
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..jobs {
+            let (queue, url) = (queue.clone(), copy_url.clone());
+            workers.spawn(async move {
+                let c = db::connect(&url).await?;
+                c.batch_execute("SET synchronous_commit = off")
+                    .await
+                    .db(|| "setting synchronous_commit".into())?;
+                loop {
+                    let next = queue.lock().expect("queue lock").pop();
+                    let Some((table, f)) = next else { break };
+                    c.batch_execute(&format!("COPY {table} FROM '{}' (FORMAT binary)", f.display()))
+                        .await
+                        .db(|| format!("loading {table} from a server-side file"))?;
+                }
+                Ok::<(), Error>(())
+            });
+        }
+        while let Some(done) = workers.join_next().await {
+            done.expect("a copy worker panicked")?;
+        }
+        Ok::<f64, Error>(started.elapsed().as_secs_f64())
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 #[cfg(test)]

@@ -49,6 +49,12 @@ pub fn sized_settings(mem_bytes: u64, cores: usize) -> Vec<(&'static str, String
         ("checkpoint_completion_target", "0.9".into()),
         ("wal_compression", "on".into()),
         ("random_page_cost", "1.1".into()),
+        // A query's temporary files are disk the estate shares: in one main
+        // job, about 18 concurrent cross-tenant portfolio queries on the
+        // full estate spilled until the replica's disk was full and it shut
+        // down. A query that needs more than this fails (SQLSTATE 53400,
+        // counted as an error of its operation) instead.
+        ("temp_file_limit", "1GB".into()),
     ]
 }
 

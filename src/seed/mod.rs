@@ -328,7 +328,11 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     if !first.is_empty() {
         parallel::run(&url, vec![first.join(";\n")], 1, phase.clone()).await?;
     }
-    parallel::run(&url, work, opts.jobs, phase.clone()).await?;
+    let setup = match key_memory(&client, opts.jobs).await? {
+        Some(mb) => format!("SET maintenance_work_mem = '{mb}MB'"),
+        None => String::new(),
+    };
+    parallel::run_with(&url, work, opts.jobs, phase.clone(), &setup).await?;
     if !last.is_empty() {
         parallel::run(&url, vec![last.join(";\n")], 1, phase.clone()).await?;
     }
@@ -382,6 +386,20 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
 
 fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).expect("seed values serialize")
+}
+
+/// Sort memory for each session that builds keys, when the server shares
+/// this machine: an eighth of its memory over the sessions, at most 2 GB
+/// each (the largest sort, the legacy revenue key, is about 1.5 GB at the
+/// full estate; the lab's server default is a thirty-second of memory).
+/// None for a server elsewhere: its own setting stands.
+async fn key_memory(client: &tokio_postgres::Client, jobs: usize) -> Result<Option<u64>> {
+    let at = footprint::landing(client, "primary").await?;
+    if footprint::free_space(&at.data_directory).is_none() {
+        return Ok(None);
+    }
+    let mb = crate::lab::machine_memory() / (1 << 20);
+    Ok(Some((mb / 8 / jobs.max(1) as u64).clamp(64, 2048)))
 }
 
 /// Refuse a seed that would not fit on the primary's disk, or on the

@@ -9,23 +9,30 @@ use crate::progress::Phase;
 
 /// Run every statement over `connections` connections, at most that many at once,
 /// ticking `phase` per job. The first error stops the phase.
-pub async fn run(
+pub async fn run(url: &str, jobs: Vec<String>, connections: usize, phase: Arc<Phase>) -> Result<()> {
+    run_with(url, jobs, connections, phase, "").await
+}
+
+/// [`run`], with `setup` run first on each connection (settings of the session).
+pub async fn run_with(
     url: &str,
     jobs: Vec<String>,
     connections: usize,
     phase: Arc<Phase>,
+    setup: &str,
 ) -> Result<()> {
     let queue = Arc::new(Mutex::new(jobs.into_iter().rev().collect::<Vec<_>>()));
     // Dropped with the phase, a JoinSet aborts the statements still running.
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..connections.max(1) {
         let (queue, url, phase) = (queue.clone(), url.to_string(), phase.clone());
+        let setup = format!("SET synchronous_commit = off; {setup}");
         workers.spawn(async move {
             let client = db::connect(&url).await?;
             client
-                .batch_execute("SET synchronous_commit = off")
+                .batch_execute(&setup)
                 .await
-                .db(|| "setting synchronous_commit".into())?;
+                .db(|| format!("setting up the session: {setup}"))?;
             loop {
                 let job = queue.lock().expect("queue lock").pop();
                 let Some(sql) = job else { break };
