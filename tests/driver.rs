@@ -385,6 +385,54 @@ via = "primary"
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_driver_gave_up_on_does_not_keep_running_on_the_server() {
+    let _shared = ALONE.read().await;
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_abandon").await;
+    let estate = lab.estate(&url);
+    let dir = work_dir("abandon");
+    // Every request sleeps 4 s on the server; the driver waits 300 ms.
+    let file = scenario_file(
+        &dir,
+        "abandon",
+        (r#"
+timeout = "300ms"
+[[phase]]
+duration = "2s"
+rate = 10
+arrival = "constant"
+max_in_flight = 8
+[[mix]]
+operation = "sql"
+name = "stuck"
+weight = 1
+sql = "SELECT pg_sleep(4) /* rehearse-abandon */"
+via = "primary"
+[validity]
+max_driver_lag = "200ms"
+"#
+        .to_string()
+            + ONE_VARIANT)
+            .as_str(),
+    );
+    let o = run(&estate, &file, &dir.join("out")).await;
+    let op = &o.result.variants[0].operations[0];
+    assert!(op.errors.values().sum::<u64>() > 0, "the requests time out: {op:?}");
+    // Right after the run, the server runs none of them: each was cancelled
+    // by statement_timeout when the driver gave up, not 4 s later.
+    let c = rehearse::db::connect(&url).await.unwrap();
+    let running: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%rehearse-abandon%' AND pid <> pg_backend_pid() AND state = 'active'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(running, 0, "abandoned statements still running on the server");
+}
+
 /// Run `file` while another session holds an exclusive lock on `probe` for
 /// two seconds, starting two seconds in.
 async fn run_with_lock(estate: &Estate, url: &str, file: &Path, out: &Path) -> driver::RunOutcome {

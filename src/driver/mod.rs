@@ -251,6 +251,8 @@ async fn run_scenario(
             let mut cfg = RepoConfig::from_estate(estate, variant.pool)?;
             cfg.mode_override = (!hooks.follow_flag).then_some(variant.mode);
             cfg.pool_size = s.phases.iter().map(phase_concurrency).max().unwrap_or(1) + 4;
+            // What the driver stops waiting for, the server stops running.
+            cfg.statement_timeout = Some(s.timeout.0);
             if !variant.cache {
                 cfg.redis_url = None;
             }

@@ -50,8 +50,21 @@ pub struct Target {
 
 impl Target {
     /// A pool of at most `size` connections; none is opened until used.
-    pub fn new(name: &str, cfg: &TargetConfig, size: usize) -> Result<Target> {
-        let pg = db::config(&cfg.url)?;
+    pub fn new(
+        name: &str,
+        cfg: &TargetConfig,
+        size: usize,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Target> {
+        let mut pg = db::config(&cfg.url)?;
+        if let (Some(t), false) = (statement_timeout, cfg.via_pgbouncer) {
+            let mut options = pg.get_options().unwrap_or("").to_string();
+            if !options.is_empty() {
+                options.push(' ');
+            }
+            options.push_str(&format!("-c statement_timeout={}", t.as_millis().max(1)));
+            pg.options(&options);
+        }
         let manager = Manager::from_config(
             pg,
             NoTls,
