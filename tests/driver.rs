@@ -418,7 +418,10 @@ max_driver_lag = "200ms"
     );
     let o = run(&estate, &file, &dir.join("out")).await;
     let op = &o.result.variants[0].operations[0];
-    assert!(op.errors.values().sum::<u64>() > 0, "the requests time out: {op:?}");
+    assert!(
+        op.errors.values().sum::<u64>() > 0,
+        "the requests time out: {op:?}"
+    );
     // Right after the run, the server runs none of them: each was cancelled
     // by statement_timeout when the driver gave up, not 4 s later.
     let c = rehearse::db::connect(&url).await.unwrap();
@@ -430,7 +433,10 @@ max_driver_lag = "200ms"
         .await
         .unwrap()
         .get(0);
-    assert_eq!(running, 0, "abandoned statements still running on the server");
+    assert_eq!(
+        running, 0,
+        "abandoned statements still running on the server"
+    );
 }
 
 /// Run `file` while another session holds an exclusive lock on `probe` for

@@ -97,7 +97,9 @@ fn lab_up_status_stop_start_down_and_purge_leave_nothing_behind() {
     // a command with no --dir from another directory: the exported lab
     // directory makes the URLs the lab's own, a rehearsal target.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let rel = dir.strip_prefix(root).expect("test labs live under the repository");
+    let rel = dir
+        .strip_prefix(root)
+        .expect("test labs live under the repository");
     let script = format!(
         "set -e; cd '{}'; eval \"$('{bin}' lab env --dir '{}')\"; cd /; \
          '{bin}' schema create; echo \"dir=$REHEARSE_LAB_DIR\"",

@@ -305,7 +305,14 @@ async fn the_disk_estimate_holds_for_a_real_seed_and_a_seed_that_cannot_fit_is_r
     let err = seed::seed(&estate, &huge).await.unwrap_err();
     assert_eq!(err.exit_code(), exit::ENVIRONMENT, "{err}");
     let msg = err.to_string();
-    for want in ["not enough disk", "primary", "replica", "is free there", "--orgs ", "Nothing was written"] {
+    for want in [
+        "not enough disk",
+        "primary",
+        "replica",
+        "is free there",
+        "--orgs ",
+        "Nothing was written",
+    ] {
         assert!(msg.contains(want), "{want:?} missing: {msg}");
     }
     let seeded = seed::require_seeded(&client).await.unwrap();

@@ -190,7 +190,14 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
         )
         .await?;
         let rehearse_heap_bytes = heap_bytes(&scratch.primary.url, SEED_TABLES).await?;
-        let server_copy_s = server_copy(&admin, &estate.primary.url, &scratch.primary.url, opts.jobs, record.partitions).await?;
+        let server_copy_s = server_copy(
+            &admin,
+            &estate.primary.url,
+            &scratch.primary.url,
+            opts.jobs,
+            record.partitions,
+        )
+        .await?;
         let r = Round {
             pgbench_rows: target_rows,
             pgbench_generate_s: generate,

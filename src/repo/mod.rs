@@ -190,7 +190,12 @@ impl Repo {
     /// Open the pools, check the primary answers, check each replica once
     /// and start their background check.
     pub async fn connect(cfg: RepoConfig) -> Result<Repo> {
-        let primary = Arc::new(Target::new("primary", &cfg.primary, cfg.pool_size, cfg.statement_timeout)?);
+        let primary = Arc::new(Target::new(
+            "primary",
+            &cfg.primary,
+            cfg.pool_size,
+            cfg.statement_timeout,
+        )?);
         let database: String = {
             let c = primary.get().await?;
             let rows = c

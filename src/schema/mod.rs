@@ -277,9 +277,12 @@ pub fn mode_key_jobs(mode: Mode, partitions: u32) -> KeyJobs {
             ["ALTER", "TABLE", t, "ADD", "CONSTRAINT", n, "PRIMARY", "KEY", ..] => {
                 (*t, *n, &flat[flat.find('(').expect("key columns")..], true)
             }
-            ["CREATE", "INDEX", "IF", "NOT", "EXISTS", n, "ON", t, ..] => {
-                (*t, *n, &flat[flat.find('(').expect("index columns")..], false)
-            }
+            ["CREATE", "INDEX", "IF", "NOT", "EXISTS", n, "ON", t, ..] => (
+                *t,
+                *n,
+                &flat[flat.find('(').expect("index columns")..],
+                false,
+            ),
             _ => panic!("entry_keys.sql: a statement of an unknown form: {flat}"),
         };
         let suffix = name
@@ -573,8 +576,15 @@ mod key_job_tests {
 
         let keys = mode_key_statements(Mode::Partitioned).len();
         let j = mode_key_jobs(Mode::Partitioned, 4);
-        assert_eq!((j.first.len(), j.parallel.len(), j.last.len()), (keys, 4 * keys, 4 * keys));
-        assert!(j.first.iter().all(|s| s.contains(" ONLY ")), "{:?}", j.first);
+        assert_eq!(
+            (j.first.len(), j.parallel.len(), j.last.len()),
+            (keys, 4 * keys, 4 * keys)
+        );
+        assert!(
+            j.first.iter().all(|s| s.contains(" ONLY ")),
+            "{:?}",
+            j.first
+        );
         assert!(j.first.contains(
             &"ALTER TABLE ONLY revenue_entries_partitioned ADD CONSTRAINT revenue_entries_partitioned_pkey PRIMARY KEY (organization_id, id)".to_string()
         ), "{:?}", j.first);

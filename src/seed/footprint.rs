@@ -61,7 +61,11 @@ pub fn orgs_that_fit(bytes: u64, wal: u64, days: u32, modes: &[Mode], partitions
     let mut fixed = wal;
     let mut per_org = SHARED_BYTES_PER_ORG;
     for &m in modes {
-        let per = BYTES_PER_ORG_DAY.iter().find(|(mode, _)| *mode == m).map(|(_, b)| *b).unwrap_or(0);
+        let per = BYTES_PER_ORG_DAY
+            .iter()
+            .find(|(mode, _)| *mode == m)
+            .map(|(_, b)| *b)
+            .unwrap_or(0);
         per_org += per * u64::from(days);
         fixed += FIXED_BYTES_PER_MODE;
         if m == Mode::Partitioned {
@@ -175,7 +179,13 @@ pub fn judge(
 
 /// Refuse (exit 4) when a file system would not hold the seed, with what
 /// is needed, what is free and what would fit.
-pub fn refuse_if_short(fits: &[Fit], params: &Params, wal: u64, modes: &[Mode], partitions: u32) -> Result<()> {
+pub fn refuse_if_short(
+    fits: &[Fit],
+    params: &Params,
+    wal: u64,
+    modes: &[Mode],
+    partitions: u32,
+) -> Result<()> {
     for f in fits {
         if f.need > f.free {
             let share = f.roles.len() as u64;
@@ -249,7 +259,13 @@ mod tests {
         assert_eq!(same.len(), 1);
         assert_eq!(same[0].roles, ["primary", "replica"]);
         assert_eq!(same[0].need, 2 * (((11u64 << 30) as f64 * 1.1) as u64));
-        let apart = judge(&l, 10 << 30, |p| Some((100 << 30, p.as_os_str().len() as u64 + (p == Path::new("/b")) as u64))).unwrap();
+        let apart = judge(&l, 10 << 30, |p| {
+            Some((
+                100 << 30,
+                p.as_os_str().len() as u64 + (p == Path::new("/b")) as u64,
+            ))
+        })
+        .unwrap();
         assert_eq!(apart.len(), 2);
     }
 
@@ -262,9 +278,20 @@ mod tests {
         let err = refuse_if_short(&fits, &p, 1 << 30, &BOTH, 64).unwrap_err();
         assert_eq!(err.exit_code(), 4);
         let msg = err.to_string();
-        assert!(msg.contains("40.0 GiB is free") && msg.contains("primary and replica"), "{msg}");
+        assert!(
+            msg.contains("40.0 GiB is free") && msg.contains("primary and replica"),
+            "{msg}"
+        );
         // What it proposes fits the same disk.
-        let orgs: u64 = msg.split("--orgs ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        let orgs: u64 = msg
+            .split("--orgs ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(orgs > 500_000 && orgs < 1_000_000, "{orgs}");
         let smaller = params(orgs, 10);
         let fits = judge(&l, estimate(&smaller, &BOTH, 64), |_| Some((40 << 30, 1))).unwrap();

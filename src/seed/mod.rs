@@ -435,8 +435,11 @@ async fn check_space(
     let partitions = opts.partitions.unwrap_or(schema::DEFAULT_PARTITIONS);
     let data = footprint::estimate(&opts.params, modes, partitions);
     let wal = landings.iter().map(|l| l.wal_bytes).max().unwrap_or(0);
-    let fits = footprint::judge(&landings, data, footprint::free_space)
-        .map_err(|why| Error::NoSpace(format!("{why}; pass --no-space-check to seed without the check")))?;
+    let fits = footprint::judge(&landings, data, footprint::free_space).map_err(|why| {
+        Error::NoSpace(format!(
+            "{why}; pass --no-space-check to seed without the check"
+        ))
+    })?;
     footprint::refuse_if_short(&fits, &opts.params, wal, modes, partitions)?;
     if opts.verbose {
         for f in &fits {

@@ -9,7 +9,12 @@ use crate::progress::Phase;
 
 /// Run every statement over `connections` connections, at most that many at once,
 /// ticking `phase` per job. The first error stops the phase.
-pub async fn run(url: &str, jobs: Vec<String>, connections: usize, phase: Arc<Phase>) -> Result<()> {
+pub async fn run(
+    url: &str,
+    jobs: Vec<String>,
+    connections: usize,
+    phase: Arc<Phase>,
+) -> Result<()> {
     run_with(url, jobs, connections, phase, "").await
 }
 
