@@ -306,30 +306,15 @@ async fn server_copy(
             crate::schema::create_mode_tables(&c, crate::schema::Mode::Legacy, partitions).await?;
             crate::schema::set_autovacuum(&c, false).await?;
         }
-        // One queue, --jobs sessions, as the loader has --jobs streams.
-        let queue = std::sync::Arc::new(std::sync::Mutex::new(files));
+        // --jobs sessions over one queue of files, as the loader has --jobs
+        // streams: the seeder's own runner of server-side statements.
+        let loads = files
+            .iter()
+            .map(|(table, f)| format!("COPY {table} FROM '{}' (FORMAT binary)", f.display()))
+            .collect();
+        let quiet = std::sync::Arc::new(crate::progress::Phase::start("copy", 0, "files", false));
         let started = std::time::Instant::now();
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..jobs {
-            let (queue, url) = (queue.clone(), copy_url.clone());
-            workers.spawn(async move {
-                let c = db::connect(&url).await?;
-                c.batch_execute("SET synchronous_commit = off")
-                    .await
-                    .db(|| "setting synchronous_commit".into())?;
-                loop {
-                    let next = queue.lock().expect("queue lock").pop();
-                    let Some((table, f)) = next else { break };
-                    c.batch_execute(&format!("COPY {table} FROM '{}' (FORMAT binary)", f.display()))
-                        .await
-                        .db(|| format!("loading {table} from a server-side file"))?;
-                }
-                Ok::<(), Error>(())
-            });
-        }
-        while let Some(done) = workers.join_next().await {
-            done.expect("a copy worker panicked")?;
-        }
+        crate::seed::parallel::run(&copy_url, loads, jobs, quiet).await?;
         Ok::<f64, Error>(started.elapsed().as_secs_f64())
     }
     .await;

@@ -50,9 +50,9 @@ pub fn sized_settings(mem_bytes: u64, cores: usize) -> Vec<(&'static str, String
         ("wal_compression", "on".into()),
         ("random_page_cost", "1.1".into()),
         // A query's temporary files are disk the estate shares: in one main
-        // job, about 18 concurrent cross-tenant portfolio queries on the
-        // full estate spilled until the replica's disk was full and it shut
-        // down. A query that needs more than this fails (SQLSTATE 53400,
+        // job, 34 concurrent cross-tenant portfolio queries that the driver
+        // had given up on kept spilling on the replica until its disk was
+        // full and it shut down. A query that needs more than this fails (SQLSTATE 53400,
         // counted as an error of its operation) instead.
         ("temp_file_limit", "1GB".into()),
     ]

@@ -54,24 +54,29 @@ pub fn estimate(params: &Params, modes: &[Mode], partitions: u32) -> u64 {
     bytes
 }
 
-/// The most organizations (at `days`) whose seed needs at most `bytes`, WAL
-/// and margin included.
-pub fn orgs_that_fit(bytes: u64, wal: u64, days: u32, modes: &[Mode], partitions: u32) -> u64 {
+/// The most organizations (at `params.days`) whose seed needs at most
+/// `bytes`, WAL and margin included. [`estimate`] is linear in the
+/// organizations: its value at none and at one give the fixed part and the
+/// part per organization.
+pub fn orgs_that_fit(
+    bytes: u64,
+    wal: u64,
+    params: &Params,
+    modes: &[Mode],
+    partitions: u32,
+) -> u64 {
+    let at = |orgs: u64| {
+        estimate(
+            &Params {
+                orgs,
+                ..params.clone()
+            },
+            modes,
+            partitions,
+        )
+    };
+    let (fixed, per_org) = (at(0) + wal, at(1) - at(0));
     let room = (bytes as f64 / (1.0 + MARGIN)) as u64;
-    let mut fixed = wal;
-    let mut per_org = SHARED_BYTES_PER_ORG;
-    for &m in modes {
-        let per = BYTES_PER_ORG_DAY
-            .iter()
-            .find(|(mode, _)| *mode == m)
-            .map(|(_, b)| *b)
-            .unwrap_or(0);
-        per_org += per * u64::from(days);
-        fixed += FIXED_BYTES_PER_MODE;
-        if m == Mode::Partitioned {
-            fixed += u64::from(partitions) * BYTES_PER_PARTITION;
-        }
-    }
     room.saturating_sub(fixed) / per_org.max(1)
 }
 
@@ -189,7 +194,7 @@ pub fn refuse_if_short(
     for f in fits {
         if f.need > f.free {
             let share = f.roles.len() as u64;
-            let orgs = orgs_that_fit(f.free / share.max(1), wal, params.days, modes, partitions);
+            let orgs = orgs_that_fit(f.free / share.max(1), wal, params, modes, partitions);
             let hint = if orgs == 0 {
                 "not even one organization fits; free some space".to_string()
             } else {

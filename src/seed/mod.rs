@@ -444,7 +444,7 @@ async fn check_space(
     if opts.verbose {
         for f in &fits {
             eprintln!(
-                "disk: about {} needed on {} ({}), {} free",
+                "disk: about {} needed on {} ({}), {} free, counting the tables it replaces",
                 footprint::gib(f.need),
                 f.path.display(),
                 f.roles.join(" and "),
