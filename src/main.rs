@@ -485,14 +485,28 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
+/// Check every file given, report every error of each, exit 2 if any.
 fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
+    let mut bad = Vec::new();
     for f in &args.files {
-        print!(
-            "{}",
-            output::check::scenario(f, &rehearse::scenario::load(f)?)
-        );
+        let checked = std::fs::read_to_string(f)
+            .map_err(|e| vec![format!("{}: cannot read it: {e}", f.display())])
+            .and_then(|text| rehearse::scenario::check(f, &text));
+        match checked {
+            Ok(s) => print!("{}", output::check::scenario(f, &s)),
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                bad.push((f, errors.len()));
+            }
+        }
     }
-    Ok(exit::OK)
+    if bad.is_empty() {
+        return Ok(exit::OK);
+    }
+    eprint!("{}", output::check::failed(args.files.len(), &bad));
+    Ok(exit::USAGE)
 }
 
 fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::report::compare::CompareSettings> {

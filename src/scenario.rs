@@ -243,7 +243,7 @@ struct ScenarioFile {
     description: Option<String>,
     seed: Option<u64>,
     warmup: Option<Dur>,
-    interval: Option<Dur>,
+    interval: Option<Spanned<Dur>>,
     timeout: Option<Dur>,
     inject_delay: Option<Dur>,
     #[serde(rename = "phase")]
@@ -255,6 +255,22 @@ struct ScenarioFile {
     variants: Vec<Spanned<VariantFile>>,
     #[serde(default)]
     budgets: BTreeMap<Spanned<String>, Spanned<BudgetFile>>,
+    validity: Option<ValidityFile>,
+}
+
+/// The top level of a scenario file without its arrays and budgets, which
+/// are read one entry at a time.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadFile {
+    name: Option<String>,
+    description: Option<String>,
+    seed: Option<u64>,
+    warmup: Option<Dur>,
+    interval: Option<Spanned<Dur>>,
+    timeout: Option<Dur>,
+    inject_delay: Option<Dur>,
+    tenants: Option<TenantsFile>,
     validity: Option<ValidityFile>,
 }
 
@@ -562,22 +578,223 @@ pub fn load(path: &Path) -> Result<Scenario> {
     parse(path, &text)
 }
 
-/// Check scenario text; `path` is only used in messages.
+/// Check scenario text; `path` is only used in messages. Every error found
+/// is in the message, one `file:line:column: what` line each.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
-    let file: ScenarioFile =
-        toml::from_str(text).map_err(|e| Error::Usage(toml_error_at(path, text, &e)))?;
-    Checker { path, text }.scenario(file)
+    check(path, text).map_err(|errors| Error::Usage(errors.join("\n")))
+}
+
+/// Check scenario text and return every error it can find, in file order,
+/// each as `file:line:column: what`.
+///
+/// TOML stops at its first error, so a line it refuses (an unknown key, a
+/// value of the wrong type, bad syntax) is reported and blanked, keeping
+/// every offset, and the text is read again. Once it reads, each phase, mix
+/// entry, variant and budget is checked on its own, so an error in one does
+/// not hide an error in the next.
+pub fn check(path: &Path, text: &str) -> std::result::Result<Scenario, Vec<String>> {
+    use toml::de::{DeTable, DeValue};
+    let mut errors: Vec<((usize, usize), String)> = Vec::new();
+    let mut located = |span: std::ops::Range<usize>, msg: &str| {
+        let (line, col) = line_col(text, span.start);
+        errors.push((
+            (line, col),
+            format!("{}:{line}:{col}: {}", path.display(), msg.trim_end()),
+        ));
+    };
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    for e in &syntax {
+        located(e.span().unwrap_or(0..0), e.message());
+    }
+    if syntax.is_empty() {
+        let whole = doc.span();
+        let mut head = DeTable::default();
+        let (mut phases, mut mix, mut variants) = (None, None, Vec::new());
+        let mut budgets = BTreeMap::new();
+        let mut broken = false;
+        let mut mix_names: Option<Vec<String>> = Some(Vec::new());
+        for (key, value) in doc.into_inner() {
+            let span = value.span();
+            match key.get_ref().as_ref() {
+                "phase" | "mix" | "variant" => {
+                    let Some(items) = value.get_ref().as_array() else {
+                        located(span, &format!("`{}` is an array of tables: write [[{}]]", key.get_ref(), key.get_ref()));
+                        broken = true;
+                        continue;
+                    };
+                    let items = items.clone();
+                    match key.get_ref().as_ref() {
+                        "phase" => {
+                            let read: Vec<_> = items.into_iter().map(|v| read_entry::<PhaseFile>(v, &mut located)).collect();
+                            broken |= read.iter().any(Option::is_none);
+                            phases = Some(Spanned::new(span, read.into_iter().flatten().collect()));
+                        }
+                        "mix" => {
+                            // Names as written, also of entries that do not read.
+                            mix_names = items
+                                .iter()
+                                .map(|m| {
+                                    let t = m.get_ref().as_table()?;
+                                    let field = |k: &str| t.iter().find(|(key, _)| key.get_ref().as_ref() == k).and_then(|(_, v)| v.get_ref().as_str().map(str::to_string));
+                                    field("name").or_else(|| field("operation"))
+                                })
+                                .collect();
+                            let read: Vec<_> = items.into_iter().map(|v| read_entry::<MixFile>(v, &mut located)).collect();
+                            broken |= read.iter().any(Option::is_none);
+                            mix = Some(Spanned::new(span, read.into_iter().flatten().collect()));
+                        }
+                        _ => {
+                            let read: Vec<_> = items.into_iter().map(|v| read_entry::<VariantFile>(v, &mut located)).collect();
+                            broken |= read.iter().any(Option::is_none);
+                            variants = read.into_iter().flatten().collect();
+                        }
+                    }
+                }
+                "budgets" => {
+                    let Some(t) = value.get_ref().as_table() else {
+                        located(span, "`budgets` is a table: write [budgets.<operation>]");
+                        broken = true;
+                        continue;
+                    };
+                    for (op, b) in t.clone() {
+                        let op = Spanned::new(op.span(), op.get_ref().to_string());
+                        match read_entry::<BudgetFile>(b, &mut located) {
+                            Some(b) => {
+                                budgets.insert(op, b);
+                            }
+                            None => broken = true,
+                        }
+                    }
+                }
+                _ => {
+                    head.insert(key, value);
+                }
+            }
+        }
+        let head = read_entry::<HeadFile>(Spanned::new(whole, DeValue::Table(head)), &mut located);
+        if let Some(h) = head.map(Spanned::into_inner) {
+            let file = ScenarioFile {
+                name: h.name,
+                description: h.description,
+                seed: h.seed,
+                warmup: h.warmup,
+                interval: h.interval,
+                timeout: h.timeout,
+                inject_delay: h.inject_delay,
+                phases: phases.unwrap_or_else(|| Spanned::new(0..0, Vec::new())),
+                mix: mix.unwrap_or_else(|| Spanned::new(0..0, Vec::new())),
+                tenants: h.tenants,
+                variants,
+                budgets,
+                validity: h.validity,
+            };
+            let checker = Checker {
+                path,
+                text,
+                errors: std::cell::RefCell::new(Vec::new()),
+                whole: !broken,
+                mix_names,
+            };
+            let out = checker.scenario(file);
+            errors.extend(checker.errors.into_inner());
+            if let Some(s) = out.filter(|_| errors.is_empty() && !broken) {
+                return Ok(s);
+            }
+        }
+    }
+    errors.sort_by_key(|e| e.0);
+    errors.dedup_by(|a, b| a.1 == b.1);
+    Err(errors.into_iter().map(|e| e.1).collect())
+}
+
+/// Read one table of a scenario file (a phase, a mix entry, a budget),
+/// reporting every key it refuses: a refused key is reported, taken out
+/// and the table read again. None when a known key was refused: what is
+/// left is not checked further, so a key taken out cannot cause errors of
+/// its own (unknown keys are only reported).
+fn read_entry<T: serde::de::DeserializeOwned>(
+    value: Spanned<toml::de::DeValue<'_>>,
+    located: &mut impl FnMut(std::ops::Range<usize>, &str),
+) -> Option<Spanned<T>> {
+    use toml::de::{DeValue, ValueDeserializer};
+    let mut value = value;
+    let mut removed: Vec<String> = Vec::new();
+    // Only unknown keys taken out: what is left is the whole entry.
+    let mut only_unknown = true;
+    for _ in 0..64 {
+        let e = match Spanned::<T>::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(t) if only_unknown => return Some(t),
+            Ok(_) => return None,
+            Err(e) => e,
+        };
+        let msg = e.message().to_string();
+        // A required key taken out for its own error: said already.
+        if msg.starts_with("missing field") && removed.iter().any(|k| msg.contains(&format!("`{k}`"))) {
+            return None;
+        }
+        let span = e.span().unwrap_or_else(|| value.span());
+        located(span.clone(), &msg);
+        only_unknown &= msg.starts_with("unknown field");
+        // Take out the key the error is in, and read the rest.
+        let span_of_value = value.span();
+        let DeValue::Table(t) = value.into_inner() else {
+            return None;
+        };
+        let culprit = t
+            .iter()
+            .find(|(k, v)| {
+                let (k, v) = (k.span(), v.span());
+                (k.start..v.end.max(k.end)).contains(&span.start)
+            })
+            .map(|(k, _)| k.get_ref().to_string());
+        let Some(culprit) = culprit else {
+            return None;
+        };
+        removed.push(culprit.clone());
+        let rest = t.into_iter().filter(|(k, _)| k.get_ref().as_ref() != culprit.as_str()).collect();
+        value = Spanned::new(span_of_value, DeValue::Table(rest));
+    }
+    None
 }
 
 struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Errors found so far, with their (line, column).
+    errors: std::cell::RefCell<Vec<((usize, usize), String)>>,
+    /// Every entry was read: checks across entries (at least one phase,
+    /// names given twice) can be made.
+    whole: bool,
+    /// The names of the mix as written (None when one cannot be told).
+    mix_names: Option<Vec<String>>,
 }
 
 impl Checker<'_> {
     fn at(&self, span: std::ops::Range<usize>, msg: impl std::fmt::Display) -> Error {
         let (line, col) = line_col(self.text, span.start);
         Error::Usage(format!("{}:{line}:{col}: {msg}", self.path.display()))
+    }
+
+    /// Keep `e` (from [`Checker::at`]) and go on checking.
+    fn note(&self, e: Error) {
+        let msg = e.to_string();
+        // The position back from "file:line:col:", to keep file order.
+        let pos = msg
+            .strip_prefix(&format!("{}:", self.path.display()))
+            .and_then(|rest| {
+                let mut it = rest.splitn(3, ':');
+                Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+            })
+            .unwrap_or((usize::MAX, 0));
+        self.errors.borrow_mut().push((pos, msg));
+    }
+
+    /// The value of `r`, or `fallback` after keeping its error.
+    fn or_note<T>(&self, r: Result<T>, fallback: T) -> T {
+        r.unwrap_or_else(|e| {
+            self.note(e);
+            fallback
+        })
     }
 
     fn positive<T: Copy + Into<f64> + std::fmt::Display>(
@@ -597,67 +814,75 @@ impl Checker<'_> {
         }
     }
 
-    fn scenario(&self, f: ScenarioFile) -> Result<Scenario> {
+    /// The scenario, or None when any error was noted.
+    fn scenario(&self, f: ScenarioFile) -> Option<Scenario> {
         let name = f.name.clone().unwrap_or_else(|| {
             self.path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "scenario".into())
         });
-        if f.phases.get_ref().is_empty() {
-            return Err(self.at(f.phases.span(), "a scenario needs at least one [[phase]]"));
+        if self.whole && f.phases.get_ref().is_empty() {
+            self.note(self.at(f.phases.span(), "a scenario needs at least one [[phase]]"));
         }
-        let phases = f
+        let phases: Vec<Phase> = f
             .phases
             .get_ref()
             .iter()
             .enumerate()
-            .map(|(i, p)| self.phase(i, p))
-            .collect::<Result<Vec<_>>>()?;
-        if f.mix.get_ref().is_empty() {
-            return Err(self.at(f.mix.span(), "a scenario needs at least one [[mix]] entry"));
+            .filter_map(|(i, p)| self.phase(i, p).map_err(|e| self.note(e)).ok())
+            .collect();
+        if self.whole && f.mix.get_ref().is_empty() {
+            self.note(self.at(f.mix.span(), "a scenario needs at least one [[mix]] entry"));
         }
-        let mix = f
+        let entries: Vec<Option<MixEntry>> = f
             .mix
             .get_ref()
             .iter()
-            .map(|m| self.mix_entry(m))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|m| self.mix_entry(m).map_err(|e| self.note(e)).ok())
+            .collect();
+        let mix_ok = self.whole && entries.iter().all(Option::is_some);
+        let mix: Vec<MixEntry> = entries.into_iter().flatten().collect();
         let total: f64 = mix.iter().map(|m| m.weight).sum();
-        if total <= 0.0 {
+        if mix_ok && !mix.is_empty() && total <= 0.0 {
             let first = &f.mix.get_ref()[0];
-            return Err(self.at(
+            self.note(self.at(
                 first.get_ref().weight.span(),
                 "the weights of the mix sum to zero: give at least one operation a positive weight",
             ));
         }
-        for (i, m) in mix.iter().enumerate() {
-            if mix[..i].iter().any(|o| o.name == m.name) {
-                let span = f.mix.get_ref()[i].span();
-                return Err(self.at(
-                    span,
-                    format!(
-                        "the mix has {:?} twice: give one of them a `name` of its own",
-                        m.name
-                    ),
-                ));
+        if mix_ok {
+            for (i, m) in mix.iter().enumerate() {
+                if mix[..i].iter().any(|o| o.name == m.name) {
+                    let span = f.mix.get_ref()[i].span();
+                    self.note(self.at(
+                        span,
+                        format!(
+                            "the mix has {:?} twice: give one of them a `name` of its own",
+                            m.name
+                        ),
+                    ));
+                }
             }
         }
         let tenants = match &f.tenants {
             None => Tenants::Uniform,
-            Some(t) => self.tenants(t)?,
+            Some(t) => self.or_note(self.tenants(t), Tenants::Uniform),
         };
         let variants = if f.variants.is_empty() {
             Variant::defaults()
         } else {
             let mut out: Vec<Variant> = Vec::new();
             for v in &f.variants {
-                let v2 = self.variant(v.get_ref())?;
-                if out.iter().any(|o| o.name == v2.name) {
-                    return Err(self.at(
+                let Some(v2) = self.variant(v.get_ref()).map_err(|e| self.note(e)).ok() else {
+                    continue;
+                };
+                if self.whole && out.iter().any(|o| o.name == v2.name) {
+                    self.note(self.at(
                         v.get_ref().name.span(),
                         format!("variant {:?} is named twice", v2.name),
                     ));
+                    continue;
                 }
                 out.push(v2);
             }
@@ -665,26 +890,25 @@ impl Checker<'_> {
         };
         let mut budgets = BTreeMap::new();
         for (op, b) in &f.budgets {
-            if !mix.iter().any(|m| &m.name == op.get_ref()) {
-                return Err(self.at(
+            if let Some(names) = self.mix_names.as_ref().filter(|n| !n.contains(op.get_ref())) {
+                self.note(self.at(
                     op.span(),
                     format!(
                         "budget for {:?}, which is not in the mix (the mix has {})",
                         op.get_ref(),
-                        mix.iter()
-                            .map(|m| m.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        names.join(", ")
                     ),
                 ));
+                continue;
             }
             let bf = b.get_ref();
             let error_rate = match &bf.error_rate {
                 Some(r) if !(0.0..=1.0).contains(r.get_ref()) => {
-                    return Err(self.at(
+                    self.note(self.at(
                         r.span(),
                         format!("error_rate is a fraction in 0..1, not {}", r.get_ref()),
-                    ))
+                    ));
+                    continue;
                 }
                 r => r.as_ref().map(|r| *r.get_ref()),
             };
@@ -697,33 +921,40 @@ impl Checker<'_> {
                 error_rate,
             };
             if budget.limits().is_empty() && budget.error_rate.is_none() {
-                return Err(self.at(b.span(), format!("the budget of {:?} sets nothing: give any of p50, p95, p99, p99.9, max, error_rate", op.get_ref())));
+                self.note(self.at(b.span(), format!("the budget of {:?} sets nothing: give any of p50, p95, p99, p99.9, max, error_rate", op.get_ref())));
+                continue;
             }
             budgets.insert(op.get_ref().clone(), budget);
         }
+        let default_validity = Validity {
+            min_rate: 0.95,
+            max_driver_lag: Dur(Duration::from_millis(5)),
+        };
         let validity = match &f.validity {
-            None => Validity {
-                min_rate: 0.95,
-                max_driver_lag: Dur(Duration::from_millis(5)),
-            },
+            None => default_validity,
             Some(v) => Validity {
                 min_rate: match &v.min_rate {
                     Some(r) if !(0.0..=1.0).contains(r.get_ref()) => {
-                        return Err(self.at(r.span(), "min_rate is a fraction in 0..1"))
+                        self.note(self.at(r.span(), "min_rate is a fraction in 0..1"));
+                        default_validity.min_rate
                     }
                     r => r.as_ref().map_or(0.95, |r| *r.get_ref()),
                 },
                 max_driver_lag: v.max_driver_lag.unwrap_or(Dur(Duration::from_millis(5))),
             },
         };
-        let interval = f.interval.unwrap_or(Dur(Duration::from_secs(1)));
+        let interval = f.interval.as_ref().map_or(Dur(Duration::from_secs(1)), |i| *i.get_ref());
         if interval.0 < Duration::from_millis(100) {
-            return Err(Error::Usage(format!(
-                "{}: interval {interval} is too short: at least 100ms",
-                self.path.display()
-            )));
+            let span = f.interval.as_ref().map_or(0..0, |i| i.span());
+            self.note(self.at(
+                span,
+                format!("interval {interval} is too short: at least 100ms"),
+            ));
         }
-        Ok(Scenario {
+        if !self.errors.borrow().is_empty() {
+            return None;
+        }
+        Some(Scenario {
             name,
             description: f.description.unwrap_or_default(),
             path: self.path.to_path_buf(),
@@ -765,10 +996,10 @@ impl Checker<'_> {
             }
             (Some(_), None) => {
                 if let Some(t) = &p.think {
-                    return Err(Error::Usage(format!(
-                        "{}: {name}: `think` ({t}) belongs to closed phases (`users`)",
-                        self.path.display()
-                    )));
+                    return Err(self.at(
+                        span,
+                        format!("{name}: `think` ({t}) belongs to closed phases (`users`)"),
+                    ));
                 }
                 let rate = self.positive(&p.rate, "rate")?.unwrap_or(0.0);
                 let ramp_to = self.positive(&p.ramp_to, "ramp_to")?.unwrap_or(rate);
@@ -1123,6 +1354,32 @@ error_rate = 0.01
             e.starts_with("s.toml:2:12:") && e.contains("bad duration"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_error_of_a_file_is_reported_each_where_it_is() {
+        // An unknown key, a value of the wrong type in another table, and a
+        // check across tables (a budget for an operation not in the mix).
+        let text = "[[phase]]\nduration = \"10s\"\nrate = 5\ncolour = \"blue\"\n\
+                    [[mix]]\noperation = \"dashboard\"\nweight = \"heavy\"\n\
+                    [[mix]]\noperation = \"pnl\"\nweight = 1\ndays = 3\n\
+                    [budgets.ledger]\np99 = \"10ms\"\n";
+        let errors = check(Path::new("s.toml"), text).unwrap_err();
+        let places: Vec<String> = errors
+            .iter()
+            .map(|e| e.splitn(4, ':').take(3).collect::<Vec<_>>().join(":"))
+            .collect();
+        assert_eq!(
+            places,
+            ["s.toml:4:1", "s.toml:7:10", "s.toml:11:8", "s.toml:12:10"],
+            "{errors:#?}"
+        );
+        assert!(errors[0].contains("colour") && errors[1].contains("heavy"));
+        assert!(errors[2].contains("`days` does not apply to pnl"));
+        assert!(errors[3].contains("not in the mix"));
+        // The joined message of `parse` carries them all.
+        let e = err(text);
+        assert_eq!(e.lines().count(), 4, "{e}");
     }
 
     #[test]

@@ -61,7 +61,8 @@ impl Default for BackfillOptions {
 }
 
 /// What one run of the backfill did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BackfillReport {
     /// The organization this run started at (the checkpoint it resumed from).
     pub resumed_from: i64,

@@ -53,7 +53,8 @@ pub struct DrillOptions {
 }
 
 /// One step of the drill, with when it ran (seconds into the workload).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DrillStep {
     pub name: String,
     pub start_s: f64,
@@ -67,7 +68,8 @@ pub struct DrillStep {
 }
 
 /// Latency and errors of the workload over one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StepLatency {
     pub step: String,
     pub start_s: f64,
@@ -86,7 +88,8 @@ pub struct StepLatency {
 pub const DRILL_REPORT_VERSION: u32 = 1;
 
 /// `cutover.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DrillReport {
     pub schema_version: u32,
     pub status: Status,

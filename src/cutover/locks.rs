@@ -35,7 +35,8 @@ impl Default for LockOptions {
 }
 
 /// What taking the locks cost.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LockReport {
     pub attempts: u32,
     pub lock_timeouts: u32,

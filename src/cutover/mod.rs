@@ -433,7 +433,8 @@ impl Default for StepOptions {
 }
 
 /// What a step did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StepReport {
     pub step: Step,
     /// False when it was already done (or a dry run).

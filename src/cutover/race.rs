@@ -37,7 +37,8 @@ const NAIVE: FinanceTables = FinanceTables {
 };
 
 /// What a burst did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Burst {
     pub writes: u64,
     /// Writes that failed (the naive variant's concurrent first inserts of a
@@ -47,7 +48,8 @@ pub struct Burst {
 }
 
 /// One variant's result on the burst.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RaceResult {
     pub variant: TriggerVariant,
     pub writers: usize,

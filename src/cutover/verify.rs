@@ -51,7 +51,8 @@ impl Default for VerifyOptions {
 }
 
 /// Rows of one side.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SideTotals {
     pub revenue: i64,
     pub expense: i64,
@@ -60,14 +61,16 @@ pub struct SideTotals {
 }
 
 /// Counts and checksums of one side over one organization range.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Sums {
     pub counts: [i64; 3],
     pub checksums: [String; 3],
 }
 
 /// One row that differs; a side without it shows None.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RowDiff {
     pub table: String,
     pub key: String,
@@ -75,7 +78,8 @@ pub struct RowDiff {
     pub partitioned: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrgDiff {
     pub organization_id: i64,
     pub rows: Vec<RowDiff>,
@@ -83,7 +87,8 @@ pub struct OrgDiff {
     pub differing_rows: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BucketDiff {
     pub bucket: u32,
     pub first_org: i64,
@@ -95,13 +100,15 @@ pub struct BucketDiff {
 }
 
 /// Summary rows that differ from the aggregate of their own side's entries.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Parity {
     pub legacy: i64,
     pub partitioned: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyReport {
     pub ok: bool,
     pub phase: Phase,

@@ -361,7 +361,8 @@ async fn fetch(
 }
 
 /// What one check of the ledger found.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LedgerCheck {
     /// The side checked: the authoritative one at the time.
     pub side: Mode,

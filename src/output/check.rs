@@ -20,3 +20,15 @@ pub fn scenario(file: &Path, s: &Scenario) -> String {
         s.budgets.len()
     )
 }
+
+/// The closing line of a check that found errors.
+pub fn failed(files: usize, bad: &[(&std::path::PathBuf, usize)]) -> String {
+    let errors: usize = bad.iter().map(|b| b.1).sum();
+    format!(
+        "check: {} error{} in {} of {files} file{}\n",
+        errors,
+        if errors == 1 { "" } else { "s" },
+        bad.len(),
+        if files == 1 { "" } else { "s" },
+    )
+}

@@ -6,9 +6,13 @@ use crate::report::ReportOutcome;
 
 pub fn written(dir: &Path, out: &ReportOutcome) -> String {
     format!(
-        "{}: verdict {}\n  {}\n  {}\n  {} charts (SVG and PNG) in {}\n  {} .hgrm files in {}\n",
+        "{}: verdict {}\n{}  {}\n  {}\n  {} charts (SVG and PNG) in {}\n  {} .hgrm files in {}\n",
         dir.display(),
         out.verdict,
+        out.note
+            .as_ref()
+            .map(|n| crate::text::wrap(n, 78, "  ") + "\n")
+            .unwrap_or_default(),
         out.html.display(),
         out.summary.display(),
         out.charts.len() / 2,

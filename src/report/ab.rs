@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::charts::{self, Chart, Series, PALETTE};
+use super::charts::{self, Chart, Dash, Rule, Series, PALETTE};
 use super::{compare, esc, overlay_svgs, ReportOutcome};
 use crate::error::Result;
 use crate::output::compare::{render, Format};
@@ -26,38 +26,34 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     for (key, rounds) in &r.round_ratios {
         type Pick = fn(&crate::ab::paired::RoundRatio) -> f64;
         let lines: [(&str, Pick); 3] = [("p50", |x| x.p50), ("p95", |x| x.p95), ("p99", |x| x.p99)];
-        let mut series: Vec<Series> = lines
+        let dashes = [Dash::Dashed, Dash::Solid, Dash::Dotted];
+        let series: Vec<Series> = lines
             .iter()
             .enumerate()
             .map(|(i, (label, pick))| Series {
                 label: format!("{label} B/A"),
                 color: PALETTE[i % PALETTE.len()],
                 width: 2,
+                dash: dashes[i],
                 points: rounds.iter().map(|x| (x.at_s, pick(x))).collect(),
             })
             .collect();
-        // Past the last round by a slice, so its label fits.
-        let span = rounds.last().map_or(1.0, |x| x.at_s + r.slice_s).max(1.0);
-        series.push(Series {
-            label: "no change".into(),
-            color: plotters::style::RGBColor(40, 40, 40),
-            width: 1,
-            points: vec![(0.0, 1.0), (span, 1.0)],
-        });
         let name = format!("ab-rounds-{}", key.replace('/', "."));
-        let chart = Chart {
-            title: format!("{key}: B over A, each round's neighbouring slices"),
-            x_desc: "seconds from the first slice (the round's second slice)".into(),
-            y_desc: "ratio B / A".into(),
-            nines: false,
-            log_y: false,
-            series,
-            markers: Vec::new(),
-            bounds: rounds
-                .iter()
-                .map(|x| (x.at_s, format!(" round {}", x.round)))
-                .collect(),
-        };
+        let mut chart = Chart::new(
+            format!("{key}: B over A, each round's neighbouring slices"),
+            "seconds from the first slice (the round's second slice)",
+            "ratio B / A",
+        );
+        chart.series = series;
+        chart.rules.push(Rule {
+            label: "no change (1.0)".into(),
+            y: 1.0,
+            color: plotters::style::RGBColor(40, 40, 40),
+        });
+        chart.bounds = rounds
+            .iter()
+            .map(|x| (x.at_s, format!("round {}", x.round)))
+            .collect();
         let svg = charts::render(&chart, &chart_dir, &name)?;
         svgs.push((name, svg));
     }
@@ -142,5 +138,6 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             .collect(),
         hgrm: Vec::new(),
         verdict: r.verdict.clone(),
+        note: None,
     })
 }

@@ -6,6 +6,7 @@
 pub mod ab;
 pub mod charts;
 pub mod compare;
+pub mod drill;
 pub mod gate;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,11 @@ use crate::driver::record::histogram;
 use crate::error::{Error, IoContext, Result};
 use crate::run::{hlog, BudgetOutcome, BudgetResult, RunResult, Sample};
 use crate::scenario::Load;
-use charts::{Chart, Marker, Series, PALETTE};
+use charts::{Chart, Dash, Marker, Rule, Series, PALETTE};
+
+/// Line styles per variant, the second cue after colour.
+const DASHES: [Dash; 3] = [Dash::Solid, Dash::Dashed, Dash::Dotted];
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// What `rehearse report` wrote.
 #[derive(Debug, Clone)]
@@ -28,18 +33,14 @@ pub struct ReportOutcome {
     pub charts: Vec<PathBuf>,
     pub hgrm: Vec<PathBuf>,
     pub verdict: String,
+    /// For a drill: what its verdict and the workload's each mean, when they differ.
+    pub note: Option<String>,
 }
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// Lighter shade of a colour, for secondary lines.
-fn light(c: plotters::style::RGBColor) -> plotters::style::RGBColor {
-    let m = |x: u8| (x as u16 + (255 - x as u16) * 55 / 100) as u8;
-    plotters::style::RGBColor(m(c.0), m(c.1), m(c.2))
 }
 
 /// Points of a percentile spectrum (x = 1/(1-q), y = ms), ending at the maximum.
@@ -93,39 +94,42 @@ fn overlay_svgs(
         // Several runs of a side: their intervals one after another.
         let (b, c) = (&b.concat(), &c.concat());
         let name = key.replace('/', ".");
-        let sides = [("baseline", b, PALETTE[0]), ("candidate", c, PALETTE[1])];
-        let spectrum = Chart {
-            title: format!("{key}: baseline vs candidate"),
-            x_desc: "percentile".into(),
-            y_desc: "response time (ms)".into(),
-            nines: true,
-            log_y: true,
-            series: sides
-                .iter()
-                .map(|(label, hs, color)| Series {
-                    label: label.to_string(),
-                    color: *color,
-                    width: 2,
-                    points: spectrum_points(&merged(hs)),
-                })
-                .collect(),
-            markers: Vec::new(),
-            bounds: Vec::new(),
-        };
+        let sides = [
+            ("baseline", b, PALETTE[0], Dash::Dashed),
+            ("candidate", c, PALETTE[1], Dash::Solid),
+        ];
+        let mut spectrum = Chart::new(
+            format!("{key}: baseline vs candidate"),
+            "percentile",
+            "response time (ms)",
+        );
+        spectrum.nines = true;
+        spectrum.log_y = true;
+        spectrum.series = sides
+            .iter()
+            .map(|(label, hs, color, dash)| Series {
+                label: label.to_string(),
+                color: *color,
+                width: 2,
+                dash: *dash,
+                points: spectrum_points(&merged(hs)),
+            })
+            .collect();
         let spectrum_name = format!("overlay-spectrum-{name}");
         let spectrum_svg = charts::render(&spectrum, dir, &spectrum_name)?;
-        let timeline = Chart {
-            title: format!("{key}: p99 per interval, baseline vs candidate"),
-            x_desc: "interval (measured part of the run)".into(),
-            y_desc: "p99 response time (ms)".into(),
-            nines: false,
-            log_y: true,
-            series: sides
+        let mut timeline = Chart::new(
+            format!("{key}: p99 per interval, baseline vs candidate"),
+            "seconds into the measured part of the run",
+            "p99 response time (ms)",
+        );
+        timeline.log_y = true;
+        timeline.series = sides
                 .iter()
-                .map(|(label, hs, color)| Series {
+                .map(|(label, hs, color, dash)| Series {
                     label: label.to_string(),
                     color: *color,
                     width: 2,
+                    dash: *dash,
                     points: hs
                         .iter()
                         .enumerate()
@@ -137,10 +141,7 @@ fn overlay_svgs(
                         })
                         .collect(),
                 })
-                .collect(),
-            markers: Vec::new(),
-            bounds: Vec::new(),
-        };
+                .collect();
         let timeline_name = format!("overlay-timeline-{name}");
         let timeline_svg = charts::render(&timeline, dir, &timeline_name)?;
         files.push((spectrum_name, spectrum_svg));
@@ -155,6 +156,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         return ab::report(dir);
     }
     let r = crate::run::read(dir)?;
+    let drill_report = drill::read(dir)?;
     let chart_dir = dir.join("charts");
     let hgrm_dir = dir.join("hgrm");
     std::fs::create_dir_all(&hgrm_dir).io("creating", &hgrm_dir)?;
@@ -214,9 +216,33 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         },
     )?;
 
+    // Each budget's verdict across the variants: met only when every
+    // variant met it; unjudged (and so not met) when any could not be judged.
+    let budget_state = |op: &str, key: &str| -> (&'static str, plotters::style::RGBColor) {
+        let outcomes: Vec<BudgetOutcome> = variants
+            .iter()
+            .flat_map(|v| &v.budgets)
+            .filter(|x| x.operation == op && x.metric == key)
+            .map(|x| x.outcome)
+            .collect();
+        if outcomes.contains(&BudgetOutcome::Fail) {
+            ("missed", charts::MISSED)
+        } else if outcomes.is_empty() || outcomes.contains(&BudgetOutcome::Unjudged) {
+            ("unjudged", charts::MISSED)
+        } else {
+            ("met", charts::MET)
+        }
+    };
+
     // 1. Percentile spectrum per operation, one line per variant, budgets as markers.
     for op in &mix {
-        let mut series = Vec::new();
+        let mut chart = Chart::new(
+            format!("{op}: response time by percentile"),
+            "percentile",
+            "response time (ms)",
+        );
+        chart.nines = true;
+        chart.log_y = true;
         let mut right = 10.0f64;
         for (vi, v) in variants.iter().enumerate() {
             let name = v.variant.name.as_str();
@@ -232,52 +258,52 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             }
             let points = spectrum_points(&h);
             right = points.iter().map(|p| p.0).fold(right, f64::max);
-            series.push(Series {
+            chart.series.push(Series {
                 label: name.to_string(),
                 color: color(vi),
                 width: 2,
+                dash: DASHES[vi % DASHES.len()],
                 points,
             });
         }
-        let mut markers = Vec::new();
         if let Some(b) = r.scenario.budgets.get(op) {
             for (key, q, limit) in b.limits() {
                 let limit = limit.0.as_secs_f64() * 1e3;
-                // Green only when every variant's verdict on it is a pass.
-                let pass = variants.iter().all(|v| {
-                    v.budgets
-                        .iter()
-                        .filter(|x| &x.operation == op && x.metric == key)
-                        .all(|x| x.outcome == BudgetOutcome::Pass)
-                });
+                let (word, _) = budget_state(op, key);
                 let x = if q < 1.0 { 1.0 / (1.0 - q) } else { right };
-                markers.push(Marker {
-                    label: format!(" {key} budget {}", ms_label(limit)),
+                chart.markers.push(Marker {
+                    label: format!("{key} budget {} ({word})", ms_label(limit)),
                     at: (x, limit),
-                    pass,
+                    pass: word == "met",
                 });
             }
         }
-        add(
-            &format!("spectrum-{op}"),
-            &Chart {
-                title: format!("{op}: response time by percentile"),
-                x_desc: "percentile".into(),
-                y_desc: "response time (ms)".into(),
-                nines: true,
-                log_y: true,
-                series,
-                markers,
-                bounds: Vec::new(),
-            },
-            &mut svgs,
-        )?;
+        add(&format!("spectrum-{op}"), &chart, &mut svgs)?;
     }
 
-    // Variants side by side: p50 and p99 of every operation.
+    // Variants side by side: p50 and p99 of every operation, with the budgets.
     type Figure = fn(&crate::run::Latency) -> f64;
     let figures: [(Figure, &str); 2] = [(|l| l.p50_ms, "p50"), (|l| l.p99_ms, "p99")];
     for (pick, label) in figures {
+        let mut rules = Vec::new();
+        for (i, op) in mix.iter().enumerate() {
+            let Some(b) = r.scenario.budgets.get(op) else {
+                continue;
+            };
+            for (key, _, limit) in b.limits() {
+                if key == label {
+                    let (word, c) = budget_state(op, key);
+                    rules.push((
+                        Some(i),
+                        Rule {
+                            label: format!("{label} budget ({word})"),
+                            y: limit.0.as_secs_f64() * 1e3,
+                            color: c,
+                        },
+                    ));
+                }
+            }
+        }
         let bars = charts::Bars {
             title: format!("variants side by side: {label} response time per operation"),
             y_desc: format!("{label} response time (ms)"),
@@ -291,15 +317,24 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
                     )
                 })
                 .collect(),
+            rules,
+            value: ms_short,
         };
         let name = format!("variants-{label}");
         let svg = charts::render_bars(&bars, &chart_dir, &name)?;
         svgs.push((name, svg));
     }
 
-    // 2. Latency over time per operation: p50, p99 and max per interval.
+    // 2. Latency over time per operation: p50, p99 and max per interval,
+    // with the operation's budgets as lines.
     for op in &mix {
-        let mut series = Vec::new();
+        let mut chart = Chart::new(
+            format!("{op}: latency per {} interval", secs_label(interval)),
+            "seconds into the variant",
+            "response time (ms)",
+        );
+        chart.log_y = true;
+        chart.bounds = bounds.clone();
         for (vi, v) in variants.iter().enumerate() {
             let name = v.variant.name.as_str();
             let pick = |key: fn(&crate::driver::record::IntervalOp) -> f64| -> Vec<(f64, f64)> {
@@ -312,38 +347,42 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
                     .collect()
             };
             type Pick = fn(&crate::driver::record::IntervalOp) -> f64;
-            let lines: [(Pick, &str, u32, _); 3] = [
-                (|o| o.max_ms, "max", 1, light(color(vi))),
-                (|o| o.p99_ms, "p99", 3, color(vi)),
-                (|o| o.p50_ms, "p50", 1, color(vi)),
+            let lines: [(Pick, &str, u32, Dash); 3] = [
+                (|o| o.p50_ms, "p50", 1, Dash::Dashed),
+                (|o| o.p99_ms, "p99", 2, Dash::Solid),
+                (|o| o.max_ms, "max", 2, Dash::Dotted),
             ];
-            for (key, label, width, c) in lines {
-                series.push(Series {
+            for (k, (key, label, width, dash)) in lines.into_iter().enumerate() {
+                chart.series.push(Series {
                     label: format!("{name} {label}"),
-                    color: c,
+                    color: color(vi * 3 + k),
                     width,
+                    dash,
                     points: pick(key),
                 });
             }
         }
-        add(
-            &format!("timeline-{op}"),
-            &Chart {
-                title: format!("{op}: latency per {interval:.0} s interval"),
-                x_desc: "seconds into the variant".into(),
-                y_desc: "response time (ms)".into(),
-                nines: false,
-                log_y: true,
-                series,
-                markers: Vec::new(),
-                bounds: bounds.clone(),
-            },
-            &mut svgs,
-        )?;
+        if let Some(b) = r.scenario.budgets.get(op) {
+            for (key, _, limit) in b.limits() {
+                let (word, c) = budget_state(op, key);
+                let limit = limit.0.as_secs_f64() * 1e3;
+                chart.rules.push(Rule {
+                    label: format!("{key} budget {} ({word}, over the run)", ms_label(limit)),
+                    y: limit,
+                    color: c,
+                });
+            }
+        }
+        add(&format!("timeline-{op}"), &chart, &mut svgs)?;
     }
 
     // 3. Throughput over time: achieved vs target, errors per interval.
-    let mut series = Vec::new();
+    let mut chart = Chart::new(
+        "throughput: achieved vs target",
+        "seconds into the variant",
+        "requests per second",
+    );
+    chart.bounds = bounds.clone();
     let mut target = Vec::new();
     let mut t = 0.0;
     for p in phases {
@@ -355,10 +394,11 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         t += d;
     }
     if !target.is_empty() {
-        series.push(Series {
+        chart.series.push(Series {
             label: "target".into(),
-            color: plotters::style::RGBColor(40, 40, 40),
+            color: PALETTE[6],
             width: 1,
+            dash: Dash::Dashed,
             points: target,
         });
     }
@@ -374,115 +414,114 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             done.push((i.t + interval / 2.0, n as f64 / interval));
             errs.push((i.t + interval / 2.0, e as f64 / interval));
         }
-        series.push(Series {
+        chart.series.push(Series {
             label: format!("{name} achieved"),
             color: color(vi),
             width: 2,
+            dash: Dash::Solid,
             points: done,
         });
         if errs.iter().any(|p| p.1 > 0.0) {
-            series.push(Series {
+            chart.series.push(Series {
                 label: format!("{name} errors"),
-                color: light(color(vi)),
+                color: color(vi + 3),
                 width: 2,
+                dash: Dash::Dotted,
                 points: errs,
             });
         }
     }
-    add(
-        "throughput",
-        &Chart {
-            title: "throughput: achieved vs target".into(),
-            x_desc: "seconds into the variant".into(),
-            y_desc: "requests per second".into(),
-            nines: false,
-            log_y: false,
-            series,
-            markers: Vec::new(),
-            bounds: bounds.clone(),
-        },
-        &mut svgs,
-    )?;
+    add("throughput", &chart, &mut svgs)?;
 
-    // 4. Database panels, from the samples.
-    type Pick = fn(&Sample) -> Option<f64>;
+    // 4. Database panels, from the samples, in the units people read.
+    let most_lag = variants
+        .iter()
+        .flat_map(|v| &v.database.samples)
+        .filter_map(|s| s.replica_lag_bytes)
+        .max()
+        .unwrap_or(0) as f64;
+    let (lag_div, lag_unit) = if most_lag >= MIB {
+        (MIB, "MiB")
+    } else {
+        (1024.0, "KiB")
+    };
+    type Pick = fn(&Sample, f64, f64) -> Option<f64>;
+    let lag_desc = format!("replay lag ({lag_unit})");
     let panels: [(&str, &str, &str, Pick); 5] = [
-        (
-            "db-cache",
-            "cache hit ratio",
-            "hits / (hits + misses)",
-            |s| {
-                let (h, m) = (s.cache_hits as f64, s.cache_misses as f64);
-                (h + m > 0.0).then(|| h / (h + m))
-            },
-        ),
-        ("db-lag", "replica lag", "bytes", |s| {
-            s.replica_lag_bytes.map(|b| b as f64)
+        ("db-cache", "Redis cache hit ratio", "hit ratio (%)", |s, _, _| {
+            let (h, m) = (s.cache_hits as f64, s.cache_misses as f64);
+            (h + m > 0.0).then(|| 100.0 * h / (h + m))
+        }),
+        ("db-lag", "replica replay lag", &lag_desc, |s, _, div| {
+            s.replica_lag_bytes.map(|b| b as f64 / div)
         }),
         (
             "db-reads-replica",
             "reads served by the replica",
-            "reads per interval",
-            |s| Some(s.reads_replica as f64),
+            "reads per second",
+            |s, dt, _| Some(s.reads_replica as f64 / dt),
         ),
         (
             "db-reads-primary",
             "reads served by the primary",
-            "reads per interval",
-            |s| Some(s.reads_primary as f64),
+            "reads per second",
+            |s, dt, _| Some(s.reads_primary as f64 / dt),
         ),
         (
             "db-pgbouncer",
             "PgBouncer clients waiting",
-            "cl_waiting",
-            |s| s.pgbouncer.as_ref().map(|p| p.cl_waiting as f64),
+            "clients waiting",
+            |s, _, _| s.pgbouncer.as_ref().map(|p| p.cl_waiting as f64),
         ),
     ];
     for (file, title, y, pick) in panels {
-        let series: Vec<Series> = variants
+        let mut chart = Chart::new(title, "seconds into the variant", y);
+        chart.bounds = bounds.clone();
+        chart.series = variants
             .iter()
             .enumerate()
             .map(|(vi, v)| Series {
                 label: v.variant.name.clone(),
                 color: color(vi),
                 width: 2,
+                dash: DASHES[vi % DASHES.len()],
                 points: v
                     .database
                     .samples
                     .iter()
-                    .filter_map(|s| pick(s).map(|y| (s.t, y)))
+                    .filter_map(|s| pick(s, interval, lag_div).map(|y| (s.t, y)))
                     .collect(),
             })
             .filter(|s| !s.points.is_empty())
             .collect();
-        if series.is_empty() {
+        if chart.series.is_empty() {
             continue;
         }
-        add(
-            file,
-            &Chart {
-                title: title.into(),
-                x_desc: "seconds into the variant".into(),
-                y_desc: y.into(),
-                nines: false,
-                log_y: false,
-                series,
-                markers: Vec::new(),
-                bounds: bounds.clone(),
-            },
-            &mut svgs,
-        )?;
+        add(file, &chart, &mut svgs)?;
+    }
+
+    // 5. A cutover drill: the steps side by side.
+    if let Some(d) = &drill_report {
+        let name = "drill-steps";
+        let svg = charts::render_bars(&drill::step_bars(d), &chart_dir, name)?;
+        svgs.insert(0, (name.to_string(), svg));
     }
 
     let chart_files: Vec<PathBuf> = svgs
         .iter()
         .flat_map(|(name, _)| ["png", "svg"].map(|ext| chart_dir.join(format!("{name}.{ext}"))))
         .collect();
-    let verdict = verdict_word(&r).to_string();
-    let summary = summary_md(&r);
+    let (verdict, note) = match &drill_report {
+        Some(d) => (
+            format!("{}; workload {}", drill::verdict(d), verdict_word(&r)),
+            drill::two_verdicts(d, &r),
+        ),
+        None => (verdict_word(&r).to_string(), None),
+    };
+    let summary = summary_md(&r, drill_report.as_ref());
     let summary_path = dir.join("summary.md");
     crate::fsutil::write_atomic(&summary_path, summary.as_bytes())?;
-    let html = html(&r, &svgs);
+    let html = html(&r, drill_report.as_ref(), &svgs);
     let html_path = dir.join("report.html");
     crate::fsutil::write_atomic(&html_path, html.as_bytes())?;
     Ok(ReportOutcome {
@@ -491,7 +530,39 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         charts: chart_files,
         hgrm: hgrm_files,
         verdict,
+        note,
     })
+}
+
+/// A short value label for a bar ("0.84", "12.3", "1,204").
+fn ms_short(ms: f64) -> String {
+    if ms >= 1000.0 {
+        crate::progress::thousands(ms.round() as u64)
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
+/// An interval's length: "1 s", "0.5 s".
+fn secs_label(s: f64) -> String {
+    charts::tick_label(s) + " s"
+}
+
+/// The errors of an operation: their number, then by kind.
+fn errors_cell(o: &crate::run::OpResult) -> String {
+    let n = o.count.saturating_sub(o.ok);
+    if o.errors.is_empty() {
+        return n.to_string();
+    }
+    let kinds = o
+        .errors
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{n} ({kinds})")
 }
 
 fn ms_label(ms: f64) -> String {
@@ -568,30 +639,75 @@ fn budget_rows(r: &RunResult) -> Vec<BudgetRow<'_>> {
     rows
 }
 
-fn summary_md(r: &RunResult) -> String {
-    let mut s = format!(
-        "## rehearse: {} — {}\n\n",
-        r.scenario.name,
-        verdict_word(r).to_uppercase()
-    );
+/// Why the run's verdict is what it is, one line per cause (empty on a pass).
+fn verdict_reasons(r: &RunResult) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(e) = &r.error {
+        out.push(format!("the run stopped on an error: {e}"));
+    }
+    for v in &r.variants {
+        for why in &v.validity.reasons {
+            out.push(format!("{} is not valid: {why}", v.variant.name));
+        }
+    }
+    let count = |o: BudgetOutcome| {
+        r.variants
+            .iter()
+            .flat_map(|v| v.budgets.iter().map(move |b| (v, b)))
+            .filter(|(_, b)| b.outcome == o)
+            .map(|(v, b)| format!("{} {} [{}]", b.operation, b.metric, v.variant.name))
+            .collect::<Vec<_>>()
+    };
+    let missed = count(BudgetOutcome::Fail);
+    if !missed.is_empty() {
+        out.push(format!(
+            "{} budget{} missed: {}",
+            missed.len(),
+            if missed.len() == 1 { "" } else { "s" },
+            missed.join(", ")
+        ));
+    }
+    let unjudged = count(BudgetOutcome::Unjudged);
+    if !unjudged.is_empty() {
+        out.push(format!(
+            "{} budget{} could not be judged: {}",
+            unjudged.len(),
+            if unjudged.len() == 1 { "" } else { "s" },
+            unjudged.join(", ")
+        ));
+    }
+    if r.status == crate::run::Status::Interrupted {
+        out.push("the run was interrupted: what is shown is what was measured until then".into());
+    }
+    out
+}
+
+fn summary_md(r: &RunResult, d: Option<&drill::DrillReport>) -> String {
+    let mut s = match d {
+        Some(d) => format!(
+            "## rehearse: {} — {}; workload {}\n\n",
+            r.scenario.name,
+            drill::verdict(d),
+            verdict_word(r).to_uppercase()
+        ),
+        None => format!(
+            "## rehearse: {} — {}\n\n",
+            r.scenario.name,
+            verdict_word(r).to_uppercase()
+        ),
+    };
     let _ = writeln!(
         s,
         "run `{}`, {} (git {}), PostgreSQL {}\n",
         r.run_id, r.started_at, r.environment.git_commit, r.environment.postgres_version
     );
-    if let Some(e) = &r.error {
-        let _ = writeln!(s, "**the run stopped on an error**: {e}\n");
+    if let Some(note) = d.and_then(|d| drill::two_verdicts(d, r)) {
+        let _ = writeln!(s, "{note}\n");
     }
-    for v in &r.variants {
-        if !v.validity.valid {
-            let _ = writeln!(
-                s,
-                "**{} is not valid**: {}\n",
-                v.variant.name,
-                v.validity.reasons.join("; ")
-            );
-        }
+    for why in verdict_reasons(r) {
+        let _ = writeln!(s, "- **{}**", why.replace('|', "\\|"));
     }
+    s.push('\n');
     let rows = budget_rows(r);
     if !rows.is_empty() {
         s += "| | operation | variant | budget | limit | actual | by |\n|---|---|---|---|---|---|---|\n";
@@ -627,32 +743,70 @@ fn summary_md(r: &RunResult) -> String {
                 ms_label(o.response.p99_ms),
                 ms_label(o.response.p999_ms),
                 ms_label(o.response.max_ms),
-                o.count.saturating_sub(o.ok)
+                errors_cell(o)
             );
         }
     }
     s
 }
 
-fn html(r: &RunResult, svgs: &[(String, String)]) -> String {
+fn verdict_class(word: &str) -> &'static str {
+    match word {
+        "pass" => "pass",
+        "fail" => "fail",
+        _ => "warn",
+    }
+}
+
+fn html(r: &RunResult, d: Option<&drill::DrillReport>, svgs: &[(String, String)]) -> String {
     let verdict = verdict_word(r);
-    let color = match verdict {
-        "pass" => "#0a7d3c",
-        "fail" => "#c00000",
-        _ => "#a06000",
-    };
     let mut h = String::new();
     let _ = write!(
         h,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>rehearse: {name}</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}\
          td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
-         .pass{{color:#0a7d3c}}.fail{{color:#c00000;font-weight:bold}}.verdict{{font-size:1.6em;color:{color}}}\
-         svg{{max-width:100%;height:auto}}</style></head><body>\
-         <h1>{name}</h1><p class=\"verdict\">{verdict_up}</p>\
-         <p>run <code>{run}</code>, started {started}, {secs:.0} s; rehearse {ver} (git {git}); PostgreSQL {pg}; {cores} cores</p>",
+         .pass{{color:#0a7d3c}}.fail{{color:#c00000;font-weight:bold}}.warn{{color:#a06000;font-weight:bold}}\
+         h1 .verdict{{margin-right:.4em}}figure{{margin:1em 0}}svg{{max-width:100%;height:auto}}</style></head><body>",
         name = esc(&r.scenario.name),
-        verdict_up = esc(&verdict.to_uppercase()),
+    );
+    match d {
+        Some(d) => {
+            let _ = write!(
+                h,
+                "<h1 id=\"verdict\"><span class=\"verdict {}\">{}</span> cutover drill under {}</h1>\
+                 <p>The workload's own verdict: <span class=\"{}\">{}</span>.</p>",
+                if d.ok { "pass" } else { "fail" },
+                esc(&drill::verdict(d)),
+                esc(&r.scenario.name),
+                verdict_class(verdict),
+                esc(&verdict.to_uppercase()),
+            );
+            if let Some(note) = drill::two_verdicts(d, r) {
+                let _ = write!(h, "<p id=\"two-verdicts\">{}</p>", esc(&note));
+            }
+        }
+        None => {
+            let _ = write!(
+                h,
+                "<h1 id=\"verdict\"><span class=\"verdict {}\">{}</span> {}</h1>",
+                verdict_class(verdict),
+                esc(&verdict.to_uppercase()),
+                esc(&r.scenario.name),
+            );
+        }
+    }
+    let reasons = verdict_reasons(r);
+    if !reasons.is_empty() {
+        h += "<ul id=\"why\">";
+        for why in reasons {
+            let _ = write!(h, "<li class=\"fail\">{}</li>", esc(&why));
+        }
+        h += "</ul>";
+    }
+    let _ = write!(
+        h,
+        "<p>run <code>{run}</code>, started {started}, {secs:.0} s; rehearse {ver} (git {git}); PostgreSQL {pg}; {cores} cores</p>",
         run = esc(&r.run_id),
         started = esc(&r.started_at),
         secs = r.seconds,
@@ -661,26 +815,12 @@ fn html(r: &RunResult, svgs: &[(String, String)]) -> String {
         pg = esc(&r.environment.postgres_version),
         cores = r.environment.host.cores,
     );
-    if let Some(e) = &r.error {
-        let _ = write!(
-            h,
-            "<p class=\"fail\">the run stopped on an error: {}</p>",
-            esc(e)
-        );
-    }
-    for v in &r.variants {
-        if !v.validity.valid {
-            let _ = write!(
-                h,
-                "<p class=\"fail\">{} is not valid: {}</p>",
-                esc(&v.variant.name),
-                esc(&v.validity.reasons.join("; "))
-            );
-        }
+    if let Some(d) = d {
+        h += &drill::html(d);
     }
     let rows = budget_rows(r);
     if !rows.is_empty() {
-        h += "<h2>Budgets</h2><table><tr><th>verdict</th><th>operation</th><th>variant</th><th>budget</th><th>limit</th><th>actual</th><th>by</th></tr>";
+        h += "<h2>Budgets</h2><table id=\"budgets\"><tr><th>verdict</th><th>operation</th><th>variant</th><th>budget</th><th>limit</th><th>actual</th><th>by</th></tr>";
         for row in rows {
             let _ = write!(
                 h,
@@ -697,17 +837,11 @@ fn html(r: &RunResult, svgs: &[(String, String)]) -> String {
         }
         h += "</table>";
     }
-    h += "<h2>Operations</h2><table><tr><th>operation</th><th>variant</th><th>count</th><th>rate/s</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>late</th></tr>";
+    h += "<h2>Operations</h2><table id=\"operations\"><tr><th>operation</th><th>variant</th><th>count</th><th>rate/s</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>late</th></tr>";
     let mut by_op: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for v in &r.variants {
         for (i, o) in v.operations.iter().enumerate() {
             let l = &o.response;
-            let errors = o
-                .errors
-                .iter()
-                .map(|(k, n)| format!("{k}: {n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
             by_op.entry(i).or_default().push(format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&o.name),
@@ -719,7 +853,7 @@ fn html(r: &RunResult, svgs: &[(String, String)]) -> String {
                 ms_label(l.p99_ms),
                 ms_label(l.p999_ms),
                 ms_label(l.max_ms),
-                esc(&errors),
+                esc(&errors_cell(o)),
                 o.late
             ));
         }
@@ -729,7 +863,7 @@ fn html(r: &RunResult, svgs: &[(String, String)]) -> String {
     }
     h += "</table><p>Response time is measured from each request's intended start (open phases); closed phases record service time.</p><h2>Charts</h2>";
     for (name, svg) in svgs {
-        let _ = write!(h, "<h3>{}</h3>{}", esc(name), svg);
+        let _ = write!(h, "<figure id=\"chart-{}\">{}</figure>", esc(name), svg);
     }
     h += "</body></html>\n";
     h
