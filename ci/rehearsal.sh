@@ -71,7 +71,7 @@ if [ "${DRILL:-1}" != 0 ]; then
   # modes: give it a database of its own on the same lab (and Redis db 1).
   eval "$($R lab env)"
   CDB=rehearse_cutover
-  psql -X -q "$REHEARSE_PRIMARY_URL" -c "DROP DATABASE IF EXISTS $CDB WITH (FORCE)" -c "CREATE DATABASE $CDB"
+  psql -X -q "$REHEARSE_PRIMARY_URL" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $CDB WITH (FORCE)" -c "CREATE DATABASE $CDB"
   C=(--primary-url "${REHEARSE_PRIMARY_URL%/*}/$CDB" --replica-url "${REHEARSE_REPLICA_URL%/*}/$CDB"
      --redis-url "${REHEARSE_REDIS_URL%/}/1")
   $R "${C[@]}" seed --profile "${CUTOVER_PROFILE:-smoke}" --mode legacy --allow-destructive "$CDB"

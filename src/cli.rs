@@ -73,7 +73,7 @@ pub enum Command {
     /// Run one repository operation (a report) for an organization, as the services would, and show how it was served.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),
-    /// Check scenario files without running them: every error with file:line:column.
+    /// Check scenario files without running them: every file given, every error of each with file:line:column (exit 2 if any).
     #[command(after_help = exit::HELP)]
     Check(CheckArgs),
     /// Run scenarios against each of their variants and write run.json and latency.hlog.

@@ -618,14 +618,24 @@ pub fn check(path: &Path, text: &str) -> std::result::Result<Scenario, Vec<Strin
             match key.get_ref().as_ref() {
                 "phase" | "mix" | "variant" => {
                     let Some(items) = value.get_ref().as_array() else {
-                        located(span, &format!("`{}` is an array of tables: write [[{}]]", key.get_ref(), key.get_ref()));
+                        located(
+                            span,
+                            &format!(
+                                "`{}` is an array of tables: write [[{}]]",
+                                key.get_ref(),
+                                key.get_ref()
+                            ),
+                        );
                         broken = true;
                         continue;
                     };
                     let items = items.clone();
                     match key.get_ref().as_ref() {
                         "phase" => {
-                            let read: Vec<_> = items.into_iter().map(|v| read_entry::<PhaseFile>(v, &mut located)).collect();
+                            let read: Vec<_> = items
+                                .into_iter()
+                                .map(|v| read_entry::<PhaseFile>(v, &mut located))
+                                .collect();
                             broken |= read.iter().any(Option::is_none);
                             phases = Some(Spanned::new(span, read.into_iter().flatten().collect()));
                         }
@@ -635,16 +645,28 @@ pub fn check(path: &Path, text: &str) -> std::result::Result<Scenario, Vec<Strin
                                 .iter()
                                 .map(|m| {
                                     let t = m.get_ref().as_table()?;
-                                    let field = |k: &str| t.iter().find(|(key, _)| key.get_ref().as_ref() == k).and_then(|(_, v)| v.get_ref().as_str().map(str::to_string));
+                                    let field = |k: &str| {
+                                        t.iter()
+                                            .find(|(key, _)| key.get_ref().as_ref() == k)
+                                            .and_then(|(_, v)| {
+                                                v.get_ref().as_str().map(str::to_string)
+                                            })
+                                    };
                                     field("name").or_else(|| field("operation"))
                                 })
                                 .collect();
-                            let read: Vec<_> = items.into_iter().map(|v| read_entry::<MixFile>(v, &mut located)).collect();
+                            let read: Vec<_> = items
+                                .into_iter()
+                                .map(|v| read_entry::<MixFile>(v, &mut located))
+                                .collect();
                             broken |= read.iter().any(Option::is_none);
                             mix = Some(Spanned::new(span, read.into_iter().flatten().collect()));
                         }
                         _ => {
-                            let read: Vec<_> = items.into_iter().map(|v| read_entry::<VariantFile>(v, &mut located)).collect();
+                            let read: Vec<_> = items
+                                .into_iter()
+                                .map(|v| read_entry::<VariantFile>(v, &mut located))
+                                .collect();
                             broken |= read.iter().any(Option::is_none);
                             variants = read.into_iter().flatten().collect();
                         }
@@ -729,7 +751,9 @@ fn read_entry<T: serde::de::DeserializeOwned>(
         };
         let msg = e.message().to_string();
         // A required key taken out for its own error: said already.
-        if msg.starts_with("missing field") && removed.iter().any(|k| msg.contains(&format!("`{k}`"))) {
+        if msg.starts_with("missing field")
+            && removed.iter().any(|k| msg.contains(&format!("`{k}`")))
+        {
             return None;
         }
         let span = e.span().unwrap_or_else(|| value.span());
@@ -751,7 +775,10 @@ fn read_entry<T: serde::de::DeserializeOwned>(
             return None;
         };
         removed.push(culprit.clone());
-        let rest = t.into_iter().filter(|(k, _)| k.get_ref().as_ref() != culprit.as_str()).collect();
+        let rest = t
+            .into_iter()
+            .filter(|(k, _)| k.get_ref().as_ref() != culprit.as_str())
+            .collect();
         value = Spanned::new(span_of_value, DeValue::Table(rest));
     }
     None
@@ -890,7 +917,11 @@ impl Checker<'_> {
         };
         let mut budgets = BTreeMap::new();
         for (op, b) in &f.budgets {
-            if let Some(names) = self.mix_names.as_ref().filter(|n| !n.contains(op.get_ref())) {
+            if let Some(names) = self
+                .mix_names
+                .as_ref()
+                .filter(|n| !n.contains(op.get_ref()))
+            {
                 self.note(self.at(
                     op.span(),
                     format!(
@@ -943,7 +974,10 @@ impl Checker<'_> {
                 max_driver_lag: v.max_driver_lag.unwrap_or(Dur(Duration::from_millis(5))),
             },
         };
-        let interval = f.interval.as_ref().map_or(Dur(Duration::from_secs(1)), |i| *i.get_ref());
+        let interval = f
+            .interval
+            .as_ref()
+            .map_or(Dur(Duration::from_secs(1)), |i| *i.get_ref());
         if interval.0 < Duration::from_millis(100) {
             let span = f.interval.as_ref().map_or(0..0, |i| i.span());
             self.note(self.at(

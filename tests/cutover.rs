@@ -198,6 +198,32 @@ async fn the_drill_under_a_mixed_workload_loses_no_acknowledged_write() {
     ] {
         assert!(markers.contains(&step), "{markers:?}");
     }
+    // The drill's report shows the drill: verdict first, then its steps,
+    // write checks and verifies, as a browser renders them.
+    let rep = rehearse::report::report(&dir).unwrap();
+    assert!(rep.verdict.starts_with("drill PASS"), "{}", rep.verdict);
+    let page = common::render_in_chromium(&rep.html);
+    common::assert_page_reads_well(&page);
+    assert!(
+        page.first_heading.1.starts_with("drill PASS"),
+        "{:?}",
+        page.first_heading
+    );
+    for t in [
+        "drill-steps",
+        "drill-writes",
+        "drill-verifies",
+        "drill-race",
+    ] {
+        assert!(
+            page.tables.iter().any(|x| x == t),
+            "no {t}: {:?}",
+            page.tables
+        );
+    }
+    assert!(page.cells.iter().any(|c| c == "verify after switch"));
+    assert!(page.cells.iter().any(|c| c == "final"));
+    assert!(page.charts.iter().any(|c| c.0 == "chart-drill-steps"));
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("cutover.json")).unwrap()).unwrap();
     assert_eq!(saved["ok"], true);

@@ -227,6 +227,30 @@ max_driver_lag = "200ms"
     assert!(!html.contains("src=\"http"), "self-contained");
     let md = std::fs::read_to_string(&rep.summary).unwrap();
     assert!(md.contains("| pass | dashboard | legacy | max |"), "{md}");
+    // As a reviewer sees it: rendered by a browser.
+    let page = common::render_in_chromium(&rep.html);
+    common::assert_page_reads_well(&page);
+    assert!(
+        page.first_heading.1.starts_with("PASS"),
+        "{:?}",
+        page.first_heading
+    );
+    for t in ["budgets", "operations"] {
+        assert!(page.tables.iter().any(|x| x == t), "{:?}", page.tables);
+    }
+    assert!(page
+        .charts
+        .iter()
+        .any(|c| c.0 == "chart-spectrum-dashboard"));
+    // The check sees what it is for: a raw map in a cell, a heading before the verdict.
+    let broken = rep.html.with_file_name("broken.html");
+    let text = html.replacen("<td>", "<td>{}", 1);
+    std::fs::write(&broken, &text).unwrap();
+    let page = common::render_in_chromium(&broken);
+    assert!(std::panic::catch_unwind(|| common::assert_page_reads_well(&page)).is_err());
+    std::fs::write(&broken, html.replacen("<h1", "<h2>Contents</h2><h1", 1)).unwrap();
+    let page = common::render_in_chromium(&broken);
+    assert!(std::panic::catch_unwind(|| common::assert_page_reads_well(&page)).is_err());
     for png in rep
         .charts
         .iter()

@@ -428,6 +428,7 @@ async fn run_variant(
                 r = &mut handle => break r.map_err(|e| Error::Lab(format!("a phase task failed: {e}")))?,
                 Some(m) = rx.recv() => {
                     let finished = collector.timeline.len();
+                    live.reported(&m);
                     collector.absorb(m, Some(hlog));
                     // The live figures change only when an interval finishes:
                     // percentiles are not recomputed for every worker's message.
@@ -439,6 +440,7 @@ async fn run_variant(
         };
         // The phase's workers are done: drain their last messages.
         while let Ok(m) = rx.try_recv() {
+            live.reported(&m);
             collector.absorb(m, Some(hlog));
         }
         live.publish(&collector);
@@ -452,6 +454,7 @@ async fn run_variant(
     }
     drop(ctx);
     while let Some(m) = rx.recv().await {
+        live.reported(&m);
         collector.absorb(m, Some(hlog));
     }
     collector.finish_all(Some(hlog));

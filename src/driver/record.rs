@@ -177,6 +177,18 @@ pub struct IntervalData {
     pub driver_lag: Option<Histogram<u32>>,
 }
 
+impl Msg {
+    /// Requests this message reports as done: (answered, failed).
+    pub fn completed(&self) -> (u64, u64) {
+        match self {
+            Msg::Advance { data: Some(d), .. } => d.ops.iter().fold((0, 0), |(n, e), (_, s)| {
+                (n + s.response.len(), e + s.error_count())
+            }),
+            _ => (0, 0),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Msg {
     /// The worker will send nothing more for intervals before `watermark`.
@@ -409,6 +421,11 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// Seconds from the variant's start whose intervals are finished.
+    pub fn finished_s(&self) -> f64 {
+        self.finished_before as f64 * self.interval.as_secs_f64()
+    }
+
     pub fn new(
         variant: &str,
         ops: Vec<String>,

@@ -209,9 +209,23 @@ pub struct Live {
     pub p99_ns: AtomicU64,
     /// The highest p99 of any operation in the last finished interval.
     pub recent_p99_ns: AtomicU64,
+    /// Requests done as the workers report them, before their interval is
+    /// finished (an interval finishes when every worker has moved past it,
+    /// so one slow request holds back the figures of finished intervals).
+    pub reported: AtomicU64,
+    pub reported_errors: AtomicU64,
+    /// Seconds of the run whose intervals are finished (the p99 covers them).
+    pub finished_s: AtomicU64,
 }
 
 impl Live {
+    /// Count what a worker's message reports as done.
+    pub fn reported(&self, m: &crate::driver::record::Msg) {
+        let (n, e) = m.completed();
+        self.reported.fetch_add(n + e, Ordering::Relaxed);
+        self.reported_errors.fetch_add(e, Ordering::Relaxed);
+    }
+
     pub fn publish(&self, c: &Collector) {
         let (mut n, mut e, mut l, mut p99) = (0, 0, 0, 0);
         for t in &c.totals {
@@ -228,6 +242,8 @@ impl Live {
         self.last_interval
             .store(c.last_interval_count, Ordering::Relaxed);
         self.p99_ns.store(p99, Ordering::Relaxed);
+        self.finished_s
+            .store(c.finished_s() as u64, Ordering::Relaxed);
         if let Some(last) = c.timeline.last() {
             let recent = last.ops.iter().map(|o| o.p99_ms).fold(0.0, f64::max);
             self.recent_p99_ns
@@ -388,12 +404,21 @@ impl Display {
                 } else {
                     ""
                 };
+                // The p99 covers the finished intervals only; say so when
+                // they lag behind (or none has finished yet).
+                let finished = live.finished_s.load(Ordering::Relaxed);
+                let p99 = match live.p99_ns.load(Ordering::Relaxed) {
+                    _ if finished == 0 => "p99 - (no interval finished yet)".to_string(),
+                    ns if origin.elapsed().as_secs() > finished + 2 * interval.as_secs().max(1) => {
+                        format!("p99 {:.2} ms (to {finished} s)", ns as f64 / 1e6)
+                    }
+                    ns => format!("p99 {:.2} ms", ns as f64 / 1e6),
+                };
                 let msg = format!(
-                    "{}{warming}  {rate:.0}/s ({target})  p99 {:.2} ms  done {}  errors {}  late {}",
+                    "{}{warming}  {rate:.0}/s ({target})  {p99}  done {}  errors {}  late {}",
                     p.name,
-                    live.p99_ns.load(Ordering::Relaxed) as f64 / 1e6,
-                    crate::progress::thousands(live.completed.load(Ordering::Relaxed)),
-                    live.errors.load(Ordering::Relaxed),
+                    crate::progress::thousands(live.reported.load(Ordering::Relaxed)),
+                    live.reported_errors.load(Ordering::Relaxed),
                     live.late.load(Ordering::Relaxed),
                 );
                 match &bar {

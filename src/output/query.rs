@@ -106,6 +106,15 @@ pub fn result(out: &QueryOutcome) -> String {
                 .collect(),
         ),
     };
+    if let ReportData::Pnl(p) = &out.report.data {
+        let (start, next) = p.month_start.month_bounds();
+        let (y, m, _) = start.ymd();
+        s += &format!(
+            "profit and loss of organization {} for {y:04}-{m:02} ({start} to {}, every entry dated in the month)\n",
+            p.organization_id,
+            next.plus(-1)
+        );
+    }
     s += &table(&header, &rows);
     if let ReportData::Ledger(l) = &out.report.data {
         match &l.next {

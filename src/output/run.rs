@@ -136,11 +136,19 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
                 p.dropped
             );
         }
+        let wake = if v.driver_lag.count == 0 {
+            "wake-up delay not measured (no request found a free worker: all waited in the backlog)"
+                .to_string()
+        } else {
+            format!(
+                "wake-up delay p99 {} ms over {} requests",
+                f(v.driver_lag.p99_ms),
+                thousands(v.driver_lag.count)
+            )
+        };
         out += &format!(
-            "driver [{}]: wake-up delay p99 {} ms, {:.1} us CPU per operation\n",
-            v.variant.name,
-            f(v.driver_lag.p99_ms),
-            v.driver_cpu_us_per_op
+            "driver [{}]: {wake}, {:.1} us CPU per operation\n",
+            v.variant.name, v.driver_cpu_us_per_op
         );
         out += &estate_line(v);
     }

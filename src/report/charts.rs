@@ -316,7 +316,9 @@ fn draw_legend<DB: DrawingBackend>(
     // Center each line.
     let lines = placed.last().map_or(0, |p| p.1 + 1);
     for line in 0..lines {
-        let members: Vec<usize> = (0..entries.len()).filter(|&i| placed[i].1 == line).collect();
+        let members: Vec<usize> = (0..entries.len())
+            .filter(|&i| placed[i].1 == line)
+            .collect();
         let used = members
             .iter()
             .map(|&i| placed[i].0 + entry_width(&entries[i]))
@@ -486,7 +488,11 @@ fn draw<DB: DrawingBackend>(
         .max()
         .unwrap_or(0) as i32;
     let row_h = text_size("Ag", LABEL_FONT).1 + 3;
-    let band_h = if rows_used > 0 { rows_used * row_h + 6 } else { 0 };
+    let band_h = if rows_used > 0 {
+        rows_used * row_h + 6
+    } else {
+        0
+    };
 
     let mut entries: Vec<Entry> = c
         .series
@@ -647,7 +653,12 @@ fn draw<DB: DrawingBackend>(
             .map_err(e)?),
         (false, false) => finish!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(e)?),
     }
-    draw_legend(&legend_area, &entries, (0, height_px - legend_h), &mut drawn)?;
+    draw_legend(
+        &legend_area,
+        &entries,
+        (0, height_px - legend_h),
+        &mut drawn,
+    )?;
     root.present().map_err(e)?;
     Ok(drawn)
 }
@@ -853,7 +864,12 @@ fn draw_bars<DB: DrawingBackend>(
             )))
             .map_err(e)?;
     }
-    draw_legend(&legend_area, &entries, (0, height_px - legend_h), &mut drawn)?;
+    draw_legend(
+        &legend_area,
+        &entries,
+        (0, height_px - legend_h),
+        &mut drawn,
+    )?;
     root.present().map_err(e)?;
     Ok(drawn)
 }
@@ -986,9 +1002,13 @@ mod tests {
         c.log_y = true;
         c.bounds = drill_steps();
         let line = |k: f64| (0..115).map(|i| (i as f64, k + (i % 7) as f64)).collect();
-        for (i, (label, dash)) in [("p50", Dash::Dashed), ("p99", Dash::Solid), ("max", Dash::Dotted)]
-            .into_iter()
-            .enumerate()
+        for (i, (label, dash)) in [
+            ("p50", Dash::Dashed),
+            ("p99", Dash::Solid),
+            ("max", Dash::Dotted),
+        ]
+        .into_iter()
+        .enumerate()
         {
             c.series.push(Series {
                 label: format!("flag-replica-cache {label}"),

@@ -18,9 +18,8 @@ pub fn read(dir: &Path) -> Result<Option<DrillReport>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read(&path).map_err(|e| {
-        Error::Usage(format!("cannot read {} ({e})", path.display()))
-    })?;
+    let text = std::fs::read(&path)
+        .map_err(|e| Error::Usage(format!("cannot read {} ({e})", path.display())))?;
     #[derive(serde::Deserialize)]
     struct Version {
         schema_version: Option<u64>,
@@ -127,7 +126,7 @@ pub fn step_bars(d: &DrillReport) -> Bars {
 /// The drill's section of report.html.
 pub fn html(d: &DrillReport) -> String {
     let mut h = String::new();
-    h += "<h2>Cutover drill steps</h2><table id=\"drill-steps\"><tr><th>step</th><th>at s</th><th>seconds</th><th>requests</th><th>errors</th><th>p50</th><th>p99</th><th>p99.9</th><th>p99 vs steady</th><th>what it did</th></tr>";
+    h += "<h2>Cutover drill steps</h2><table id=\"drill-steps\"><tr><th>step</th><th>at s</th><th>seconds</th><th>requests</th><th>errors</th><th>p50</th><th>p99</th><th>p99.9</th><th>p99 vs steady</th><th class=\"text\">what it did</th></tr>";
     for (l, st) in d.latency.iter().zip(&d.steps) {
         let did = st
             .report
@@ -136,7 +135,7 @@ pub fn html(d: &DrillReport) -> String {
             .unwrap_or_else(|| "the workload ran".into());
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{} ({:.2}%)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            "<tr><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{} ({:.2}%)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
             esc(&l.step),
             l.start_s,
             l.end_s - l.start_s,

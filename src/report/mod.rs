@@ -124,24 +124,24 @@ fn overlay_svgs(
         );
         timeline.log_y = true;
         timeline.series = sides
-                .iter()
-                .map(|(label, hs, color, dash)| Series {
-                    label: label.to_string(),
-                    color: *color,
-                    width: 2,
-                    dash: *dash,
-                    points: hs
-                        .iter()
-                        .enumerate()
-                        .map(|(i, h)| {
-                            (
-                                (i as f64 + 1.0) * interval_s,
-                                h.value_at_quantile(0.99) as f64 / 1e6,
-                            )
-                        })
-                        .collect(),
-                })
-                .collect();
+            .iter()
+            .map(|(label, hs, color, dash)| Series {
+                label: label.to_string(),
+                color: *color,
+                width: 2,
+                dash: *dash,
+                points: hs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        (
+                            (i as f64 + 1.0) * interval_s,
+                            h.value_at_quantile(0.99) as f64 / 1e6,
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
         let timeline_name = format!("overlay-timeline-{name}");
         let timeline_svg = charts::render(&timeline, dir, &timeline_name)?;
         files.push((spectrum_name, spectrum_svg));
@@ -448,10 +448,15 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     type Pick = fn(&Sample, f64, f64) -> Option<f64>;
     let lag_desc = format!("replay lag ({lag_unit})");
     let panels: [(&str, &str, &str, Pick); 5] = [
-        ("db-cache", "Redis cache hit ratio", "hit ratio (%)", |s, _, _| {
-            let (h, m) = (s.cache_hits as f64, s.cache_misses as f64);
-            (h + m > 0.0).then(|| 100.0 * h / (h + m))
-        }),
+        (
+            "db-cache",
+            "Redis cache hit ratio",
+            "hit ratio (%)",
+            |s, _, _| {
+                let (h, m) = (s.cache_hits as f64, s.cache_misses as f64);
+                (h + m > 0.0).then(|| 100.0 * h / (h + m))
+            },
+        ),
         ("db-lag", "replica replay lag", &lag_desc, |s, _, div| {
             s.replica_lag_bytes.map(|b| b as f64 / div)
         }),
@@ -765,7 +770,7 @@ fn html(r: &RunResult, d: Option<&drill::DrillReport>, svgs: &[(String, String)]
         h,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>rehearse: {name}</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}\
-         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
+         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}}.text{{white-space:normal;text-align:left!important}}td:first-child,th:first-child{{text-align:left}}\
          .pass{{color:#0a7d3c}}.fail{{color:#c00000;font-weight:bold}}.warn{{color:#a06000;font-weight:bold}}\
          h1 .verdict{{margin-right:.4em}}figure{{margin:1em 0}}svg{{max-width:100%;height:auto}}</style></head><body>",
         name = esc(&r.scenario.name),

@@ -141,3 +141,113 @@ impl TestLab {
         Estate::primary_only(url, Source::Lab(self.state.dir.clone()))
     }
 }
+
+/// What headless Chromium rendered of a report page.
+#[derive(Debug, serde::Deserialize)]
+pub struct RenderedPage {
+    /// The tag and text of the page's first heading.
+    pub first_heading: (String, String),
+    /// The text of every table cell.
+    pub cells: Vec<String>,
+    /// Each chart's id and its rendered width and height in CSS pixels.
+    pub charts: Vec<(String, f64, f64)>,
+    /// The ids of the page's tables.
+    pub tables: Vec<String>,
+}
+
+/// Render `html` in headless Chromium (Debian's `chromium`, which
+/// `ci/test.sh` installs) and read back what the browser laid out: a probe
+/// script appended to a copy of the page writes it into the DOM, and
+/// `--dump-dom` prints the DOM once the page has loaded.
+pub fn render_in_chromium(html: &std::path::Path) -> RenderedPage {
+    let probe = r#"<script>
+window.addEventListener('load', () => {
+  const h = document.querySelector('h1,h2,h3,h4');
+  const out = {
+    first_heading: [h ? h.tagName.toLowerCase() : '', h ? h.textContent : ''],
+    cells: [...document.querySelectorAll('td')].map(td => td.textContent),
+    charts: [...document.querySelectorAll('figure')].map(f => {
+      const r = (f.querySelector('svg,img') || f).getBoundingClientRect();
+      return [f.id, r.width, r.height];
+    }),
+    tables: [...document.querySelectorAll('table')].map(t => t.id),
+  };
+  const pre = document.createElement('pre');
+  pre.id = 'rehearse-probe';
+  pre.textContent = btoa(unescape(encodeURIComponent(JSON.stringify(out))));
+  document.body.appendChild(pre);
+});
+</script>"#;
+    let page = std::fs::read_to_string(html).unwrap();
+    let copy = html.with_file_name("report.probe.html");
+    std::fs::write(&copy, page.replace("</body>", &format!("{probe}</body>"))).unwrap();
+    let profile = html.with_file_name(".chromium-profile");
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1024",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", copy.canonicalize().unwrap().display()))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("chromium did not start ({e}): `bash ci/test.sh` installs it (Debian's chromium package)")
+        });
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom.find("<pre id=\"rehearse-probe\">").unwrap_or_else(|| {
+        panic!(
+            "the probe did not run: {}\n{}",
+            dom.chars().take(500).collect::<String>(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }) + "<pre id=\"rehearse-probe\">".len();
+    let end = start + dom[start..].find("</pre>").unwrap();
+    use base64::Engine as _;
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(dom[start..end].trim())
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+/// The rendered page holds no placeholder a serializer left behind, the
+/// verdict is its first heading and every chart has a size.
+pub fn assert_page_reads_well(p: &RenderedPage) {
+    assert_eq!(p.first_heading.0, "h1", "{:?}", p.first_heading);
+    let verdict = p.first_heading.1.trim();
+    assert!(
+        [
+            "PASS",
+            "FAIL",
+            "INVALID",
+            "INTERRUPTED",
+            "FAILED",
+            "drill PASS",
+            "drill FAIL"
+        ]
+        .iter()
+        .any(|v| verdict.starts_with(v)),
+        "the first heading is not the verdict: {verdict}"
+    );
+    for c in &p.cells {
+        let t = c.trim();
+        assert!(
+            !(t.contains("{}")
+                || t.contains("[object")
+                || t == "null"
+                || t.contains("null,")
+                || t.starts_with('{')
+                || t.starts_with("[\"")
+                || t.contains("\":")),
+            "a cell shows raw data: {t:?}"
+        );
+    }
+    assert!(!p.charts.is_empty(), "no chart on the page");
+    for (id, w, h) in &p.charts {
+        assert!(*w > 100.0 && *h > 50.0, "chart {id} renders {w}x{h}");
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Regenerates the charts the README shows, from real runs, so they stay true:
+#   docs/spectrum-dashboard.png  the dashboard's percentile spectrum with its
+#                                p99 budget (dashboard_storm, cache on and off)
+#   docs/drill-timeline.png      record_revenue's latency through a cutover
+#                                drill, its steps marked
+#   docs/drill-steps.png         the workload's p99 during each drill step
+# It starts a lab of its own (.rehearse/docs-lab, ports from 55420), seeds the
+# smoke profile, runs, reports, copies the PNGs and removes the lab.
+# Takes about five minutes. Run it after changing how charts are drawn.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ci/bootstrap.sh
+cargo build --locked
+R="$PWD/target/debug/rehearse"
+LAB="$PWD/.rehearse/docs-lab"
+work="$(mktemp -d)"
+cleanup() { "$R" --lab-dir "$LAB" lab down --purge >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+"$R" --lab-dir "$LAB" lab up --port-base "${PORT_BASE:-55420}"
+eval "$("$R" --lab-dir "$LAB" lab env)"
+"$R" seed --profile smoke --mode both
+"$R" run -q scenarios/dashboard_storm.toml --out "$work/suite" || true
+"$R" report "$work/suite/dashboard_storm"
+
+CDB=rehearse_cutover
+psql -X -q "$REHEARSE_PRIMARY_URL" -c "SET client_min_messages = warning" \
+  -c "DROP DATABASE IF EXISTS $CDB WITH (FORCE)" -c "CREATE DATABASE $CDB"
+C=(--primary-url "${REHEARSE_PRIMARY_URL%/*}/$CDB" --replica-url "${REHEARSE_REPLICA_URL%/*}/$CDB"
+   --redis-url "${REHEARSE_REDIS_URL%/}/1")
+"$R" "${C[@]}" seed --profile smoke --mode legacy --allow-destructive "$CDB"
+"$R" "${C[@]}" cutover drill --under scenarios/cutover_mixed.toml --soak 20s --out "$work/cutover"
+"$R" report "$work/cutover"
+
+mkdir -p docs
+cp "$work/suite/dashboard_storm/charts/spectrum-dashboard.png" docs/spectrum-dashboard.png
+cp "$work/cutover/charts/timeline-record_revenue.png" docs/drill-timeline.png
+cp "$work/cutover/charts/drill-steps.png" docs/drill-steps.png
+echo "docs-charts: wrote docs/spectrum-dashboard.png, docs/drill-timeline.png, docs/drill-steps.png"
