@@ -11,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/bootstrap.sh
-cargo build --locked
-R="$PWD/target/debug/rehearse"
+cargo build --release --locked
+R="$PWD/target/release/rehearse"
 LAB="$PWD/.rehearse/docs-lab"
 work="$(mktemp -d)"
 cleanup() { "$R" --lab-dir "$LAB" lab down --purge >/dev/null 2>&1 || true; rm -rf "$work"; }
@@ -21,7 +21,7 @@ trap cleanup EXIT
 eval "$("$R" --lab-dir "$LAB" lab env)"
 "$R" seed --profile smoke --mode both
 "$R" run -q scenarios/dashboard_storm.toml --out "$work/suite" || true
-"$R" report "$work/suite/dashboard_storm"
+"$R" report "$work/suite"
 
 CDB=rehearse_cutover
 psql -X -q "$REHEARSE_PRIMARY_URL" -c "SET client_min_messages = warning" \
@@ -33,7 +33,7 @@ C=(--primary-url "${REHEARSE_PRIMARY_URL%/*}/$CDB" --replica-url "${REHEARSE_REP
 "$R" report "$work/cutover"
 
 mkdir -p docs
-cp "$work/suite/dashboard_storm/charts/spectrum-dashboard.png" docs/spectrum-dashboard.png
+cp "$work/suite/charts/spectrum-dashboard.png" docs/spectrum-dashboard.png
 cp "$work/cutover/charts/timeline-record_revenue.png" docs/drill-timeline.png
 cp "$work/cutover/charts/drill-steps.png" docs/drill-steps.png
 echo "docs-charts: wrote docs/spectrum-dashboard.png, docs/drill-timeline.png, docs/drill-steps.png"
