@@ -771,9 +771,7 @@ fn read_entry<T: serde::de::DeserializeOwned>(
                 (k.start..v.end.max(k.end)).contains(&span.start)
             })
             .map(|(k, _)| k.get_ref().to_string());
-        let Some(culprit) = culprit else {
-            return None;
-        };
+        let culprit = culprit?;
         removed.push(culprit.clone());
         let rest = t
             .into_iter()

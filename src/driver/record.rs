@@ -597,6 +597,7 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn a_slow_worker_holds_its_interval_back_until_it_reports() {
@@ -621,13 +622,20 @@ mod tests {
         slow.ok(0, origin + ms(20), ms(7), ms(7), Some(ms(0)), false);
         // The fast worker moves on to interval 3; the slow one is still in 0.
         fast.ok(0, origin + ms(350), ms(5), ms(4), None, false);
+        let live = crate::driver::results::Live::default();
         while let Ok(m) = rx.try_recv() {
+            live.reported(&m);
             col.absorb(m, None);
         }
         assert!(
             col.timeline.is_empty(),
             "interval 0 waits for the slow worker"
         );
+        // The live display counts what was reported, not what is finished:
+        // a slow request must not make it read "done 0".
+        live.publish(&col);
+        assert_eq!(live.reported.load(Ordering::Relaxed), 1);
+        assert_eq!(live.finished_s.load(Ordering::Relaxed), 0);
         slow.error(0, origin + ms(260), ErrorKind::Timeout, true);
         while let Ok(m) = rx.try_recv() {
             col.absorb(m, None);

@@ -408,7 +408,8 @@ impl Display {
                 // they lag behind (or none has finished yet).
                 let finished = live.finished_s.load(Ordering::Relaxed);
                 let p99 = match live.p99_ns.load(Ordering::Relaxed) {
-                    _ if finished == 0 => "p99 - (no interval finished yet)".to_string(),
+                    0 if !warming.is_empty() => "p99 - (warm-up, not counted)".to_string(),
+                    0 => "p99 - (no interval finished yet)".to_string(),
                     ns if origin.elapsed().as_secs() > finished + 2 * interval.as_secs().max(1) => {
                         format!("p99 {:.2} ms (to {finished} s)", ns as f64 / 1e6)
                     }

@@ -454,8 +454,10 @@ fn draw<DB: DrawingBackend>(
         x1 = x0 + 1.0;
     }
     let (y0, y1) = if c.log_y {
-        let y0 = (y0.max(1e-3) / 1.5).max(1e-3);
-        (y0, y1.max(y0 * 10.0) * 1.5)
+        // Whole decades, so the ticks fall on 1, 10, 100 and their steps.
+        let lo = (y0.max(1e-3) / 1.2).log10().floor();
+        let hi = (y1.max(1e-3) * 1.2).log10().ceil().max(lo + 1.0);
+        (10f64.powf(lo), 10f64.powf(hi))
     } else {
         (y0.min(0.0), y1.max(1e-9) * 1.1)
     };

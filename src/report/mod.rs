@@ -418,7 +418,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             label: format!("{name} achieved"),
             color: color(vi),
             width: 2,
-            dash: Dash::Solid,
+            dash: DASHES[vi % DASHES.len()],
             points: done,
         });
         if errs.iter().any(|p| p.1 > 0.0) {
@@ -539,10 +539,12 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     })
 }
 
-/// A short value label for a bar ("0.84", "12.3", "1,204").
+/// A short value label for a bar, in ms ("0.84", "12.3") or past a
+/// second in seconds ("1.46 s": a thousands separator reads as a decimal
+/// point at this size).
 fn ms_short(ms: f64) -> String {
     if ms >= 1000.0 {
-        crate::progress::thousands(ms.round() as u64)
+        format!("{:.2} s", ms / 1000.0)
     } else if ms >= 10.0 {
         format!("{ms:.1}")
     } else {
@@ -829,7 +831,7 @@ fn html(r: &RunResult, d: Option<&drill::DrillReport>, svgs: &[(String, String)]
         for row in rows {
             let _ = write!(
                 h,
-                "<tr><td class=\"{c}\">{p}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"{c}\">{p}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{wrap}>{}</td><td>{}</td></tr>",
                 esc(&row.b.operation),
                 esc(row.variant),
                 esc(&row.b.metric),
@@ -837,7 +839,9 @@ fn html(r: &RunResult, d: Option<&drill::DrillReport>, svgs: &[(String, String)]
                 esc(&row.actual),
                 esc(&row.by),
                 c = if row.b.outcome == BudgetOutcome::Pass { "pass" } else { "fail" },
-                p = row.mark()
+                p = row.mark(),
+                // Why a budget was not judged is a sentence: let it wrap.
+                wrap = if row.b.outcome == BudgetOutcome::Unjudged { " class=\"text\"" } else { "" }
             );
         }
         h += "</table>";
