@@ -169,6 +169,26 @@ pub struct Drawn {
     pub labels: Vec<Placed>,
 }
 
+/// The smallest of 1, 2 or 5 times a power of ten at or above `v`.
+fn round_up_125(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|x| *x >= v * (1.0 - 1e-9))
+        .unwrap_or(10.0 * p)
+}
+
+/// The largest of 1, 2 or 5 times a power of ten at or below `v`.
+fn round_down_125(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [5.0, 2.0, 1.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|x| *x <= v * (1.0 + 1e-9))
+        .unwrap_or(p)
+}
+
 fn nines_label(x: f64) -> String {
     let q = 1.0 - 1.0 / x;
     let pct = q * 100.0;
@@ -454,10 +474,11 @@ fn draw<DB: DrawingBackend>(
         x1 = x0 + 1.0;
     }
     let (y0, y1) = if c.log_y {
-        // Whole decades, so the ticks fall on 1, 10, 100 and their steps.
-        let lo = (y0.max(1e-3) / 1.2).log10().floor();
-        let hi = (y1.max(1e-3) * 1.2).log10().ceil().max(lo + 1.0);
-        (10f64.powf(lo), 10f64.powf(hi))
+        // Round bounds (1, 2 or 5 times a power of ten), so the ticks fall
+        // on 1, 10, 100 and their steps, with a little room at both ends.
+        let lo = round_down_125(y0.max(1e-3) / 1.1);
+        let hi = round_up_125(y1.max(1e-3) * 1.1).max(lo * 10.0);
+        (lo, hi)
     } else {
         (y0.min(0.0), y1.max(1e-9) * 1.1)
     };
@@ -950,6 +971,16 @@ mod tests {
         assert_eq!(nines_label(100.0), "99%");
         assert_eq!(nines_label(1000.0), "99.9%");
         assert_eq!(nines_label(10000.0), "99.99%");
+    }
+
+    #[test]
+    fn log_bounds_round_to_one_two_five() {
+        assert_eq!(round_up_125(104.5), 200.0);
+        assert_eq!(round_up_125(45.0), 50.0);
+        assert_eq!(round_up_125(100.0), 100.0);
+        assert_eq!(round_down_125(1.3), 1.0);
+        assert_eq!(round_down_125(0.27), 0.2);
+        assert_eq!(round_down_125(7.0), 5.0);
     }
 
     #[test]
