@@ -236,26 +236,14 @@ struct ValidityFile {
     max_driver_lag: Option<Dur>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A scenario file as read: its top level, and its arrays and budgets
+/// read one entry at a time (see [`check`]).
 struct ScenarioFile {
-    name: Option<String>,
-    description: Option<String>,
-    seed: Option<u64>,
-    warmup: Option<Dur>,
-    interval: Option<Spanned<Dur>>,
-    timeout: Option<Dur>,
-    inject_delay: Option<Dur>,
-    #[serde(rename = "phase")]
+    head: HeadFile,
     phases: Spanned<Vec<Spanned<PhaseFile>>>,
-    #[serde(rename = "mix")]
     mix: Spanned<Vec<Spanned<MixFile>>>,
-    tenants: Option<TenantsFile>,
-    #[serde(rename = "variant", default)]
     variants: Vec<Spanned<VariantFile>>,
-    #[serde(default)]
     budgets: BTreeMap<Spanned<String>, Spanned<BudgetFile>>,
-    validity: Option<ValidityFile>,
 }
 
 /// The top level of a scenario file without its arrays and budgets, which
@@ -696,19 +684,11 @@ pub fn check(path: &Path, text: &str) -> std::result::Result<Scenario, Vec<Strin
         let head = read_entry::<HeadFile>(Spanned::new(whole, DeValue::Table(head)), &mut located);
         if let Some(h) = head.map(Spanned::into_inner) {
             let file = ScenarioFile {
-                name: h.name,
-                description: h.description,
-                seed: h.seed,
-                warmup: h.warmup,
-                interval: h.interval,
-                timeout: h.timeout,
-                inject_delay: h.inject_delay,
+                head: h,
                 phases: phases.unwrap_or_else(|| Spanned::new(0..0, Vec::new())),
                 mix: mix.unwrap_or_else(|| Spanned::new(0..0, Vec::new())),
-                tenants: h.tenants,
                 variants,
                 budgets,
-                validity: h.validity,
             };
             let checker = Checker {
                 path,
@@ -841,7 +821,7 @@ impl Checker<'_> {
 
     /// The scenario, or None when any error was noted.
     fn scenario(&self, f: ScenarioFile) -> Option<Scenario> {
-        let name = f.name.clone().unwrap_or_else(|| {
+        let name = f.head.name.clone().unwrap_or_else(|| {
             self.path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -890,7 +870,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let tenants = match &f.tenants {
+        let tenants = match &f.head.tenants {
             None => Tenants::Uniform,
             Some(t) => self.or_note(self.tenants(t), Tenants::Uniform),
         };
@@ -959,7 +939,7 @@ impl Checker<'_> {
             min_rate: 0.95,
             max_driver_lag: Dur(Duration::from_millis(5)),
         };
-        let validity = match &f.validity {
+        let validity = match &f.head.validity {
             None => default_validity,
             Some(v) => Validity {
                 min_rate: match &v.min_rate {
@@ -973,11 +953,12 @@ impl Checker<'_> {
             },
         };
         let interval = f
+            .head
             .interval
             .as_ref()
             .map_or(Dur(Duration::from_secs(1)), |i| *i.get_ref());
         if interval.0 < Duration::from_millis(100) {
-            let span = f.interval.as_ref().map_or(0..0, |i| i.span());
+            let span = f.head.interval.as_ref().map_or(0..0, |i| i.span());
             self.note(self.at(
                 span,
                 format!("interval {interval} is too short: at least 100ms"),
@@ -988,13 +969,13 @@ impl Checker<'_> {
         }
         Some(Scenario {
             name,
-            description: f.description.unwrap_or_default(),
+            description: f.head.description.unwrap_or_default(),
             path: self.path.to_path_buf(),
-            seed: f.seed.unwrap_or(42),
-            warmup: f.warmup.unwrap_or(Dur(Duration::ZERO)),
+            seed: f.head.seed.unwrap_or(42),
+            warmup: f.head.warmup.unwrap_or(Dur(Duration::ZERO)),
             interval,
-            timeout: f.timeout.unwrap_or(Dur(Duration::from_secs(30))),
-            inject_delay: f.inject_delay.unwrap_or(Dur(Duration::ZERO)),
+            timeout: f.head.timeout.unwrap_or(Dur(Duration::from_secs(30))),
+            inject_delay: f.head.inject_delay.unwrap_or(Dur(Duration::ZERO)),
             phases,
             mix,
             tenants,

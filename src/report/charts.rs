@@ -244,6 +244,36 @@ enum Side {
     Left,
 }
 
+/// How many rows of labels `slots` use (None: no label has a row).
+fn rows_used(slots: &[Slot]) -> Option<i32> {
+    slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Full(r, _) | Slot::Number(r, _) => Some(*r as i32 + 1),
+            Slot::KeyOnly => None,
+        })
+        .max()
+}
+
+/// The height of a row of labels.
+fn row_height() -> i32 {
+    text_size("Ag", LABEL_FONT).1 + 3
+}
+
+/// The legend's key: the name of every marker that did not get its name drawn.
+fn key_entries(slots: &[Slot], names: &[String]) -> Vec<Entry> {
+    slots
+        .iter()
+        .zip(names)
+        .enumerate()
+        .filter(|(_, (s, _))| !matches!(s, Slot::Full(..)))
+        .map(|(i, (_, name))| Entry {
+            text: name.clone(),
+            sample: Sample::Number((i + 1).to_string()),
+        })
+        .collect()
+}
+
 /// The first row in which the span [x0, x1) keeps `GAP` from everything
 /// already there, and takes it.
 fn take_row(rows: &mut [Vec<(i32, i32)>], x0: i32, x1: i32) -> Option<usize> {
@@ -523,15 +553,8 @@ fn draw<DB: DrawingBackend>(
     let bound_xs: Vec<i32> = c.bounds.iter().map(|b| px(b.0)).collect();
     let bound_texts: Vec<String> = c.bounds.iter().map(|b| b.1.trim().to_string()).collect();
     let slots = band_layout(&bound_xs, &bound_texts, plot_right, BAND_ROWS);
-    let rows_used = slots
-        .iter()
-        .filter_map(|s| match s {
-            Slot::Full(r, _) | Slot::Number(r, _) => Some(r + 1),
-            Slot::KeyOnly => None,
-        })
-        .max()
-        .unwrap_or(0) as i32;
-    let row_h = text_size("Ag", LABEL_FONT).1 + 3;
+    let rows_used = rows_used(&slots).unwrap_or(0);
+    let row_h = row_height();
     let band_h = if rows_used > 0 {
         rows_used * row_h + 6
     } else {
@@ -550,14 +573,7 @@ fn draw<DB: DrawingBackend>(
             sample: Sample::Line(r.color, 2, Dash::Dashed),
         }))
         .collect();
-    for (i, s) in slots.iter().enumerate() {
-        if !matches!(s, Slot::Full(..)) {
-            entries.push(Entry {
-                text: bound_texts[i].clone(),
-                sample: Sample::Number((i + 1).to_string()),
-            });
-        }
-    }
+    entries.extend(key_entries(&slots, &bound_texts));
     let legend_h = legend_height(&entries, width_px - 2 * MARGIN);
 
     let (title_area, rest) = root.split_vertically(TITLE_H + band_h);
@@ -766,15 +782,8 @@ fn draw_bars<DB: DrawingBackend>(
             }
         })
         .collect();
-    let cat_rows = cat_slots
-        .iter()
-        .filter_map(|s| match s {
-            Slot::Full(r, _) | Slot::Number(r, _) => Some(r + 1),
-            Slot::KeyOnly => None,
-        })
-        .max()
-        .unwrap_or(1) as i32;
-    let row_h = text_size("Ag", LABEL_FONT).1 + 3;
+    let cat_rows = rows_used(&cat_slots).unwrap_or(1);
+    let row_h = row_height();
     let mut entries: Vec<Entry> = b
         .groups
         .iter()
@@ -794,14 +803,7 @@ fn draw_bars<DB: DrawingBackend>(
             });
         }
     }
-    for (i, s) in cat_slots.iter().enumerate() {
-        if !matches!(s, Slot::Full(..)) {
-            entries.push(Entry {
-                text: b.categories[i].clone(),
-                sample: Sample::Number((i + 1).to_string()),
-            });
-        }
-    }
+    entries.extend(key_entries(&cat_slots, &b.categories));
     let legend_h = legend_height(&entries, width_px - 2 * MARGIN);
     let (title_area, rest) = root.split_vertically(TITLE_H);
     let (chart_area, legend_area) = rest.split_vertically(height_px - TITLE_H - legend_h);
