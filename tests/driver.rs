@@ -128,9 +128,11 @@ weight = 1
 [budgets.dashboard]
 max = "10s"
 
-# This test is about the files; the suite shares two cores with the servers.
+# This test is about the files; the suite shares two cores with the servers
+# (CI once achieved 134.6 of 142 offered in a 2 s phase: 94.8%).
 [validity]
 max_driver_lag = "200ms"
+min_rate = 0.5
 "#,
     );
     let out = dir.join("out");
