@@ -2,8 +2,10 @@
 # Installs what rehearse needs on a fresh Debian or Ubuntu machine:
 # PostgreSQL 15 (server, contrib, pgbench), PgBouncer and Redis, and a Python
 # virtualenv (.rehearse/pyenv) with HdrHistogram's Python reader, which the
-# tests use to check the interval logs rehearse writes; with WITH_BROWSER=1
-# also Chromium, in which the tests render the HTML reports.
+# tests use to check the interval logs rehearse writes; with TEST_TOOLS=1
+# also what only the tests use: Chromium (they render the HTML reports),
+# Prometheus' promtool (they test the alert rules) and postgres_exporter
+# (they run the queries file the alerts need).
 # A no-op when everything is already there. Needs root (or sudo) to install.
 set -euo pipefail
 
@@ -21,10 +23,12 @@ command -v pgbench >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pgbench ] 
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 id postgres >/dev/null 2>&1 || missing+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
-# The report tests render report.html in headless Chromium; the main job
-# does not need it, so only ci/test.sh asks for it.
-if [ "${WITH_BROWSER:-0}" = 1 ]; then
+# Tools only the tests use; the main job does not need them, so only
+# ci/test.sh asks for them.
+if [ "${TEST_TOOLS:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v prometheus-postgres-exporter >/dev/null 2>&1 || missing+=(prometheus-postgres-exporter)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -4,5 +4,5 @@
 # ports that do not collide with a lab you run, and stop them afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WITH_BROWSER=1 bash ci/bootstrap.sh
+TEST_TOOLS=1 bash ci/bootstrap.sh
 cargo test --locked
