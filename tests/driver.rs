@@ -799,7 +799,10 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_1ms_delay() {
         ("p50", compare::Change::Regression),
         "{p50:?}"
     );
-    assert!(p50.candidate - p50.baseline > 0.8, "{p50:?}");
+    // Not the whole millisecond: the spin keeps the worker's thread awake,
+    // so the delayed run skips some of the wake-up latency the baseline's
+    // p50 holds (CI: 0.62 -> 1.32 ms).
+    assert!(p50.candidate - p50.baseline > 0.5, "{p50:?}");
     assert!(reg
         .comparisons
         .iter()
