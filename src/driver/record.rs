@@ -178,13 +178,15 @@ pub struct IntervalData {
 }
 
 impl Msg {
-    /// Requests this message reports as done: (answered, failed).
-    pub fn completed(&self) -> (u64, u64) {
+    /// Requests this message reports as done: (answered, failed, late).
+    pub fn completed(&self) -> (u64, u64, u64) {
         match self {
-            Msg::Advance { data: Some(d), .. } => d.ops.iter().fold((0, 0), |(n, e), (_, s)| {
-                (n + s.response.len(), e + s.error_count())
-            }),
-            _ => (0, 0),
+            Msg::Advance { data: Some(d), .. } => {
+                d.ops.iter().fold((0, 0, 0), |(n, e, l), (_, s)| {
+                    (n + s.response.len(), e + s.error_count(), l + s.late)
+                })
+            }
+            _ => (0, 0, 0),
         }
     }
 }

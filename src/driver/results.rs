@@ -202,9 +202,6 @@ pub async fn statements_delta(
 #[derive(Default)]
 pub struct Live {
     pub phase: AtomicUsize,
-    pub completed: AtomicU64,
-    pub errors: AtomicU64,
-    pub late: AtomicU64,
     pub last_interval: AtomicU64,
     pub p99_ns: AtomicU64,
     /// The highest p99 of any operation in the last finished interval.
@@ -214,6 +211,7 @@ pub struct Live {
     /// so one slow request holds back the figures of finished intervals).
     pub reported: AtomicU64,
     pub reported_errors: AtomicU64,
+    pub reported_late: AtomicU64,
     /// Seconds of the run whose intervals are finished (the p99 covers them).
     pub finished_s: AtomicU64,
 }
@@ -221,24 +219,20 @@ pub struct Live {
 impl Live {
     /// Count what a worker's message reports as done.
     pub fn reported(&self, m: &crate::driver::record::Msg) {
-        let (n, e) = m.completed();
+        let (n, e, late) = m.completed();
         self.reported.fetch_add(n + e, Ordering::Relaxed);
         self.reported_errors.fetch_add(e, Ordering::Relaxed);
+        self.reported_late.fetch_add(late, Ordering::Relaxed);
     }
 
     pub fn publish(&self, c: &Collector) {
-        let (mut n, mut e, mut l, mut p99) = (0, 0, 0, 0);
-        for t in &c.totals {
-            n += t.ok() + t.error_count();
-            e += t.error_count();
-            l += t.late;
-            if !t.response.is_empty() {
-                p99 = p99.max(t.response.value_at_quantile(0.99));
-            }
-        }
-        self.completed.store(n, Ordering::Relaxed);
-        self.errors.store(e, Ordering::Relaxed);
-        self.late.store(l, Ordering::Relaxed);
+        let p99 = c
+            .totals
+            .iter()
+            .filter(|t| !t.response.is_empty())
+            .map(|t| t.response.value_at_quantile(0.99))
+            .max()
+            .unwrap_or(0);
         self.last_interval
             .store(c.last_interval_count, Ordering::Relaxed);
         self.p99_ns.store(p99, Ordering::Relaxed);
@@ -420,7 +414,7 @@ impl Display {
                     p.name,
                     crate::progress::thousands(live.reported.load(Ordering::Relaxed)),
                     live.reported_errors.load(Ordering::Relaxed),
-                    live.late.load(Ordering::Relaxed),
+                    live.reported_late.load(Ordering::Relaxed),
                 );
                 match &bar {
                     Some(b) => {

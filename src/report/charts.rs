@@ -923,13 +923,7 @@ fn draw_bars<DB: DrawingBackend>(
 
 /// Draw grouped bars into `dir/<name>.png` and `.svg`; returns the SVG text.
 pub fn render_bars(b: &Bars, dir: &Path, name: &str) -> Result<String> {
-    render_with(
-        dir,
-        name,
-        |root| draw_bars(root, b),
-        |root| draw_bars(root, b),
-    )
-    .map(|(svg, _)| svg)
+    render_bars_drawn(b, dir, name).map(|(svg, _)| svg)
 }
 
 /// Draw `c` into `dir/<name>.png` and `.svg`; returns the SVG text.

@@ -105,16 +105,20 @@ fn overlay_svgs(
         );
         spectrum.nines = true;
         spectrum.log_y = true;
-        spectrum.series = sides
-            .iter()
-            .map(|(label, hs, color, dash)| Series {
-                label: label.to_string(),
-                color: *color,
-                width: 2,
-                dash: *dash,
-                points: spectrum_points(&merged(hs)),
-            })
-            .collect();
+        // One line per side, its points from the side's histograms.
+        let lines = |points: &dyn Fn(&[Histogram<u64>]) -> Vec<(f64, f64)>| -> Vec<Series> {
+            sides
+                .iter()
+                .map(|(label, hs, color, dash)| Series {
+                    label: label.to_string(),
+                    color: *color,
+                    width: 2,
+                    dash: *dash,
+                    points: points(hs),
+                })
+                .collect()
+        };
+        spectrum.series = lines(&|hs| spectrum_points(&merged(hs)));
         let spectrum_name = format!("overlay-spectrum-{name}");
         let spectrum_svg = charts::render(&spectrum, dir, &spectrum_name)?;
         let mut timeline = Chart::new(
@@ -123,25 +127,17 @@ fn overlay_svgs(
             "p99 response time (ms)",
         );
         timeline.log_y = true;
-        timeline.series = sides
-            .iter()
-            .map(|(label, hs, color, dash)| Series {
-                label: label.to_string(),
-                color: *color,
-                width: 2,
-                dash: *dash,
-                points: hs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| {
-                        (
-                            (i as f64 + 1.0) * interval_s,
-                            h.value_at_quantile(0.99) as f64 / 1e6,
-                        )
-                    })
-                    .collect(),
-            })
-            .collect();
+        timeline.series = lines(&|hs| {
+            hs.iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    (
+                        (i as f64 + 1.0) * interval_s,
+                        h.value_at_quantile(0.99) as f64 / 1e6,
+                    )
+                })
+                .collect()
+        });
         let timeline_name = format!("overlay-timeline-{name}");
         let timeline_svg = charts::render(&timeline, dir, &timeline_name)?;
         files.push((spectrum_name, spectrum_svg));
@@ -771,8 +767,8 @@ fn html(r: &RunResult, d: Option<&drill::DrillReport>, svgs: &[(String, String)]
     let _ = write!(
         h,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>rehearse: {name}</title>\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}\
-         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}}.text{{white-space:normal;text-align:left!important}}td:first-child,th:first-child{{text-align:left}}\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}\
+         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}}.text{{white-space:normal;text-align:left!important;min-width:18em}}td:first-child,th:first-child{{text-align:left}}\
          .pass{{color:#0a7d3c}}.fail{{color:#c00000;font-weight:bold}}.warn{{color:#a06000;font-weight:bold}}\
          h1 .verdict{{margin-right:.4em}}figure{{margin:1em 0}}svg{{max-width:100%;height:auto}}</style></head><body>",
         name = esc(&r.scenario.name),
