@@ -21,6 +21,9 @@ use crate::run::{hlog, BudgetOutcome, BudgetResult, RunResult, Sample};
 use crate::scenario::Load;
 use charts::{Chart, Dash, Marker, Rule, Series, PALETTE};
 
+/// Points of a line drawn from a side's interval histograms.
+type PointsOf = dyn Fn(&[Histogram<u64>]) -> Vec<(f64, f64)>;
+
 /// Line styles per variant, the second cue after colour.
 const DASHES: [Dash; 3] = [Dash::Solid, Dash::Dashed, Dash::Dotted];
 const MIB: f64 = 1024.0 * 1024.0;
@@ -106,7 +109,7 @@ fn overlay_svgs(
         spectrum.nines = true;
         spectrum.log_y = true;
         // One line per side, its points from the side's histograms.
-        let lines = |points: &dyn Fn(&[Histogram<u64>]) -> Vec<(f64, f64)>| -> Vec<Series> {
+        let lines = |points: &PointsOf| -> Vec<Series> {
             sides
                 .iter()
                 .map(|(label, hs, color, dash)| Series {
