@@ -22,7 +22,7 @@ use crate::scenario::Load;
 use charts::{Chart, Dash, Marker, Rule, Series, PALETTE};
 
 /// Points of a line drawn from a side's interval histograms.
-type PointsOf = dyn Fn(&[Histogram<u64>]) -> Vec<(f64, f64)>;
+type PointsOf<'a> = dyn Fn(&[Histogram<u64>]) -> Vec<(f64, f64)> + 'a;
 
 /// Line styles per variant, the second cue after colour.
 const DASHES: [Dash; 3] = [Dash::Solid, Dash::Dashed, Dash::Dotted];
@@ -109,7 +109,7 @@ fn overlay_svgs(
         spectrum.nines = true;
         spectrum.log_y = true;
         // One line per side, its points from the side's histograms.
-        let lines = |points: &PointsOf| -> Vec<Series> {
+        let lines = |points: &PointsOf<'_>| -> Vec<Series> {
             sides
                 .iter()
                 .map(|(label, hs, color, dash)| Series {
