@@ -179,16 +179,6 @@ fn round_up_125(v: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
-/// The largest of 1, 2 or 5 times a power of ten at or below `v`.
-fn round_down_125(v: f64) -> f64 {
-    let p = 10f64.powf(v.log10().floor());
-    [5.0, 2.0, 1.0]
-        .iter()
-        .map(|m| m * p)
-        .find(|x| *x <= v * (1.0 + 1e-9))
-        .unwrap_or(p)
-}
-
 fn nines_label(x: f64) -> String {
     let q = 1.0 - 1.0 / x;
     let pct = q * 100.0;
@@ -525,9 +515,11 @@ fn draw<DB: DrawingBackend>(
         x1 = x0 + 1.0;
     }
     let (y0, y1) = if c.log_y {
-        // Round bounds (1, 2 or 5 times a power of ten), so the ticks fall
-        // on 1, 10, 100 and their steps, with a little room at both ends.
-        let lo = round_down_125(y0.max(1e-3) / 1.1);
+        // The bottom on a power of ten and the top on 1, 2 or 5 times one,
+        // so the ticks fall on 1, 10, 100 and their steps. (A bottom of 2 or
+        // 5 makes plotters label every step of the top decade: "90" runs
+        // into "100".)
+        let lo = 10f64.powf((y0.max(1e-3) / 1.1).log10().floor());
         let hi = round_up_125(y1.max(1e-3) * 1.1).max(lo * 10.0);
         (lo, hi)
     } else {
@@ -992,13 +984,10 @@ mod tests {
     }
 
     #[test]
-    fn log_bounds_round_to_one_two_five() {
+    fn log_tops_round_to_one_two_five() {
         assert_eq!(round_up_125(104.5), 200.0);
         assert_eq!(round_up_125(45.0), 50.0);
         assert_eq!(round_up_125(100.0), 100.0);
-        assert_eq!(round_down_125(1.3), 1.0);
-        assert_eq!(round_down_125(0.27), 0.2);
-        assert_eq!(round_down_125(7.0), 5.0);
     }
 
     #[test]
