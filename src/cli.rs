@@ -552,6 +552,9 @@ pub struct RunArgs {
     /// Run directory [default: results/<time>-<scenario>; with several scenarios, one directory each under it].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Serve Prometheus metrics here while running, or `off` [default: the lab's port N+9, which the lab's Prometheus scrapes, when the lab has monitoring].
+    #[arg(long, value_name = "IP:PORT|off")]
+    pub metrics_addr: Option<rehearse::metrics::MetricsAddr>,
     /// No live progress line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -695,7 +698,7 @@ pub enum BenchCommand {
 pub enum LabCommand {
     /// Start the lab, creating it on first use; a no-op when it already runs.
     Up {
-        /// First of four consecutive ports on 127.0.0.1: primary, replica, PgBouncer, Redis.
+        /// First of ten consecutive ports on 127.0.0.1: primary, replica, PgBouncer, Redis, then Prometheus, the exporters of primary, replica, PgBouncer and Redis, and rehearse's own metrics.
         #[arg(long, default_value_t = DEFAULT_PORT_BASE, value_name = "N")]
         port_base: u16,
         /// Unprivileged account the servers run as when rehearse runs as root (PostgreSQL refuses root).
@@ -704,6 +707,9 @@ pub enum LabCommand {
         /// Directory of PostgreSQL's server binaries [default: `pg_config --bindir`, else /usr/lib/postgresql/15/bin].
         #[arg(long, env = "REHEARSE_PG_BINDIR", value_name = "DIR")]
         pg_bindir: Option<PathBuf>,
+        /// Start only the database servers: no Prometheus, no exporters (on first `lab up` only).
+        #[arg(long)]
+        no_monitoring: bool,
     },
     /// Show each component: up or down, port, pid, version, and the replica's replay lag in bytes.
     Status {
@@ -730,6 +736,16 @@ pub enum LabCommand {
         /// The component to stop.
         #[arg(value_parser = choice::<Component>(&Component::NAMES))]
         component: Component,
+    },
+    /// Serve PgBouncer's pool and stats figures for Prometheus (the lab starts it).
+    #[command(hide = true)]
+    PgbouncerExporter {
+        /// Address to serve /metrics on.
+        #[arg(long, value_name = "IP:PORT")]
+        listen: std::net::SocketAddr,
+        /// URL of PgBouncer's admin console (database `pgbouncer`).
+        #[arg(long, value_name = "URL")]
+        pgbouncer: String,
     },
 }
 

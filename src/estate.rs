@@ -21,6 +21,8 @@ pub const ENV_PGBOUNCER_REPLICA: &str = "REHEARSE_PGBOUNCER_REPLICA_URL";
 pub const ENV_REDIS: &str = "REHEARSE_REDIS_URL";
 pub const ENV_CONFIG: &str = "REHEARSE_CONFIG";
 pub const ENV_LAB_DIR: &str = "REHEARSE_LAB_DIR";
+/// The lab Prometheus's base URL, exported by `rehearse lab env`.
+pub const ENV_PROMETHEUS: &str = "REHEARSE_PROMETHEUS_URL";
 
 /// The lab directory used when neither `--lab-dir` nor `REHEARSE_LAB_DIR` says otherwise.
 pub const DEFAULT_LAB_DIR: &str = ".rehearse/lab";
@@ -257,6 +259,8 @@ pub struct Estate {
     /// The lab's primary URL when a lab state file exists: a primary equal to
     /// it is the lab, whichever way the user named it.
     lab_primary_url: Option<String>,
+    /// The port the lab's Prometheus scrapes rehearse on, when it has monitoring.
+    pub lab_metrics_port: Option<u16>,
 }
 
 impl Estate {
@@ -349,9 +353,22 @@ impl Estate {
                 urls.map(|u| u.redis.as_str()),
             ),
             primary,
+            lab_metrics_port: lab
+                .as_ref()
+                .filter(|l| l.monitoring.is_some())
+                .map(|l| l.ports.rehearse),
             lab_primary_url: lab.map(|l| l.urls.primary),
             lab_dir,
         })
+    }
+
+    /// Where a run serves its metrics unless told: the lab's rehearse port,
+    /// which the lab's Prometheus scrapes; nowhere without a monitored lab.
+    pub fn default_metrics_addr(&self) -> crate::metrics::MetricsAddr {
+        match self.lab_metrics_port {
+            Some(p) => crate::metrics::MetricsAddr::At(([127, 0, 0, 1], p).into()),
+            None => crate::metrics::MetricsAddr::Off,
+        }
     }
 
     /// Settings that point at exactly one primary, for tests and tools that
@@ -368,6 +385,7 @@ impl Estate {
             redis: None,
             lab_dir: PathBuf::from(DEFAULT_LAB_DIR),
             lab_primary_url: None,
+            lab_metrics_port: None,
         }
     }
 

@@ -293,8 +293,10 @@ async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {
             port_base,
             user,
             pg_bindir,
+            no_monitoring,
         } => {
             let mut opts = LabOptions::new(dir);
+            opts.monitoring = !*no_monitoring;
             opts.port_base = *port_base;
             opts.user = user.clone();
             opts.search.pg_bindir = pg_bindir.clone();
@@ -341,6 +343,9 @@ async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {
                 }
                 None => eprintln!("{} was not running", component.name()),
             }
+        }
+        LabCommand::PgbouncerExporter { listen, pgbouncer } => {
+            lab::pgbouncer_exporter::serve(*listen, pgbouncer.clone()).await?;
         }
     }
     Ok(exit::OK)
@@ -638,6 +643,7 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         out: args.out.clone(),
         verbose: !args.quiet,
         stop: None,
+        metrics_addr: args.metrics_addr.clone(),
     };
     let outcomes = driver::run(&estate, &opts).await?;
     let mut code = exit::OK;

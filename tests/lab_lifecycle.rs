@@ -61,6 +61,61 @@ fn lab_up_status_stop_start_down_and_purge_leave_nothing_behind() {
         "settings are printed: {err}"
     );
     assert!(out.contains("replica") && out.contains("bytes"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("prometheus")
+            && l.contains(" up ")
+            && l.contains("Prometheus 2.")),
+        "{out}"
+    );
+
+    // Prometheus scrapes every exporter; rehearse's own target is down
+    // between runs (a run brings it up: tests/alerts.rs).
+    let prom = format!("127.0.0.1:{}", base + 4);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let health = loop {
+        let r = rehearse::http::get(&prom, "/api/v1/targets", std::time::Duration::from_secs(3))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let health: Vec<(String, String)> = v["data"]["activeTargets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let l = &t["labels"];
+                let role = l["role"]
+                    .as_str()
+                    .map(|r| format!("/{r}"))
+                    .unwrap_or_default();
+                (
+                    format!("{}{role}", l["job"].as_str().unwrap()),
+                    t["health"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let settled = health.iter().all(|(j, h)| h == "up" || j == "rehearse");
+        if settled || std::time::Instant::now() > deadline {
+            break health;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let mut jobs: Vec<&str> = health.iter().map(|(j, _)| j.as_str()).collect();
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        [
+            "pgbouncer",
+            "postgres/primary",
+            "postgres/replica",
+            "prometheus",
+            "redis",
+            "rehearse"
+        ],
+        "{health:?}"
+    );
+    assert!(
+        health.iter().all(|(j, h)| h == "up" || j == "rehearse"),
+        "every exporter is scraped: {health:?}"
+    );
 
     let (code, _, err) = rehearse(&["lab", "up", "--dir", d, "--port-base", &base_s]);
     assert_eq!(code, 0);
@@ -89,6 +144,13 @@ fn lab_up_status_stop_start_down_and_purge_leave_nothing_behind() {
     assert!(
         out.contains(&format!(
             "export REHEARSE_PRIMARY_URL='postgresql://postgres@127.0.0.1:{base}/rehearse'"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "export REHEARSE_PROMETHEUS_URL='http://127.0.0.1:{}'",
+            base + 4
         )),
         "{out}"
     );
@@ -142,6 +204,18 @@ fn lab_up_status_stop_start_down_and_purge_leave_nothing_behind() {
     );
     let (code, _, err) = rehearse(&["lab", "start", "redis", "--dir", d]);
     assert_eq!(code, 0, "{err}");
+    // Monitoring components stop and start like the servers.
+    let (code, _, _) = rehearse(&["lab", "stop", "prometheus", "--dir", d]);
+    assert_eq!(code, 0);
+    let (code, out, _) = rehearse(&["lab", "status", "--dir", d]);
+    assert_eq!(code, 4);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("prometheus") && l.contains("down")),
+        "{out}"
+    );
+    let (code, _, err) = rehearse(&["lab", "start", "prometheus", "--dir", d]);
+    assert_eq!(code, 0, "{err}");
     let (code, out, _) = rehearse(&["lab", "status", "--json", "--dir", d]);
     assert_eq!(code, 0, "{out}");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -156,19 +230,14 @@ fn lab_up_status_stop_start_down_and_purge_leave_nothing_behind() {
         .iter()
         .filter_map(|c| ctx.pid(*c))
         .collect();
-    assert_eq!(pids.len(), 4);
+    assert_eq!(pids.len(), 9, "four servers, four exporters and Prometheus");
 
     let (code, _, err) = rehearse(&["lab", "down", "--dir", d]);
     assert_eq!(code, 0, "{err}");
     for pid in &pids {
         assert!(!process::alive(*pid), "pid {pid} survived lab down");
     }
-    for port in [
-        state.ports.primary,
-        state.ports.replica,
-        state.ports.pgbouncer,
-        state.ports.redis,
-    ] {
+    for port in rehearse::lab::Component::ALL.map(|c| state.ports.of(c)) {
         assert!(
             !process::port_taken(port),
             "port {port} still taken after lab down"

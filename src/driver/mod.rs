@@ -67,6 +67,9 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Set to stop the run early, as Ctrl-C does.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Where to serve metrics; None: the lab's rehearse port when the lab
+    /// has monitoring, else nowhere.
+    pub metrics_addr: Option<crate::metrics::MetricsAddr>,
 }
 
 /// One scenario's run.
@@ -114,6 +117,22 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
         }
         scenarios.push(s);
     }
+    let served = crate::metrics::serve(
+        crate::metrics::Metrics::for_scenarios(&scenarios),
+        &opts
+            .metrics_addr
+            .clone()
+            .unwrap_or_else(|| estate.default_metrics_addr()),
+        opts.metrics_addr.is_some(),
+    )
+    .await?;
+    if let (Some(a), true) = (served.addr, opts.verbose) {
+        eprintln!("metrics on http://{a}/metrics");
+    }
+    let hooks = Hooks {
+        metrics: Some(served.metrics.clone()),
+        ..Hooks::default()
+    };
     let stop = opts.stop.clone().unwrap_or_default();
     crate::interrupt::on_ctrl_c(
         "finishing requests in flight and writing what was measured",
@@ -129,7 +148,7 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
                 PathBuf::from("results").join(crate::run::run_id(SystemTime::now(), &s.name))
             }
         };
-        let result = run_scenario(estate, &s, &dir, opts.verbose, &stop, &Hooks::default()).await?;
+        let result = run_scenario(estate, &s, &dir, opts.verbose, &stop, &hooks).await?;
         let interrupted = result.status == crate::run::Status::Interrupted;
         out.push(RunOutcome { dir, result });
         if interrupted {
@@ -162,6 +181,8 @@ pub struct Hooks {
     /// When the first variant started: the instant, and seconds from the
     /// interval log's start time.
     pub started: OnceLock<(Instant, f64)>,
+    /// What the run exports on /metrics.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Run one checked scenario into `dir`, with hooks, until it ends or `stop` is set.
@@ -303,6 +324,7 @@ async fn run_scenario(
                 verbose,
                 stop,
                 hooks.live.clone(),
+                hooks.metrics.clone(),
             )
             .await?;
             let mut v = v;
@@ -348,6 +370,7 @@ async fn run_variant(
     verbose: bool,
     stop: &Arc<AtomicBool>,
     live: Option<Arc<results::Live>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> Result<VariantResult> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let pool: SlotPool = Arc::default();
@@ -362,6 +385,20 @@ async fn run_variant(
         s.warmup.0,
         pool.clone(),
     );
+    collector.metrics = metrics.clone();
+    if let Some(m) = &metrics {
+        m.variant_started(&variant.name);
+    }
+    let export_repo = |repo: Repo| {
+        let metrics = metrics.clone();
+        let name = variant.name.clone();
+        async move {
+            if let Some(m) = metrics {
+                let partitioned = repo.mode().await == crate::schema::Mode::Partitioned;
+                m.repo(&name, &repo.stats(), partitioned);
+            }
+        }
+    };
     let ctx = Arc::new(Ctx {
         repo: repo.clone(),
         variant: variant.clone(),
@@ -434,6 +471,7 @@ async fn run_variant(
                     // percentiles are not recomputed for every worker's message.
                     if collector.timeline.len() != finished {
                         live.publish(&collector);
+                        export_repo(repo.clone()).await;
                     }
                 }
             }
@@ -458,6 +496,10 @@ async fn run_variant(
         collector.absorb(m, Some(hlog));
     }
     collector.finish_all(Some(hlog));
+    export_repo(repo.clone()).await;
+    if let Some(m) = &metrics {
+        m.variant_finished(&variant.name);
+    }
     display.finish().await;
     let samples = sampler.stop().await;
     Ok(results::variant_result(

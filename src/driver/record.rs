@@ -125,7 +125,7 @@ pub struct OpSlot {
 }
 
 impl OpSlot {
-    fn new() -> OpSlot {
+    pub(crate) fn new() -> OpSlot {
         OpSlot {
             response: histogram(),
             service: histogram(),
@@ -420,6 +420,8 @@ pub struct Collector {
     /// Requests completed per interval, all operations, for the live display.
     pub last_interval_count: u64,
     pub hlog_errors: u64,
+    /// Where finished intervals are also exported.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Collector {
@@ -452,6 +454,7 @@ impl Collector {
             timeline: Vec::new(),
             last_interval_count: 0,
             hlog_errors: 0,
+            metrics: None,
         }
     }
 
@@ -549,6 +552,9 @@ impl Collector {
                         self.hlog_errors += 1;
                     }
                 }
+            }
+            if let Some(m) = &self.metrics {
+                m.interval(&self.variant, name, &s);
             }
             let errors = s.error_count();
             count += s.response.len() + errors;

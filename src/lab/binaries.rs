@@ -45,7 +45,7 @@ impl Search {
         dirs
     }
 
-    fn find(&self, program: &str) -> Option<PathBuf> {
+    pub(crate) fn find(&self, program: &str) -> Option<PathBuf> {
         self.dirs()
             .into_iter()
             .map(|d| d.join(program))

@@ -8,7 +8,9 @@
 //! marked ready only once every component answers.
 
 mod binaries;
+pub mod monitor;
 mod pgbouncer;
+pub mod pgbouncer_exporter;
 mod postgres;
 pub mod process;
 mod redis;
@@ -29,11 +31,15 @@ use process::RunAs;
 
 /// The file in the lab directory that describes the lab.
 pub const STATE_FILE: &str = "lab.json";
-/// Default first port: primary, replica, pgbouncer and redis take N..N+3.
+/// Default first port: primary, replica, pgbouncer and redis take N..N+3;
+/// Prometheus, the four exporters and rehearse's own metrics N+4..N+9.
 pub const DEFAULT_PORT_BASE: u16 = 54320;
 /// The database the lab creates and every URL names.
 pub const LAB_DATABASE: &str = "rehearse";
 const STATE_FORMAT: u32 = 1;
+
+/// Ports the lab takes from its base: N..N+9.
+pub const PORTS_USED: u16 = 10;
 
 /// One server of the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,20 +48,52 @@ pub enum Component {
     Replica,
     Pgbouncer,
     Redis,
+    PrimaryExporter,
+    ReplicaExporter,
+    PgbouncerExporter,
+    RedisExporter,
+    Prometheus,
 }
 
 impl Component {
     /// In start order; stop order is the reverse.
-    pub const ALL: [Component; 4] = [
+    pub const ALL: [Component; 9] = [
+        Component::Primary,
+        Component::Replica,
+        Component::Pgbouncer,
+        Component::Redis,
+        Component::PrimaryExporter,
+        Component::ReplicaExporter,
+        Component::PgbouncerExporter,
+        Component::RedisExporter,
+        Component::Prometheus,
+    ];
+    /// The database servers, without the monitoring.
+    pub const SERVERS: [Component; 4] = [
         Component::Primary,
         Component::Replica,
         Component::Pgbouncer,
         Component::Redis,
     ];
-    pub const NAMES: [&'static str; 4] = ["primary", "replica", "pgbouncer", "redis"];
+    pub const NAMES: [&'static str; 9] = [
+        "primary",
+        "replica",
+        "pgbouncer",
+        "redis",
+        "primary-exporter",
+        "replica-exporter",
+        "pgbouncer-exporter",
+        "redis-exporter",
+        "prometheus",
+    ];
 
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
+    }
+
+    /// Prometheus or an exporter.
+    pub fn is_monitoring(self) -> bool {
+        !Self::SERVERS.contains(&self)
     }
 }
 
@@ -81,14 +119,29 @@ pub struct Ports {
     pub replica: u16,
     pub pgbouncer: u16,
     pub redis: u16,
+    // Labs made before monitoring existed have none of these (0).
+    #[serde(default)]
+    pub prometheus: u16,
+    #[serde(default)]
+    pub primary_exporter: u16,
+    #[serde(default)]
+    pub replica_exporter: u16,
+    #[serde(default)]
+    pub pgbouncer_exporter: u16,
+    #[serde(default)]
+    pub redis_exporter: u16,
+    /// Where `rehearse run` serves its metrics by default, for the lab's Prometheus.
+    #[serde(default)]
+    pub rehearse: u16,
 }
 
 impl Ports {
     pub fn from_base(base: u16) -> Result<Ports> {
-        if !(1024..=u16::MAX - 3).contains(&base) {
+        let last = PORTS_USED - 1;
+        if !(1024..=u16::MAX - last).contains(&base) {
             return Err(Error::Usage(format!(
-                "--port-base {base} is out of range: the lab needs four ports from N to N+3, with N between 1024 and {}",
-                u16::MAX - 3
+                "--port-base {base} is out of range: the lab needs ten ports from N to N+{last}, with N between 1024 and {}",
+                u16::MAX - last
             )));
         }
         Ok(Ports {
@@ -96,6 +149,12 @@ impl Ports {
             replica: base + 1,
             pgbouncer: base + 2,
             redis: base + 3,
+            prometheus: base + 4,
+            primary_exporter: base + 5,
+            replica_exporter: base + 6,
+            pgbouncer_exporter: base + 7,
+            redis_exporter: base + 8,
+            rehearse: base + 9,
         })
     }
 
@@ -105,6 +164,11 @@ impl Ports {
             Component::Replica => self.replica,
             Component::Pgbouncer => self.pgbouncer,
             Component::Redis => self.redis,
+            Component::PrimaryExporter => self.primary_exporter,
+            Component::ReplicaExporter => self.replica_exporter,
+            Component::PgbouncerExporter => self.pgbouncer_exporter,
+            Component::RedisExporter => self.redis_exporter,
+            Component::Prometheus => self.prometheus,
         }
     }
 }
@@ -136,10 +200,19 @@ pub struct LabState {
     pub settings: Vec<(String, String)>,
     /// True once every component answered after `lab up`.
     pub ready: bool,
+    /// Prometheus and the exporters; None for a lab without monitoring.
+    #[serde(default)]
+    pub monitoring: Option<monitor::MonitorBins>,
 }
 
 impl LabState {
-    fn new(dir: &Path, user: &str, ports: Ports, bins: &Binaries) -> LabState {
+    fn new(
+        dir: &Path,
+        user: &str,
+        ports: Ports,
+        bins: &Binaries,
+        monitoring: Option<monitor::MonitorBins>,
+    ) -> LabState {
         let db = LAB_DATABASE;
         let pg = |port: u16, name: &str| format!("postgresql://postgres@127.0.0.1:{port}/{name}");
         LabState {
@@ -163,7 +236,25 @@ impl LabState {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             ready: false,
+            monitoring,
         }
+    }
+
+    /// The lab Prometheus's base URL, when the lab has monitoring.
+    pub fn prometheus_url(&self) -> Option<String> {
+        self.monitoring
+            .as_ref()
+            .map(|_| format!("http://127.0.0.1:{}", self.ports.prometheus))
+    }
+
+    /// The components this lab has, in start order.
+    pub fn components(&self) -> Vec<Component> {
+        let all = if self.monitoring.is_some() {
+            &Component::ALL[..]
+        } else {
+            &Component::SERVERS[..]
+        };
+        all.to_vec()
     }
 
     /// Read `lab.json` from a lab directory; None when there is no lab there.
@@ -210,6 +301,7 @@ impl LabState {
         let u = &self.urls;
         let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
         let dir = dir.to_string_lossy().replace('\'', "'\\''");
+        let prometheus = self.prometheus_url();
         [
             (ENV_PRIMARY, u.primary.as_str()),
             (ENV_REPLICA, &u.replica),
@@ -218,7 +310,8 @@ impl LabState {
             (ENV_REDIS, &u.redis),
             (ENV_LAB_DIR, &dir),
         ]
-        .iter()
+        .into_iter()
+        .chain(prometheus.as_deref().map(|p| (ENV_PROMETHEUS, p)))
         .map(|(k, v)| format!("export {k}='{v}'\n"))
         .collect()
     }
@@ -230,7 +323,18 @@ impl LabState {
             pgbouncer: "/usr/sbin/pgbouncer".into(),
             redis_server: "/usr/bin/redis-server".into(),
         };
-        LabState::new(dir, "postgres", Ports::from_base(60000).unwrap(), &bins)
+        let mon = monitor::MonitorBins {
+            prometheus: "/usr/bin/prometheus".into(),
+            postgres_exporter: "/usr/bin/prometheus-postgres-exporter".into(),
+            redis_exporter: "/usr/bin/prometheus-redis-exporter".into(),
+        };
+        LabState::new(
+            dir,
+            "postgres",
+            Ports::from_base(60000).unwrap(),
+            &bins,
+            Some(mon),
+        )
     }
 }
 
@@ -243,6 +347,8 @@ pub struct LabOptions {
     pub search: Search,
     /// Print progress to stderr.
     pub verbose: bool,
+    /// Also start Prometheus and the exporters (the default).
+    pub monitoring: bool,
 }
 
 impl LabOptions {
@@ -253,6 +359,7 @@ impl LabOptions {
             user: "postgres".into(),
             search: Search::default(),
             verbose: true,
+            monitoring: true,
         }
     }
 }
@@ -329,6 +436,7 @@ impl LabCtx {
             Component::Primary | Component::Replica => self.postgres_pid(c),
             Component::Pgbouncer => self.pgbouncer_pid(),
             Component::Redis => self.redis_pid(),
+            _ => self.monitor_pid(c),
         }
     }
 
@@ -360,9 +468,10 @@ impl LabCtx {
             }
             Component::Pgbouncer => self.start_pgbouncer().await?,
             Component::Redis => self.start_redis().await?,
+            _ => self.start_monitor(c).await?,
         }
         self.say(&format!(
-            "{:<9} up on 127.0.0.1:{} ({:.1}s)",
+            "{:<18} up on 127.0.0.1:{} ({:.1}s)",
             c.name(),
             self.state.ports.of(c),
             t.elapsed().as_secs_f64()
@@ -376,6 +485,7 @@ impl LabCtx {
             Component::Primary | Component::Replica => self.stop_postgres(c)?,
             Component::Pgbouncer => self.stop_pgbouncer(),
             Component::Redis => self.stop_redis(),
+            _ => self.stop_monitor(c),
         }
         Ok(())
     }
@@ -383,7 +493,7 @@ impl LabCtx {
     /// Each component's state, version and (replica) lag.
     pub async fn status(&self) -> Vec<ComponentStatus> {
         let mut out = Vec::new();
-        for c in Component::ALL {
+        for c in self.state.components() {
             let pid = self.pid(c);
             let mut s = ComponentStatus {
                 component: c.name(),
@@ -400,6 +510,7 @@ impl LabCtx {
                     Component::Replica => postgres::server_version(&self.state.urls.replica).await,
                     Component::Pgbouncer => self.pgbouncer_version().await,
                     Component::Redis => redis_ping(&self.state.urls.redis).await,
+                    _ => self.monitor_status(c).await,
                 };
                 match probe {
                     Ok(v) => {
@@ -423,10 +534,10 @@ impl LabCtx {
     /// Stop every component, in reverse start order. Returns the pids stopped.
     pub fn down(&self) -> Result<Vec<i32>> {
         let mut stopped = Vec::new();
-        for c in Component::ALL.iter().rev() {
+        for c in self.state.components().iter().rev() {
             if let Some(pid) = self.pid(*c) {
                 self.stop(*c)?;
-                self.say(&format!("{:<9} stopped (pid {pid})", c.name()));
+                self.say(&format!("{:<18} stopped (pid {pid})", c.name()));
                 stopped.push(pid);
             }
         }
@@ -462,7 +573,9 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     if let Some(existing) = LabState::load(&dir)? {
         let mut ctx = LabCtx::open(&dir)?;
         ctx.verbose = opts.verbose;
-        let down: Vec<Component> = Component::ALL
+        let down: Vec<Component> = ctx
+            .state
+            .components()
             .into_iter()
             .filter(|c| ctx.pid(*c).is_none())
             .collect();
@@ -485,14 +598,27 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     }
 
     let bins = opts.search.locate()?;
+    let monitoring = if opts.monitoring {
+        Some(monitor::MonitorBins::locate(|p| opts.search.find(p))?)
+    } else {
+        None
+    };
     let run_as = RunAs::resolve(&opts.user)?;
     let ports = Ports::from_base(opts.port_base)?;
-    for c in Component::ALL {
-        process::ensure_port_free(ports.of(c), c.name())?;
+    let used = if monitoring.is_some() {
+        &Component::ALL[..]
+    } else {
+        &Component::SERVERS[..]
+    };
+    for c in used {
+        process::ensure_port_free(ports.of(*c), c.name())?;
+    }
+    if monitoring.is_some() {
+        process::ensure_port_free(ports.rehearse, "rehearse's own metrics")?;
     }
     process::make_dir(&run_as, &dir)?;
     run_as.check_can_write(&dir)?;
-    let state = LabState::new(&dir, &run_as.name, ports, &bins);
+    let state = LabState::new(&dir, &run_as.name, ports, &bins, monitoring);
     state.save()?;
     let ctx = LabCtx {
         state,
@@ -510,7 +636,8 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     for (k, v) in &ctx.state.settings {
         ctx.say(&format!("  {k} = {v}"));
     }
-    bring_up(ctx, &Component::ALL).await
+    let all = ctx.state.components();
+    bring_up(ctx, &all).await
 }
 
 async fn bring_up(mut ctx: LabCtx, components: &[Component]) -> Result<LabState> {
@@ -545,7 +672,11 @@ mod tests {
     fn env_lines_export_every_url_and_no_password() {
         let s = LabState::sample(Path::new("/tmp/x"));
         let env = s.env_lines();
-        assert_eq!(env.lines().count(), 6);
+        assert_eq!(env.lines().count(), 7);
+        assert!(
+            env.contains("export REHEARSE_PROMETHEUS_URL='http://127.0.0.1:60004'\n"),
+            "{env}"
+        );
         assert!(env.contains("export REHEARSE_LAB_DIR='/tmp/x'\n"), "{env}");
         assert!(env.contains(
             "export REHEARSE_PRIMARY_URL='postgresql://postgres@127.0.0.1:60000/rehearse'"

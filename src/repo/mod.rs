@@ -177,7 +177,7 @@ pub struct Repo {
 }
 
 /// Every counter of the repository at one moment.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepoStats {
     pub routing: RoutingStats,

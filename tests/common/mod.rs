@@ -31,14 +31,14 @@ pub fn lab_dir(suffix: &str) -> PathBuf {
 }
 
 /// A port base in 57000..63999 derived from the binary's name, moved on
-/// until four consecutive ports are free.
+/// until the lab's ten consecutive ports are free.
 pub fn port_base(salt: &str) -> u16 {
     let name = format!("{}{salt}", binary_name());
     let h = name
         .bytes()
         .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
     let mut base = 57000 + (h % 700) as u16 * 10;
-    while (0..4).any(|i| lab::process::port_taken(base + i)) {
+    while (0..lab::PORTS_USED).any(|i| lab::process::port_taken(base + i)) {
         base += 10;
         if base > 64000 {
             base = 57000;
@@ -89,14 +89,32 @@ pub fn block_on<T: Send + 'static>(f: impl std::future::Future<Output = T> + Sen
     .expect("lab thread panicked")
 }
 
-/// The shared lab of this test binary.
+/// The shared lab of this test binary, without Prometheus and the
+/// exporters: their scrapes every 2 s would load the two cores the timing
+/// tests measure on.
 pub fn lab() -> &'static TestLab {
+    shared_lab(false)
+}
+
+/// The shared lab of this test binary with its monitoring (a binary uses
+/// either this or [`lab`]).
+pub fn lab_monitored() -> &'static TestLab {
+    let l = shared_lab(true);
+    assert!(
+        l.state.monitoring.is_some(),
+        "this test binary's lab was started without monitoring: use lab_monitored() throughout"
+    );
+    l
+}
+
+fn shared_lab(monitoring: bool) -> &'static TestLab {
     LAB.get_or_init(|| {
         let dir = lab_dir("");
         destroy(&dir);
         let mut opts = LabOptions::new(&dir);
         opts.port_base = port_base("");
         opts.verbose = false;
+        opts.monitoring = monitoring;
         let state = block_on(async move { lab::up(&opts).await }).expect("the test lab comes up");
         // SAFETY: registering a plain extern "C" function; libtest exits
         // through std::process::exit, which runs atexit handlers.
