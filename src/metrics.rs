@@ -66,6 +66,7 @@ pub struct Metrics {
     late: Family<Labels, Counter>,
     duration: Family<Labels, Histogram, Buckets>,
     budget: Family<Labels, F64Gauge>,
+    error_budget: Family<Labels, F64Gauge>,
     active: Family<Labels, Gauge>,
     reads: Family<Labels, Counter>,
     fallbacks: Family<Labels, Counter>,
@@ -120,6 +121,11 @@ impl Metrics {
             budget: reg!(
                 "rehearse_budget_seconds",
                 "The scenario's latency budget per operation and quantile",
+                Family::default()
+            ),
+            error_budget: reg!(
+                "rehearse_error_budget_ratio",
+                "The scenario's error budget per operation: failed over all requests, at most",
                 Family::default()
             ),
             active: reg!(
@@ -207,6 +213,14 @@ impl Metrics {
         let m = Metrics::new(limits);
         for s in scenarios {
             for (op, b) in &s.budgets {
+                if let Some(r) = b.error_rate {
+                    m.error_budget
+                        .get_or_create(&vec![
+                            ("scenario", s.name.clone()),
+                            ("operation", op.clone()),
+                        ])
+                        .set(r);
+                }
                 for (label, _, d) in b.limits() {
                     m.budget
                         .get_or_create(&vec![
