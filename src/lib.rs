@@ -10,6 +10,7 @@
 //! step by step, or whole under load.
 
 pub mod ab;
+pub mod alerts;
 pub mod bench;
 pub mod cutover;
 pub mod day;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{
-    AbArgs, BackfillArgs, BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs,
+    AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs,
     CutoverCommand, GateArgs, LabCommand, QueryArgs, RunArgs, SchemaCommand, SeedArgs, StepArgs,
     VerdictArgs, VerifyArgs,
 };
@@ -107,6 +107,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         Command::Run(args) => run_run(&cli, args).await,
+        Command::Alerts(AlertsCommand::Drill(a)) => run_alerts_drill(&cli, a).await,
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
         Command::Cutover(cmd) => run_cutover(&cli, cmd).await,
     }
@@ -629,6 +630,32 @@ fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
         rehearse::fsutil::write_atomic(p, gate::junit(&g).as_bytes())?;
     }
     Ok(g.exit_code)
+}
+
+async fn run_alerts_drill(cli: &Cli, a: &AlertsDrillArgs) -> anyhow::Result<i32> {
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    let opts = rehearse::alerts::DrillOptions {
+        scenario: a.under.clone(),
+        variant: a.variant.clone(),
+        faults: if a.faults.is_empty() {
+            rehearse::alerts::Fault::ALL.to_vec()
+        } else {
+            a.faults.clone()
+        },
+        steady: a.steady.0,
+        rate: a.rate,
+        out: a.out.clone(),
+        verbose: !a.quiet,
+        standing: a.standing.clone(),
+    };
+    let (dir, report) = rehearse::alerts::drill(&estate, &opts).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", rehearse::alerts::markdown(&report));
+        println!("\nwritten to {}", dir.display());
+    }
+    Ok(rehearse::alerts::exit_code(&report))
 }
 
 async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {

@@ -1,0 +1,1015 @@
+//! The alert drill: under load, prove that each alert rule fires when its
+//! fault is injected for real, resolves when the fault is repaired, and that
+//! nothing fires on a healthy estate.
+//!
+//! It runs a scenario's steady load on the lab (rehearse's own metrics on
+//! the lab's port, which the lab's Prometheus scrapes), watches a steady
+//! period for false positives, then injects each fault in turn: it polls
+//! Prometheus's `/api/v1/alerts` once a second and times fault-to-firing
+//! and repair-to-resolved against a deadline made of the rule's `for:`,
+//! two scrape and two evaluation intervals and a margin. Faults are real:
+//! a stopped server, WAL replay paused while WAL is written, a corrupted
+//! summary row. The lab is required: the drill stops its servers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::driver::{self, Hooks};
+use crate::error::{Error, IoContext, Result};
+use crate::estate::Estate;
+use crate::lab::{monitor, Component, LabCtx};
+use crate::run::Marker;
+use crate::scenario::{self, Dur, Scenario};
+use crate::{db, exit};
+
+/// A fault the drill can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    ReplicaDown,
+    ReplicaLag,
+    RedisDown,
+    PgbouncerDown,
+    SummaryDrift,
+}
+
+/// Alerts that are consequences users would see of any fault: allowed to fire during it.
+const HARNESS: [&str; 2] = ["HarnessP99OverBudget", "HarnessErrorBudgetBurn"];
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [
+        Fault::ReplicaDown,
+        Fault::ReplicaLag,
+        Fault::RedisDown,
+        Fault::PgbouncerDown,
+        Fault::SummaryDrift,
+    ];
+    pub const NAMES: [&'static str; 5] = [
+        "replica-down",
+        "replica-lag",
+        "redis-down",
+        "pgbouncer-down",
+        "summary-drift",
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The alerts that must fire.
+    pub fn expected(self) -> &'static [&'static str] {
+        match self {
+            Fault::ReplicaDown => &["ReplicaDown", "ReplicaNotStreaming"],
+            Fault::ReplicaLag => &["ReplicaLagHigh"],
+            Fault::RedisDown => &["RedisDown"],
+            Fault::PgbouncerDown => &["PgBouncerDown"],
+            Fault::SummaryDrift => &["SummaryDrift"],
+        }
+    }
+
+    /// Alerts that may also fire, as consequences of this fault.
+    pub fn allowed(self) -> Vec<&'static str> {
+        let mut a = HARNESS.to_vec();
+        if self == Fault::RedisDown {
+            // Redis comes back empty: misses until the cache warms.
+            a.push("CacheHitRatioCollapsed");
+        }
+        a
+    }
+
+    /// What injecting it does, for the table.
+    pub fn how(self) -> &'static str {
+        match self {
+            Fault::ReplicaDown => "stop the replica (fast shutdown)",
+            Fault::ReplicaLag => "pg_wal_replay_pause() on the replica, then write ~90 MiB of WAL on the primary",
+            Fault::RedisDown => "stop Redis",
+            Fault::PgbouncerDown => "stop PgBouncer",
+            Fault::SummaryDrift => "add 1 cent to one daily summary row of the latest day",
+        }
+    }
+
+    /// Seconds a metric may take to show the fault beyond scraping: the
+    /// drift query is cached by the exporter (cache_seconds in the queries file).
+    fn source_delay(self) -> Duration {
+        match self {
+            Fault::SummaryDrift => Duration::from_secs(30),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Fault> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::ALL[i])
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown fault {s:?}; one of {}",
+                    Self::NAMES.join(", ")
+                ))
+            })
+    }
+}
+
+/// How to run the drill.
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    pub scenario: PathBuf,
+    pub variant: Option<String>,
+    pub faults: Vec<Fault>,
+    /// The healthy period watched for false positives first.
+    pub steady: Duration,
+    pub rate: Option<f64>,
+    pub out: Option<PathBuf>,
+    pub verbose: bool,
+    /// Alerts known to fire on this estate whatever the faults (named by
+    /// the user): reported, never counted as false positives.
+    pub standing: Vec<String>,
+}
+
+/// The margin added to every deadline, for polling and process start.
+pub const MARGIN: Duration = Duration::from_secs(5);
+
+/// The `for:` of each alert rule in `rules`.
+pub fn rule_for(rules: &str) -> BTreeMap<String, Duration> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in rules.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("- alert:") {
+            current = Some(name.trim().to_string());
+        } else if let (Some(d), Some(name)) = (t.strip_prefix("for:"), &current) {
+            if let Ok(d) = d.trim().parse::<Dur>() {
+                out.insert(name.clone(), d.0);
+            }
+        }
+    }
+    out
+}
+
+/// One expected alert of one fault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertTiming {
+    pub alert: String,
+    /// The rule's `for:`, seconds.
+    pub for_s: f64,
+    /// Seconds from injecting the fault to the alert firing; None: it never fired.
+    pub fired_after_s: Option<f64>,
+    pub fire_deadline_s: f64,
+    /// Seconds from the repair to the alert no longer firing; None: it did not resolve.
+    pub resolved_after_s: Option<f64>,
+    pub resolve_deadline_s: f64,
+    pub ok: bool,
+}
+
+/// One fault's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultResult {
+    pub fault: Fault,
+    pub how: String,
+    /// Seconds into the run, as the timelines count.
+    pub injected_at_s: f64,
+    pub repaired_at_s: f64,
+    pub alerts: Vec<AlertTiming>,
+    /// Other alerts that fired during it, allowed as consequences.
+    pub also_fired: Vec<String>,
+    /// Alerts that fired and are neither expected nor allowed.
+    pub unexpected: Vec<String>,
+    /// Why injecting or repairing failed, if it did.
+    pub error: Option<String>,
+    pub ok: bool,
+}
+
+pub const ALERTS_REPORT_VERSION: u32 = 1;
+pub const ALERTS_FILE: &str = "alerts-drill.json";
+
+/// alerts-drill.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsReport {
+    pub schema_version: u32,
+    pub ok: bool,
+    pub reasons: Vec<String>,
+    pub scenario: String,
+    pub prometheus: String,
+    pub scrape_interval_s: f64,
+    pub steady_s: f64,
+    /// Alerts that fired during the steady period: false positives.
+    pub steady_false_positives: Vec<String>,
+    /// Alerts the user named as standing (--standing), and whether each fired.
+    pub standing: Vec<(String, bool)>,
+    pub faults: Vec<FaultResult>,
+    /// The workload's own verdict (run.json), for the record.
+    pub workload_verdict: Option<String>,
+}
+
+/// Alerts as Prometheus lists them: (name, state, labels).
+type Active = Vec<(String, String, BTreeMap<String, String>)>;
+
+async fn prom_get(prom_addr: &str, path: &str) -> Result<serde_json::Value> {
+    let (a, p) = (prom_addr.to_string(), path.to_string());
+    let r = tokio::task::spawn_blocking(move || crate::http::get(&a, &p, Duration::from_secs(3)))
+        .await
+        .map_err(|e| Error::Lab(e.to_string()))??;
+    if r.status != 200 {
+        return Err(Error::Lab(format!(
+            "Prometheus at {prom_addr} answered {} to {path}",
+            r.status
+        )));
+    }
+    serde_json::from_str(&r.body)
+        .map_err(|e| Error::Lab(format!("Prometheus's answer to {path} is not JSON: {e}")))
+}
+
+/// The alerts Prometheus has active now.
+pub async fn active_alerts(prom_addr: &str) -> Result<Active> {
+    let v = prom_get(prom_addr, "/api/v1/alerts").await?;
+    let list = v["data"]["alerts"]
+        .as_array()
+        .ok_or_else(|| Error::Lab("Prometheus's /api/v1/alerts has no data.alerts".into()))?;
+    Ok(list
+        .iter()
+        .map(|a| {
+            let labels: BTreeMap<String, String> = a["labels"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                labels.get("alertname").cloned().unwrap_or_default(),
+                a["state"].as_str().unwrap_or("").to_string(),
+                labels,
+            )
+        })
+        .collect())
+}
+
+fn firing(active: &Active) -> BTreeSet<String> {
+    active
+        .iter()
+        .filter(|(_, s, _)| s == "firing")
+        .map(|(n, _, _)| n.clone())
+        .collect()
+}
+
+/// The alert rules Prometheus has loaded.
+async fn loaded_rules(prom_addr: &str) -> Result<BTreeSet<String>> {
+    let v = prom_get(prom_addr, "/api/v1/rules").await?;
+    Ok(v["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .filter(|r| r["type"] == "alerting")
+        .filter_map(|r| r["name"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// Whether Prometheus scrapes rehearse's own target successfully.
+async fn rehearse_target_up(prom_addr: &str) -> Result<bool> {
+    let v = prom_get(prom_addr, "/api/v1/targets").await?;
+    Ok(v["data"]["activeTargets"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .any(|t| t["labels"]["job"] == "rehearse" && t["health"] == "up")
+        })
+        .unwrap_or(false))
+}
+
+/// The workload: the scenario's last phase, one variant, until stopped.
+fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
+    let mut s = scenario::load(&opts.scenario)?;
+    let mut last = s
+        .phases
+        .last()
+        .cloned()
+        .expect("a checked scenario has a phase");
+    last.name = "alerts".into();
+    last.duration = Dur(Duration::from_secs(7 * 24 * 3600));
+    s.phases = vec![last];
+    if let Some(r) = opts.rate {
+        if r.is_nan() || r <= 0.0 {
+            return Err(Error::Usage("--rate must be positive".into()));
+        }
+        s.set_rate(r)?;
+    }
+    if let Some(v) = &opts.variant {
+        s.select_variants(std::slice::from_ref(v))?;
+    }
+    s.variants.truncate(1);
+    s.warmup = Dur(Duration::ZERO);
+    Ok(s)
+}
+
+/// What injecting a fault left to undo.
+enum Undo {
+    Start(Component),
+    ResumeReplay,
+    Summary {
+        table: &'static str,
+        key: (i64, i64, crate::day::Day),
+    },
+}
+
+async fn inject(f: Fault, ctx: &LabCtx, estate: &Estate) -> Result<Undo> {
+    match f {
+        Fault::ReplicaDown => {
+            ctx.stop(Component::Replica)?;
+            Ok(Undo::Start(Component::Replica))
+        }
+        Fault::RedisDown => {
+            ctx.stop(Component::Redis)?;
+            Ok(Undo::Start(Component::Redis))
+        }
+        Fault::PgbouncerDown => {
+            ctx.stop(Component::Pgbouncer)?;
+            Ok(Undo::Start(Component::Pgbouncer))
+        }
+        Fault::ReplicaLag => {
+            let replica = db::connect(&ctx.state.urls.replica).await?;
+            replica
+                .batch_execute("SELECT pg_wal_replay_pause()")
+                .await
+                .map_err(|source| Error::Db {
+                    what: "pausing WAL replay on the replica".into(),
+                    source,
+                })?;
+            // The workload writes too little WAL to cross the rule's
+            // threshold soon; a scratch table adds ~90 MiB.
+            let primary = db::connect(&estate.primary.url).await?;
+            primary
+                .batch_execute(
+                    "DROP TABLE IF EXISTS rehearse_alerts_wal;
+                     CREATE UNLOGGED TABLE IF NOT EXISTS rehearse_alerts_scratch (x int);
+                     CREATE TABLE rehearse_alerts_wal (id int, pad text);
+                     INSERT INTO rehearse_alerts_wal
+                       SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 90000) g;",
+                )
+                .await
+                .map_err(|source| Error::Db {
+                    what: "writing WAL for the replica-lag fault".into(),
+                    source,
+                })?;
+            Ok(Undo::ResumeReplay)
+        }
+        Fault::SummaryDrift => {
+            let primary = db::connect(&estate.primary.url).await?;
+            for table in ["daily_financial_summaries", "daily_financial_summaries_partitioned"] {
+                let exists: bool = primary
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+                    .await
+                    .map_err(|source| Error::Db {
+                        what: "looking for the summary tables".into(),
+                        source,
+                    })?
+                    .get(0);
+                if !exists {
+                    continue;
+                }
+                let sql = format!(
+                    "UPDATE {table} SET revenue_cents = revenue_cents + 1
+                      WHERE (organization_id, property_id, business_date) =
+                            (SELECT organization_id, property_id, business_date FROM {table}
+                              WHERE business_date = (SELECT max(business_date) FROM {table})
+                              ORDER BY organization_id DESC, property_id DESC LIMIT 1)
+                      RETURNING organization_id, property_id, business_date"
+                );
+                let rows = primary.query(&sql, &[]).await.map_err(|source| Error::Db {
+                    what: format!("corrupting a summary row of {table}"),
+                    source,
+                })?;
+                if let Some(r) = rows.first() {
+                    return Ok(Undo::Summary {
+                        table,
+                        key: (r.get(0), r.get(1), r.get(2)),
+                    });
+                }
+            }
+            Err(Error::Usage(
+                "summary-drift needs a seeded estate: no daily summary row to corrupt".into(),
+            ))
+        }
+    }
+}
+
+async fn repair(undo: &Undo, ctx: &LabCtx, estate: &Estate) -> Result<()> {
+    match undo {
+        Undo::Start(c) => ctx.start(*c).await,
+        Undo::ResumeReplay => {
+            let replica = db::connect(&ctx.state.urls.replica).await?;
+            replica
+                .batch_execute("SELECT pg_wal_replay_resume()")
+                .await
+                .map_err(|source| Error::Db {
+                    what: "resuming WAL replay on the replica".into(),
+                    source,
+                })?;
+            let primary = db::connect(&estate.primary.url).await?;
+            primary
+                .batch_execute(
+                    "DROP TABLE IF EXISTS rehearse_alerts_wal; DROP TABLE IF EXISTS rehearse_alerts_scratch",
+                )
+                .await
+                .map_err(|source| Error::Db {
+                    what: "dropping the replica-lag scratch table".into(),
+                    source,
+                })
+        }
+        Undo::Summary { table, key } => {
+            let primary = db::connect(&estate.primary.url).await?;
+            let sql = format!(
+                "UPDATE {table} SET revenue_cents = revenue_cents - 1
+                  WHERE organization_id = $1 AND property_id = $2 AND business_date = $3"
+            );
+            primary
+                .execute(&sql, &[&key.0, &key.1, &key.2])
+                .await
+                .map_err(|source| Error::Db {
+                    what: format!("repairing the summary row of {table}"),
+                    source,
+                })?;
+            Ok(())
+        }
+    }
+}
+
+/// Run the drill; returns the run directory and the report.
+pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, AlertsReport)> {
+    if opts.faults.is_empty() {
+        return Err(Error::Usage("give at least one fault with --faults".into()));
+    }
+    if !estate.primary_is_lab() {
+        return Err(Error::Refused(format!(
+            "alerts drill refused: it stops servers and corrupts a summary row, so it runs on the \
+             embedded lab only, and {} is not the lab's primary (start one with `rehearse lab up`)",
+            estate.primary.redacted()
+        )));
+    }
+    let mut ctx = LabCtx::open(&estate.lab_dir)?;
+    ctx.set_verbose(false);
+    let prom = ctx.prometheus_url().ok_or_else(|| {
+        Error::Usage(
+            "the lab has no monitoring (it was made with --no-monitoring): the drill needs its \
+             Prometheus. `rehearse lab down --purge` and `rehearse lab up` make one with it"
+                .into(),
+        )
+    })?;
+    let prom_addr = prom.trim_start_matches("http://").to_string();
+    for c in ctx.state.components() {
+        if ctx.pid(c).is_none() {
+            return Err(Error::Lab(format!(
+                "the lab {} is not running; `rehearse lab up` starts what is down",
+                c.name()
+            )));
+        }
+    }
+    let client = db::connect(&estate.primary.url).await?;
+    let database = db::current_database(&client).await?;
+    if database != ctx.state.database {
+        return Err(Error::Usage(format!(
+            "the lab's exporters watch database {:?}, and the drill would run on {database:?}: \
+             their alerts would not see its faults",
+            ctx.state.database
+        )));
+    }
+    let s = drill_scenario(opts)?;
+    let rules = monitor::RULES;
+    let fors = rule_for(rules);
+    // The lab's Prometheus loads the rules written when it started: an
+    // older lab may lack some.
+    let loaded = loaded_rules(&prom_addr).await?;
+    let missing: Vec<&str> = opts
+        .faults
+        .iter()
+        .flat_map(|f| f.expected().iter().copied())
+        .filter(|a| !loaded.contains(*a))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Lab(format!(
+            "the lab's Prometheus has no rule {} loaded (it reads the rules written when it              started); restart it with this rehearse: `rehearse lab stop prometheus && rehearse lab start prometheus`",
+            missing.join(", ")
+        )));
+    }
+    for a in &opts.standing {
+        if !fors.contains_key(a) {
+            return Err(Error::Usage(format!(
+                "--standing {a}: no such alert rule; the rules are {}",
+                fors.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let standing: BTreeSet<String> = opts.standing.iter().cloned().collect();
+    let mut standing_seen = BTreeSet::new();
+    let interval = Duration::from_secs(monitor::INTERVAL_S);
+    let dir = opts.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(crate::run::run_id(
+            SystemTime::now(),
+            &format!("alerts-{}", s.name),
+        ))
+    });
+    std::fs::create_dir_all(&dir).io("creating the run directory", &dir)?;
+
+    // The workload, with metrics on the lab's port so Prometheus scrapes it.
+    let served = crate::metrics::serve(
+        crate::metrics::Metrics::for_scenarios([&s]),
+        &estate.default_metrics_addr(),
+        true,
+    )
+    .await?;
+    let hooks = Arc::new(Hooks {
+        metrics: Some(served.metrics.clone()),
+        ..Default::default()
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    crate::interrupt::on_ctrl_c(
+        "repairing the fault in progress and stopping; what was measured is kept",
+        &[&stop, &interrupted],
+    );
+    let workload = {
+        let (estate, s, dir, hooks, stop) = (
+            estate.clone(),
+            s.clone(),
+            dir.clone(),
+            hooks.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move { driver::run_hooked(&estate, &s, &dir, false, &stop, &hooks).await })
+    };
+    let origin = loop {
+        if let Some((at, _)) = hooks.started.get() {
+            break *at;
+        }
+        if workload.is_finished() {
+            let r = workload
+                .await
+                .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
+            return Err(r
+                .err()
+                .unwrap_or_else(|| Error::Lab("the workload ended before it began".into())));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let now_s = || origin.elapsed().as_secs_f64();
+    let say = |line: &str| {
+        if opts.verbose {
+            eprintln!("[{:7.1} s] {line}", origin.elapsed().as_secs_f64());
+        }
+    };
+
+    let mut reasons = Vec::new();
+    let mut markers = Vec::new();
+    let mut results = Vec::new();
+    let mut steady_fp = BTreeSet::new();
+    let outcome: Result<()> = async {
+        // Prometheus must scrape rehearse before anything is judged.
+        let until = Instant::now() + Duration::from_secs(30);
+        while !rehearse_target_up(&prom_addr).await? {
+            if Instant::now() > until {
+                return Err(Error::Lab(format!(
+                    "Prometheus at {prom} does not scrape rehearse's metrics on {:?} after 30 s",
+                    served.addr
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        say(&format!(
+            "under {} ({}): steady for {} s, watching {prom}/api/v1/alerts",
+            opts.scenario.display(),
+            s.variants[0].name,
+            opts.steady.as_secs()
+        ));
+        let start_s = now_s();
+        let until = Instant::now() + opts.steady;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            for a in firing(&active_alerts(&prom_addr).await?) {
+                if standing.contains(&a) {
+                    standing_seen.insert(a);
+                } else {
+                    steady_fp.insert(a);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        markers.push(Marker {
+            name: "steady".into(),
+            start_s,
+            end_s: now_s(),
+        });
+        if !steady_fp.is_empty() {
+            say(&format!(
+                "false positives while healthy: {}",
+                steady_fp.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for &f in &opts.faults {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let r = run_fault(f, &ctx, estate, &prom_addr, &fors, &standing, interval, &now_s, &say)
+                .await?;
+            markers.push(Marker {
+                name: f.name().into(),
+                start_s: r.injected_at_s,
+                end_s: r.repaired_at_s,
+            });
+            results.push(r);
+        }
+        Ok(())
+    }
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let run = workload
+        .await
+        .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
+    drop(served);
+    if let Err(e) = outcome {
+        reasons.push(e.to_string());
+    }
+    if !steady_fp.is_empty() {
+        reasons.push(format!(
+            "alerts fired on the healthy estate (steady period): {}",
+            steady_fp.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    for r in &results {
+        if !r.ok {
+            reasons.push(format!("{}: {}", r.fault.name(), fault_problem(r)));
+        }
+    }
+    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    if was_interrupted {
+        reasons.push("interrupted before every fault was drilled".into());
+    } else if results.len() < opts.faults.len() && reasons.is_empty() {
+        reasons.push("not every fault was drilled".into());
+    }
+    let mut workload_verdict = None;
+    match run {
+        Ok(mut r) => {
+            r.markers = markers;
+            let elapsed = Duration::from_secs_f64(r.seconds);
+            if let Some(p) = r.scenario.phases.first_mut() {
+                p.duration = Dur(elapsed);
+            }
+            r.finish(was_interrupted, elapsed);
+            r.write(&dir)?;
+            workload_verdict = serde_json::to_value(r.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string));
+        }
+        Err(e) => reasons.push(format!("the workload failed: {e}")),
+    }
+    let report = AlertsReport {
+        schema_version: ALERTS_REPORT_VERSION,
+        ok: reasons.is_empty(),
+        reasons,
+        scenario: opts.scenario.display().to_string(),
+        prometheus: prom,
+        scrape_interval_s: interval.as_secs_f64(),
+        steady_s: opts.steady.as_secs_f64(),
+        steady_false_positives: steady_fp.into_iter().collect(),
+        standing: opts
+            .standing
+            .iter()
+            .map(|a| (a.clone(), standing_seen.contains(a)))
+            .collect(),
+        faults: results,
+        workload_verdict,
+    };
+    write_report(&dir, &report)?;
+    Ok((dir, report))
+}
+
+fn fault_problem(r: &FaultResult) -> String {
+    let mut p = Vec::new();
+    if let Some(e) = &r.error {
+        p.push(e.clone());
+    }
+    for a in &r.alerts {
+        match (a.fired_after_s, a.resolved_after_s) {
+            (None, _) => p.push(format!("{} never fired (deadline {:.0} s)", a.alert, a.fire_deadline_s)),
+            (Some(f), _) if f > a.fire_deadline_s => p.push(format!(
+                "{} fired after {f:.1} s, past its {:.0} s deadline",
+                a.alert, a.fire_deadline_s
+            )),
+            (_, None) => p.push(format!("{} did not resolve within {:.0} s", a.alert, a.resolve_deadline_s)),
+            (_, Some(x)) if x > a.resolve_deadline_s => p.push(format!(
+                "{} resolved after {x:.1} s, past its {:.0} s deadline",
+                a.alert, a.resolve_deadline_s
+            )),
+            _ => {}
+        }
+    }
+    if !r.unexpected.is_empty() {
+        p.push(format!("unexpected alerts fired: {}", r.unexpected.join(", ")));
+    }
+    p.join("; ")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_fault(
+    f: Fault,
+    ctx: &LabCtx,
+    estate: &Estate,
+    prom_addr: &str,
+    fors: &BTreeMap<String, Duration>,
+    standing: &BTreeSet<String>,
+    interval: Duration,
+    now_s: &impl Fn() -> f64,
+    say: &impl Fn(&str),
+) -> Result<FaultResult> {
+    let mut allowed = f.allowed();
+    allowed.extend(standing.iter().map(String::as_str));
+    let expected = f.expected();
+    // Two scrapes and two rule evaluations, a margin, and the metric's own delay.
+    let slack = interval * 4 + MARGIN + f.source_delay();
+    let mut timings: Vec<AlertTiming> = expected
+        .iter()
+        .map(|a| {
+            let for_ = fors.get(*a).copied().unwrap_or_default();
+            AlertTiming {
+                alert: a.to_string(),
+                for_s: for_.as_secs_f64(),
+                fired_after_s: None,
+                fire_deadline_s: (for_ + slack).as_secs_f64(),
+                resolved_after_s: None,
+                resolve_deadline_s: slack.as_secs_f64(),
+                ok: false,
+            }
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    say(&format!("{}: {}", f.name(), f.how()));
+    let injected_at_s = now_s();
+    let t0 = Instant::now();
+    let undo = match inject(f, ctx, estate).await {
+        Ok(u) => u,
+        Err(e) => {
+            return Ok(FaultResult {
+                fault: f,
+                how: f.how().into(),
+                injected_at_s,
+                repaired_at_s: now_s(),
+                alerts: timings,
+                also_fired: vec![],
+                unexpected: vec![],
+                error: Some(format!("injecting it failed: {e}")),
+                ok: false,
+            })
+        }
+    };
+    // Wait for every expected alert, up to the longest deadline.
+    let fire_limit = timings
+        .iter()
+        .map(|t| t.fire_deadline_s)
+        .fold(0.0, f64::max);
+    loop {
+        let now = firing(&active_alerts(prom_addr).await?);
+        for t in &mut timings {
+            if t.fired_after_s.is_none() && now.contains(&t.alert) {
+                t.fired_after_s = Some(t0.elapsed().as_secs_f64());
+                say(&format!("  {} firing after {:.1} s", t.alert, t0.elapsed().as_secs_f64()));
+            }
+        }
+        seen.extend(now);
+        if timings.iter().all(|t| t.fired_after_s.is_some())
+            || t0.elapsed().as_secs_f64() > fire_limit
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    say(&format!("  repairing {}", f.name()));
+    let repaired = repair(&undo, ctx, estate).await;
+    let repaired_at_s = now_s();
+    let t1 = Instant::now();
+    let resolve_limit = slack.as_secs_f64();
+    loop {
+        let active = active_alerts(prom_addr).await?;
+        let now = firing(&active);
+        for t in &mut timings {
+            if t.fired_after_s.is_some() && t.resolved_after_s.is_none() && !now.contains(&t.alert) {
+                t.resolved_after_s = Some(t1.elapsed().as_secs_f64());
+                say(&format!("  {} resolved after {:.1} s", t.alert, t1.elapsed().as_secs_f64()));
+            }
+        }
+        seen.extend(now);
+        let waiting = timings
+            .iter()
+            .any(|t| t.fired_after_s.is_some() && t.resolved_after_s.is_none());
+        if !waiting || t1.elapsed().as_secs_f64() > resolve_limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Let consequences clear before the next fault (an empty cache warming
+    // up, a workload catching up), and keep watching for the unexpected.
+    let settle = Instant::now();
+    loop {
+        let now = firing(&active_alerts(prom_addr).await?);
+        let quiet = now.iter().all(|a| standing.contains(a));
+        seen.extend(now);
+        if quiet || settle.elapsed() > Duration::from_secs(90) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for t in &mut timings {
+        t.ok = matches!((t.fired_after_s, t.resolved_after_s),
+            (Some(a), Some(b)) if a <= t.fire_deadline_s && b <= t.resolve_deadline_s);
+    }
+    let also_fired: Vec<String> = seen
+        .iter()
+        .filter(|a| !standing.contains(*a))
+        .filter(|a| !expected.contains(&a.as_str()) && allowed.contains(&a.as_str()))
+        .cloned()
+        .collect();
+    let unexpected: Vec<String> = seen
+        .iter()
+        .filter(|a| !expected.contains(&a.as_str()) && !allowed.contains(&a.as_str()))
+        .cloned()
+        .collect();
+    let error = repaired.err().map(|e| format!("repairing it failed: {e}"));
+    let ok = error.is_none() && unexpected.is_empty() && timings.iter().all(|t| t.ok);
+    Ok(FaultResult {
+        fault: f,
+        how: f.how().into(),
+        injected_at_s,
+        repaired_at_s,
+        alerts: timings,
+        also_fired,
+        unexpected,
+        error,
+        ok,
+    })
+}
+
+fn secs(x: Option<f64>) -> String {
+    x.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "never".into())
+}
+
+/// The drill's table, Markdown.
+pub fn markdown(r: &AlertsReport) -> String {
+    let mut md = format!(
+        "# Alert drill: {}\n\n",
+        if r.ok { "PASS" } else { "FAIL" }
+    );
+    for reason in &r.reasons {
+        md += &format!("- {reason}\n");
+    }
+    if !r.reasons.is_empty() {
+        md.push('\n');
+    }
+    md += &format!(
+        "Under `{}`; Prometheus {} scraping and evaluating every {} s. Steady period {} s: {}.\n\n",
+        r.scenario,
+        r.prometheus,
+        r.scrape_interval_s,
+        r.steady_s,
+        if r.steady_false_positives.is_empty() {
+            "no alert fired".to_string()
+        } else {
+            format!("FIRED {}", r.steady_false_positives.join(", "))
+        }
+    );
+    if !r.standing.is_empty() {
+        md += &format!(
+            "Standing alerts named with --standing (reported, not judged): {}.\n\n",
+            r.standing
+                .iter()
+                .map(|(a, fired)| format!("{a} ({})", if *fired { "fired" } else { "did not fire" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    md += "| fault | expected alert | for | fired after | deadline | resolved after | deadline | result |\n";
+    md += "|---|---|---:|---:|---:|---:|---:|---|\n";
+    for f in &r.faults {
+        for a in &f.alerts {
+            md += &format!(
+                "| {} | {} | {:.0} s | {} | {:.0} s | {} | {:.0} s | {} |\n",
+                f.fault.name(),
+                a.alert,
+                a.for_s,
+                secs(a.fired_after_s),
+                a.fire_deadline_s,
+                secs(a.resolved_after_s),
+                a.resolve_deadline_s,
+                if a.ok { "ok" } else { "FAIL" }
+            );
+        }
+    }
+    md.push('\n');
+    for f in &r.faults {
+        md += &format!("- **{}**: {}", f.fault.name(), f.how);
+        if !f.also_fired.is_empty() {
+            md += &format!("; also fired, as consequences: {}", f.also_fired.join(", "));
+        }
+        if !f.unexpected.is_empty() {
+            md += &format!("; UNEXPECTED: {}", f.unexpected.join(", "));
+        }
+        if let Some(e) = &f.error {
+            md += &format!("; {e}");
+        }
+        md.push('\n');
+    }
+    if let Some(v) = &r.workload_verdict {
+        md += &format!("\nThe workload's own verdict (run.json, budgets): {v}.\n");
+    }
+    md
+}
+
+fn write_report(dir: &Path, r: &AlertsReport) -> Result<()> {
+    let json = serde_json::to_string_pretty(r).expect("the report serializes");
+    crate::fsutil::write_atomic(&dir.join(ALERTS_FILE), json.as_bytes())?;
+    crate::fsutil::write_atomic(&dir.join("alerts-drill.md"), markdown(r).as_bytes())
+}
+
+/// Read alerts-drill.json from a run directory, if there is one.
+pub fn read(dir: &Path) -> Result<Option<AlertsReport>> {
+    let path = dir.join(ALERTS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).io("reading", &path),
+    };
+    let mut de = serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(&mut de)
+        .map(Some)
+        .map_err(|e| Error::Usage(format!("{}: {} at {}", path.display(), e.inner(), e.path())))
+}
+
+/// The exit code of a drill.
+pub fn exit_code(r: &AlertsReport) -> i32 {
+    if r.ok {
+        exit::OK
+    } else {
+        exit::FAIL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_has_a_for_and_every_expected_alert_a_rule() {
+        let fors = rule_for(monitor::RULES);
+        assert!(fors.len() >= 12, "{fors:?}");
+        assert_eq!(fors.get("SummaryDrift"), Some(&Duration::from_secs(10)));
+        assert_eq!(fors.get("PartitionSkew"), Some(&Duration::from_secs(60)));
+        for f in Fault::ALL {
+            for a in f.expected().iter().chain(f.allowed().iter()) {
+                assert!(fors.contains_key(*a), "{} expects {a}, which no rule defines", f.name());
+            }
+        }
+    }
+
+    #[test]
+    fn fault_names_round_trip() {
+        for f in Fault::ALL {
+            assert_eq!(f.name().parse::<Fault>().unwrap(), f);
+        }
+        assert!("replica".parse::<Fault>().is_err());
+    }
+
+    #[test]
+    fn a_fault_that_never_fired_is_named_in_the_reasons() {
+        let r = FaultResult {
+            fault: Fault::RedisDown,
+            how: "x".into(),
+            injected_at_s: 1.0,
+            repaired_at_s: 2.0,
+            alerts: vec![AlertTiming {
+                alert: "RedisDown".into(),
+                for_s: 10.0,
+                fired_after_s: None,
+                fire_deadline_s: 23.0,
+                resolved_after_s: None,
+                resolve_deadline_s: 13.0,
+                ok: false,
+            }],
+            also_fired: vec![],
+            unexpected: vec!["ReplicaDown".into()],
+            error: None,
+            ok: false,
+        };
+        let p = fault_problem(&r);
+        assert!(p.contains("RedisDown never fired (deadline 23 s)"), "{p}");
+        assert!(p.contains("unexpected alerts fired: ReplicaDown"), "{p}");
+    }
+}
