@@ -86,7 +86,9 @@ impl Fault {
     pub fn how(self) -> &'static str {
         match self {
             Fault::ReplicaDown => "stop the replica (fast shutdown)",
-            Fault::ReplicaLag => "pg_wal_replay_pause() on the replica, then write ~90 MiB of WAL on the primary",
+            Fault::ReplicaLag => {
+                "pg_wal_replay_pause() on the replica, then write ~90 MiB of WAL on the primary"
+            }
             Fault::RedisDown => "stop Redis",
             Fault::PgbouncerDown => "stop PgBouncer",
             Fault::SummaryDrift => "add 1 cent to one daily summary row of the latest day",
@@ -368,7 +370,10 @@ async fn inject(f: Fault, ctx: &LabCtx, estate: &Estate) -> Result<Undo> {
         }
         Fault::SummaryDrift => {
             let primary = db::connect(&estate.primary.url).await?;
-            for table in ["daily_financial_summaries", "daily_financial_summaries_partitioned"] {
+            for table in [
+                "daily_financial_summaries",
+                "daily_financial_summaries_partitioned",
+            ] {
                 let exists: bool = primary
                     .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
                     .await
@@ -529,7 +534,13 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
         &estate.default_metrics_addr(),
         true,
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        Error::Lab(format!(
+            "the drill serves its metrics on the lab's port for Prometheus to scrape, and cannot: {e}. \
+             Is another rehearse run or drill going on this lab?"
+        ))
+    })?;
     let hooks = Arc::new(Hooks {
         metrics: Some(served.metrics.clone()),
         ..Default::default()
@@ -548,7 +559,9 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             hooks.clone(),
             stop.clone(),
         );
-        tokio::spawn(async move { driver::run_hooked(&estate, &s, &dir, false, &stop, &hooks).await })
+        tokio::spawn(
+            async move { driver::run_hooked(&estate, &s, &dir, false, &stop, &hooks).await },
+        )
     };
     let origin = loop {
         if let Some((at, _)) = hooks.started.get() {
@@ -620,8 +633,10 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let r = run_fault(f, &ctx, estate, &prom_addr, &fors, &standing, interval, &now_s, &say)
-                .await?;
+            let r = run_fault(
+                f, &ctx, estate, &prom_addr, &fors, &standing, interval, &stop, &now_s, &say,
+            )
+            .await?;
             markers.push(Marker {
                 name: f.name().into(),
                 start_s: r.injected_at_s,
@@ -701,12 +716,18 @@ fn fault_problem(r: &FaultResult) -> String {
     }
     for a in &r.alerts {
         match (a.fired_after_s, a.resolved_after_s) {
-            (None, _) => p.push(format!("{} never fired (deadline {:.0} s)", a.alert, a.fire_deadline_s)),
+            (None, _) => p.push(format!(
+                "{} never fired (deadline {:.0} s)",
+                a.alert, a.fire_deadline_s
+            )),
             (Some(f), _) if f > a.fire_deadline_s => p.push(format!(
                 "{} fired after {f:.1} s, past its {:.0} s deadline",
                 a.alert, a.fire_deadline_s
             )),
-            (_, None) => p.push(format!("{} did not resolve within {:.0} s", a.alert, a.resolve_deadline_s)),
+            (_, None) => p.push(format!(
+                "{} did not resolve within {:.0} s",
+                a.alert, a.resolve_deadline_s
+            )),
             (_, Some(x)) if x > a.resolve_deadline_s => p.push(format!(
                 "{} resolved after {x:.1} s, past its {:.0} s deadline",
                 a.alert, a.resolve_deadline_s
@@ -715,7 +736,10 @@ fn fault_problem(r: &FaultResult) -> String {
         }
     }
     if !r.unexpected.is_empty() {
-        p.push(format!("unexpected alerts fired: {}", r.unexpected.join(", ")));
+        p.push(format!(
+            "unexpected alerts fired: {}",
+            r.unexpected.join(", ")
+        ));
     }
     p.join("; ")
 }
@@ -729,6 +753,7 @@ async fn run_fault(
     fors: &BTreeMap<String, Duration>,
     standing: &BTreeSet<String>,
     interval: Duration,
+    stop: &AtomicBool,
     now_s: &impl Fn() -> f64,
     say: &impl Fn(&str),
 ) -> Result<FaultResult> {
@@ -782,12 +807,17 @@ async fn run_fault(
         for t in &mut timings {
             if t.fired_after_s.is_none() && now.contains(&t.alert) {
                 t.fired_after_s = Some(t0.elapsed().as_secs_f64());
-                say(&format!("  {} firing after {:.1} s", t.alert, t0.elapsed().as_secs_f64()));
+                say(&format!(
+                    "  {} firing after {:.1} s",
+                    t.alert,
+                    t0.elapsed().as_secs_f64()
+                ));
             }
         }
         seen.extend(now);
         if timings.iter().all(|t| t.fired_after_s.is_some())
             || t0.elapsed().as_secs_f64() > fire_limit
+            || stop.load(Ordering::SeqCst)
         {
             break;
         }
@@ -802,9 +832,14 @@ async fn run_fault(
         let active = active_alerts(prom_addr).await?;
         let now = firing(&active);
         for t in &mut timings {
-            if t.fired_after_s.is_some() && t.resolved_after_s.is_none() && !now.contains(&t.alert) {
+            if t.fired_after_s.is_some() && t.resolved_after_s.is_none() && !now.contains(&t.alert)
+            {
                 t.resolved_after_s = Some(t1.elapsed().as_secs_f64());
-                say(&format!("  {} resolved after {:.1} s", t.alert, t1.elapsed().as_secs_f64()));
+                say(&format!(
+                    "  {} resolved after {:.1} s",
+                    t.alert,
+                    t1.elapsed().as_secs_f64()
+                ));
             }
         }
         seen.extend(now);
@@ -823,7 +858,7 @@ async fn run_fault(
         let now = firing(&active_alerts(prom_addr).await?);
         let quiet = now.iter().all(|a| standing.contains(a));
         seen.extend(now);
-        if quiet || settle.elapsed() > Duration::from_secs(90) {
+        if quiet || settle.elapsed() > Duration::from_secs(90) || stop.load(Ordering::SeqCst) {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -859,15 +894,13 @@ async fn run_fault(
 }
 
 fn secs(x: Option<f64>) -> String {
-    x.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "never".into())
+    x.map(|s| format!("{s:.1} s"))
+        .unwrap_or_else(|| "never".into())
 }
 
 /// The drill's table, Markdown.
 pub fn markdown(r: &AlertsReport) -> String {
-    let mut md = format!(
-        "# Alert drill: {}\n\n",
-        if r.ok { "PASS" } else { "FAIL" }
-    );
+    let mut md = format!("# Alert drill: {}\n\n", if r.ok { "PASS" } else { "FAIL" });
     for reason in &r.reasons {
         md += &format!("- {reason}\n");
     }
@@ -891,7 +924,10 @@ pub fn markdown(r: &AlertsReport) -> String {
             "Standing alerts named with --standing (reported, not judged): {}.\n\n",
             r.standing
                 .iter()
-                .map(|(a, fired)| format!("{a} ({})", if *fired { "fired" } else { "did not fire" }))
+                .map(|(a, fired)| format!(
+                    "{a} ({})",
+                    if *fired { "fired" } else { "did not fire" }
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -974,7 +1010,11 @@ mod tests {
         assert_eq!(fors.get("PartitionSkew"), Some(&Duration::from_secs(60)));
         for f in Fault::ALL {
             for a in f.expected().iter().chain(f.allowed().iter()) {
-                assert!(fors.contains_key(*a), "{} expects {a}, which no rule defines", f.name());
+                assert!(
+                    fors.contains_key(*a),
+                    "{} expects {a}, which no rule defines",
+                    f.name()
+                );
             }
         }
     }

@@ -131,7 +131,11 @@ pub enum AlertsCommand {
 #[derive(Debug, Args)]
 pub struct AlertsDrillArgs {
     /// The workload (its last phase, first variant, runs until the drill ends).
-    #[arg(long, value_name = "SCENARIO", default_value = "scenarios/cutover_mixed.toml")]
+    #[arg(
+        long,
+        value_name = "SCENARIO",
+        default_value = "scenarios/cutover_mixed.toml"
+    )]
     pub under: PathBuf,
     /// Faults to inject, in order.
     #[arg(long, value_delimiter = ',', value_name = "FAULT,...", value_parser = choice::<rehearse::alerts::Fault>(&rehearse::alerts::Fault::NAMES))]

@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{
-    AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand, CheckArgs, Cli, Command, CompareArgs,
-    CutoverCommand, GateArgs, LabCommand, QueryArgs, RunArgs, SchemaCommand, SeedArgs, StepArgs,
-    VerdictArgs, VerifyArgs,
+    AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand, CheckArgs,
+    Cli, Command, CompareArgs, CutoverCommand, GateArgs, LabCommand, QueryArgs, RunArgs,
+    SchemaCommand, SeedArgs, StepArgs, VerdictArgs, VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};

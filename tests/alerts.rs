@@ -139,7 +139,7 @@ fn samples<'a>(exposition: &'a str, metric: &str) -> Vec<(&'a str, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exporter_queries_give_partition_rows_and_find_a_parent_never_analyzed() {
-    let lab = common::lab();
+    let lab = common::lab_monitored();
     let url = lab.fresh_database("alerts_queries").await;
     let estate = lab.estate(&url);
     let mut opts = SeedOptions::from_profile(Profile::Ci);
@@ -223,4 +223,288 @@ async fn the_exporter_queries_give_partition_rows_and_find_a_parent_never_analyz
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// A PromQL query through the lab Prometheus's HTTP API: (status, results).
+fn prom_query(prom: &str, expr: &str) -> (String, usize) {
+    let r = rehearse::http::get(
+        prom,
+        &format!("/api/v1/query?query={}", rehearse::http::encode(expr)),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let n = v["data"]["result"].as_array().map_or(0, |a| a.len());
+    (v["status"].as_str().unwrap_or("?").to_string(), n)
+}
+
+/// Every PromQL expression of a Grafana dashboard: (panel title, expr),
+/// panels inside rows included; and the annotations' expressions.
+fn dashboard_exprs(d: &serde_json::Value) -> (Vec<(String, String)>, Vec<String>) {
+    fn walk(panels: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for p in panels.as_array().into_iter().flatten() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                out.push((
+                    p["title"].as_str().unwrap_or("?").to_string(),
+                    t["expr"]
+                        .as_str()
+                        .expect("every target has an expr")
+                        .to_string(),
+                ));
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut panels = Vec::new();
+    walk(&d["panels"], &mut panels);
+    let notes = d["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["expr"].as_str().map(str::to_string))
+        .collect();
+    (panels, notes)
+}
+
+fn cli(lab: &common::TestLab, args: &[&str]) -> (i32, String, String) {
+    let out = common::rehearse_cmd()
+        .env("REHEARSE_LAB_DIR", &lab.state.dir)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// On the monitored lab: a run's own metrics are scraped and pass promtool,
+/// every panel of the dashboard returns data, and the alert drill passes
+/// for every fault; lengthening a rule's `for:` makes the drill fail.
+#[test]
+fn the_lab_scrapes_a_run_every_dashboard_panel_has_data_and_the_alert_drill_passes() {
+    let lab = common::lab_monitored();
+    let prom = lab
+        .state
+        .prometheus_url()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let (code, _, err) = cli(lab, &["seed", "--profile", "ci", "--mode", "both"]);
+    assert_eq!(code, 0, "{err}");
+
+    // A run, in the background; its metrics on the lab's port.
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("alerts-live-run");
+    let _ = std::fs::remove_dir_all(&out);
+    let run = common::rehearse_cmd()
+        .env("REHEARSE_LAB_DIR", &lab.state.dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "scenarios/cutover_mixed.toml",
+            "--duration",
+            "45s",
+            "-q",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Every target up, rehearse's own included, while the run goes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = rehearse::http::get(&prom, "/api/v1/targets", Duration::from_secs(3)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let targets = v["data"]["activeTargets"].as_array().unwrap().clone();
+        let down: Vec<String> = targets
+            .iter()
+            .filter(|t| t["health"] != "up")
+            .map(|t| format!("{} {}", t["labels"]["job"], t["lastError"]))
+            .collect();
+        if down.is_empty() && targets.len() == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "targets not up while a run goes: {down:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let exposition = http_get(lab.state.ports.rehearse, "/metrics").unwrap();
+    let body = exposition.split_once("\r\n\r\n").unwrap().1.to_string();
+    assert!(
+        body.contains("rehearse_request_duration_seconds_bucket"),
+        "{body:.2000}"
+    );
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let check = check.wait_with_output().unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check metrics: {}",
+        text(&check)
+    );
+
+    // Rates over a minute need a few scrapes of the run.
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(started.elapsed()));
+    let d: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(observability().join("dashboards/partitioned-rollout.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let rows: Vec<&str> = d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    for want in ["Partitions", "Caches", "Replicas", "PgBouncer", "Harness"] {
+        assert!(
+            rows.iter().any(|r| r.starts_with(want)),
+            "no row {want}: {rows:?}"
+        );
+    }
+    let (panels, notes) = dashboard_exprs(&d);
+    assert!(panels.len() >= 15, "{panels:?}");
+    let mut empty = Vec::new();
+    for (title, expr) in &panels {
+        let (status, n) = prom_query(&prom, expr);
+        assert_eq!(status, "success", "{title}: {expr} does not parse");
+        if n == 0 {
+            empty.push(format!("{title}: {expr}"));
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "panels without data during a run: {empty:#?}"
+    );
+    for expr in &notes {
+        assert_eq!(prom_query(&prom, expr).0, "success", "annotation {expr}");
+    }
+    // The data check can fail: a renamed metric returns nothing.
+    let (_, first) = &panels[0];
+    let broken = first.replace("rehearse_partition_rows", "rehearse_partition_row");
+    assert_ne!(&broken, first);
+    assert_eq!(prom_query(&prom, &broken), ("success".to_string(), 0));
+    let run_out = run.wait_with_output().unwrap();
+    let code = run_out.status.code().unwrap_or(-1);
+    assert!(
+        [0, 1, 3].contains(&code),
+        "the run ended with {code}: {}",
+        String::from_utf8_lossy(&run_out.stderr)
+    );
+
+    // The alert drill, every fault. The ci estate has one chain of hundreds
+    // of properties among 500 organizations: one partition far above the
+    // median, a true PartitionSkew, named as standing.
+    let drill_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("alerts-drill");
+    let _ = std::fs::remove_dir_all(&drill_dir);
+    let d = drill_dir.to_str().unwrap();
+    let (code, out, err) = cli(
+        lab,
+        &[
+            "alerts",
+            "drill",
+            "--steady",
+            "15s",
+            "--standing",
+            "PartitionSkew",
+            "--json",
+            "--out",
+            d,
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 5, "{out}");
+    for f in faults {
+        for a in f["alerts"].as_array().unwrap() {
+            let fired = a["fired_after_s"].as_f64().expect("fired");
+            let resolved = a["resolved_after_s"].as_f64().expect("resolved");
+            assert!(fired <= a["fire_deadline_s"].as_f64().unwrap(), "{a}");
+            assert!(
+                fired >= a["for_s"].as_f64().unwrap(),
+                "fired before its for: {a}"
+            );
+            assert!(resolved <= a["resolve_deadline_s"].as_f64().unwrap(), "{a}");
+        }
+    }
+    assert!(drill_dir.join("alerts-drill.md").exists());
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(drill_dir.join("run.json")).unwrap())
+            .unwrap();
+    let markers: Vec<&str> = run_json["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(
+        markers,
+        [
+            "steady",
+            "replica-down",
+            "replica-lag",
+            "redis-down",
+            "pgbouncer-down",
+            "summary-drift"
+        ]
+    );
+
+    // Breaking what it checks: SummaryDrift's for: lengthened to 5 minutes
+    // in the lab's loaded rules (SIGHUP reloads them); the drill must fail.
+    let rules_path = lab
+        .state
+        .dir
+        .join("monitoring/prometheus/rules/rehearse.rules.yml");
+    let rules = std::fs::read_to_string(&rules_path).unwrap();
+    let slow = {
+        let i = rules.find("- alert: SummaryDrift").unwrap();
+        let j = i + rules[i..].find("for: 10s").unwrap();
+        format!("{}for: 5m{}", &rules[..j], &rules[j + "for: 10s".len()..])
+    };
+    let reload = |text: &str| {
+        std::fs::write(&rules_path, text).unwrap();
+        let ctx = rehearse::lab::LabCtx::open(&lab.state.dir).unwrap();
+        let pid = ctx.pid(rehearse::lab::Component::Prometheus).unwrap();
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_secs(3));
+    };
+    reload(&slow);
+    let (code, out, err) = cli(
+        lab,
+        &[
+            "alerts",
+            "drill",
+            "--steady",
+            "5s",
+            "--faults",
+            "summary-drift",
+            "--standing",
+            "PartitionSkew",
+            "--out",
+            d,
+        ],
+    );
+    reload(&rules);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("SummaryDrift never fired"), "{out}");
 }

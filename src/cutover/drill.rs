@@ -209,12 +209,28 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
 
     let ledger = Arc::new(Ledger::default());
     let live = Arc::new(Live::default());
+    // Metrics on the lab's port (when it has monitoring), with the step
+    // under way and the ledger's counts, for the lab's Prometheus.
+    let served = crate::metrics::serve(
+        crate::metrics::Metrics::for_scenarios([&s]),
+        &estate.default_metrics_addr(),
+        false,
+    )
+    .await?;
+    let metrics = served.metrics.clone();
     let hooks = Arc::new(Hooks {
         follow_flag: true,
         ledger: Some(ledger.clone()),
         live: Some(live.clone()),
+        metrics: Some(metrics.clone()),
         ..Default::default()
     });
+    let export_check = |check: &crate::driver::ledger::LedgerCheck| {
+        metrics.ledger("acknowledged", ledger.acknowledged());
+        metrics.ledger("missing", check.missing);
+        metrics.ledger("differing", check.differing);
+        metrics.ledger("resurrected", check.resurrected);
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let interrupted = Arc::new(AtomicBool::new(false));
     crate::interrupt::on_ctrl_c(
@@ -279,6 +295,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     // flight when the check read it have finished by then (or timed out).
     let settle = s.timeout.0.min(Duration::from_secs(2)) + Duration::from_millis(200);
     let playbook: Result<()> = async {
+        metrics.cutover_step("steady");
         steps.push(pause("steady", opts.steady, &clock, &stop).await);
         let mut bf = opts.backfill.clone();
         bf.stop = Some(stop.clone());
@@ -311,6 +328,10 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             if stop.load(Ordering::SeqCst) {
                 return Err(Error::Lab(format!("stopped before {name}")));
             }
+            metrics.cutover_step(name);
+            if step == Step::Backfill {
+                metrics.backfill("all", 0.0);
+            }
             if name == "soak" {
                 say(&format!("soak: {} s on partitioned", opts.soak.as_secs()));
                 steps.push(pause("soak", opts.soak, &clock, &stop).await);
@@ -320,6 +341,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                     .check(&client, Mode::Partitioned, Check::Live { settle })
                     .await?;
                 say(&format!("writes after the switch and soak: {check}"));
+                export_check(&check);
                 steps.push(DrillStep {
                     name: "check writes (partitioned)".into(),
                     start_s,
@@ -349,6 +371,9 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 .filter(|v| !v.ok)
                 .map(|v| v.describe());
             let incomplete = report.backfill.as_ref().is_some_and(|b| !b.complete);
+            if report.backfill.as_ref().is_some_and(|b| b.complete) {
+                metrics.backfill("all", 1.0);
+            }
             say(&format!("{name}: {}", report.summary));
             let mut entry = DrillStep {
                 name: name.into(),
@@ -373,6 +398,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                     .check(&client, Mode::Legacy, Check::Live { settle })
                     .await?;
                 say(&format!("writes after the rollback: {check}"));
+                export_check(&check);
                 entry.ledger = Some(check);
                 entry.end_s = clock.now();
             }
@@ -388,6 +414,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 ));
             }
         }
+        metrics.cutover_step("after");
         steps.push(pause("after", Duration::from_secs(2), &clock, &stop).await);
         Ok(())
     }
