@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what rehearse needs on a fresh Debian or Ubuntu machine:
-# PostgreSQL 15 (server, contrib, pgbench), PgBouncer and Redis, and a Python
-# virtualenv (.rehearse/pyenv) with HdrHistogram's Python reader, which the
-# tests use to check the interval logs rehearse writes; with TEST_TOOLS=1
-# also what only the tests use: Chromium (they render the HTML reports),
-# Prometheus' promtool (they test the alert rules) and postgres_exporter
-# (they run the queries file the alerts need).
+# PostgreSQL 15 (server, contrib, pgbench), PgBouncer and Redis, Prometheus
+# (with promtool) and the PostgreSQL and Redis exporters (the lab's
+# monitoring), and a Python virtualenv (.rehearse/pyenv) with HdrHistogram's
+# Python reader, which the tests use to check the interval logs rehearse
+# writes; with TEST_TOOLS=1 also what only the tests use: Chromium (they
+# render the HTML reports).
 # A no-op when everything is already there. Needs root (or sudo) to install.
 set -euo pipefail
 
@@ -23,16 +23,18 @@ command -v pgbench >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pgbench ] 
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 id postgres >/dev/null 2>&1 || missing+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
+# The lab's monitoring (`rehearse lab up` starts them unless --no-monitoring).
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-postgres-exporter >/dev/null 2>&1 || missing+=(prometheus-postgres-exporter)
+command -v prometheus-redis-exporter >/dev/null 2>&1 || missing+=(prometheus-redis-exporter)
 # Tools only the tests use; the main job does not need them, so only
 # ci/test.sh asks for them.
 if [ "${TEST_TOOLS:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-  command -v prometheus-postgres-exporter >/dev/null 2>&1 || missing+=(prometheus-postgres-exporter)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bootstrap: PostgreSQL, PgBouncer, Redis and Python are installed"
+  echo "bootstrap: PostgreSQL, PgBouncer, Redis, Prometheus and its exporters, and Python are installed"
 else
   # De-duplicate while keeping order.
   readarray -t pkgs < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')

@@ -551,32 +551,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
         "repairing the fault in progress and stopping; what was measured is kept",
         &[&stop, &interrupted],
     );
-    let workload = {
-        let (estate, s, dir, hooks, stop) = (
-            estate.clone(),
-            s.clone(),
-            dir.clone(),
-            hooks.clone(),
-            stop.clone(),
-        );
-        tokio::spawn(
-            async move { driver::run_hooked(&estate, &s, &dir, false, &stop, &hooks).await },
-        )
-    };
-    let origin = loop {
-        if let Some((at, _)) = hooks.started.get() {
-            break *at;
-        }
-        if workload.is_finished() {
-            let r = workload
-                .await
-                .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
-            return Err(r
-                .err()
-                .unwrap_or_else(|| Error::Lab("the workload ended before it began".into())));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (workload, origin) = driver::start_background(estate, &s, &dir, &stop, &hooks).await?;
     let now_s = || origin.elapsed().as_secs_f64();
     let say = |line: &str| {
         if opts.verbose {
@@ -600,6 +575,10 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        // The target may read up from an earlier run's last scrape: give
+        // Prometheus two scrapes of ours and an evaluation, so what an earlier
+        // run left firing has resolved before the steady period judges.
+        tokio::time::sleep(interval * 3).await;
         say(&format!(
             "under {} ({}): steady for {} s, watching {prom}/api/v1/alerts",
             opts.scenario.display(),

@@ -125,6 +125,7 @@ Exit codes: 0 every expected alert fired and resolved in time and nothing else f
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
     /// Under load, check no alert fires while healthy, then inject each fault, time fault-to-firing and repair-to-resolved.
+    #[command(after_help = ALERTS_HELP)]
     Drill(AlertsDrillArgs),
 }
 

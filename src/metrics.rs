@@ -190,7 +190,7 @@ impl Metrics {
             ),
             backfill: reg!(
                 "rehearse_backfill_progress_ratio",
-                "Share of the legacy rows the backfill has copied",
+                "Share of the organizations the backfill has copied, after each batch",
                 Family::default()
             ),
             ledger: reg!(
@@ -226,7 +226,7 @@ impl Metrics {
                         .get_or_create(&vec![
                             ("scenario", s.name.clone()),
                             ("operation", op.clone()),
-                            ("quantile", label.trim_start_matches('p').to_string()),
+                            ("budget", label.to_string()),
                         ])
                         .set(d.0.as_secs_f64());
                 }

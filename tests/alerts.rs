@@ -301,9 +301,12 @@ fn the_lab_scrapes_a_run_every_dashboard_panel_has_data_and_the_alert_drill_pass
     let run = common::rehearse_cmd()
         .env("REHEARSE_LAB_DIR", &lab.state.dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // A scenario with p99 budgets, for the budget panel's series.
         .args([
             "run",
-            "scenarios/cutover_mixed.toml",
+            "scenarios/mixed_peak.toml",
+            "--variant",
+            "partitioned",
             "--duration",
             "45s",
             "-q",

@@ -44,6 +44,8 @@ pub struct BackfillOptions {
     pub max_batches: Option<u64>,
     /// Set to stop after the batch in progress.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Told the share of organizations copied after each batch (0 to 1).
+    pub on_progress: Option<Arc<dyn Fn(f64) + Send + Sync>>,
 }
 
 impl Default for BackfillOptions {
@@ -56,6 +58,7 @@ impl Default for BackfillOptions {
             max_pause: Duration::from_secs(10),
             max_batches: None,
             stop: None,
+            on_progress: None,
         }
     }
 }
@@ -218,6 +221,9 @@ pub async fn backfill(
         report.batches += 1;
         report.next_org = hi + 1;
         bar.inc((hi - lo + 1) as u64);
+        if let Some(p) = &bopts.on_progress {
+            p(((hi - first + 1) as f64 / total.max(1) as f64).min(1.0));
+        }
         bar.set_message(format!(
             "{} rows, {:.0} rows/s",
             progress::thousands(report.rows),

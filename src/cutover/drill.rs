@@ -237,34 +237,8 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         "stopping after the step in progress; what was measured is kept",
         &[&stop, &interrupted],
     );
-    let workload = {
-        let (estate, s, dir, hooks, stop) = (
-            estate.clone(),
-            s.clone(),
-            dir.clone(),
-            hooks.clone(),
-            stop.clone(),
-        );
-        // The live line would fight the steps' progress bars: quiet.
-        tokio::spawn(
-            async move { driver::run_hooked(&estate, &s, &dir, false, &stop, &hooks).await },
-        )
-    };
-    // Wait for the workload to start measuring.
-    let origin = loop {
-        if let Some((at, _)) = hooks.started.get() {
-            break *at;
-        }
-        if workload.is_finished() {
-            let r = workload
-                .await
-                .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
-            return Err(r
-                .err()
-                .unwrap_or_else(|| Error::Lab("the workload ended before it began".into())));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // The live line would fight the steps' progress bars: quiet.
+    let (workload, origin) = driver::start_background(estate, &s, &dir, &stop, &hooks).await?;
     let clock = Clock { origin };
     let say = |line: &str| {
         if opts.verbose {
@@ -299,6 +273,10 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         steps.push(pause("steady", opts.steady, &clock, &stop).await);
         let mut bf = opts.backfill.clone();
         bf.stop = Some(stop.clone());
+        {
+            let m = metrics.clone();
+            bf.on_progress = Some(Arc::new(move |r| m.backfill("all", r)));
+        }
         if bf.max_p99.is_none() {
             // By default the backfill yields when the workload's p99 is four
             // times what it was in the steady state (and at least 10 ms).

@@ -197,6 +197,45 @@ pub async fn run_hooked(
     run_scenario(estate, s, dir, verbose, stop, hooks).await
 }
 
+/// A workload running in the background while a drill steers the estate.
+pub type Background = tokio::task::JoinHandle<Result<RunResult>>;
+
+/// Start `s` in the background, quietly (a drill prints its own lines),
+/// and wait until it measures: returns the task and the instant its first
+/// variant started, from which the drill's markers count.
+pub async fn start_background(
+    estate: &Estate,
+    s: &Scenario,
+    dir: &Path,
+    stop: &Arc<AtomicBool>,
+    hooks: &Arc<Hooks>,
+) -> Result<(Background, Instant)> {
+    let workload = {
+        let (estate, s, dir, hooks, stop) = (
+            estate.clone(),
+            s.clone(),
+            dir.to_path_buf(),
+            hooks.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move { run_hooked(&estate, &s, &dir, false, &stop, &hooks).await })
+    };
+    loop {
+        if let Some((at, _)) = hooks.started.get() {
+            return Ok((workload, *at));
+        }
+        if workload.is_finished() {
+            let r = workload
+                .await
+                .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
+            return Err(r
+                .err()
+                .unwrap_or_else(|| Error::Lab("the workload ended before it began".into())));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Everything a variant's tasks share.
 struct Ctx {
     repo: Repo,

@@ -327,6 +327,7 @@ impl LabState {
             prometheus: "/usr/bin/prometheus".into(),
             postgres_exporter: "/usr/bin/prometheus-postgres-exporter".into(),
             redis_exporter: "/usr/bin/prometheus-redis-exporter".into(),
+            rehearse: None,
         };
         LabState::new(
             dir,
@@ -349,6 +350,9 @@ pub struct LabOptions {
     pub verbose: bool,
     /// Also start Prometheus and the exporters (the default).
     pub monitoring: bool,
+    /// The rehearse binary that serves the lab's PgBouncer exporter
+    /// [default: this process's own].
+    pub rehearse_bin: Option<PathBuf>,
 }
 
 impl LabOptions {
@@ -360,6 +364,7 @@ impl LabOptions {
             search: Search::default(),
             verbose: true,
             monitoring: true,
+            rehearse_bin: None,
         }
     }
 }
@@ -599,7 +604,11 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
 
     let bins = opts.search.locate()?;
     let monitoring = if opts.monitoring {
-        Some(monitor::MonitorBins::locate(|p| opts.search.find(p))?)
+        let mut bins = monitor::MonitorBins::locate(|p| opts.search.find(p))?;
+        if let Some(b) = &opts.rehearse_bin {
+            bins.rehearse = Some(b.clone());
+        }
+        Some(bins)
     } else {
         None
     };

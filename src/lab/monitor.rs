@@ -32,6 +32,10 @@ pub struct MonitorBins {
     pub prometheus: PathBuf,
     pub postgres_exporter: PathBuf,
     pub redis_exporter: PathBuf,
+    /// The rehearse binary that serves the PgBouncer exporter (the one
+    /// that made the lab; a test process is not one).
+    #[serde(default)]
+    pub rehearse: Option<PathBuf>,
 }
 
 impl MonitorBins {
@@ -53,6 +57,7 @@ impl MonitorBins {
                 "prometheus-postgres-exporter",
             )?,
             redis_exporter: need("prometheus-redis-exporter", "prometheus-redis-exporter")?,
+            rehearse: std::env::current_exe().ok(),
         })
     }
 }
@@ -207,8 +212,11 @@ impl LabCtx {
                 c.name(),
             )?,
             Component::PgbouncerExporter => {
-                let exe = std::env::current_exe()
-                    .io("finding the rehearse binary", Path::new("rehearse"))?;
+                let exe = match bins.rehearse.clone().filter(|p| p.exists()) {
+                    Some(p) => p,
+                    None => std::env::current_exe()
+                        .io("finding the rehearse binary", Path::new("rehearse"))?,
+                };
                 spawn_daemon(
                     &self.run_as,
                     &exe,

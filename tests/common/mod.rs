@@ -115,6 +115,7 @@ fn shared_lab(monitoring: bool) -> &'static TestLab {
         opts.port_base = port_base("");
         opts.verbose = false;
         opts.monitoring = monitoring;
+        opts.rehearse_bin = Some(env!("CARGO_BIN_EXE_rehearse").into());
         let state = block_on(async move { lab::up(&opts).await }).expect("the test lab comes up");
         // SAFETY: registering a plain extern "C" function; libtest exits
         // through std::process::exit, which runs atexit handlers.
