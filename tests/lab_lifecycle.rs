@@ -92,7 +92,8 @@ fn lab_up_status_stop_start_down_and_purge_leave_nothing_behind() {
                 )
             })
             .collect();
-        let settled = health.iter().all(|(j, h)| h == "up" || j == "rehearse");
+        // Right after start the target list can still be empty.
+        let settled = health.len() == 6 && health.iter().all(|(j, h)| h == "up" || j == "rehearse");
         if settled || std::time::Instant::now() > deadline {
             break health;
         }
