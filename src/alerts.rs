@@ -948,6 +948,83 @@ pub fn markdown(r: &AlertsReport) -> String {
     md
 }
 
+/// The drill's section of report.html: the verdict's reasons and the table.
+pub fn html(r: &AlertsReport) -> String {
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut h = String::from("<section id=\"alert-drill\"><h2>Alert drill</h2>");
+    if !r.reasons.is_empty() {
+        h += "<ul>";
+        for why in &r.reasons {
+            h += &format!("<li class=\"fail\">{}</li>", esc(why));
+        }
+        h += "</ul>";
+    }
+    h += &format!(
+        "<p>Prometheus {} scraping and evaluating every {} s; steady period {} s: {}.</p>",
+        esc(&r.prometheus),
+        r.scrape_interval_s,
+        r.steady_s,
+        if r.steady_false_positives.is_empty() {
+            "no alert fired".to_string()
+        } else {
+            format!("FIRED {}", esc(&r.steady_false_positives.join(", ")))
+        }
+    );
+    if !r.standing.is_empty() {
+        h += &format!(
+            "<p>Standing alerts named with --standing (reported, not judged): {}.</p>",
+            esc(&r
+                .standing
+                .iter()
+                .map(|(a, fired)| format!(
+                    "{a} ({})",
+                    if *fired { "fired" } else { "did not fire" }
+                ))
+                .collect::<Vec<_>>()
+                .join(", "))
+        );
+    }
+    h += "<table><tr><th>fault</th><th class=\"text\">expected alert</th><th>for</th><th>fired after</th><th>deadline</th><th>resolved after</th><th>deadline</th><th>result</th></tr>";
+    for f in &r.faults {
+        for a in &f.alerts {
+            h += &format!(
+                "<tr><td>{}</td><td class=\"text\">{}</td><td>{:.0} s</td><td>{}</td><td>{:.0} s</td><td>{}</td><td>{:.0} s</td><td class=\"{}\">{}</td></tr>",
+                f.fault.name(),
+                esc(&a.alert),
+                a.for_s,
+                secs(a.fired_after_s),
+                a.fire_deadline_s,
+                secs(a.resolved_after_s),
+                a.resolve_deadline_s,
+                if a.ok { "pass" } else { "fail" },
+                if a.ok { "ok" } else { "FAIL" },
+            );
+        }
+    }
+    h += "</table><ul>";
+    for f in &r.faults {
+        let mut line = format!("<b>{}</b>: {}", f.fault.name(), esc(&f.how));
+        if !f.also_fired.is_empty() {
+            line += &format!(
+                "; also fired, as consequences: {}",
+                esc(&f.also_fired.join(", "))
+            );
+        }
+        if !f.unexpected.is_empty() {
+            line += &format!(
+                "; <span class=\"fail\">unexpected: {}</span>",
+                esc(&f.unexpected.join(", "))
+            );
+        }
+        h += &format!("<li>{line}</li>");
+    }
+    h + "</ul></section>"
+}
+
 fn write_report(dir: &Path, r: &AlertsReport) -> Result<()> {
     let json = serde_json::to_string_pretty(r).expect("the report serializes");
     crate::fsutil::write_atomic(&dir.join(ALERTS_FILE), json.as_bytes())?;

@@ -451,6 +451,18 @@ fn the_lab_scrapes_a_run_every_dashboard_panel_has_data_and_the_alert_drill_pass
         }
     }
     assert!(drill_dir.join("alerts-drill.md").exists());
+    // What a user reads: the report leads with the drill's verdict and table.
+    let (code, out, err) = cli(lab, &["report", d]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("verdict alert drill PASS"), "{out}");
+    let html = std::fs::read_to_string(drill_dir.join("report.html")).unwrap();
+    assert!(html.contains("alert drill PASS</span>"), "{html:.600}");
+    assert!(html.contains("<section id=\"alert-drill\">"));
+    assert_eq!(
+        html.matches("<td class=\"pass\">ok</td>").count(),
+        6,
+        "six expected alerts, all ok"
+    );
     let run_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(drill_dir.join("run.json")).unwrap())
             .unwrap();

@@ -156,6 +156,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     }
     let r = crate::run::read(dir)?;
     let drill_report = drill::read(dir)?;
+    let alerts_report = crate::alerts::read(dir)?;
     let chart_dir = dir.join("charts");
     let hgrm_dir = dir.join("hgrm");
     std::fs::create_dir_all(&hgrm_dir).io("creating", &hgrm_dir)?;
@@ -520,12 +521,25 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             format!("{}; workload {}", drill::verdict(d), verdict_word(&r)),
             drill::two_verdicts(d, &r),
         ),
-        None => (verdict_word(&r).to_string(), None),
+        None => match &alerts_report {
+            Some(a) => (
+                format!(
+                    "alert drill {}; workload {}",
+                    if a.ok { "PASS" } else { "FAIL" },
+                    verdict_word(&r)
+                ),
+                None,
+            ),
+            None => (verdict_word(&r).to_string(), None),
+        },
     };
-    let summary = summary_md(&r, drill_report.as_ref());
+    let mut summary = summary_md(&r, drill_report.as_ref());
+    if let Some(a) = &alerts_report {
+        summary = format!("{}\n{summary}", crate::alerts::markdown(a));
+    }
     let summary_path = dir.join("summary.md");
     crate::fsutil::write_atomic(&summary_path, summary.as_bytes())?;
-    let html = html(&r, drill_report.as_ref(), &svgs);
+    let html = html(&r, drill_report.as_ref(), alerts_report.as_ref(), &svgs);
     let html_path = dir.join("report.html");
     crate::fsutil::write_atomic(&html_path, html.as_bytes())?;
     Ok(ReportOutcome {
@@ -764,7 +778,12 @@ fn verdict_class(word: &str) -> &'static str {
     }
 }
 
-fn html(r: &RunResult, d: Option<&drill::DrillReport>, svgs: &[(String, String)]) -> String {
+fn html(
+    r: &RunResult,
+    d: Option<&drill::DrillReport>,
+    alerts: Option<&crate::alerts::AlertsReport>,
+    svgs: &[(String, String)],
+) -> String {
     let verdict = verdict_word(r);
     let mut h = String::new();
     let _ = write!(
@@ -792,15 +811,29 @@ fn html(r: &RunResult, d: Option<&drill::DrillReport>, svgs: &[(String, String)]
                 let _ = write!(h, "<p id=\"two-verdicts\">{}</p>", esc(&note));
             }
         }
-        None => {
-            let _ = write!(
-                h,
-                "<h1 id=\"verdict\"><span class=\"verdict {}\">{}</span> {}</h1>",
-                verdict_class(verdict),
-                esc(&verdict.to_uppercase()),
-                esc(&r.scenario.name),
-            );
-        }
+        None => match alerts {
+            Some(a) => {
+                let _ = write!(
+                    h,
+                    "<h1 id=\"verdict\"><span class=\"verdict {}\">alert drill {}</span> under {}</h1>\
+                     <p>The workload's own verdict: <span class=\"{}\">{}</span>.</p>",
+                    if a.ok { "pass" } else { "fail" },
+                    if a.ok { "PASS" } else { "FAIL" },
+                    esc(&r.scenario.name),
+                    verdict_class(verdict),
+                    esc(&verdict.to_uppercase()),
+                );
+            }
+            None => {
+                let _ = write!(
+                    h,
+                    "<h1 id=\"verdict\"><span class=\"verdict {}\">{}</span> {}</h1>",
+                    verdict_class(verdict),
+                    esc(&verdict.to_uppercase()),
+                    esc(&r.scenario.name),
+                );
+            }
+        },
     }
     let reasons = verdict_reasons(r);
     if !reasons.is_empty() {
@@ -823,6 +856,9 @@ fn html(r: &RunResult, d: Option<&drill::DrillReport>, svgs: &[(String, String)]
     );
     if let Some(d) = d {
         h += &drill::html(d);
+    }
+    if let Some(a) = alerts {
+        h += &crate::alerts::html(a);
     }
     let rows = budget_rows(r);
     if !rows.is_empty() {
