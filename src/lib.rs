@@ -30,6 +30,7 @@ pub mod progress;
 pub mod query;
 pub mod repo;
 pub mod report;
+pub mod rollout;
 pub mod run;
 pub mod scenario;
 pub mod schema;
