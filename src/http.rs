@@ -93,6 +93,8 @@ where
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
+                // Out of descriptors, say: do not spin on it.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let render = render.clone();
