@@ -293,7 +293,7 @@ async fn drift_unchecked(prom_addr: &str) -> Result<Option<String>> {
         .collect();
     Ok(if values.is_empty() {
         Some("Prometheus has no rehearse_summary_drift_checked series: the primary's exporter does not run the drift query (restart it with this rehearse: `rehearse lab stop primary-exporter && rehearse lab start primary-exporter`)".into())
-    } else if values.iter().any(|v| *v == "0") {
+    } else if values.contains(&"0") {
         Some("the exporter does not compute summary drift on this estate (2M summary rows or more; see observability/postgres-queries.yml): leave summary-drift out of --faults".into())
     } else {
         None
