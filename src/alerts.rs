@@ -24,7 +24,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::estate::Estate;
 use crate::lab::{monitor, Component, LabCtx};
 use crate::run::Marker;
-use crate::scenario::{self, Dur, Scenario};
+use crate::scenario::{self, Dur};
 use crate::{db, exit};
 
 /// A fault the drill can inject.
@@ -312,31 +312,6 @@ async fn rehearse_target_up(prom_addr: &str) -> Result<bool> {
         .unwrap_or(false))
 }
 
-/// The workload: the scenario's last phase, one variant, until stopped.
-fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
-    let mut s = scenario::load(&opts.scenario)?;
-    let mut last = s
-        .phases
-        .last()
-        .cloned()
-        .expect("a checked scenario has a phase");
-    last.name = "alerts".into();
-    last.duration = Dur(Duration::from_secs(7 * 24 * 3600));
-    s.phases = vec![last];
-    if let Some(r) = opts.rate {
-        if r.is_nan() || r <= 0.0 {
-            return Err(Error::Usage("--rate must be positive".into()));
-        }
-        s.set_rate(r)?;
-    }
-    if let Some(v) = &opts.variant {
-        s.select_variants(std::slice::from_ref(v))?;
-    }
-    s.variants.truncate(1);
-    s.warmup = Dur(Duration::ZERO);
-    Ok(s)
-}
-
 /// What injecting a fault left to undo.
 enum Undo {
     Start(Component),
@@ -511,7 +486,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             ctx.state.database
         )));
     }
-    let s = drill_scenario(opts)?;
+    let s = scenario::load_steady(&opts.scenario, "alerts", opts.rate, opts.variant.as_ref())?;
     let rules = monitor::RULES;
     let fors = rule_for(rules);
     // The lab's Prometheus loads the rules written when it started: an

@@ -140,30 +140,11 @@ async fn pause(name: &str, d: Duration, clock: &Clock, stop: &AtomicBool) -> Dri
 /// The workload the drill runs: the scenario's last phase (its steady
 /// load), one variant following the flag, until the drill stops it.
 fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
-    let mut s = scenario::load(&opts.scenario)?;
-    let mut last = s
-        .phases
-        .last()
-        .cloned()
-        .expect("a checked scenario has a phase");
-    last.name = "cutover".into();
-    last.duration = Dur(Duration::from_secs(7 * 24 * 3600));
-    s.phases = vec![last];
-    if let Some(r) = opts.rate {
-        if r.is_nan() || r <= 0.0 {
-            return Err(Error::Usage("--rate must be positive".into()));
-        }
-        s.set_rate(r)?;
-    }
-    if let Some(v) = &opts.variant {
-        s.select_variants(std::slice::from_ref(v))?;
-    }
-    s.variants.truncate(1);
+    let mut s = scenario::load_steady(&opts.scenario, "cutover", opts.rate, opts.variant.as_ref())?;
     let v = &mut s.variants[0];
     // A tag of the interval log: letters, digits, '-' and '_' only.
     v.name = format!("flag-{}", v.name);
     v.mode = Mode::Legacy;
-    s.warmup = Dur(Duration::ZERO);
     // The drill judges steps against the steady state, not budgets.
     s.budgets.clear();
     if !s.mix.iter().any(|m| m.operation.is_write()) {
