@@ -100,6 +100,9 @@ pub enum Command {
     /// The cutover playbook, one step at a time (prepare, dual-write, backfill, verify, switch, rollback, finalize), or whole under load (drill).
     #[command(subcommand, after_help = CUTOVER_HELP)]
     Cutover(CutoverCommand),
+    /// The phased rollout of USE_PARTITIONED_TABLES by tenant cohort: status, pilot, widen, rollback.
+    #[command(subcommand, after_help = ROLLOUT_HELP)]
+    Rollout(RolloutCommand),
     /// Prove the alert rules: inject each fault under load on the lab and time its alert through the lab's Prometheus.
     #[command(subcommand, after_help = ALERTS_HELP)]
     Alerts(AlertsCommand),
@@ -162,6 +165,73 @@ pub struct AlertsDrillArgs {
     /// Print alerts-drill.json instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+pub const ROLLOUT_HELP: &str = "\
+Cohorts:
+  While USE_PARTITIONED_TABLES is false, an organization's calls use the partitioned tables
+  when it is on the allow list, or when it is not on the deny list and its bucket is under
+  the percentage. Its bucket is a stable hash of (salt, organization id) into 0..9999, so
+  widening only adds organizations and a rollback only removes them. Calls that span
+  organizations (the portfolio) read the legacy side until `rehearse cutover switch`: under
+  dual-write it is complete for every cohort. The services re-read the rollout within 250 ms.
+
+Order:
+  cutover prepare -> dual-write -> backfill -> verify, then rollout pilot -> widen ... ->
+  (rollout rollback at any point) -> cutover switch. A change needs the mirror and a passing
+  verify of the current phase, as the switch does; otherwise it is refused (exit 5) naming the
+  step to run first. A change already in force says so and changes nothing (exit 0). Every
+  change is recorded in the cutover's step log (`rehearse cutover status`).
+  `rehearse cutover rollback` also takes the rollout back to 0.
+
+Exit codes: 0 done, or already done; 2 bad usage; 4 the estate is not usable;
+5 refused (out of order, not a rehearsal target, or a change in the wrong direction).";
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// The percentage, salt, allow and deny lists, organizations and entry rows per cohort and side, and what may come next.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start or extend the pilot: allow organizations, set the first percentage, deny some, or pick the salt.
+    Pilot {
+        /// Organizations always partitioned (added to the allow list).
+        #[arg(long, value_name = "ID,...", value_delimiter = ',', value_parser = clap::value_parser!(i64).range(1..))]
+        orgs: Vec<i64>,
+        /// Share of the organizations, in percent (two decimals at most: basis points).
+        #[arg(long, value_name = "P", value_parser = percent)]
+        percent: Option<u16>,
+        /// Organizations kept on legacy whatever the percentage (added to the deny list).
+        #[arg(long, value_name = "ID,...", value_delimiter = ',', value_parser = clap::value_parser!(i64).range(1..))]
+        deny: Vec<i64>,
+        /// The salt that draws the cohort [default: "rollout"]; only before anything is rolled out.
+        #[arg(long, value_name = "TEXT")]
+        salt: Option<String>,
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Raise the percentage: only adds organizations.
+    Widen {
+        /// The new share, in percent.
+        #[arg(long, value_name = "P", value_parser = percent)]
+        percent: u16,
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Lower the percentage: only removes organizations. To 0 (the default) it also empties the allow list: everyone on legacy.
+    Rollback {
+        /// The share to go back to, in percent.
+        #[arg(long, value_name = "P", value_parser = percent, default_value = "0")]
+        to_percent: u16,
+        #[command(flatten)]
+        step: StepArgs,
+    },
+}
+
+fn percent(s: &str) -> Result<u16, String> {
+    rehearse::rollout::parse_percent(s).map_err(|e| e.to_string())
 }
 
 pub const CUTOVER_HELP: &str = "\

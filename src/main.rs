@@ -8,8 +8,8 @@ use clap::Parser;
 
 use cli::{
     AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand, CheckArgs,
-    Cli, Command, CompareArgs, CutoverCommand, GateArgs, LabCommand, QueryArgs, RunArgs,
-    SchemaCommand, SeedArgs, StepArgs, VerdictArgs, VerifyArgs,
+    Cli, Command, CompareArgs, CutoverCommand, GateArgs, LabCommand, QueryArgs, RolloutCommand,
+    RunArgs, SchemaCommand, SeedArgs, StepArgs, VerdictArgs, VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -110,6 +110,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Alerts(AlertsCommand::Drill(a)) => run_alerts_drill(&cli, a).await,
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
         Command::Cutover(cmd) => run_cutover(&cli, cmd).await,
+        Command::Rollout(cmd) => run_rollout(&cli, cmd).await,
     }
 }
 
@@ -285,6 +286,49 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
             Ok(report.exit_code)
         }
     }
+}
+
+async fn run_rollout(cli: &Cli, cmd: &RolloutCommand) -> anyhow::Result<i32> {
+    use rehearse::rollout::{self, Change};
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    let mut client = db::connect(&estate.primary.url).await?;
+    let (change, step) = match cmd {
+        RolloutCommand::Status { json } => {
+            let st = rollout::status(&client).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{st}");
+            }
+            return Ok(exit::OK);
+        }
+        RolloutCommand::Pilot {
+            orgs,
+            percent,
+            deny,
+            salt,
+            step,
+        } => (
+            Change::Pilot {
+                orgs: orgs.clone(),
+                percent: *percent,
+                deny: deny.clone(),
+                salt: salt.clone(),
+            },
+            step,
+        ),
+        RolloutCommand::Widen { percent, step } => (Change::Widen { percent: *percent }, step),
+        RolloutCommand::Rollback { to_percent, step } => {
+            (Change::Rollback { to: *to_percent }, step)
+        }
+    };
+    let report = rollout::apply(&mut client, &estate, &change, &step_options(step)?).await?;
+    if step.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(exit::OK)
 }
 
 async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {

@@ -44,6 +44,36 @@ pub struct QueryOutcome {
     pub report: Report<ReportData>,
     pub explain: Option<Explained>,
     pub stats: RepoStats,
+    /// The organization's rollout cohort: which side its calls use and why.
+    pub cohort: Option<Cohort>,
+}
+
+/// An organization's rollout cohort.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cohort {
+    pub organization_id: i64,
+    pub mode: Mode,
+    pub reason: String,
+}
+
+/// The cohort of `org` under a snapshot of the flag and its rollout.
+pub fn cohort(flag: &crate::repo::routing::FlagState, org: i64, forced: bool) -> Cohort {
+    let mode = flag.mode_for(Some(org));
+    let reason = if forced {
+        "fixed by --mode".to_string()
+    } else if flag.enabled {
+        format!("{}=true: every organization", crate::repo::routing::FLAG)
+    } else {
+        match &flag.rollout {
+            Some(r) => format!("rollout at {}: {}", r.percent(), r.reason(org)),
+            None => "no rollout recorded".to_string(),
+        }
+    };
+    Cohort {
+        organization_id: org,
+        mode,
+        reason,
+    }
 }
 
 /// Parse `YYYY-MM` (or a full date) as the first day of that month.
@@ -152,6 +182,10 @@ pub async fn query(estate: &Estate, opts: &QueryOptions) -> Result<QueryOutcome>
         cache: opts.cache,
         min_lsn: None,
     };
+    let cohort = match q.org() {
+        Some(org) => Some(cohort(&*repo.flag().await, org, opts.mode.is_some())),
+        None => None,
+    };
     let report = repo.reporting().run(&q, &read).await?;
     let explain = if opts.explain {
         Some(repo.reporting().explain(&q, opts.via).await?)
@@ -163,6 +197,7 @@ pub async fn query(estate: &Estate, opts: &QueryOptions) -> Result<QueryOutcome>
         report,
         explain,
         stats: repo.stats(),
+        cohort,
     })
 }
 

@@ -10,43 +10,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rehearse::cutover::{self, backfill, drill, verify, Phase, StepOptions};
-use rehearse::estate::{with_database, Estate, EstateFlags};
+use rehearse::estate::Estate;
 use rehearse::repo::finance::{Adjustment, EntryKind, NewEntry};
 use rehearse::repo::{Pooling, Repo, RepoConfig};
 use rehearse::schema::{Mode, Modes};
-use rehearse::seed::{self, Profile, SeedOptions};
 
-/// The lab estate (replica and Redis included), pointed at database `name`,
-/// created afresh and seeded legacy-only with `orgs` organizations.
 async fn seeded(name: &str, orgs: u64) -> Estate {
-    seeded_modes(name, orgs, Modes::Legacy).await
+    common::lab().seeded(name, orgs, Modes::Legacy).await
 }
 
 async fn seeded_modes(name: &str, orgs: u64, modes: Modes) -> Estate {
-    let lab = common::lab();
-    lab.fresh_database(name).await;
-    let flags = EstateFlags {
-        lab_dir: Some(lab.state.dir.clone()),
-        ..Default::default()
-    };
-    let mut estate = Estate::resolve_with(&flags, |_| None).expect("the lab estate resolves");
-    estate.primary.url = with_database(&estate.primary.url, name);
-    if let Some(r) = estate.replica.as_mut() {
-        r.url = with_database(&r.url, name);
-    }
-    // PgBouncer serves the lab's own database only.
-    estate.pgbouncer = None;
-    estate.pgbouncer_replica = None;
-    let mut opts = SeedOptions::from_profile(Profile::Ci);
-    opts.params.orgs = orgs;
-    opts.params.days = 7;
-    opts.modes = modes;
-    opts.partitions = Some(8);
-    opts.verbose = false;
-    seed::seed(&estate, &opts)
-        .await
-        .expect("the database seeds");
-    estate
+    common::lab().seeded(name, orgs, modes).await
 }
 
 fn quiet() -> StepOptions {

@@ -322,7 +322,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 Step::Verify => verify::verify(&mut client, estate, &sopts, &opts.verify).await?,
                 Step::Switch => super::flip(&mut client, estate, Mode::Partitioned, &sopts).await?,
                 Step::Rollback => super::flip(&mut client, estate, Mode::Legacy, &sopts).await?,
-                Step::Finalize => unreachable!("the drill keeps the way back"),
+                Step::Finalize | Step::Rollout => unreachable!("the drill keeps the way back"),
             };
             let failed_verify = report
                 .verify

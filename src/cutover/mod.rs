@@ -114,6 +114,8 @@ pub enum Step {
     Switch,
     Rollback,
     Finalize,
+    /// A change of the flag's rollout (`rehearse rollout pilot|widen|rollback`).
+    Rollout,
 }
 
 impl Step {
@@ -126,12 +128,16 @@ impl Step {
             Step::Switch => "switch",
             Step::Rollback => "rollback",
             Step::Finalize => "finalize",
+            Step::Rollout => "rollout",
         }
     }
 
     /// How an operator runs it.
     pub fn command(self) -> String {
-        format!("rehearse cutover {}", self.name())
+        match self {
+            Step::Rollout => "rehearse rollout widen".into(),
+            _ => format!("rehearse cutover {}", self.name()),
+        }
     }
 }
 
@@ -239,7 +245,7 @@ pub struct State {
 }
 
 impl State {
-    fn logged(&mut self, step: Step, started: Instant, outcome: String) {
+    pub(crate) fn logged(&mut self, step: Step, started: Instant, outcome: String) {
         self.log.push(LogEntry {
             step,
             at: now_utc(),
@@ -275,7 +281,7 @@ pub async fn read_state(client: &impl GenericClient) -> Result<State> {
 }
 
 /// Read the state for update: the caller's transaction holds the cutover lock.
-async fn lock_state(client: &impl GenericClient) -> Result<State> {
+pub(crate) async fn lock_state(client: &impl GenericClient) -> Result<State> {
     client
         .execute(
             "SELECT pg_advisory_xact_lock(hashtext('rehearse_cutover'))",
@@ -286,7 +292,7 @@ async fn lock_state(client: &impl GenericClient) -> Result<State> {
     read_state(client).await
 }
 
-async fn write_state(client: &impl GenericClient, state: &State) -> Result<()> {
+pub(crate) async fn write_state(client: &impl GenericClient, state: &State) -> Result<()> {
     meta::set(
         client,
         META_KEY,
@@ -306,9 +312,13 @@ pub enum Gate {
 /// the step to run first.
 pub fn gate(state: &State, step: Step) -> Result<Gate> {
     use Phase::*;
+    let what = match step {
+        Step::Rollout => "a rollout change".to_string(),
+        _ => format!("cutover {step}"),
+    };
     let first = |s: Step, why: &str| -> Result<Gate> {
         Err(Error::Refused(format!(
-            "cutover {step} refused: the cutover is at phase \"{}\"; {why}run `{}` first",
+            "{what} refused: the cutover is at phase \"{}\"; {why}run `{}` first",
             state.phase,
             s.command()
         )))
@@ -327,7 +337,7 @@ pub fn gate(state: &State, step: Step) -> Result<Gate> {
                 done("the cutover is finalized")
             }
             Step::Finalize => done("already finalized"),
-            Step::Verify | Step::Rollback => Err(Error::Refused(format!(
+            Step::Verify | Step::Rollback | Step::Rollout => Err(Error::Refused(format!(
                 "cutover {step} refused: the cutover is finalized and the mirror removed, so \
                  legacy is no longer kept current; `rehearse cutover status` shows when it was finalized"
             ))),
@@ -385,6 +395,29 @@ pub fn gate(state: &State, step: Step) -> Result<Gate> {
                 },
                 "there is nothing to roll back before the switch; ",
             ),
+        },
+        // A rollout moves cohorts between sides, so it needs what the switch
+        // needs: both sides complete and mirrored, and a passing verify.
+        Step::Rollout => match state.phase {
+            NotStarted | Prepared | DualWrite => first(
+                next_forward(state.phase),
+                "a rollout needs the dual-write, a complete backfill and a passing verify; ",
+            ),
+            Switched => Err(Error::Refused(
+                "a rollout change refused: the flag is switched, so every organization is already on the \
+                 partitioned tables; `rehearse cutover rollback` returns them all to legacy, after \
+                 which a rollout may start again"
+                    .into(),
+            )),
+            _ => match state.verified_now() {
+                Some(v) if v.ok => Ok(Gate::Run),
+                Some(v) => Err(Error::Refused(format!(
+                    "a rollout change refused: the last verify ({}) found {} mismatching buckets; \
+                     repair them, then run `rehearse cutover verify` again",
+                    v.at, v.mismatching_buckets
+                ))),
+                None => first(Step::Verify, "a rollout needs a passing verify of this phase; "),
+            },
         },
         Step::Finalize => match state.phase {
             Switched => match state.verified_now() {
@@ -486,7 +519,12 @@ fn print_sql(step: Step, sql: &str) {
 }
 
 /// Refuse a target that is not a rehearsal database, and one without the legacy tables.
-async fn preflight(client: &Client, estate: &Estate, opts: &StepOptions, step: &str) -> Result<()> {
+pub(crate) async fn preflight(
+    client: &Client,
+    estate: &Estate,
+    opts: &StepOptions,
+    step: &str,
+) -> Result<()> {
     schema::safety::ensure_rehearsal_target(
         client,
         estate,
@@ -791,12 +829,22 @@ pub async fn flip(
     if let Gate::Done(msg) = gate(&state, step)? {
         return Ok(StepReport::skipped(step, state.phase, msg));
     }
-    let flag_sql = format!(
+    let mut flag_sql = format!(
         "INSERT INTO feature_flags (name, enabled) VALUES ('{}', {}) \
          ON CONFLICT (name) DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = now();",
         routing::FLAG,
         to == Mode::Partitioned
     );
+    if to == Mode::Legacy {
+        // A rollback returns every organization to legacy: a rollout the
+        // switch overrode would otherwise come back into force.
+        flag_sql.push_str(&format!(
+            "\nDO $$ BEGIN IF to_regclass('feature_flag_rollouts') IS NOT NULL THEN \
+             UPDATE feature_flag_rollouts SET basis_points = 0, allow_orgs = '{{}}', updated_at = now() \
+             WHERE name = '{}'; END IF; END $$;",
+            routing::FLAG
+        ));
+    }
     if opts.dry_run {
         print_sql(step, &flag_sql);
         return Ok(StepReport::skipped(step, state.phase, "dry run".into()));

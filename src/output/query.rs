@@ -174,5 +174,11 @@ pub fn served(out: &QueryOutcome) -> String {
         } else {
             format!("; {lag}")
         }
-    )
+    ) + &match &out.cohort {
+        Some(c) => format!(
+            "; organization {} is in the {} cohort ({})",
+            c.organization_id, c.mode, c.reason
+        ),
+        None => String::new(),
+    }
 }

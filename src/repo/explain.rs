@@ -68,7 +68,7 @@ pub fn scanned_relations(plan: &serde_json::Value) -> BTreeSet<String> {
 impl Reporting {
     /// Run `q` under `EXPLAIN ANALYZE` where `via` sends it, in the current mode.
     pub async fn explain(&self, q: &Query, via: Via) -> Result<Explained> {
-        let mode = self.core.mode().await;
+        let mode = self.core.mode(q.org()).await;
         let (sql, args) = q.statement(&self.core.sql(mode).reporting);
         let chosen = self.core.replicas.choose(via, None).await?;
         let target = match chosen {

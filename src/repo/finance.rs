@@ -371,7 +371,7 @@ impl Finance {
     /// Record one revenue or expense entry.
     pub async fn record(&self, org: i64, e: &NewEntry) -> Result<Written> {
         e.check()?;
-        let mode = self.core.mode().await;
+        let mode = self.core.mode(Some(org)).await;
         let sql = &self.core.sql(mode).finance;
         let (id, attempts) = self
             .retrying(|| async {
@@ -423,7 +423,7 @@ impl Finance {
         if let Some(c) = &a.category {
             check_category(kind, c)?;
         }
-        let mode = self.core.mode().await;
+        let mode = self.core.mode(Some(org)).await;
         let sql = &self.core.sql(mode).finance.adjust[kind.index()];
         let params: [Param<'_>; 6] = [
             (&org, Type::INT8),
@@ -457,7 +457,7 @@ impl Finance {
 
     /// Delete an entry; its summary row is corrected by the trigger.
     pub async fn void(&self, org: i64, kind: EntryKind, id: i64) -> Result<Written> {
-        let mode = self.core.mode().await;
+        let mode = self.core.mode(Some(org)).await;
         let sql = &self.core.sql(mode).finance.void[kind.index()];
         let params: [Param<'_>; 2] = [(&org, Type::INT8), (&id, Type::INT8)];
         let (found, attempts) = self
@@ -500,7 +500,7 @@ impl Finance {
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let mode = self.core.mode().await;
+        let mode = self.core.mode(Some(org)).await;
         let sql = &self.core.sql(mode).finance;
         let (ids, attempts) = self
             .retrying(|| self.batch_once(org, entries, &order, &keys, sql))

@@ -165,8 +165,10 @@ impl Core {
         }
     }
 
-    async fn mode(&self) -> Mode {
-        self.mode.current(&self.primary).await
+    /// The mode of a call for `org` (None: a call spanning organizations),
+    /// from one snapshot of the flag and its rollout.
+    async fn mode(&self, org: Option<i64>) -> Mode {
+        self.mode.current(&self.primary).await.mode_for(org)
     }
 }
 
@@ -254,9 +256,19 @@ impl Repo {
         }
     }
 
-    /// The mode a call starting now would use.
+    /// The flag's own mode now: what a call spanning organizations uses.
     pub async fn mode(&self) -> Mode {
-        self.core.mode().await
+        self.core.mode(None).await
+    }
+
+    /// The mode a call for `org` starting now would use (its cohort).
+    pub async fn mode_for(&self, org: i64) -> Mode {
+        self.core.mode(Some(org)).await
+    }
+
+    /// The flag and its rollout, as a call starting now would see them.
+    pub async fn flag(&self) -> std::sync::Arc<routing::FlagState> {
+        self.core.mode.current(&self.core.primary).await
     }
 
     /// Check the replicas now rather than at the next background check.

@@ -587,7 +587,7 @@ impl Reporting {
     pub async fn run(&self, q: &Query, opts: &ReadOptions) -> Result<Report<ReportData>> {
         q.check()?;
         // One snapshot of the mode for the whole call, cache key included.
-        let mode = self.core.mode().await;
+        let mode = self.core.mode(q.org()).await;
         let cached = match (opts.cache, &self.core.cache, q.org(), cache_key(q)) {
             (true, Some(cache), Some(org), Some(key)) => Some((cache, org, key)),
             _ => None,

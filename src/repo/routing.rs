@@ -3,11 +3,19 @@
 //! from the `feature_flags` row of the same name, read with a short cache
 //! so the cutover can flip it under load without a restart.
 //!
-//! A call takes one snapshot of the mode when it starts and uses it for
+//! The flag may carry a rollout (issue 17): a row of
+//! `feature_flag_rollouts` with a percentage in basis points, a salt, an
+//! allow list and a deny list. While the flag is false, an organization's
+//! calls use the partitioned tables when [`Rollout::partitioned`] says so.
+//! Calls that span organizations (the portfolio) use the flag's own mode:
+//! legacy until `cutover switch`. Under dual-write both sides are complete,
+//! so the legacy side is a correct answer for every cohort at once.
+//!
+//! A call takes one snapshot of the flag when it starts and uses it for
 //! every statement it runs (and for its cache key), so no call mixes modes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::types::Type;
@@ -15,12 +23,83 @@ use tokio_postgres::GenericClient;
 
 use super::conn::{Exec, Target};
 use crate::error::{DbContext, Error, Result};
+use crate::rollout::Rollout;
 use crate::schema::Mode;
 
 /// The flag's name, in the environment and in `feature_flags`.
 pub const FLAG: &str = "USE_PARTITIONED_TABLES";
 
 const READ_FLAG: &str = "SELECT enabled FROM feature_flags WHERE name = $1";
+/// The flag with its rollout, when the rollout table exists.
+const READ_FLAG_ROLLOUT: &str = "\
+SELECT f.enabled, r.basis_points, r.salt, r.allow_orgs, r.deny_orgs
+  FROM feature_flags f LEFT JOIN feature_flag_rollouts r ON r.name = f.name
+ WHERE f.name = $1";
+
+/// What the flag says at one moment: a snapshot a call routes by.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FlagState {
+    /// The flag itself: true sends every call to the partitioned tables.
+    pub enabled: bool,
+    /// While the flag is false: the organizations already partitioned.
+    pub rollout: Option<Rollout>,
+}
+
+impl FlagState {
+    /// Everyone on one side.
+    pub fn all(mode: Mode) -> FlagState {
+        FlagState {
+            enabled: mode == Mode::Partitioned,
+            rollout: None,
+        }
+    }
+
+    /// The flag's own mode: what calls that span organizations use.
+    pub fn global(&self) -> Mode {
+        mode_of(self.enabled)
+    }
+
+    /// The mode of a call for `org`, or of a call spanning organizations (None).
+    pub fn mode_for(&self, org: Option<i64>) -> Mode {
+        match (self.enabled, org, &self.rollout) {
+            (true, _, _) => Mode::Partitioned,
+            (false, Some(o), Some(r)) if r.partitioned(o) => Mode::Partitioned,
+            _ => Mode::Legacy,
+        }
+    }
+}
+
+/// Read the flag and its rollout on any client; None when there is no flag
+/// row (or no `feature_flags` table).
+pub async fn read_flag_state(client: &impl GenericClient) -> Result<Option<FlagState>> {
+    match client.query_opt(READ_FLAG_ROLLOUT, &[&FLAG]).await {
+        Ok(row) => row.map(|r| flag_state_of(&r)).transpose(),
+        Err(e) if is_undefined_table(&e) => Ok(read_flag(client).await?.map(FlagState::all)),
+        Err(e) => Err(e).db(|| format!("reading {FLAG} and its rollout")),
+    }
+}
+
+fn flag_state_of(r: &tokio_postgres::Row) -> Result<FlagState> {
+    let enabled: bool = r.get(0);
+    let bp: Option<i32> = r.get(1);
+    let rollout = match bp {
+        None => None,
+        Some(bp) => Some(Rollout {
+            basis_points: u16::try_from(bp)
+                .ok()
+                .filter(|b| *b <= crate::rollout::ALL)
+                .ok_or_else(|| {
+                    Error::Refused(format!(
+                        "the rollout of {FLAG} holds {bp} basis points, outside 0..=10000"
+                    ))
+                })?,
+            salt: r.get(2),
+            allow: r.get::<_, Vec<i64>>(3).into_iter().collect(),
+            deny: r.get::<_, Vec<i64>>(4).into_iter().collect(),
+        }),
+    };
+    Ok(FlagState { enabled, rollout })
+}
 const WRITE_FLAG: &str = "\
 INSERT INTO feature_flags (name, enabled) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = now()";
@@ -74,11 +153,11 @@ fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
 /// Where a process's mode comes from.
 pub struct ModeSource {
     /// A mode fixed for this process (`rehearse query --mode`); the flag is not read.
-    forced: Option<Mode>,
-    /// The mode when no flag row exists: the environment's.
-    default: Mode,
+    forced: Option<Arc<FlagState>>,
+    /// The state when no flag row exists: the environment's mode for everyone.
+    default: Arc<FlagState>,
     ttl: Duration,
-    cached: Mutex<Option<(Mode, Instant)>>,
+    cached: Mutex<Option<(Arc<FlagState>, Instant)>>,
     refresh: tokio::sync::Mutex<()>,
     read_errors: AtomicU64,
 }
@@ -86,8 +165,8 @@ pub struct ModeSource {
 impl ModeSource {
     pub fn new(forced: Option<Mode>, default: Mode, ttl: Duration) -> ModeSource {
         ModeSource {
-            forced,
-            default,
+            forced: forced.map(|m| Arc::new(FlagState::all(m))),
+            default: Arc::new(FlagState::all(default)),
             ttl,
             cached: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
@@ -95,16 +174,18 @@ impl ModeSource {
         }
     }
 
-    fn fresh(&self) -> Option<Mode> {
+    fn fresh(&self) -> Option<Arc<FlagState>> {
         let c = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        c.filter(|(_, at)| at.elapsed() < self.ttl).map(|(m, _)| m)
+        c.as_ref()
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(m, _)| m.clone())
     }
 
-    /// The mode for a call starting now. A failed read of the flag keeps the
-    /// last mode known (counted), so a primary hiccup never flips the mode.
-    pub async fn current(&self, primary: &Target) -> Mode {
-        if let Some(m) = self.forced {
-            return m;
+    /// The flag for a call starting now. A failed read of the flag keeps the
+    /// last state known (counted), so a primary hiccup never flips a mode.
+    pub async fn current(&self, primary: &Target) -> Arc<FlagState> {
+        if let Some(m) = &self.forced {
+            return m.clone();
         }
         if let Some(m) = self.fresh() {
             return m;
@@ -116,27 +197,43 @@ impl ModeSource {
         }
         let read = async {
             let conn = primary.get().await?;
+            let params = [(
+                &FLAG as &(dyn tokio_postgres::types::ToSql + Sync),
+                Type::TEXT,
+            )];
             match conn
-                .run(primary.statements, READ_FLAG, &[(&FLAG, Type::TEXT)])
+                .run(primary.statements, READ_FLAG_ROLLOUT, &params)
                 .await
             {
-                Ok(rows) => Ok(rows.first().map(|r| mode_of(r.get(0)))),
-                Err(e) if is_undefined_table(&e) => Ok(None),
-                Err(e) => Err(e).db(|| format!("reading {FLAG} from feature_flags")),
+                Ok(rows) => rows.first().map(flag_state_of).transpose(),
+                // An estate from before rollouts: the flag alone.
+                Err(e) if is_undefined_table(&e) => {
+                    match conn.run(primary.statements, READ_FLAG, &params).await {
+                        Ok(rows) => Ok(rows.first().map(|r| FlagState::all(mode_of(r.get(0))))),
+                        Err(e) if is_undefined_table(&e) => Ok(None),
+                        Err(e) => Err(e).db(|| format!("reading {FLAG} from feature_flags")),
+                    }
+                }
+                Err(e) => Err(e).db(|| format!("reading {FLAG} and its rollout")),
             }
         };
-        let mode = match read.await {
-            Ok(row) => row.unwrap_or(self.default),
+        let state = match read.await {
+            Ok(row) => row.map(Arc::new).unwrap_or_else(|| self.default.clone()),
             Err(_) => {
                 self.read_errors.fetch_add(1, Ordering::Relaxed);
-                let last = *self.cached.lock().unwrap_or_else(|e| e.into_inner());
-                last.map(|(m, _)| m).unwrap_or(self.default)
+                let last = self
+                    .cached
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                last.map(|(m, _)| m).unwrap_or_else(|| self.default.clone())
             }
         };
         // A failed read also waits a TTL before the next attempt, so an
         // unreachable primary does not put a connect timeout on every call.
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((mode, Instant::now()));
-        mode
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((state.clone(), Instant::now()));
+        state
     }
 
     /// Failed reads of the flag so far.
@@ -145,7 +242,7 @@ impl ModeSource {
     }
 
     pub fn forced(&self) -> Option<Mode> {
-        self.forced
+        self.forced.as_ref().map(|f| f.global())
     }
 }
 

@@ -28,6 +28,9 @@ pub const MAX_PARTITIONS: u32 = 1024;
 
 const SHARED_TABLES: &str = include_str!("sql/shared_tables.sql");
 const SHARED_KEYS: &str = include_str!("sql/shared_keys.sql");
+/// The flag's rollout (issue 17), created with the shared tables and, on an
+/// estate seeded before rollouts, by the first `rehearse rollout` change.
+pub const ROLLOUT_TABLE: &str = include_str!("sql/rollout_table.sql");
 const ENTRY_TABLES: &str = include_str!("sql/entry_tables.sql");
 const ENTRY_KEYS: &str = include_str!("sql/entry_keys.sql");
 const APPLY_HARDENED: &str = include_str!("sql/summary_apply_hardened.sql");
@@ -106,7 +109,8 @@ impl Default for CreateOptions {
 
 /// Create the shared tables (no keys).
 pub async fn create_shared_tables(client: &impl GenericClient) -> Result<()> {
-    exec(client, SHARED_TABLES, "creating the shared tables").await
+    exec(client, SHARED_TABLES, "creating the shared tables").await?;
+    exec(client, ROLLOUT_TABLE, "creating the rollout table").await
 }
 
 /// Keys and indexes of the shared tables.

@@ -155,6 +155,35 @@ impl TestLab {
         self.primary_url(name)
     }
 
+    /// The lab estate (replica and Redis included), pointed at database
+    /// `name`, created afresh and seeded with `orgs` organizations (7 days,
+    /// 8 partitions) in `modes`.
+    pub async fn seeded(&self, name: &str, orgs: u64, modes: rehearse::schema::Modes) -> Estate {
+        self.fresh_database(name).await;
+        let flags = rehearse::estate::EstateFlags {
+            lab_dir: Some(self.state.dir.clone()),
+            ..Default::default()
+        };
+        let mut estate = Estate::resolve_with(&flags, |_| None).expect("the lab estate resolves");
+        estate.primary.url = rehearse::estate::with_database(&estate.primary.url, name);
+        if let Some(r) = estate.replica.as_mut() {
+            r.url = rehearse::estate::with_database(&r.url, name);
+        }
+        // PgBouncer serves the lab's own database only.
+        estate.pgbouncer = None;
+        estate.pgbouncer_replica = None;
+        let mut opts = rehearse::seed::SeedOptions::from_profile(rehearse::seed::Profile::Ci);
+        opts.params.orgs = orgs;
+        opts.params.days = 7;
+        opts.modes = modes;
+        opts.partitions = Some(8);
+        opts.verbose = false;
+        rehearse::seed::seed(&estate, &opts)
+            .await
+            .expect("the database seeds");
+        estate
+    }
+
     /// Settings whose primary is `url` on this lab, known to be the lab.
     pub fn estate(&self, url: &str) -> Estate {
         Estate::primary_only(url, Source::Lab(self.state.dir.clone()))

@@ -40,3 +40,4 @@ CREATE TABLE IF NOT EXISTS feature_flags (
     enabled     boolean     NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+

@@ -11,9 +11,19 @@
 //! salt, which the seed's reproducibility already pins: it must never change,
 //! or a deployed cohort would move.
 
+pub mod change;
+
 use std::collections::BTreeSet;
 
+use serde::Serialize;
+
+use crate::error::{Error, Result};
 use crate::generate::rng::{mix, mix_str};
+
+pub use change::{apply, status, Change, ChangeReport, RolloutStatus};
+
+/// The salt of a rollout started without `--salt`.
+pub const DEFAULT_SALT: &str = "rollout";
 
 /// Basis points: 10,000 is everyone.
 pub const ALL: u16 = 10_000;
@@ -36,10 +46,84 @@ pub struct Rollout {
 }
 
 impl Rollout {
+    /// No organization partitioned, under the default salt.
+    pub fn none() -> Rollout {
+        Rollout {
+            salt: DEFAULT_SALT.into(),
+            ..Rollout::default()
+        }
+    }
+
     /// Whether `org` uses the partitioned tables.
     pub fn partitioned(&self, org: i64) -> bool {
         self.allow.contains(&org)
             || (!self.deny.contains(&org) && bucket(&self.salt, org) < self.basis_points)
+    }
+
+    /// Why `org` is in its cohort, in words.
+    pub fn reason(&self, org: i64) -> String {
+        let b = bucket(&self.salt, org);
+        if self.allow.contains(&org) {
+            "on the allow list".into()
+        } else if self.deny.contains(&org) {
+            "on the deny list".into()
+        } else if b < self.basis_points {
+            format!("bucket {b} < {} basis points", self.basis_points)
+        } else {
+            format!("bucket {b} >= {} basis points", self.basis_points)
+        }
+    }
+
+    /// The percentage, as operators write it.
+    pub fn percent(&self) -> String {
+        percent_text(self.basis_points)
+    }
+}
+
+/// Basis points as a percentage: 1000 is "10%", 1250 is "12.5%".
+pub fn percent_text(bp: u16) -> String {
+    let p = format!("{:.2}", bp as f64 / 100.0);
+    format!("{}%", p.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// Parse a percentage (`10`, `12.5`, `0.01`, optionally with `%`) into
+/// basis points; more precision than a basis point is refused.
+pub fn parse_percent(s: &str) -> Result<u16> {
+    let t = s.trim().trim_end_matches('%');
+    let bad = |why: &str| Error::Usage(format!("percentage {s:?}: {why}"));
+    let v: f64 = t
+        .parse()
+        .map_err(|_| bad("expected a number from 0 to 100, e.g. 10 or 12.5"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(bad("must lie between 0 and 100"));
+    }
+    let bp = (v * 100.0).round();
+    if (bp - v * 100.0).abs() > 1e-6 {
+        return Err(bad("a rollout moves in basis points: at most two decimals"));
+    }
+    Ok(bp as u16)
+}
+
+/// A rollout as reports show it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutView {
+    pub basis_points: u16,
+    pub percent: String,
+    pub salt: String,
+    pub allow: Vec<i64>,
+    pub deny: Vec<i64>,
+}
+
+impl From<&Rollout> for RolloutView {
+    fn from(r: &Rollout) -> RolloutView {
+        RolloutView {
+            basis_points: r.basis_points,
+            percent: r.percent(),
+            salt: r.salt.clone(),
+            allow: r.allow.iter().copied().collect(),
+            deny: r.deny.iter().copied().collect(),
+        }
     }
 }
 
@@ -100,6 +184,21 @@ mod tests {
             (both as f64 / inside.len() as f64 - 0.10).abs() < 0.02,
             "{both}"
         );
+    }
+
+    #[test]
+    fn percentages_parse_to_basis_points_and_back() {
+        assert_eq!(parse_percent("10").unwrap(), 1_000);
+        assert_eq!(parse_percent("12.5%").unwrap(), 1_250);
+        assert_eq!(parse_percent("0.01").unwrap(), 1);
+        assert_eq!(parse_percent("100").unwrap(), ALL);
+        for bad in ["101", "-1", "ten", "0.001"] {
+            let e = parse_percent(bad).unwrap_err();
+            assert_eq!(e.exit_code(), crate::exit::USAGE, "{bad}");
+        }
+        assert_eq!(percent_text(1_000), "10%");
+        assert_eq!(percent_text(1_250), "12.5%");
+        assert_eq!(percent_text(1), "0.01%");
     }
 
     #[test]
