@@ -23,6 +23,8 @@ command -v pgbench >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pgbench ] 
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 id postgres >/dev/null 2>&1 || missing+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
+# pg_cron, which the lab preloads on its primary for `rehearse job install`.
+ls /usr/lib/postgresql/15/lib/pg_cron.so >/dev/null 2>&1 || missing+=(postgresql-15-cron)
 # The lab's monitoring (`rehearse lab up` starts them unless --no-monitoring).
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-postgres-exporter >/dev/null 2>&1 || missing+=(prometheus-postgres-exporter)
@@ -34,7 +36,7 @@ if [ "${TEST_TOOLS:-0}" = 1 ]; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bootstrap: PostgreSQL, PgBouncer, Redis, Prometheus and its exporters, and Python are installed"
+  echo "bootstrap: PostgreSQL (with pg_cron), PgBouncer, Redis, Prometheus and its exporters, and Python are installed"
 else
   # De-duplicate while keeping order.
   readarray -t pkgs < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')

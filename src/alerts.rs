@@ -68,7 +68,7 @@ impl Fault {
             Fault::ReplicaLag => &["ReplicaLagHigh"],
             Fault::RedisDown => &["RedisDown"],
             Fault::PgbouncerDown => &["PgBouncerDown"],
-            Fault::SummaryDrift => &["SummaryDrift"],
+            Fault::SummaryDrift => &["SummaryDrift", "ReconcileFoundDrift"],
         }
     }
 
@@ -91,7 +91,9 @@ impl Fault {
             }
             Fault::RedisDown => "stop Redis",
             Fault::PgbouncerDown => "stop PgBouncer",
-            Fault::SummaryDrift => "add 1 cent to one daily summary row of the latest day",
+            Fault::SummaryDrift => {
+                "add 1 cent to one daily summary row of the latest day, then `rehearse job run reconcile`"
+            }
         }
     }
 
@@ -393,6 +395,8 @@ async fn inject(f: Fault, ctx: &LabCtx, estate: &Estate) -> Result<Undo> {
                     source,
                 })?;
                 if let Some(r) = rows.first() {
+                    // The reconcile job sees it on any day of any estate size.
+                    reconcile(estate).await?;
                     return Ok(Undo::Summary {
                         table,
                         key: (r.get(0), r.get(1), r.get(2)),
@@ -404,6 +408,13 @@ async fn inject(f: Fault, ctx: &LabCtx, estate: &Estate) -> Result<Undo> {
             ))
         }
     }
+}
+
+/// Run the reconcile job, as pg_cron would, for ReconcileFoundDrift.
+async fn reconcile(estate: &Estate) -> Result<()> {
+    crate::jobs::run(estate, crate::jobs::Job::Reconcile, &Default::default())
+        .await
+        .map(|_| ())
 }
 
 async fn repair(undo: &Undo, ctx: &LabCtx, estate: &Estate) -> Result<()> {
@@ -442,7 +453,7 @@ async fn repair(undo: &Undo, ctx: &LabCtx, estate: &Estate) -> Result<()> {
                     what: format!("repairing the summary row of {table}"),
                     source,
                 })?;
-            Ok(())
+            reconcile(estate).await
         }
     }
 }

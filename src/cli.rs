@@ -103,6 +103,9 @@ pub enum Command {
     /// The phased rollout of USE_PARTITIONED_TABLES by tenant cohort: status, pilot, widen, rollback.
     #[command(subcommand, after_help = ROLLOUT_HELP)]
     Rollout(RolloutCommand),
+    /// Maintenance jobs of the partitioned estate (reconcile, analyze, partition-report, cache-sweep): run one now, or schedule them in pg_cron.
+    #[command(subcommand, after_help = JOB_HELP)]
+    Job(JobCommand),
     /// Prove the alert rules: inject each fault under load on the lab and time its alert through the lab's Prometheus.
     #[command(subcommand, after_help = ALERTS_HELP)]
     Alerts(AlertsCommand),
@@ -114,7 +117,8 @@ Faults (--faults, comma separated; default all):
   replica-lag     pause WAL replay, write ~90 MiB of WAL    expects ReplicaLagHigh
   redis-down      stop Redis                               expects RedisDown
   pgbouncer-down  stop PgBouncer                           expects PgBouncerDown
-  summary-drift   add 1 cent to one daily summary row      expects SummaryDrift
+  summary-drift   add 1 cent to one daily summary row,     expects SummaryDrift,
+                  then run the reconcile job                       ReconcileFoundDrift
 Deadlines: the rule's `for:` + 2 scrape and 2 evaluation intervals (2 s each) + 5 s,
 plus the exporter's cache for summary drift (30 s). HarnessP99OverBudget and
 HarnessErrorBudgetBurn may fire during any fault (users would see it); any
@@ -165,6 +169,75 @@ pub struct AlertsDrillArgs {
     /// Print alerts-drill.json instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+pub const JOB_HELP: &str = "\
+Jobs:
+  reconcile         every daily summary row against the aggregate of its entries, per
+                    partition and per range of organizations on legacy; names the
+                    organizations that disagree
+  analyze           ANALYZE of the partitioned parents (autovacuum never does) and of every
+                    partition or table past autovacuum's threshold or never analyzed
+  partition-report  rows (estimated), size, skew and dead tuples per partition, from the
+                    statistics; no table is scanned
+  cache-sweep       Redis report keys of generations no longer current (SCAN, never KEYS)
+
+Every job is safe beside the workload: each chunk is one snapshot, ANALYZE blocks no
+write, lock waits give up after --lock-timeout, and no new chunk starts once --budget is
+spent (what was left is named). Each run is recorded in rehearse_job_runs, which the
+lab's postgres_exporter exports (rehearse_job_*). The database jobs are SQL functions
+(rehearse_job_reconcile() ...), so pg_cron runs the same code as `job run`.
+
+Exit codes (job run): 0 done, nothing wrong; 1 reconcile found drift; 3 reconcile could
+not check everything within its budget (the rest is unknown, not a pass); 2 usage;
+4 the estate (or Redis) is not usable; 5 refused (not a rehearsal target; pg_cron missing).";
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Run one job now and print what it did.
+    Run {
+        #[arg(value_parser = choice::<rehearse::jobs::Job>(&rehearse::jobs::Job::NAMES))]
+        job: rehearse::jobs::Job,
+        #[command(flatten)]
+        bounds: JobBounds,
+        /// Print the run as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        destructive: DestructiveArgs,
+    },
+    /// Schedule the database jobs in pg_cron on the primary (idempotent: schedules are keyed by name).
+    Install {
+        /// A schedule, JOB=CRON (e.g. reconcile='*/5 * * * *'); repeatable [default: reconcile every 15 min, analyze hourly, partition-report daily].
+        #[arg(long = "schedule", value_name = "JOB=CRON")]
+        schedules: Vec<String>,
+        #[command(flatten)]
+        bounds: JobBounds,
+        /// Print what would be scheduled and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        destructive: DestructiveArgs,
+    },
+    /// The schedules in pg_cron with their last runs (cron.job_run_details), and each job's last recorded run.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove this database's rehearse schedules from pg_cron.
+    Uninstall,
+}
+
+/// The bounds of a job run.
+#[derive(Debug, Args)]
+pub struct JobBounds {
+    /// Start no new chunk after this long; what is left is reported.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub budget: Dur,
+    /// Give up a lock wait after this long.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub lock_timeout: Dur,
 }
 
 pub const ROLLOUT_HELP: &str = "\
@@ -969,5 +1042,41 @@ mod tests {
         let mut seen = 0;
         walk(&mut cmd, "", &mut seen);
         assert!(seen > 30, "{seen} commands");
+    }
+
+    /// The command lines the shipped schedules run (deploy/cron/) parse as
+    /// rehearse commands: a renamed flag breaks the schedule, and this.
+    #[test]
+    fn the_shipped_crontab_and_cronjobs_run_commands_that_parse() {
+        use clap::Parser;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cron");
+        let mut lines: Vec<Vec<String>> = Vec::new();
+        let crontab = std::fs::read_to_string(dir.join("crontab")).unwrap();
+        for l in crontab
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains("rehearse job"))
+        {
+            let cmd = &l[l.find("rehearse job").unwrap()..];
+            lines.push(cmd.split_whitespace().map(String::from).collect());
+        }
+        let yaml = std::fs::read_to_string(dir.join("cronjob.yaml")).unwrap();
+        for l in yaml.lines().filter(|l| l.trim_start().starts_with("args:")) {
+            let list = &l[l.find('[').unwrap() + 1..l.rfind(']').unwrap()];
+            let mut argv = vec!["rehearse".to_string()];
+            argv.extend(
+                list.split(',')
+                    .map(|a| a.trim().trim_matches('"').to_string()),
+            );
+            lines.push(argv);
+        }
+        assert_eq!(lines.len(), 6, "{lines:?}");
+        for argv in &lines {
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{argv:?} does not parse: {e}");
+            }
+        }
+        let mut broken = lines[0].clone();
+        broken.push("--bugdet".into());
+        assert!(Cli::try_parse_from(&broken).is_err());
     }
 }

@@ -23,6 +23,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod http;
 pub mod interrupt;
+pub mod jobs;
 pub mod lab;
 pub mod metrics;
 pub mod output;

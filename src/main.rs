@@ -8,8 +8,8 @@ use clap::Parser;
 
 use cli::{
     AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand, CheckArgs,
-    Cli, Command, CompareArgs, CutoverCommand, GateArgs, LabCommand, QueryArgs, RolloutCommand,
-    RunArgs, SchemaCommand, SeedArgs, StepArgs, VerdictArgs, VerifyArgs,
+    Cli, Command, CompareArgs, CutoverCommand, GateArgs, JobCommand, LabCommand, QueryArgs,
+    RolloutCommand, RunArgs, SchemaCommand, SeedArgs, StepArgs, VerdictArgs, VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -111,6 +111,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
         Command::Cutover(cmd) => run_cutover(&cli, cmd).await,
         Command::Rollout(cmd) => run_rollout(&cli, cmd).await,
+        Command::Job(cmd) => run_job(&cli, cmd).await,
     }
 }
 
@@ -284,6 +285,86 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
                 print!("{}", output::cutover::drill(&dir, &report));
             }
             Ok(report.exit_code)
+        }
+    }
+}
+
+async fn run_job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<i32> {
+    use rehearse::jobs::{self, schedule, Job, JobOptions};
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    match cmd {
+        JobCommand::Run {
+            job,
+            bounds,
+            json,
+            destructive,
+        } => {
+            let opts = JobOptions {
+                budget: bounds.budget.0,
+                lock_timeout: bounds.lock_timeout.0,
+                allow_destructive: destructive.allow_destructive.clone(),
+            };
+            let run = jobs::run(&estate, *job, &opts).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&run)?);
+            } else {
+                print!("{run}");
+            }
+            Ok(run.exit_code())
+        }
+        JobCommand::Install {
+            schedules,
+            bounds,
+            dry_run,
+            destructive,
+        } => {
+            let mut plan: Vec<(Job, String)> = schedule::DEFAULT_SCHEDULES
+                .iter()
+                .map(|(j, w)| (*j, w.to_string()))
+                .collect();
+            for s in schedules {
+                let (name, when) = s.split_once('=').ok_or_else(|| {
+                    rehearse::Error::Usage(format!(
+                        "--schedule {s:?}: expected JOB=CRON, e.g. reconcile='*/5 * * * *'"
+                    ))
+                })?;
+                let job: Job = name.trim().parse()?;
+                match plan.iter_mut().find(|(j, _)| *j == job) {
+                    Some(p) => p.1 = when.trim().to_string(),
+                    None => plan.push((job, when.trim().to_string())),
+                }
+            }
+            let done = schedule::install(
+                &estate,
+                &plan,
+                bounds.budget.0,
+                *dry_run,
+                destructive.allow_destructive.as_deref(),
+            )
+            .await?;
+            if !*dry_run {
+                for (name, when, _, id) in &done.schedules {
+                    println!(
+                        "scheduled {name} ({when}) as pg_cron job {id} in database {}",
+                        done.cron_database
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        JobCommand::List { json } => {
+            let l = schedule::list(&estate).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&l)?);
+            } else {
+                print!("{l}");
+            }
+            Ok(exit::OK)
+        }
+        JobCommand::Uninstall => {
+            let n = schedule::uninstall(&estate).await?;
+            println!("removed {n} schedules");
+            Ok(exit::OK)
         }
     }
 }

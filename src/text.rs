@@ -111,3 +111,29 @@ mod tests {
         assert_eq!(t, "a    bb\nxxx  y\n");
     }
 }
+
+/// A size in bytes, in binary units: "512 B", "3.4 MiB", "1.2 GiB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(super::bytes(512), "512 B");
+        assert_eq!(super::bytes(3 * 1024 * 1024 + 400 * 1024), "3.4 MiB");
+        assert_eq!(super::bytes(5 << 40), "5.0 TiB");
+    }
+}

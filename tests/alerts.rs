@@ -294,6 +294,9 @@ fn the_lab_scrapes_a_run_every_dashboard_panel_has_data_and_the_alert_drill_pass
         .to_string();
     let (code, _, err) = cli(lab, &["seed", "--profile", "ci", "--mode", "both"]);
     assert_eq!(code, 0, "{err}");
+    // A reconcile run, for the maintenance panels (the exporter reads rehearse_job_runs).
+    let (code, out, err) = cli(lab, &["job", "run", "reconcile"]);
+    assert_eq!(code, 0, "{out}{err}");
 
     // A run, in the background; its metrics on the lab's port.
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("alerts-live-run");

@@ -58,9 +58,17 @@ pub fn sized_settings(mem_bytes: u64, cores: usize) -> Vec<(&'static str, String
     ]
 }
 
-/// Settings every lab server gets, whatever the machine.
-fn fixed_settings(port: u16) -> Vec<(&'static str, String)> {
-    vec![
+/// Settings every lab server gets, whatever the machine. With `cron`, the
+/// server preloads pg_cron (the primary, when Debian's postgresql-15-cron
+/// is installed): its scheduler runs in database `postgres` and starts each
+/// job as a background worker, so it needs no password or pg_hba entry.
+fn fixed_settings(port: u16, cron: bool) -> Vec<(&'static str, String)> {
+    let preload = if cron {
+        "'pg_stat_statements,pg_cron'"
+    } else {
+        "'pg_stat_statements'"
+    };
+    let mut v = vec![
         ("listen_addresses", "'127.0.0.1'".into()),
         ("port", port.to_string()),
         // TCP only: socket paths under deep lab directories overflow 107 bytes.
@@ -71,19 +79,27 @@ fn fixed_settings(port: u16) -> Vec<(&'static str, String)> {
         ("hot_standby", "on".into()),
         // Long reports on the replica must not be cancelled by replay.
         ("hot_standby_feedback", "on".into()),
-        ("shared_preload_libraries", "'pg_stat_statements'".into()),
+        ("shared_preload_libraries", preload.into()),
         ("pg_stat_statements.track", "top".into()),
         ("pg_stat_statements.max", "5000".into()),
         ("track_io_timing", "on".into()),
         ("log_line_prefix", "'%m [%p] %q%a '".into()),
         ("log_min_duration_statement", "-1".into()),
         ("log_lock_waits", "on".into()),
-    ]
+    ];
+    if cron {
+        v.extend([
+            ("cron.database_name", "'postgres'".into()),
+            ("cron.use_background_workers", "on".into()),
+            ("cron.log_run", "on".into()),
+        ]);
+    }
+    v
 }
 
-fn conf_text(port: u16, sized: &[(String, String)]) -> String {
+fn conf_text(port: u16, cron: bool, sized: &[(String, String)]) -> String {
     let mut s = String::from("# Written by `rehearse lab`; rewritten on every start.\n");
-    let fixed = fixed_settings(port)
+    let fixed = fixed_settings(port, cron)
         .into_iter()
         .map(|(k, v)| (k.to_string(), v));
     for (k, v) in fixed.chain(sized.iter().cloned()) {
@@ -133,8 +149,22 @@ impl LabCtx {
 
     fn write_conf(&self, c: Component) -> Result<()> {
         let port = self.state.ports.of(c);
-        let text = conf_text(port, &self.state.settings);
+        let text = conf_text(
+            port,
+            c == Component::Primary && self.has_pg_cron(),
+            &self.state.settings,
+        );
         write_file(&self.run_as, &self.data_dir(c).join("rehearse.conf"), &text)
+    }
+
+    /// Whether pg_cron is installed beside this PostgreSQL (its library in
+    /// the package's lib directory, next to bin).
+    pub fn has_pg_cron(&self) -> bool {
+        self.bins
+            .pg("postgres")
+            .parent()
+            .and_then(|b| b.parent())
+            .is_some_and(|root| root.join("lib/pg_cron.so").exists())
     }
 
     /// initdb the primary unless its data directory already holds a cluster.
@@ -350,6 +380,7 @@ mod tests {
     fn conf_quotes_values_that_need_it() {
         let t = conf_text(
             5555,
+            false,
             &[
                 ("max_wal_size".into(), "8GB".into()),
                 ("random_page_cost".into(), "1.1".into()),
@@ -360,5 +391,9 @@ mod tests {
         assert!(t.contains("max_wal_size = 8GB\n"));
         assert!(t.contains("random_page_cost = 1.1\n"));
         assert!(t.contains("log_line_prefix = '%m [%p] %q%a '\n"));
+        assert!(!t.contains("pg_cron"));
+        let cron = conf_text(5555, true, &[]);
+        assert!(cron.contains("shared_preload_libraries = 'pg_stat_statements,pg_cron'\n"));
+        assert!(cron.contains("cron.use_background_workers = on\n"));
     }
 }

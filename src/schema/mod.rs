@@ -31,6 +31,9 @@ const SHARED_KEYS: &str = include_str!("sql/shared_keys.sql");
 /// The flag's rollout (issue 17), created with the shared tables and, on an
 /// estate seeded before rollouts, by the first `rehearse rollout` change.
 pub const ROLLOUT_TABLE: &str = include_str!("sql/rollout_table.sql");
+/// The maintenance jobs' run log, created with the shared tables so the
+/// exporter's query finds it before the first job runs.
+pub const JOB_RUNS_TABLE: &str = include_str!("sql/job_runs_table.sql");
 const ENTRY_TABLES: &str = include_str!("sql/entry_tables.sql");
 const ENTRY_KEYS: &str = include_str!("sql/entry_keys.sql");
 const APPLY_HARDENED: &str = include_str!("sql/summary_apply_hardened.sql");
@@ -110,7 +113,8 @@ impl Default for CreateOptions {
 /// Create the shared tables (no keys).
 pub async fn create_shared_tables(client: &impl GenericClient) -> Result<()> {
     exec(client, SHARED_TABLES, "creating the shared tables").await?;
-    exec(client, ROLLOUT_TABLE, "creating the rollout table").await
+    exec(client, ROLLOUT_TABLE, "creating the rollout table").await?;
+    exec(client, JOB_RUNS_TABLE, "creating the job run log").await
 }
 
 /// Keys and indexes of the shared tables.

@@ -1,0 +1,376 @@
+//! The maintenance jobs the partitioned estate needs after the cutover
+//! (issue 17): `rehearse job run <name>`, and their schedules in pg_cron
+//! (`rehearse job install`, `rehearse job list`).
+//!
+//! The database jobs are SQL functions (`sql/jobs.sql`), so the command and
+//! pg_cron run the same code; each records a row in `rehearse_job_runs`,
+//! which `rehearse job run` prints and the lab's postgres_exporter exports.
+//! `cache-sweep` talks to Redis, so it runs from the command only (a crontab
+//! line or a Kubernetes CronJob: `deploy/cron/`).
+
+pub mod cache_sweep;
+pub mod schedule;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use crate::error::{DbContext, Error, Result};
+use crate::estate::Estate;
+use crate::{db, exit, schema};
+
+/// The job functions and their run table.
+pub const JOBS_SQL: &str = include_str!("sql/jobs.sql");
+
+/// A maintenance job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Job {
+    Reconcile,
+    Analyze,
+    PartitionReport,
+    CacheSweep,
+}
+
+impl Job {
+    pub const ALL: [Job; 4] = [
+        Job::Reconcile,
+        Job::Analyze,
+        Job::PartitionReport,
+        Job::CacheSweep,
+    ];
+    pub const NAMES: [&'static str; 4] =
+        ["reconcile", "analyze", "partition-report", "cache-sweep"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The SQL that runs it in the database (None: it runs from rehearse only).
+    pub fn sql_call(self, budget: Duration) -> Option<String> {
+        let b = format!("interval '{} milliseconds'", budget.as_millis());
+        match self {
+            Job::Reconcile => Some(format!("SELECT rehearse_job_reconcile({b})")),
+            Job::Analyze => Some(format!("SELECT rehearse_job_analyze({b})")),
+            Job::PartitionReport => Some("SELECT rehearse_job_partition_report()".into()),
+            Job::CacheSweep => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Job {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Job> {
+        Job::ALL.into_iter().find(|j| j.name() == s).ok_or_else(|| {
+            Error::Usage(format!(
+                "unknown job {s:?}; one of {}",
+                Job::NAMES.join(", ")
+            ))
+        })
+    }
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a job runs.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// The job starts no new chunk after this long, and says what it left.
+    pub budget: Duration,
+    /// Lock waits give up after this long.
+    pub lock_timeout: Duration,
+    pub allow_destructive: Option<String>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            budget: Duration::from_secs(600),
+            lock_timeout: Duration::from_secs(2),
+            allow_destructive: None,
+        }
+    }
+}
+
+/// One recorded run of a job (a row of `rehearse_job_runs`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct JobRun {
+    pub id: i64,
+    pub job: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub seconds: f64,
+    /// Nothing wrong found, and everything checked.
+    pub ok: bool,
+    /// Every chunk done within the budget.
+    pub complete: bool,
+    pub summary: String,
+    pub detail: serde_json::Value,
+}
+
+impl JobRun {
+    /// 0 clean; 1 a reconcile found drift; 3 a reconcile could not check
+    /// everything (the unchecked part is unknown, never a pass).
+    pub fn exit_code(&self) -> i32 {
+        match (self.job.as_str(), self.ok, self.complete) {
+            (_, true, _) => exit::OK,
+            ("reconcile", false, _) if self.drift_rows() > 0 => exit::FAIL,
+            ("reconcile", false, false) => exit::INVALID,
+            ("reconcile", false, true) => exit::FAIL,
+            // analyze and cache-sweep leave the rest for their next run.
+            _ => exit::OK,
+        }
+    }
+
+    fn drift_rows(&self) -> i64 {
+        self.detail["drift_rows"].as_i64().unwrap_or(0)
+    }
+}
+
+const READ_RUN: &str = "\
+SELECT id, job, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+       to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+       extract(epoch FROM finished_at - started_at)::float8, ok, complete, summary, detail
+  FROM rehearse_job_runs";
+
+pub(crate) fn run_of(r: &tokio_postgres::Row) -> JobRun {
+    JobRun {
+        id: r.get(0),
+        job: r.get(1),
+        started_at: r.get(2),
+        finished_at: r.get(3),
+        seconds: r.get(4),
+        ok: r.get(5),
+        complete: r.get(6),
+        summary: r.get(7),
+        detail: r.get(8),
+    }
+}
+
+/// Read one recorded run.
+pub async fn read_run(client: &impl GenericClient, id: i64) -> Result<JobRun> {
+    let row = client
+        .query_one(&format!("{READ_RUN} WHERE id = $1"), &[&id])
+        .await
+        .db(|| format!("reading job run {id}"))?;
+    Ok(run_of(&row))
+}
+
+/// The last run of each job, if any.
+pub async fn last_runs(client: &impl GenericClient) -> Result<Vec<JobRun>> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('rehearse_job_runs') IS NOT NULL", &[])
+        .await
+        .db(|| "looking for rehearse_job_runs".into())?
+        .get(0);
+    if !exists {
+        return Ok(vec![]);
+    }
+    let rows = client
+        .query(
+            &format!(
+                "{READ_RUN} WHERE id IN (SELECT max(id) FROM rehearse_job_runs GROUP BY job) ORDER BY job"
+            ),
+            &[],
+        )
+        .await
+        .db(|| "reading the last job runs".into())?;
+    Ok(rows.iter().map(run_of).collect())
+}
+
+/// Install (or replace) the job functions: they are read-only on the
+/// finance tables, so this is allowed on any rehearsal target.
+pub async fn install_functions(client: &impl GenericClient) -> Result<()> {
+    client
+        .batch_execute(&format!("{}\n{JOBS_SQL}", schema::JOB_RUNS_TABLE))
+        .await
+        .db(|| "installing the job functions (rehearse_job_*)".into())
+}
+
+/// Run one job now.
+pub async fn run(estate: &Estate, job: Job, opts: &JobOptions) -> Result<JobRun> {
+    let client = db::connect(&estate.primary.url).await?;
+    schema::safety::ensure_rehearsal_target(
+        &client,
+        estate,
+        opts.allow_destructive.as_deref(),
+        &format!("job run {job}"),
+    )
+    .await?;
+    schema::meta::require_known(&client).await?;
+    install_functions(&client).await?;
+    let id = match job.sql_call(opts.budget) {
+        Some(call) => {
+            // A chunk in progress when the budget runs out may finish; the
+            // statement as a whole may not run much past it.
+            client
+                .batch_execute(&format!(
+                    "SET statement_timeout = '{}s'; SET lock_timeout = '{}ms'",
+                    opts.budget.as_secs() + 60,
+                    opts.lock_timeout.as_millis().max(1)
+                ))
+                .await
+                .db(|| "setting the job's timeouts".into())?;
+            let row = client
+                .query_one(&call, &[])
+                .await
+                .db(|| format!("running job {job} (statement timeout: budget + 60 s)"))?;
+            row.get::<_, i64>(0)
+        }
+        None => cache_sweep::sweep(estate, &client, opts).await?,
+    };
+    read_run(&client, id).await
+}
+
+impl fmt::Display for JobRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = match (self.ok, self.complete) {
+            (true, _) => "ok",
+            (false, true) => "FOUND PROBLEMS",
+            (false, false) => "INCOMPLETE",
+        };
+        writeln!(
+            f,
+            "job {} (run {}): {verdict} in {:.2} s: {}",
+            self.job, self.id, self.seconds, self.summary
+        )?;
+        let d = &self.detail;
+        match self.job.as_str() {
+            "reconcile" => {
+                if let Some(modes) = d["modes"].as_object() {
+                    for (mode, m) in modes {
+                        let orgs: Vec<String> = m["organizations"]
+                            .as_array()
+                            .map(|a| a.iter().map(|o| o.to_string()).collect())
+                            .unwrap_or_default();
+                        writeln!(
+                            f,
+                            "  {mode:<12} {} of {} chunks checked, {} summary rows differ{}",
+                            m["checked"],
+                            m["chunks"],
+                            m["drift_rows"],
+                            if orgs.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; organizations {}", orgs.join(","))
+                            }
+                        )?;
+                    }
+                }
+                for c in d["chunks"].as_array().into_iter().flatten() {
+                    if c["checked"] == false {
+                        writeln!(f, "  NOT CHECKED  {} {}", c["mode"], c["chunk"])?;
+                    } else if c["drift_rows"].as_i64().unwrap_or(0) > 0 {
+                        writeln!(
+                            f,
+                            "  drift        {} {}: {} rows",
+                            c["mode"], c["chunk"], c["drift_rows"]
+                        )?;
+                    }
+                }
+            }
+            "analyze" => {
+                for t in d["analyzed"].as_array().into_iter().flatten() {
+                    writeln!(
+                        f,
+                        "  analyzed  {:<48} {:>8} s  {}",
+                        t["table"].as_str().unwrap_or("?"),
+                        t["seconds"],
+                        t["why"].as_str().unwrap_or("")
+                    )?;
+                }
+                for t in d["left"].as_array().into_iter().flatten() {
+                    writeln!(f, "  left      {}", t["table"].as_str().unwrap_or("?"))?;
+                }
+            }
+            "partition-report" => {
+                let rows: Vec<Vec<String>> = d["partitions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        let s = |k: &str| match &p[k] {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Null => "-".into(),
+                            v => v.to_string(),
+                        };
+                        vec![
+                            s("partition"),
+                            s("rows"),
+                            crate::text::bytes(p["bytes"].as_u64().unwrap_or(0)),
+                            s("skew"),
+                            s("dead_rows"),
+                            s("dead_ratio"),
+                            s("analyzed_at"),
+                        ]
+                    })
+                    .collect();
+                f.write_str(&crate::text::table(
+                    &[
+                        "partition",
+                        "rows (est.)",
+                        "size",
+                        "skew",
+                        "dead rows",
+                        "dead ratio",
+                        "analyzed",
+                    ],
+                    &rows,
+                ))?;
+            }
+            _ => {
+                for (k, v) in d.as_object().into_iter().flatten() {
+                    writeln!(f, "  {k:<18} {v}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(job: &str, ok: bool, complete: bool, drift: i64) -> JobRun {
+        JobRun {
+            id: 1,
+            job: job.into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            seconds: 0.0,
+            ok,
+            complete,
+            summary: String::new(),
+            detail: serde_json::json!({ "drift_rows": drift }),
+        }
+    }
+
+    #[test]
+    fn a_reconcile_that_could_not_check_everything_is_not_a_pass() {
+        assert_eq!(run("reconcile", true, true, 0).exit_code(), exit::OK);
+        assert_eq!(run("reconcile", false, true, 3).exit_code(), exit::FAIL);
+        assert_eq!(run("reconcile", false, false, 3).exit_code(), exit::FAIL);
+        assert_eq!(run("reconcile", false, false, 0).exit_code(), exit::INVALID);
+        assert_eq!(run("analyze", false, false, 0).exit_code(), exit::OK);
+    }
+
+    #[test]
+    fn jobs_parse_by_name_and_only_database_jobs_have_sql() {
+        for j in Job::ALL {
+            assert_eq!(j.name().parse::<Job>().unwrap(), j);
+        }
+        assert!("vacuum".parse::<Job>().is_err());
+        assert_eq!(
+            Job::Reconcile.sql_call(Duration::from_secs(90)).unwrap(),
+            "SELECT rehearse_job_reconcile(interval '90000 milliseconds')"
+        );
+        assert!(Job::CacheSweep.sql_call(Duration::from_secs(1)).is_none());
+    }
+}

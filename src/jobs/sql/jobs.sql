@@ -1,0 +1,262 @@
+-- rehearse's maintenance jobs, as functions, so that `rehearse job run`
+-- and pg_cron (`rehearse job install`) run the same code. Each records one
+-- row in rehearse_job_runs and returns its id. Each is safe beside the
+-- workload: reads take a snapshot per statement, ANALYZE takes a SHARE
+-- UPDATE EXCLUSIVE lock that no insert, update or delete waits for, and
+-- lock_timeout bounds every lock wait. Each stops starting new work when its
+-- time budget is spent and then says what it left unchecked.
+
+-- rehearse_job_runs: src/schema/sql/job_runs_table.sql, prepended by the loader.
+
+
+-- The finance tables of each mode that exists, and the chunks a job walks:
+-- each partition of a partitioned table (matched across the three tables by
+-- its bound), or ranges of organizations of a plain one.
+CREATE OR REPLACE FUNCTION rehearse_job_chunks(p_ranges int DEFAULT 16)
+RETURNS TABLE (mode text, chunk text, rev regclass, exp regclass, summ regclass, filter text)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    m record;
+    lo bigint;
+    hi bigint;
+    step bigint;
+    i int;
+BEGIN
+    FOR m IN
+        SELECT v.mode, to_regclass(v.rev) AS rev, to_regclass(v.exp) AS exp, to_regclass(v.summ) AS summ
+          FROM (VALUES ('legacy', 'revenue_entries', 'expense_entries', 'daily_financial_summaries'),
+                       ('partitioned', 'revenue_entries_partitioned', 'expense_entries_partitioned',
+                        'daily_financial_summaries_partitioned')) AS v(mode, rev, exp, summ)
+         WHERE to_regclass(v.summ) IS NOT NULL AND to_regclass(v.rev) IS NOT NULL
+           AND to_regclass(v.exp) IS NOT NULL
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = m.summ) THEN
+            RETURN QUERY
+            SELECT m.mode, s.relid::regclass::text, r.relid::regclass, e.relid::regclass,
+                   s.relid::regclass, 'true'
+              FROM pg_partition_tree(m.summ) s
+              JOIN pg_partition_tree(m.rev) r
+                ON pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = r.relid), r.relid)
+                 = pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = s.relid), s.relid)
+              JOIN pg_partition_tree(m.exp) e
+                ON pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = e.relid), e.relid)
+                 = pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = s.relid), s.relid)
+             WHERE s.isleaf AND r.isleaf AND e.isleaf
+             ORDER BY s.relid::regclass::text COLLATE "C";
+        ELSE
+            SELECT coalesce(min(id), 1), coalesce(max(id), 0) INTO lo, hi FROM organizations;
+            step := greatest(1, (hi - lo + p_ranges) / p_ranges);
+            i := 0;
+            WHILE lo + i * step <= hi LOOP
+                mode := m.mode;
+                chunk := format('organizations %s..%s', lo + i * step, lo + (i + 1) * step - 1);
+                rev := m.rev;
+                exp := m.exp;
+                summ := m.summ;
+                filter := format('organization_id BETWEEN %s AND %s', lo + i * step, lo + (i + 1) * step - 1);
+                RETURN NEXT;
+                i := i + 1;
+            END LOOP;
+        END IF;
+    END LOOP;
+END
+$fn$;
+
+-- reconcile: every daily summary row against the aggregate of its entries,
+-- chunk by chunk, each chunk in one snapshot (the triggers keep a summary in
+-- the entry's own transaction, so a snapshot never sees half a write).
+CREATE OR REPLACE FUNCTION rehearse_job_reconcile(p_budget interval DEFAULT '10 minutes',
+                                                  p_max_orgs int DEFAULT 100)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    started timestamptz := clock_timestamp();
+    c record;
+    t0 timestamptz;
+    n bigint;
+    found_orgs jsonb;
+    modes jsonb := '{}';
+    chunks jsonb := '[]';
+    all_orgs jsonb := '[]';
+    total bigint := 0;
+    unchecked int := 0;
+    run_id bigint;
+BEGIN
+    PERFORM set_config('lock_timeout', '2s', true);
+    FOR c IN SELECT * FROM rehearse_job_chunks() LOOP
+        IF NOT modes ? c.mode THEN
+            modes := modes || jsonb_build_object(c.mode, jsonb_build_object(
+                'chunks', 0, 'checked', 0, 'drift_rows', 0, 'organizations', '[]'::jsonb));
+        END IF;
+        modes := jsonb_set(modes, ARRAY[c.mode, 'chunks'], to_jsonb((modes #>> ARRAY[c.mode, 'chunks'])::int + 1));
+        IF clock_timestamp() - started > p_budget THEN
+            unchecked := unchecked + 1;
+            chunks := chunks || jsonb_build_object('mode', c.mode, 'chunk', c.chunk, 'checked', false);
+            CONTINUE;
+        END IF;
+        t0 := clock_timestamp();
+        EXECUTE format($q$
+            WITH agg AS (
+                SELECT organization_id, property_id, business_date,
+                       sum(rev) AS r, sum(exp) AS x, sum(rc) AS rc, sum(ec) AS ec
+                  FROM (SELECT organization_id, property_id, business_date,
+                               amount_cents AS rev, 0::bigint AS exp, 1 AS rc, 0 AS ec
+                          FROM %1$s WHERE %4$s
+                        UNION ALL
+                        SELECT organization_id, property_id, business_date, 0::bigint, amount_cents, 0, 1
+                          FROM %2$s WHERE %4$s) e
+                 GROUP BY 1, 2, 3),
+            s AS (SELECT * FROM %3$s WHERE %4$s),
+            d AS (
+                SELECT organization_id, count(*) AS n
+                  FROM agg FULL JOIN s USING (organization_id, property_id, business_date)
+                 WHERE (coalesce(agg.r, 0), coalesce(agg.x, 0), coalesce(agg.rc, 0), coalesce(agg.ec, 0))
+                       IS DISTINCT FROM
+                       (coalesce(s.revenue_cents, 0), coalesce(s.expense_cents, 0),
+                        coalesce(s.revenue_count, 0), coalesce(s.expense_count, 0))
+                 GROUP BY 1)
+            SELECT coalesce(sum(n), 0)::bigint,
+                   coalesce(jsonb_agg(organization_id ORDER BY organization_id), '[]'::jsonb)
+              FROM d$q$, c.rev, c.exp, c.summ, c.filter)
+        INTO n, found_orgs;
+        total := total + n;
+        modes := jsonb_set(modes, ARRAY[c.mode, 'checked'], to_jsonb((modes #>> ARRAY[c.mode, 'checked'])::int + 1));
+        modes := jsonb_set(modes, ARRAY[c.mode, 'drift_rows'], to_jsonb((modes #>> ARRAY[c.mode, 'drift_rows'])::bigint + n));
+        IF n > 0 THEN
+            modes := jsonb_set(modes, ARRAY[c.mode, 'organizations'],
+                               (SELECT coalesce(jsonb_agg(x ORDER BY x::bigint), '[]')
+                                  FROM (SELECT x FROM jsonb_array_elements(modes #> ARRAY[c.mode, 'organizations']) x
+                                        UNION SELECT x FROM jsonb_array_elements(found_orgs) x
+                                        ORDER BY 1 LIMIT p_max_orgs) y));
+        END IF;
+        chunks := chunks || jsonb_build_object('mode', c.mode, 'chunk', c.chunk, 'checked', true,
+            'drift_rows', n, 'seconds', round(extract(epoch FROM clock_timestamp() - t0)::numeric, 3));
+    END LOOP;
+    INSERT INTO rehearse_job_runs (job, started_at, finished_at, ok, complete, summary, detail)
+    VALUES ('reconcile', started, clock_timestamp(), total = 0 AND unchecked = 0, unchecked = 0,
+            CASE WHEN unchecked > 0 THEN format('%s summary rows differ in the chunks checked; %s chunks NOT checked (budget %s spent)', total, unchecked, p_budget)
+                 WHEN total > 0 THEN format('%s summary rows differ from their entries', total)
+                 ELSE 'every summary row matches its entries' END,
+            jsonb_build_object('modes', modes, 'chunks', chunks, 'drift_rows', total,
+                               'unchecked_chunks', unchecked, 'max_orgs', p_max_orgs))
+    RETURNING id INTO run_id;
+    RETURN run_id;
+END
+$fn$;
+
+-- analyze: the partitioned parents, which autovacuum never analyzes (the
+-- planner's estimates for a query on a parent come from them), and every
+-- partition or plain table whose changes since its last analyze pass
+-- autovacuum's own threshold (50 rows + 10% of its rows), or that was never
+-- analyzed.
+CREATE OR REPLACE FUNCTION rehearse_job_analyze(p_budget interval DEFAULT '10 minutes')
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    started timestamptz := clock_timestamp();
+    t record;
+    t0 timestamptz;
+    done jsonb := '[]';
+    skipped jsonb := '[]';
+    run_id bigint;
+BEGIN
+    PERFORM set_config('lock_timeout', '2s', true);
+    FOR t IN
+        WITH finance AS (
+            SELECT to_regclass(n) AS rel FROM unnest(ARRAY[
+                'revenue_entries', 'expense_entries', 'daily_financial_summaries',
+                'revenue_entries_partitioned', 'expense_entries_partitioned',
+                'daily_financial_summaries_partitioned']) n),
+        -- pg_partition_tree gives nothing for a plain table: it is its own leaf.
+        tree AS (
+            SELECT p.relid, p.isleaf, f.rel AS root
+              FROM finance f, pg_partition_tree(f.rel) p WHERE f.rel IS NOT NULL
+            UNION ALL
+            SELECT f.rel, true, f.rel FROM finance f JOIN pg_class c ON c.oid = f.rel
+             WHERE c.relkind = 'r' AND NOT c.relispartition)
+        SELECT tree.relid::regclass AS rel,
+               CASE WHEN NOT tree.isleaf THEN 'partitioned parent'
+                    WHEN s.last_analyze IS NULL AND s.last_autoanalyze IS NULL THEN 'never analyzed'
+                    ELSE format('%s rows changed since its last analyze, over 50 + 10%% of %s',
+                                s.n_mod_since_analyze, c.reltuples::bigint) END AS why
+          FROM tree
+          JOIN pg_class c ON c.oid = tree.relid
+          LEFT JOIN pg_stat_user_tables s ON s.relid = tree.relid
+         WHERE NOT tree.isleaf
+            OR (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL)
+            OR s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)
+         ORDER BY tree.isleaf, tree.relid::regclass::text COLLATE "C"
+    LOOP
+        IF clock_timestamp() - started > p_budget THEN
+            skipped := skipped || jsonb_build_object('table', t.rel::text, 'why', t.why);
+            CONTINUE;
+        END IF;
+        t0 := clock_timestamp();
+        -- A parent's ANALYZE samples its partitions; ONLY would skip them.
+        EXECUTE format('ANALYZE %s', t.rel);
+        done := done || jsonb_build_object('table', t.rel::text, 'why', t.why,
+            'seconds', round(extract(epoch FROM clock_timestamp() - t0)::numeric, 3));
+    END LOOP;
+    INSERT INTO rehearse_job_runs (job, started_at, finished_at, ok, complete, summary, detail)
+    VALUES ('analyze', started, clock_timestamp(), jsonb_array_length(skipped) = 0,
+            jsonb_array_length(skipped) = 0,
+            format('analyzed %s tables (%s partitioned parents)%s', jsonb_array_length(done),
+                   (SELECT count(*) FROM jsonb_array_elements(done) d WHERE d->>'why' = 'partitioned parent'),
+                   CASE WHEN jsonb_array_length(skipped) > 0
+                        THEN format('; %s left for the next run (budget %s spent)', jsonb_array_length(skipped), p_budget)
+                        ELSE '' END),
+            jsonb_build_object('analyzed', done, 'left', skipped))
+    RETURNING id INTO run_id;
+    RETURN run_id;
+END
+$fn$;
+
+-- partition-report: rows, size, skew and dead tuples per partition (and per
+-- plain finance table), from the statistics: no table is scanned. Skew is a
+-- partition's rows over the mean of its parent's partitions.
+CREATE OR REPLACE FUNCTION rehearse_job_partition_report()
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    started timestamptz := clock_timestamp();
+    rows_ jsonb;
+    worst jsonb;
+    run_id bigint;
+BEGIN
+    WITH finance AS (
+        SELECT to_regclass(n) AS rel FROM unnest(ARRAY[
+            'revenue_entries', 'expense_entries', 'daily_financial_summaries',
+            'revenue_entries_partitioned', 'expense_entries_partitioned',
+            'daily_financial_summaries_partitioned']) n),
+    leaves AS (
+        SELECT f.rel AS parent, p.relid
+          FROM finance f, pg_partition_tree(f.rel) p WHERE f.rel IS NOT NULL AND p.isleaf
+        UNION ALL
+        SELECT f.rel, f.rel FROM finance f JOIN pg_class c ON c.oid = f.rel
+         WHERE c.relkind = 'r' AND NOT c.relispartition),
+    stats AS (
+        SELECT l.parent::text AS parent, l.relid::regclass::text AS partition,
+               greatest(c.reltuples, 0)::bigint AS rows,
+               pg_total_relation_size(l.relid) AS bytes,
+               coalesce(s.n_dead_tup, 0) AS dead_rows,
+               coalesce(s.n_live_tup, 0) AS live_rows,
+               to_char(greatest(s.last_analyze, s.last_autoanalyze) AT TIME ZONE 'UTC',
+                       'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS analyzed_at,
+               to_char(greatest(s.last_vacuum, s.last_autovacuum) AT TIME ZONE 'UTC',
+                       'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS vacuumed_at
+          FROM leaves l JOIN pg_class c ON c.oid = l.relid
+          LEFT JOIN pg_stat_user_tables s ON s.relid = l.relid),
+    skewed AS (
+        SELECT *, round((rows / nullif(avg(rows) OVER (PARTITION BY parent), 0))::numeric, 3) AS skew,
+               round((dead_rows::numeric / nullif(live_rows + dead_rows, 0)), 4) AS dead_ratio
+          FROM stats)
+    SELECT coalesce(jsonb_agg(to_jsonb(skewed) ORDER BY parent, partition COLLATE "C"), '[]'),
+           (SELECT to_jsonb(w) FROM skewed w ORDER BY w.skew DESC NULLS LAST LIMIT 1)
+      INTO rows_, worst
+      FROM skewed;
+    INSERT INTO rehearse_job_runs (job, started_at, finished_at, ok, complete, summary, detail)
+    VALUES ('partition-report', started, clock_timestamp(), true, true,
+            format('%s tables or partitions; the most skewed: %s at %s times its parent''s mean',
+                   jsonb_array_length(rows_), coalesce(worst->>'partition', '-'), coalesce(worst->>'skew', '-')),
+            jsonb_build_object('partitions', rows_))
+    RETURNING id INTO run_id;
+    RETURN run_id;
+END
+$fn$;

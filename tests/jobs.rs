@@ -1,0 +1,284 @@
+//! The maintenance jobs against the lab: reconcile finds one summary row
+//! changed behind the triggers' back on either side and names its
+//! organization, exits 0 on a clean estate and 3 when its budget leaves
+//! chunks unchecked; analyze analyzes the partitioned parents;
+//! partition-report reports every partition; cache-sweep deletes only keys
+//! of old generations; pg_cron runs an installed reconcile.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use rehearse::estate::Estate;
+use rehearse::repo::finance::NewEntry;
+use rehearse::repo::reporting::ReadOptions;
+use rehearse::repo::{Pooling, Repo, RepoConfig};
+use rehearse::schema::Modes;
+
+fn job(estate: &Estate, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = common::rehearse_cmd();
+    cmd.args(["--primary-url", &estate.primary.url]);
+    if let Some(r) = &estate.redis {
+        cmd.args(["--redis-url", &r.url]);
+    }
+    let out = cmd.arg("job").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Change one summary row of `table` directly (no trigger sees it); returns its organization.
+async fn corrupt(c: &tokio_postgres::Client, table: &str, delta: i64) -> i64 {
+    c.query_one(
+        &format!(
+            "UPDATE {table} SET expense_cents = expense_cents + $1
+              WHERE (organization_id, property_id, business_date) =
+                    (SELECT organization_id, property_id, business_date FROM {table}
+                      ORDER BY organization_id, property_id, business_date OFFSET 100 LIMIT 1)
+              RETURNING organization_id"
+        ),
+        &[&delta],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn reconcile_names_the_organization_whose_summary_drifted_on_either_side() {
+    let estate = common::block_on(async {
+        common::lab()
+            .seeded("jobs_reconcile", 120, Modes::Both)
+            .await
+    });
+    let (code, out, err) = job(&estate, &["run", "reconcile"]);
+    assert_eq!(code, 0, "a clean estate: {out}{err}");
+    assert!(
+        out.contains("every summary row matches its entries"),
+        "{out}"
+    );
+    assert!(
+        out.contains("legacy") && out.contains("partitioned"),
+        "{out}"
+    );
+    assert!(
+        out.contains("8 of 8 chunks checked"),
+        "one chunk per partition: {out}"
+    );
+
+    let url = estate.primary.url.clone();
+    let corrupt_at = |table: &'static str, delta: i64| {
+        let url = url.clone();
+        common::block_on(async move {
+            let c = rehearse::db::connect(&url).await.unwrap();
+            corrupt(&c, table, delta).await
+        })
+    };
+    for table in [
+        "daily_financial_summaries_partitioned",
+        "daily_financial_summaries",
+    ] {
+        let org = corrupt_at(table, 7);
+        let (code, out, err) = job(&estate, &["run", "reconcile", "--json"]);
+        assert_eq!(code, 1, "drift in {table}: {out}{err}");
+        let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mode = if table.ends_with("_partitioned") {
+            "partitioned"
+        } else {
+            "legacy"
+        };
+        let other = if mode == "legacy" {
+            "partitioned"
+        } else {
+            "legacy"
+        };
+        assert_eq!(run["detail"]["modes"][mode]["drift_rows"], 1, "{out}");
+        assert_eq!(
+            run["detail"]["modes"][mode]["organizations"],
+            serde_json::json!([org])
+        );
+        assert_eq!(run["detail"]["modes"][other]["drift_rows"], 0, "{out}");
+        let (_, text, _) = job(&estate, &["run", "reconcile"]);
+        assert!(text.contains(&format!("organizations {org}")), "{text}");
+        // Repair: the next run is clean again.
+        assert_eq!(corrupt_at(table, -7), org);
+        let (code, out, _) = job(&estate, &["run", "reconcile"]);
+        assert_eq!(code, 0, "{out}");
+    }
+
+    // A budget spent before the first chunk checks nothing: unknown, exit 3, never a pass.
+    let (code, out, _) = job(&estate, &["run", "reconcile", "--budget", "0s"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("INCOMPLETE") && out.contains("NOT CHECKED"),
+        "{out}"
+    );
+
+    // The other database jobs say what they did.
+    let (code, out, err) = job(&estate, &["run", "analyze"]);
+    assert_eq!(code, 0, "{err}");
+    for parent in [
+        "revenue_entries_partitioned",
+        "expense_entries_partitioned",
+        "daily_financial_summaries_partitioned",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(parent) && l.contains("partitioned parent")),
+            "{parent} not analyzed: {out}"
+        );
+    }
+    let (code, out, err) = job(&estate, &["run", "partition-report", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let parts = run["detail"]["partitions"].as_array().unwrap();
+    // 3 partitioned parents of 8 partitions, and the 3 legacy tables.
+    assert_eq!(parts.len(), 3 * 8 + 3, "{out}");
+    let analyzed: Vec<_> = parts
+        .iter()
+        .filter(|p| p["parent"] == "revenue_entries_partitioned")
+        .collect();
+    assert_eq!(analyzed.len(), 8);
+    assert!(
+        analyzed.iter().all(|p| p["rows"].as_i64().unwrap() > 0),
+        "{out}"
+    );
+    let (code, out, _) = job(&estate, &["list"]);
+    assert_eq!(code, 0);
+    for j in ["reconcile", "analyze", "partition-report"] {
+        assert!(out.contains(j), "{out}");
+    }
+}
+
+#[test]
+fn cache_sweep_deletes_only_reports_of_old_generations() {
+    let estate =
+        common::block_on(async { common::lab().seeded("jobs_sweep", 30, Modes::Legacy).await });
+    let url = estate.primary.url.clone();
+    let cfg = RepoConfig::from_estate(&estate, Pooling::Direct).unwrap();
+    common::block_on(async move {
+        let repo = Repo::connect(cfg).await.unwrap();
+        let c = rehearse::db::connect(&url).await.unwrap();
+        let end = rehearse::day::Day::from_ymd(2026, 10, 31);
+        let cached = ReadOptions::default();
+        // Two organizations' dashboards cached; then a write to org 1 makes its report stale.
+        for org in [1i64, 2] {
+            repo.reporting()
+                .dashboard(org, end, 7, &cached)
+                .await
+                .unwrap();
+        }
+        let prop: i64 = c
+            .query_one(
+                "SELECT min(id) FROM properties WHERE organization_id = 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        repo.finance()
+            .record(1, &NewEntry::revenue(prop, end, "rooms", 100))
+            .await
+            .unwrap();
+    });
+    let (code, out, err) = job(&estate, &["run", "cache-sweep", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["detail"]["swept"], 1, "{out}");
+    assert_eq!(run["detail"]["kept"], 1, "{out}");
+    assert!(!out.contains("password"), "{out}");
+    // Nothing stale is left.
+    let (_, out, _) = job(&estate, &["run", "cache-sweep", "--json"]);
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            run["detail"]["swept"].as_i64(),
+            run["detail"]["kept"].as_i64()
+        ),
+        (Some(0), Some(1))
+    );
+}
+
+#[test]
+fn pg_cron_runs_the_installed_reconcile_and_job_list_shows_it() {
+    let estate =
+        common::block_on(async { common::lab().seeded("jobs_cron", 20, Modes::Both).await });
+    // cache-sweep cannot be scheduled in the database: it says where to schedule it.
+    let (code, _, err) = job(&estate, &["install", "--schedule", "cache-sweep=* * * * *"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("deploy/cron"), "{err}");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (code, out, err) = job(&estate, &["install", "--schedule", "reconcile=* * * * *"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("rehearse-reconcile@jobs_cron (* * * * *)"),
+        "{out}"
+    );
+    // Idempotent: the same schedules again, replaced by name.
+    let (code, _, err) = job(&estate, &["install", "--schedule", "reconcile=* * * * *"]);
+    assert_eq!(code, 0, "{err}");
+    let admin = common::lab().primary_url("postgres");
+    let jobs: i64 = common::block_on(async move {
+        let c = rehearse::db::connect(&admin).await.unwrap();
+        c.query_one(
+            "SELECT count(*) FROM cron.job WHERE database = 'jobs_cron'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    });
+    assert_eq!(
+        jobs, 3,
+        "reconcile, analyze and partition-report, once each"
+    );
+    // pg_cron starts the reconcile at the next minute; it is recorded in both logs.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let admin = common::lab().primary_url("postgres");
+    loop {
+        let admin = admin.clone();
+        let status: Option<String> = common::block_on(async move {
+            let c = rehearse::db::connect(&admin).await.unwrap();
+            c.query_opt(
+                "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+                  WHERE j.jobname = 'rehearse-reconcile@jobs_cron' AND d.status <> 'running'
+                    AND d.start_time > to_timestamp($1)
+                  ORDER BY d.runid DESC LIMIT 1",
+                &[&since],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+        });
+        if let Some(s) = status {
+            assert_eq!(s, "succeeded");
+            break;
+        }
+        assert!(Instant::now() < deadline, "pg_cron never ran the reconcile");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let (code, out, err) = job(&estate, &["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let l: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sched = l["cron"]["Ok"].as_array().unwrap();
+    let rec = sched
+        .iter()
+        .find(|s| s["name"] == "rehearse-reconcile@jobs_cron")
+        .unwrap();
+    assert_eq!(rec["last_status"], "succeeded", "{out}");
+    let last = l["last_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["job"] == "reconcile")
+        .expect("the scheduled reconcile recorded its run");
+    assert_eq!(last["ok"], true, "{out}");
+    let (code, out, _) = job(&estate, &["uninstall"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("removed 3 schedules"), "{out}");
+}
