@@ -301,6 +301,64 @@ pub enum RolloutCommand {
         #[command(flatten)]
         step: StepArgs,
     },
+    /// Rehearse the rollout under load: widen step by step, hold, check every write on both sides, roll back and widen again; latency per cohort.
+    #[command(after_help = ROLLOUT_DRILL_HELP)]
+    Drill(RolloutDrillArgs),
+}
+
+pub const ROLLOUT_DRILL_HELP: &str = "\
+The drill brings a seeded estate to dual-write with a passing verify (the cutover's
+prepare, dual-write, backfill and verify; each skipped if done), starts the scenario's last
+phase as the workload (one variant following the flag and its rollout, as a service
+would), and after a steady baseline at 0% widens to each step. Each step is a transition
+(the change, then the flag's TTL and in-flight calls settling; not judged), a hold
+(measured), and a check: every acknowledged write present and identical on both sides.
+After the --rollback-at step it rolls back to 0% and widens to it again; the sides are
+verified after the rollback, after the last step and at the end with the workload stopped.
+
+Every request is tagged with the mode whose tables it used: the table compares the
+partitioned cohort with the legacy one in the same step, under the same load. At 0% no
+organization's call may use the partitioned tables and at 100% none may use legacy; the
+portfolio stays on legacy until the switch. It writes run.json (steps as markers, cohort
+percentiles), latency.hlog and rollout.json; `rehearse report DIR` charts them. It leaves
+the rollout at the last step.
+
+Exit codes: 0 no acknowledged write missing, differing or resurrected, every verify passed,
+no request on the wrong side; 1 otherwise; 2 bad input; 4 estate; 5 refused (not a
+rehearsal target, or the cutover is switched); 130 interrupted.";
+
+#[derive(Debug, Args)]
+pub struct RolloutDrillArgs {
+    /// The scenario whose workload runs during the rollout (its mix must write).
+    #[arg(long, value_name = "SCENARIO")]
+    pub under: PathBuf,
+    /// The percentages to widen to, ascending.
+    #[arg(long, value_delimiter = ',', value_name = "P,...", value_parser = percent, default_value = "1,10,50,100")]
+    pub steps: Vec<u16>,
+    /// After holding this step, roll back to 0% and widen to it again ("none" to skip).
+    #[arg(long, value_name = "P", default_value = "50")]
+    pub rollback_at: String,
+    /// How long each step is held and measured.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub hold: Dur,
+    /// The baseline at 0% before the first step.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub steady: Dur,
+    /// The scenario's variant to run [default: the first]; its mode follows the flag.
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
+    /// Override the scenario's rate (requests/s).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Run directory [default: results/<time>-rollout-<scenario>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub backfill: BackfillArgs,
+    #[command(flatten)]
+    pub step: StepArgs,
 }
 
 fn percent(s: &str) -> Result<u16, String> {

@@ -402,6 +402,40 @@ async fn run_rollout(cli: &Cli, cmd: &RolloutCommand) -> anyhow::Result<i32> {
         RolloutCommand::Rollback { to_percent, step } => {
             (Change::Rollback { to: *to_percent }, step)
         }
+        RolloutCommand::Drill(a) => {
+            if a.step.dry_run {
+                return Err(rehearse::Error::Usage(
+                    "the drill changes the rollout for real; print one change's SQL with `rehearse rollout widen --percent P --dry-run`".into(),
+                )
+                .into());
+            }
+            let rollback_at = match a.rollback_at.as_str() {
+                "none" => None,
+                p => Some(rollout::parse_percent(p)?),
+            };
+            let opts = rollout::drill::DrillOptions {
+                scenario: a.under.clone(),
+                variant: a.variant.clone(),
+                rate: a.rate,
+                steps: a.steps.clone(),
+                rollback_at,
+                hold: a.hold.0,
+                steady: a.steady.0,
+                out: a.out.clone(),
+                verbose: !a.step.quiet,
+                step: step_options(&a.step)?,
+                verify: verify_options(&a.verify)?,
+                backfill: backfill_options(&a.backfill)?,
+            };
+            let (dir, report) = rollout::drill::drill(&estate, &opts).await?;
+            if a.step.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.describe());
+                println!("\nrun directory: {}", dir.display());
+            }
+            return Ok(report.exit_code);
+        }
     };
     let report = rollout::apply(&mut client, &estate, &change, &step_options(step)?).await?;
     if step.json {

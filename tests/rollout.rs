@@ -286,3 +286,110 @@ fn the_cli_shows_the_cohort_of_an_organization_and_refuses_out_of_order() {
     let (code, _, err) = run(&["rollout", "widen", "--percent", "120"]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[test]
+fn the_drill_widens_rolls_back_and_widens_again_under_load_losing_nothing() {
+    let estate = common::block_on(async {
+        common::lab()
+            .seeded("rollout_drill", 200, Modes::Legacy)
+            .await
+    });
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rollout-drill");
+    let _ = std::fs::remove_dir_all(&out);
+    let scenario =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/cutover_mixed.toml");
+    let run = common::rehearse_cmd()
+        .args(["--primary-url", &estate.primary.url])
+        .args(["--replica-url", &estate.replica.as_ref().unwrap().url])
+        .args(["--redis-url", &estate.redis.as_ref().unwrap().url])
+        .args(["rollout", "drill", "-q", "--under"])
+        .arg(&scenario)
+        .args([
+            "--steps",
+            "10,50,100",
+            "--hold",
+            "3s",
+            "--steady",
+            "2s",
+            "--rate",
+            "60",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r = rehearse::rollout::drill::read(&out)
+        .unwrap()
+        .expect("rollout.json");
+    assert!(r.ok && r.reasons.is_empty(), "{:?}", r.reasons);
+    let holds: Vec<&str> = r
+        .spans
+        .iter()
+        .filter(|s| s.kind == rehearse::rollout::drill::SpanKind::Hold)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        holds,
+        ["10%", "50%", "0% (rolled back)", "50% again", "100%"]
+    );
+    // Every held step's writes were checked on both sides, and the verifies passed.
+    for s in r.spans.iter().filter(|s| s.name.starts_with("check")) {
+        assert_eq!(s.ledger.len(), 2, "{}", s.name);
+        assert!(s
+            .ledger
+            .iter()
+            .all(|l| l.missing + l.differing + l.resurrected == 0));
+    }
+    assert!(r
+        .final_ledger
+        .iter()
+        .all(|l| l.missing == 0 && l.acknowledged > 0));
+    assert_eq!(r.final_verify.as_ref().map(|v| v.0), Some(true));
+    // Both cohorts measured at 50%; only legacy at 0%, only partitioned at 100%.
+    let n = |span: &str, m: Mode| -> u64 {
+        r.cohorts
+            .iter()
+            .filter(|c| c.span == span && c.cohort == m)
+            .map(|c| c.requests)
+            .sum()
+    };
+    assert!(
+        n("50%", Mode::Legacy) > 20 && n("50%", Mode::Partitioned) > 20,
+        "{:?}",
+        r.cohorts
+    );
+    assert_eq!(n("0% (rolled back)", Mode::Partitioned), 0);
+    assert_eq!(n("100%", Mode::Legacy), 0);
+    // The 50% cohort came back unchanged after the rollback.
+    let fifty: Vec<u64> = r
+        .spans
+        .iter()
+        .filter(|s| s.name == "-> 50%")
+        .filter_map(|s| s.change.as_ref().map(|c| c.partitioned_after))
+        .collect();
+    assert_eq!(fifty.len(), 2);
+    assert_eq!(fifty[0], fifty[1]);
+    assert!(stdout.contains("partitioned p99 ms"), "{stdout}");
+
+    // run.json carries the steps as markers and the cohort percentiles; the report leads with the drill.
+    let run = rehearse::run::read(&out).unwrap();
+    assert!(run.markers.iter().any(|m| m.name == "0% (rolled back)"));
+    assert_eq!(run.cohorts, r.cohorts);
+    let report = common::rehearse_cmd()
+        .arg("report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(report.status.code(), Some(0));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("rollout drill PASS") && html.contains("id=\"rollout-cohorts\""));
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.starts_with("# rollout drill PASS"), "{md}");
+}

@@ -110,18 +110,18 @@ pub struct DrillReport {
 }
 
 /// Seconds into the workload's variant, as its timeline counts.
-struct Clock {
-    origin: Instant,
+pub(crate) struct Clock {
+    pub origin: Instant,
 }
 
 impl Clock {
-    fn now(&self) -> f64 {
+    pub fn now(&self) -> f64 {
         self.origin.elapsed().as_secs_f64()
     }
 }
 
 /// A step that only lets the workload run (steady state, soak).
-async fn pause(name: &str, d: Duration, clock: &Clock, stop: &AtomicBool) -> DrillStep {
+pub(crate) async fn pause(name: &str, d: Duration, clock: &Clock, stop: &AtomicBool) -> DrillStep {
     let start_s = clock.now();
     let until = Instant::now() + d;
     while Instant::now() < until && !stop.load(Ordering::SeqCst) {
@@ -140,7 +140,19 @@ async fn pause(name: &str, d: Duration, clock: &Clock, stop: &AtomicBool) -> Dri
 /// The workload the drill runs: the scenario's last phase (its steady
 /// load), one variant following the flag, until the drill stops it.
 fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
-    let mut s = scenario::load_steady(&opts.scenario, "cutover", opts.rate, opts.variant.as_ref())?;
+    flag_workload(&opts.scenario, "cutover", opts.rate, opts.variant.as_ref())
+}
+
+/// A drill's workload: the scenario's last phase, its first (or the
+/// chosen) variant following the flag, budgets cleared (a drill judges
+/// itself), and a mix that writes, so the ledger can prove something.
+pub(crate) fn flag_workload(
+    path: &std::path::Path,
+    phase: &str,
+    rate: Option<f64>,
+    variant: Option<&String>,
+) -> Result<Scenario> {
+    let mut s = scenario::load_steady(path, phase, rate, variant)?;
     let v = &mut s.variants[0];
     // A tag of the interval log: letters, digits, '-' and '_' only.
     v.name = format!("flag-{}", v.name);
@@ -151,7 +163,7 @@ fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
         return Err(Error::Usage(format!(
             "{}: the drill proves no acknowledged write is lost, and this scenario's mix writes nothing; \
              use one with finance operations (e.g. scenarios/mixed_peak.toml)",
-            opts.scenario.display()
+            path.display()
         )));
     }
     Ok(s)
@@ -458,7 +470,13 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     };
 
     let latency = match &result {
-        Some(r) => step_latency(&dir, r, &steps).unwrap_or_default(),
+        Some(r) => {
+            let spans: Vec<(String, f64, f64)> = steps
+                .iter()
+                .map(|st| (st.name.clone(), st.start_s, st.end_s))
+                .collect();
+            span_latency(&dir, r, &spans).unwrap_or_default()
+        }
         None => Vec::new(),
     };
     let was_interrupted = interrupted.load(Ordering::SeqCst);
@@ -524,11 +542,13 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     Ok((dir, report))
 }
 
-/// Merge the workload's interval histograms over each step's span.
-fn step_latency(
+/// Merge the workload's interval histograms over each span (name, start
+/// and end in seconds of the timeline); the first span is the baseline of
+/// `p99_vs_steady`.
+pub(crate) fn span_latency(
     dir: &std::path::Path,
     r: &RunResult,
-    steps: &[DrillStep],
+    steps: &[(String, f64, f64)],
 ) -> Result<Vec<StepLatency>> {
     let Some(v) = r.variants.first() else {
         return Ok(Vec::new());
@@ -538,7 +558,7 @@ fn step_latency(
     // Intervals that overlap a step; a step shorter than an interval gets
     // the interval it fell in.
     let overlaps =
-        |st: &DrillStep, t: f64| t < st.end_s.max(st.start_s + 1e-3) && t + interval > st.start_s;
+        |st: &(String, f64, f64), t: f64| t < st.2.max(st.1 + 1e-3) && t + interval > st.1;
     let mut merged: Vec<Histogram<u64>> = steps
         .iter()
         .map(|_| Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("bounds are valid"))
@@ -572,9 +592,9 @@ fn step_latency(
             }
         };
         out.push(StepLatency {
-            step: st.name.clone(),
-            start_s: st.start_s,
-            end_s: st.end_s,
+            step: st.0.clone(),
+            start_s: st.1,
+            end_s: st.2,
             requests,
             errors,
             error_rate: if requests == 0 {

@@ -11,6 +11,7 @@
 //! `users` tasks each send, wait, think, repeat; only service time exists
 //! there and the result says it is closed-loop.
 
+pub mod cohorts;
 pub mod ledger;
 pub mod ops;
 pub mod record;
@@ -183,6 +184,8 @@ pub struct Hooks {
     pub started: OnceLock<(Instant, f64)>,
     /// What the run exports on /metrics.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Latency by the mode each request used (the rollout drill).
+    pub cohorts: Option<Arc<cohorts::Cohorts>>,
 }
 
 /// Run one checked scenario into `dir`, with hooks, until it ends or `stop` is set.
@@ -248,6 +251,7 @@ struct Ctx {
     tx: tokio::sync::mpsc::UnboundedSender<Msg>,
     pool: SlotPool,
     ops: usize,
+    cohorts: Option<Arc<cohorts::Cohorts>>,
 }
 
 async fn run_scenario(
@@ -364,6 +368,7 @@ async fn run_scenario(
                 stop,
                 hooks.live.clone(),
                 hooks.metrics.clone(),
+                hooks.cohorts.clone(),
             )
             .await?;
             let mut v = v;
@@ -410,6 +415,7 @@ async fn run_variant(
     stop: &Arc<AtomicBool>,
     live: Option<Arc<results::Live>>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    cohorts: Option<Arc<cohorts::Cohorts>>,
 ) -> Result<VariantResult> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let pool: SlotPool = Arc::default();
@@ -449,6 +455,7 @@ async fn run_variant(
         tx,
         pool,
         ops: names.len(),
+        cohorts,
     });
     let live = live.unwrap_or_default();
     let sampler = results::Sampler::start(repo.clone(), pgbouncer, interval, origin);
@@ -659,7 +666,12 @@ async fn open_phase(
                 shared.busy.fetch_sub(1, Ordering::AcqRel);
                 let late = lag > late_after.0;
                 match res {
-                    Ok(Ok(())) => rec.ok(req.op, done, done - intended, done - send, Some(lag), late),
+                    Ok(Ok(mode)) => {
+                        if let (Some(c), Some(m)) = (&ctx.cohorts, mode) {
+                            c.record(req.op, m, done - intended);
+                        }
+                        rec.ok(req.op, done, done - intended, done - send, Some(lag), late)
+                    }
                     Ok(Err(e)) => rec.error(req.op, done, ErrorKind::of(&e), late),
                     Err(_) => rec.error(req.op, done, ErrorKind::Timeout, late),
                 }
@@ -777,7 +789,12 @@ async fn closed_phase(
                 .await;
                 let done = Instant::now();
                 match res {
-                    Ok(Ok(())) => rec.ok(req.op, done, done - send, done - send, None, false),
+                    Ok(Ok(mode)) => {
+                        if let (Some(c), Some(m)) = (&ctx.cohorts, mode) {
+                            c.record(req.op, m, done - send);
+                        }
+                        rec.ok(req.op, done, done - send, done - send, None, false)
+                    }
                     Ok(Err(e)) => rec.error(req.op, done, ErrorKind::of(&e), false),
                     Err(_) => rec.error(req.op, done, ErrorKind::Timeout, false),
                 }

@@ -12,6 +12,7 @@ use crate::repo::finance::{Adjustment, EntryKind, NewEntry};
 use crate::repo::reporting::ReadOptions;
 use crate::repo::Repo;
 use crate::scenario::{MixEntry, Operation, SqlParam, Variant};
+use crate::schema::Mode;
 
 use super::ledger::{Change, Ledger};
 use super::tenants::{Chooser, TenantSet};
@@ -134,7 +135,7 @@ impl Workload {
         variant: &Variant,
         req: &mut Request,
         log: &mut WriteLog,
-    ) -> Result<()> {
+    ) -> Result<Option<Mode>> {
         if !self.delay.is_zero() {
             if self.delay < std::time::Duration::from_millis(2) {
                 // Timers have millisecond granularity: spin for short delays.
@@ -196,6 +197,7 @@ impl Workload {
                     l.recorded(w.id, org, &e);
                 }
                 log.push(org, w.kind, w.id);
+                Ok(Some(w.mode))
             }
             Operation::Adjust | Operation::Void => {
                 // Act on an entry this worker wrote; with none, write one first.
@@ -222,23 +224,27 @@ impl Workload {
                     if let Some(l) = ledger {
                         l.pending(kind, id, eorg, Change::Amount(amount));
                     }
-                    fin.adjust(eorg, kind, id, &a)
+                    let w = fin
+                        .adjust(eorg, kind, id, &a)
                         .await
                         .inspect_err(|e| not_found(ledger, e, kind, id, eorg))?;
                     if let Some(l) = ledger {
                         l.adjusted(kind, id, eorg, amount);
                     }
                     log.push(eorg, kind, id);
+                    Ok(Some(w.mode))
                 } else {
                     if let Some(l) = ledger {
                         l.pending(kind, id, eorg, Change::Void);
                     }
-                    fin.void(eorg, kind, id)
+                    let w = fin
+                        .void(eorg, kind, id)
                         .await
                         .inspect_err(|e| not_found(ledger, e, kind, id, eorg))?;
                     if let Some(l) = ledger {
                         l.voided(kind, id, eorg);
                     }
+                    Ok(Some(w.mode))
                 }
             }
             Operation::PostBatch => {
@@ -258,24 +264,25 @@ impl Workload {
                         l.recorded(*id, org, e);
                     }
                 }
+                Ok(Some(w.mode))
             }
-            Operation::Dashboard => {
-                rep.dashboard(org, today, m.days, &read).await?;
-            }
-            Operation::Pnl => {
-                rep.pnl(org, today, &read).await?;
-            }
-            Operation::Properties => {
+            Operation::Dashboard => Ok(Some(rep.dashboard(org, today, m.days, &read).await?.mode)),
+            Operation::Pnl => Ok(Some(rep.pnl(org, today, &read).await?.mode)),
+            Operation::Properties => Ok(Some(
                 rep.property_breakdown(org, since(m.days), today, &read)
-                    .await?;
-            }
-            Operation::Ledger => {
+                    .await?
+                    .mode,
+            )),
+            Operation::Ledger => Ok(Some(
                 rep.ledger(org, since(m.days), today, None, m.limit, &read)
-                    .await?;
-            }
-            Operation::Portfolio => {
-                rep.portfolio(since(m.days), today, m.top, &read).await?;
-            }
+                    .await?
+                    .mode,
+            )),
+            Operation::Portfolio => Ok(Some(
+                rep.portfolio(since(m.days), today, m.top, &read)
+                    .await?
+                    .mode,
+            )),
             Operation::Sql => {
                 let mut params = [0i64; 16];
                 for (slot, p) in params.iter_mut().zip(&m.params) {
@@ -297,9 +304,9 @@ impl Workload {
                     &params[..m.params.len()],
                 )
                 .await?;
+                Ok(None)
             }
         }
-        Ok(())
     }
 }
 

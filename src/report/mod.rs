@@ -156,7 +156,20 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     }
     let r = crate::run::read(dir)?;
     let drill_report = drill::read(dir)?;
-    let alerts_report = crate::alerts::read(dir)?;
+    let lead = match crate::alerts::read(dir)? {
+        Some(a) => Some(Lead {
+            name: "alert drill",
+            ok: a.ok,
+            html: crate::alerts::html(&a),
+            markdown: crate::alerts::markdown(&a),
+        }),
+        None => crate::rollout::drill::read(dir)?.map(|d| Lead {
+            name: "rollout drill",
+            ok: d.ok,
+            html: d.html(),
+            markdown: d.markdown(),
+        }),
+    };
     let chart_dir = dir.join("charts");
     let hgrm_dir = dir.join("hgrm");
     std::fs::create_dir_all(&hgrm_dir).io("creating", &hgrm_dir)?;
@@ -521,10 +534,11 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             format!("{}; workload {}", drill::verdict(d), verdict_word(&r)),
             drill::two_verdicts(d, &r),
         ),
-        None => match &alerts_report {
+        None => match &lead {
             Some(a) => (
                 format!(
-                    "alert drill {}; workload {}",
+                    "{} {}; workload {}",
+                    a.name,
                     if a.ok { "PASS" } else { "FAIL" },
                     verdict_word(&r)
                 ),
@@ -534,12 +548,12 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         },
     };
     let mut summary = summary_md(&r, drill_report.as_ref());
-    if let Some(a) = &alerts_report {
-        summary = format!("{}\n{summary}", crate::alerts::markdown(a));
+    if let Some(a) = &lead {
+        summary = format!("{}\n{summary}", a.markdown);
     }
     let summary_path = dir.join("summary.md");
     crate::fsutil::write_atomic(&summary_path, summary.as_bytes())?;
-    let html = html(&r, drill_report.as_ref(), alerts_report.as_ref(), &svgs);
+    let html = html(&r, drill_report.as_ref(), lead.as_ref(), &svgs);
     let html_path = dir.join("report.html");
     crate::fsutil::write_atomic(&html_path, html.as_bytes())?;
     Ok(ReportOutcome {
@@ -778,10 +792,19 @@ fn verdict_class(word: &str) -> &'static str {
     }
 }
 
+/// A drill whose report leads the page: its name, whether it passed, and
+/// its own section (the alert drill, the rollout drill).
+pub struct Lead {
+    pub name: &'static str,
+    pub ok: bool,
+    pub html: String,
+    pub markdown: String,
+}
+
 fn html(
     r: &RunResult,
     d: Option<&drill::DrillReport>,
-    alerts: Option<&crate::alerts::AlertsReport>,
+    lead: Option<&Lead>,
     svgs: &[(String, String)],
 ) -> String {
     let verdict = verdict_word(r);
@@ -811,13 +834,14 @@ fn html(
                 let _ = write!(h, "<p id=\"two-verdicts\">{}</p>", esc(&note));
             }
         }
-        None => match alerts {
+        None => match lead {
             Some(a) => {
                 let _ = write!(
                     h,
-                    "<h1 id=\"verdict\"><span class=\"verdict {}\">alert drill {}</span> under {}</h1>\
+                    "<h1 id=\"verdict\"><span class=\"verdict {}\">{} {}</span> under {}</h1>\
                      <p>The workload's own verdict: <span class=\"{}\">{}</span>.</p>",
                     if a.ok { "pass" } else { "fail" },
+                    a.name,
                     if a.ok { "PASS" } else { "FAIL" },
                     esc(&r.scenario.name),
                     verdict_class(verdict),
@@ -857,8 +881,8 @@ fn html(
     if let Some(d) = d {
         h += &drill::html(d);
     }
-    if let Some(a) = alerts {
-        h += &crate::alerts::html(a);
+    if let Some(a) = lead {
+        h += &a.html;
     }
     let rows = budget_rows(r);
     if !rows.is_empty() {

@@ -12,6 +12,7 @@
 //! or a deployed cohort would move.
 
 pub mod change;
+pub mod drill;
 
 use std::collections::BTreeSet;
 

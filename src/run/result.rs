@@ -356,6 +356,24 @@ pub struct RunResult {
     /// Named spans of the run (the cutover drill's steps), drawn on the timelines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub markers: Vec<Marker>,
+    /// Latency per span, operation and rollout cohort (the rollout drill):
+    /// the mode whose tables each request used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cohorts: Vec<CohortLatency>,
+}
+
+/// One cohort's latency over one span of a run, from the intended start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortLatency {
+    pub span: String,
+    pub operation: String,
+    pub cohort: crate::schema::Mode,
+    pub requests: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
 }
 
 /// A named span of a run, in seconds into the (first) variant, as timelines count.
@@ -383,6 +401,7 @@ impl RunResult {
             environment,
             variants: Vec::new(),
             markers: Vec::new(),
+            cohorts: Vec::new(),
         }
     }
 

@@ -1,0 +1,872 @@
+//! `rehearse rollout drill`: the phased rollout rehearsed under load. With
+//! the workload running (one variant following the flag and its rollout, as
+//! a service would), it widens step by step, holds each step, checks every
+//! acknowledged write on both sides after each, rolls back from one step to
+//! 0 and widens again, and verifies the sides. Latency is measured per
+//! cohort: each request is tagged with the mode whose tables it used, so
+//! the pilot and the rest are compared in one run, under the same load, at
+//! the same moment, on the same machine.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::change::{self, Change, ChangeReport};
+use super::percent_text;
+use crate::cutover::drill::{self as cdrill, Clock, StepLatency};
+use crate::cutover::verify::{self, VerifyOptions};
+use crate::cutover::{self, backfill, Phase, StepOptions};
+use crate::driver::cohorts::Cohorts;
+use crate::driver::ledger::{Check, Ledger, LedgerCheck};
+use crate::driver::results::Live;
+use crate::driver::{self, Hooks};
+use crate::error::{Error, IoContext, Result};
+use crate::estate::Estate;
+use crate::run::{self, CohortLatency, Marker, Status};
+use crate::scenario::{Dur, Operation, Scenario};
+use crate::schema::Mode;
+use crate::{db, exit, seed};
+
+/// What the drill does.
+#[derive(Clone)]
+pub struct DrillOptions {
+    pub scenario: PathBuf,
+    pub variant: Option<String>,
+    pub rate: Option<f64>,
+    /// The percentages to widen to, in basis points, ascending.
+    pub steps: Vec<u16>,
+    /// After holding this step, roll back to 0 and widen to it again.
+    pub rollback_at: Option<u16>,
+    pub hold: Duration,
+    /// The baseline before the first step, everyone on legacy.
+    pub steady: Duration,
+    pub out: Option<PathBuf>,
+    pub verbose: bool,
+    pub step: StepOptions,
+    pub verify: VerifyOptions,
+    pub backfill: backfill::BackfillOptions,
+}
+
+/// What one stretch of the drill was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanKind {
+    /// Everyone on legacy, before the first change: the baseline.
+    Steady,
+    /// A change and the flag's TTL after it: not judged.
+    Transition,
+    /// A step held: measured and judged.
+    Hold,
+    /// Ledger checks and verifies after a hold.
+    Check,
+}
+
+/// One stretch of the drill.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Span {
+    pub name: String,
+    pub kind: SpanKind,
+    /// The rollout in force (basis points).
+    pub basis_points: u16,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub change: Option<ChangeReport>,
+    /// Checks of every acknowledged write, one per side.
+    pub ledger: Vec<LedgerCheck>,
+    /// A cutover verify run in this span: passed, and its summary.
+    pub verify: Option<(bool, String)>,
+}
+
+/// Requests that used the wrong side for the rollout in force.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Misrouted {
+    pub span: String,
+    pub operation: String,
+    pub cohort: Mode,
+    pub requests: u64,
+}
+
+/// Version of the `rollout.json` layout.
+pub const REPORT_VERSION: u32 = 1;
+
+/// `rollout.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillReport {
+    pub schema_version: u32,
+    pub status: Status,
+    /// No acknowledged write missing, differing or resurrected on either
+    /// side; every verify passed; no request on the wrong side.
+    pub ok: bool,
+    pub reasons: Vec<String>,
+    pub scenario: String,
+    pub database: String,
+    pub salt: String,
+    /// Organizations on the deny list (kept from before the drill): they
+    /// stay on legacy at 100%, which is then not judged for routing.
+    pub denied: usize,
+    pub spans: Vec<Span>,
+    /// The workload over each span, all cohorts together.
+    pub latency: Vec<StepLatency>,
+    /// Per span, operation and cohort.
+    pub cohorts: Vec<CohortLatency>,
+    pub misrouted: Vec<Misrouted>,
+    /// With the workload stopped: exact, both sides.
+    pub final_ledger: Vec<LedgerCheck>,
+    pub final_verify: Option<(bool, String)>,
+    pub workload_errors: u64,
+    pub exit_code: i32,
+}
+
+impl DrillReport {
+    /// The per-cohort p99 table: for each held step and operation, the
+    /// legacy and the partitioned cohort side by side.
+    pub fn cohort_table(&self) -> String {
+        crate::text::table(&COHORT_HEADER, &self.cohort_rows())
+    }
+
+    fn cohort_rows(&self) -> Vec<Vec<String>> {
+        let mut rows = Vec::new();
+        for s in self
+            .spans
+            .iter()
+            .filter(|s| matches!(s.kind, SpanKind::Steady | SpanKind::Hold))
+        {
+            let mut ops: Vec<&str> = self
+                .cohorts
+                .iter()
+                .filter(|c| c.span == s.name)
+                .map(|c| c.operation.as_str())
+                .collect();
+            ops.dedup();
+            for op in ops {
+                let get = |m: Mode| {
+                    self.cohorts
+                        .iter()
+                        .find(|c| c.span == s.name && c.operation == op && c.cohort == m)
+                };
+                let cell = |c: Option<&CohortLatency>| match c {
+                    Some(c) => (c.requests.to_string(), format!("{:.2}", c.p99_ms)),
+                    None => ("0".into(), "-".into()),
+                };
+                let (ln, lp) = cell(get(Mode::Legacy));
+                let (pn, pp) = cell(get(Mode::Partitioned));
+                let ratio = match (get(Mode::Legacy), get(Mode::Partitioned)) {
+                    (Some(l), Some(p))
+                        if l.p99_ms > 0.0 && l.requests >= 20 && p.requests >= 20 =>
+                    {
+                        format!("{:.2}x", p.p99_ms / l.p99_ms)
+                    }
+                    _ => "-".into(),
+                };
+                rows.push(vec![s.name.clone(), op.to_string(), ln, lp, pn, pp, ratio]);
+            }
+        }
+        rows
+    }
+
+    /// The verdict line, and why.
+    fn verdict(&self) -> String {
+        format!(
+            "rollout drill {} under {}",
+            if self.ok { "PASS" } else { "FAIL" },
+            self.scenario
+        )
+    }
+
+    /// The steps as table rows: at, name, rollout, organizations, checks, verify.
+    fn step_rows(&self) -> Vec<Vec<String>> {
+        self.spans
+            .iter()
+            .filter(|s| s.kind != SpanKind::Transition)
+            .map(|s| {
+                let change = self
+                    .spans
+                    .iter()
+                    .filter(|t| t.kind == SpanKind::Transition && t.basis_points == s.basis_points)
+                    .filter_map(|t| t.change.as_ref())
+                    .next_back();
+                vec![
+                    format!("{:.1}", s.start_s),
+                    s.name.clone(),
+                    percent_text(s.basis_points),
+                    change.map_or("-".into(), |c| {
+                        format!("{} of {}", c.partitioned_after, c.organizations)
+                    }),
+                    s.ledger
+                        .iter()
+                        .map(|l| {
+                            format!(
+                                "{}: {}/{}/{}",
+                                l.side, l.missing, l.differing, l.resurrected
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    s.verify.as_ref().map_or(String::new(), |(ok, v)| {
+                        format!("{} {v}", if *ok { "ok" } else { "FAILED" })
+                    }),
+                ]
+            })
+            .collect()
+    }
+
+    /// The drill's section of summary.md.
+    pub fn markdown(&self) -> String {
+        let md = |header: &[&str], rows: &[Vec<String>]| {
+            let mut t = format!(
+                "| {} |\n|{}\n",
+                header.join(" | "),
+                "---|".repeat(header.len())
+            );
+            for r in rows {
+                t += &format!("| {} |\n", r.join(" | "));
+            }
+            t
+        };
+        let mut out = format!("# {}\n\n", self.verdict());
+        for r in &self.reasons {
+            out += &format!("- {r}\n");
+        }
+        out += &format!(
+            "\nSalt {:?}; {} organizations denied. Final check (workload stopped): {}. Final verify: {}.\n\n",
+            self.salt,
+            self.denied,
+            self.final_ledger
+                .iter()
+                .map(|l| format!("{} {} missing, {} differing, {} resurrected", l.side, l.missing, l.differing, l.resurrected))
+                .collect::<Vec<_>>()
+                .join("; "),
+            self.final_verify.as_ref().map_or("none".into(), |(ok, v)| format!("{} ({v})", if *ok { "passed" } else { "FAILED" }))
+        );
+        out += "## Steps\n\n";
+        out += &md(&STEP_HEADER, &self.step_rows());
+        out += "\n## p99 by cohort (ms, from the intended start)\n\n";
+        out += &md(&COHORT_HEADER, &self.cohort_rows());
+        out
+    }
+
+    /// The drill's section of report.html.
+    pub fn html(&self) -> String {
+        let esc = |t: &str| {
+            t.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let table = |id: &str, header: &[&str], rows: &[Vec<String>]| {
+            let mut t = format!("<table id=\"{id}\"><tr>");
+            for h in header {
+                t += &format!("<th>{}</th>", esc(h));
+            }
+            t += "</tr>";
+            for r in rows {
+                t += "<tr>";
+                for c in r {
+                    t += &format!("<td>{}</td>", esc(c));
+                }
+                t += "</tr>";
+            }
+            t + "</table>"
+        };
+        let mut h = String::from("<section id=\"rollout-drill\"><h2>Rollout drill</h2>");
+        if !self.reasons.is_empty() {
+            h += "<ul>";
+            for why in &self.reasons {
+                h += &format!("<li class=\"fail\">{}</li>", esc(why));
+            }
+            h += "</ul>";
+        }
+        h += "<h3>Steps</h3>";
+        h += &table("rollout-steps", &STEP_HEADER, &self.step_rows());
+        h += "<h3>p99 by cohort</h3><p>Each request is tagged with the mode whose tables it used; \
+              times are from the intended start. The same step, load and machine for both cohorts.</p>";
+        h += &table("rollout-cohorts", &COHORT_HEADER, &self.cohort_rows());
+        h + "</section>"
+    }
+
+    /// What an SRE reads at the end.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&self.verdict());
+        out.push('\n');
+        for r in &self.reasons {
+            out.push_str(&format!("  - {r}\n"));
+        }
+        out.push_str("\nsteps:\n");
+        for s in &self.spans {
+            let mut line = format!(
+                "  {:>7.1} s  {:<22} {:>6}",
+                s.start_s,
+                s.name,
+                percent_text(s.basis_points)
+            );
+            if let Some(c) = &s.change {
+                line.push_str(&format!(
+                    "  {} of {} organizations partitioned",
+                    c.partitioned_after, c.organizations
+                ));
+            }
+            for l in &s.ledger {
+                line.push_str(&format!(
+                    "  {}: {} missing, {} differing, {} resurrected",
+                    l.side, l.missing, l.differing, l.resurrected
+                ));
+            }
+            if let Some((ok, v)) = &s.verify {
+                line.push_str(&format!(
+                    "  verify {}: {v}",
+                    if *ok { "ok" } else { "FAILED" }
+                ));
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push_str("\nlatency by cohort (p99 from the intended start):\n");
+        out.push_str(&self.cohort_table());
+        out
+    }
+}
+
+const COHORT_HEADER: [&str; 7] = [
+    "step",
+    "operation",
+    "legacy n",
+    "legacy p99 ms",
+    "partitioned n",
+    "partitioned p99 ms",
+    "partitioned/legacy",
+];
+
+const STEP_HEADER: [&str; 6] = [
+    "at s",
+    "step",
+    "rollout",
+    "partitioned organizations",
+    "writes checked (missing/differing/resurrected)",
+    "verify",
+];
+
+/// The file the drill writes.
+pub const FILE: &str = "rollout.json";
+
+/// Read a run directory's rollout.json, if it has one; a field this build
+/// does not know is refused with its path.
+pub fn read(dir: &std::path::Path) -> Result<Option<DrillReport>> {
+    let path = dir.join(FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).io("reading", &path),
+    };
+    let mut de = serde_json::Deserializer::from_str(&text);
+    let r: DrillReport = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| Error::Usage(format!("{}: {} at {}", path.display(), e.inner(), e.path())))?;
+    if r.schema_version != REPORT_VERSION {
+        return Err(Error::Usage(format!(
+            "{}: schema_version {} is not {REPORT_VERSION}, which this rehearse reads",
+            path.display(),
+            r.schema_version
+        )));
+    }
+    Ok(Some(r))
+}
+
+/// The workload the drill runs: as the cutover drill's.
+fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
+    cdrill::flag_workload(&opts.scenario, "rollout", opts.rate, opts.variant.as_ref())
+}
+
+/// The sequence of rollouts: each step, and after `rollback_at`, back to 0
+/// and up to it again.
+pub fn plan(steps: &[u16], rollback_at: Option<u16>) -> Result<Vec<(String, u16)>> {
+    if steps.is_empty() || steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::Usage(
+            "--steps must be ascending percentages, e.g. 1,10,50,100".into(),
+        ));
+    }
+    if steps[0] == 0 {
+        return Err(Error::Usage(
+            "--steps start above 0: 0 is the baseline".into(),
+        ));
+    }
+    if let Some(r) = rollback_at {
+        if !steps.contains(&r) {
+            return Err(Error::Usage(format!(
+                "--rollback-at {} is not one of --steps",
+                percent_text(r)
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    for &bp in steps {
+        out.push((percent_text(bp), bp));
+        if Some(bp) == rollback_at {
+            out.push(("0% (rolled back)".to_string(), 0));
+            out.push((format!("{} again", percent_text(bp)), bp));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, DrillReport)> {
+    let s = drill_scenario(opts)?;
+    let sequence = plan(&opts.steps, opts.rollback_at)?;
+    let mut client = db::connect(&estate.primary.url).await?;
+    cutover::preflight(&client, estate, &opts.step, "rollout drill").await?;
+    let database = db::current_database(&client).await?;
+    match seed::read_record(&client).await? {
+        Some(r) if r.is_complete() => {}
+        _ => {
+            return Err(Error::Usage(format!(
+                "{} holds no complete seed: run `rehearse seed --mode legacy` first",
+                estate.primary.redacted()
+            )))
+        }
+    }
+    let say = |at: f64, line: &str| {
+        if opts.verbose {
+            eprintln!("[{at:7.1} s] {line}");
+        }
+    };
+    // Both sides complete and mirrored, and a passing verify, before any load.
+    let state = cutover::read_state(&client).await?;
+    if matches!(state.phase, Phase::Switched | Phase::Finalized) {
+        return Err(Error::Refused(format!(
+            "rollout drill refused: the cutover is {}, so every organization is already partitioned; \
+             the rollout is rehearsed before the switch (`rehearse cutover rollback`, or \
+             `rehearse cutover reset` to start over)",
+            state.phase
+        )));
+    }
+    if state.phase == Phase::NotStarted {
+        cutover::refuse_filled_partitioned(&client, &database, "rollout drill").await?;
+    }
+    let mut sopts = opts.step.clone();
+    sopts.verbose = opts.verbose;
+    say(
+        0.0,
+        "setting up: the cutover's prepare, dual-write, backfill and verify (each skipped if done)",
+    );
+    cutover::prepare(&mut client, estate, &sopts).await?;
+    cutover::dual_write(&mut client, estate, &sopts).await?;
+    backfill::backfill(&mut client, estate, &sopts, &opts.backfill).await?;
+    let v = verify::verify(&mut client, estate, &sopts, &opts.verify).await?;
+    if let Some(v) = v.verify.as_ref().filter(|v| !v.ok) {
+        return Err(Error::Refused(format!(
+            "rollout drill refused: the sides differ before the rollout begins:\n{}",
+            v.describe()
+        )));
+    }
+    let (_, start) = change::read(&client).await?;
+    if start.basis_points > 0 || !start.allow.is_empty() {
+        say(
+            0.0,
+            &format!("the rollout is at {}: back to 0 first", start.percent()),
+        );
+        change::apply(&mut client, estate, &Change::Rollback { to: 0 }, &sopts).await?;
+    }
+    let (_, at0) = change::read(&client).await?;
+    let (salt, denied) = (at0.salt.clone(), at0.deny.len());
+
+    let dir = opts.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(run::run_id(
+            SystemTime::now(),
+            &format!("rollout-{}", s.name),
+        ))
+    });
+    std::fs::create_dir_all(&dir).io("creating the run directory", &dir)?;
+    let ledger = Arc::new(Ledger::default());
+    let cohorts = Arc::new(Cohorts::default());
+    let served = crate::metrics::serve(
+        crate::metrics::Metrics::for_scenarios([&s]),
+        &estate.default_metrics_addr(),
+        false,
+    )
+    .await?;
+    let hooks = Arc::new(Hooks {
+        follow_flag: true,
+        ledger: Some(ledger.clone()),
+        live: Some(Arc::new(Live::default())),
+        metrics: Some(served.metrics.clone()),
+        cohorts: Some(cohorts.clone()),
+        ..Default::default()
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    crate::interrupt::on_ctrl_c(
+        "stopping after the step in progress; what was measured is kept",
+        &[&stop, &interrupted],
+    );
+    let (workload, origin) = driver::start_background(estate, &s, &dir, &stop, &hooks).await?;
+    let clock = Clock { origin };
+    let settle = s.timeout.0.min(Duration::from_secs(2)) + Duration::from_millis(200);
+    let mut spans: Vec<Span> = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
+    let open = |spans: &mut Vec<Span>, name: String, kind: SpanKind, bp: u16| {
+        cohorts.set_span(spans.len());
+        spans.push(Span {
+            name,
+            kind,
+            basis_points: bp,
+            start_s: clock.now(),
+            end_s: clock.now(),
+            change: None,
+            ledger: Vec::new(),
+            verify: None,
+        });
+    };
+    let hold = |d: Duration| {
+        let stop = stop.clone();
+        async move {
+            let until = std::time::Instant::now() + d;
+            while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let playbook: Result<()> = async {
+        open(&mut spans, "steady".into(), SpanKind::Steady, 0);
+        say(
+            clock.now(),
+            &format!("steady: {} s, everyone on legacy", opts.steady.as_secs()),
+        );
+        hold(opts.steady).await;
+        for (name, bp) in &sequence {
+            if stop.load(Ordering::SeqCst) {
+                return Err(Error::Lab(format!("stopped before {name}")));
+            }
+            let from = spans.last().map_or(0, |s| s.basis_points);
+            if let Some(s) = spans.last_mut() {
+                s.end_s = clock.now();
+            }
+            open(
+                &mut spans,
+                format!("-> {}", percent_text(*bp)),
+                SpanKind::Transition,
+                *bp,
+            );
+            let ch = if *bp >= from {
+                Change::Widen { percent: *bp }
+            } else {
+                Change::Rollback { to: *bp }
+            };
+            let mut quiet = sopts.clone();
+            quiet.verbose = false;
+            let r = change::apply(&mut client, estate, &ch, &quiet).await?;
+            say(clock.now(), &format!("{name}: {}", r.summary));
+            spans.last_mut().expect("opened").change = Some(r);
+            // Every service has re-read the rollout, and calls that began before have ended.
+            tokio::time::sleep(crate::repo::DEFAULT_FLAG_TTL + settle).await;
+            spans.last_mut().expect("opened").end_s = clock.now();
+            open(&mut spans, name.clone(), SpanKind::Hold, *bp);
+            hold(opts.hold).await;
+            spans.last_mut().expect("opened").end_s = clock.now();
+            open(&mut spans, format!("check {name}"), SpanKind::Check, *bp);
+            let mut checks = Vec::new();
+            for side in [Mode::Legacy, Mode::Partitioned] {
+                let c = ledger.check(&client, side, Check::Live { settle }).await?;
+                say(clock.now(), &format!("{name}: writes on {side}: {c}"));
+                checks.push(c);
+            }
+            let last = spans.last_mut().expect("opened");
+            last.ledger = checks;
+            // The sides are verified after the rollback and after the last step.
+            if *bp == 0 || Some(bp) == sequence.last().map(|x| &x.1) {
+                let v = verify::verify(&mut client, estate, &quiet, &opts.verify).await?;
+                let v = v.verify.expect("verify reports");
+                say(
+                    clock.now(),
+                    &format!(
+                        "{name}: verify: {}",
+                        v.describe().lines().next().unwrap_or("")
+                    ),
+                );
+                spans.last_mut().expect("opened").verify =
+                    Some((v.ok, v.describe().lines().next().unwrap_or("").to_string()));
+            }
+            spans.last_mut().expect("opened").end_s = clock.now();
+        }
+        Ok(())
+    }
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let run = workload
+        .await
+        .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
+    if let Err(e) = &playbook {
+        reasons.push(e.to_string());
+    }
+    let mut result = match run {
+        Ok(r) => Some(r),
+        Err(e) => {
+            reasons.push(format!("the workload failed: {e}"));
+            None
+        }
+    };
+    let mut final_ledger = Vec::new();
+    for side in [Mode::Legacy, Mode::Partitioned] {
+        let c = ledger.check(&client, side, Check::Final).await?;
+        say(clock.now(), &format!("final check of {side}: {c}"));
+        final_ledger.push(c);
+    }
+    let fv = verify::verify(&mut client, estate, &sopts, &opts.verify)
+        .await?
+        .verify
+        .map(|v| (v.ok, v.describe().lines().next().unwrap_or("").to_string()));
+    if ledger.acknowledged() == 0 {
+        reasons.push(
+            "no acknowledged write was checked: the ledger proves nothing (did the workload write?)"
+                .into(),
+        );
+    }
+    let mut judged: Vec<(String, &LedgerCheck)> = spans
+        .iter()
+        .flat_map(|s| s.ledger.iter().map(move |c| (s.name.clone(), c)))
+        .collect();
+    judged.extend(final_ledger.iter().map(|c| ("final".to_string(), c)));
+    for (name, c) in judged {
+        if c.missing + c.differing + c.resurrected > 0 {
+            reasons.push(format!("{name}, {} side: {c}", c.side));
+        }
+    }
+    for (name, v) in spans
+        .iter()
+        .filter_map(|s| s.verify.as_ref().map(|v| (s.name.clone(), v)))
+        .chain(fv.as_ref().map(|v| ("final".to_string(), v)))
+    {
+        if !v.0 {
+            reasons.push(format!("verify at {name} failed: {}", v.1));
+        }
+    }
+    if fv.is_none() {
+        reasons.push("the final verify reported nothing".into());
+    }
+    let names: Vec<(String, Operation)> = s
+        .mix
+        .iter()
+        .map(|m| (m.name.clone(), m.operation))
+        .collect();
+    let (cohort_rows, misrouted) = cohort_latency(&cohorts, &spans, &names, denied > 0);
+    for m in &misrouted {
+        reasons.push(format!(
+            "{}: {} {} requests used the {} tables against the rollout",
+            m.span, m.requests, m.operation, m.cohort
+        ));
+    }
+    let latency = match &result {
+        Some(r) => {
+            let sp: Vec<(String, f64, f64)> = spans
+                .iter()
+                .map(|x| (x.name.clone(), x.start_s, x.end_s))
+                .collect();
+            cdrill::span_latency(&dir, r, &sp).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    let status = if was_interrupted {
+        Status::Interrupted
+    } else if playbook.is_err() || result.is_none() {
+        Status::Failed
+    } else {
+        Status::Complete
+    };
+    let ok = reasons.is_empty() && status == Status::Complete;
+    let exit_code = if was_interrupted {
+        exit::INTERRUPTED
+    } else if ok {
+        exit::OK
+    } else {
+        exit::FAIL
+    };
+    if let Some(r) = result.as_mut() {
+        r.markers = spans
+            .iter()
+            .filter(|x| x.kind != SpanKind::Check)
+            .map(|x| Marker {
+                name: x.name.clone(),
+                start_s: x.start_s,
+                end_s: x.end_s,
+            })
+            .collect();
+        r.cohorts = cohort_rows.clone();
+        let elapsed = Duration::from_secs_f64(r.seconds);
+        if let Some(p) = r.scenario.phases.first_mut() {
+            p.duration = Dur(elapsed);
+        }
+        r.finish(was_interrupted, elapsed);
+        if status == Status::Failed {
+            r.status = Status::Failed;
+            r.error = reasons.first().cloned();
+        }
+        r.write(&dir)?;
+    }
+    let report = DrillReport {
+        schema_version: REPORT_VERSION,
+        status,
+        ok,
+        reasons,
+        scenario: opts.scenario.display().to_string(),
+        database,
+        salt,
+        denied,
+        spans,
+        latency,
+        cohorts: cohort_rows,
+        misrouted,
+        final_ledger,
+        final_verify: fv,
+        workload_errors: result.as_ref().map_or(0, |r| {
+            r.variants
+                .iter()
+                .flat_map(|v| &v.operations)
+                .map(|o| o.count - o.ok)
+                .sum()
+        }),
+        exit_code,
+    };
+    crate::fsutil::write_atomic(
+        &dir.join(FILE),
+        &serde_json::to_vec_pretty(&report).expect("the drill report serializes"),
+    )?;
+    Ok((dir, report))
+}
+
+/// Percentiles per span, operation and cohort, and the requests that used
+/// the wrong side: at 0% no organization's call may use the partitioned
+/// tables, at 100% none may use legacy, and a call spanning organizations
+/// (the portfolio) stays on legacy until the switch. Transition spans are
+/// not judged: calls begun before a change may end after it. With a deny
+/// list, legacy at 100% is its organizations' due, so 100% is not judged.
+fn cohort_latency(
+    cohorts: &Cohorts,
+    spans: &[Span],
+    ops: &[(String, Operation)],
+    denied: bool,
+) -> (Vec<CohortLatency>, Vec<Misrouted>) {
+    let mut rows = Vec::new();
+    let mut wrong = Vec::new();
+    let hist: BTreeMap<_, _> = cohorts.take();
+    for ((span, op, mode), h) in &hist {
+        let (Some(sp), Some((name, operation))) = (spans.get(*span), ops.get(*op)) else {
+            continue;
+        };
+        let q = |x: f64| h.value_at_quantile(x) as f64 / 1e6;
+        rows.push(CohortLatency {
+            span: sp.name.clone(),
+            operation: name.clone(),
+            cohort: *mode,
+            requests: h.len(),
+            p50_ms: q(0.5),
+            p99_ms: q(0.99),
+            p999_ms: q(0.999),
+            max_ms: h.max() as f64 / 1e6,
+        });
+        if !matches!(sp.kind, SpanKind::Steady | SpanKind::Hold | SpanKind::Check) {
+            continue;
+        }
+        let cross_tenant = *operation == Operation::Portfolio;
+        let misrouted = if cross_tenant {
+            *mode == Mode::Partitioned
+        } else {
+            (sp.basis_points == 0 && *mode == Mode::Partitioned)
+                || (sp.basis_points == super::ALL && *mode == Mode::Legacy && !denied)
+        };
+        if misrouted {
+            wrong.push(Misrouted {
+                span: sp.name.clone(),
+                operation: name.clone(),
+                cohort: *mode,
+                requests: h.len(),
+            });
+        }
+    }
+    (rows, wrong)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_BP: u16 = super::super::ALL;
+
+    #[test]
+    fn the_plan_rolls_back_from_its_step_and_widens_again() {
+        let p = plan(&[100, 1_000, 5_000, 10_000], Some(5_000)).unwrap();
+        let names: Vec<&str> = p.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["1%", "10%", "50%", "0% (rolled back)", "50% again", "100%"]
+        );
+        assert_eq!(p[3].1, 0);
+        assert!(plan(&[1_000, 100], None).is_err());
+        assert!(plan(&[0, 100], None).is_err());
+        assert!(plan(&[100], Some(5_000)).is_err());
+    }
+
+    fn span(name: &str, kind: SpanKind, bp: u16) -> Span {
+        Span {
+            name: name.into(),
+            kind,
+            basis_points: bp,
+            start_s: 0.0,
+            end_s: 0.0,
+            change: None,
+            ledger: vec![],
+            verify: None,
+        }
+    }
+
+    #[test]
+    fn a_request_on_the_wrong_side_is_misrouted_except_in_transitions() {
+        let spans = [
+            span("0% (rolled back)", SpanKind::Hold, 0),
+            span("-> 100%", SpanKind::Transition, ALL_BP),
+            span("100%", SpanKind::Hold, ALL_BP),
+        ];
+        let ops = [
+            ("dashboard".to_string(), Operation::Dashboard),
+            ("portfolio".to_string(), Operation::Portfolio),
+        ];
+        let c = Cohorts::default();
+        let ms = Duration::from_millis(3);
+        c.set_span(0);
+        c.record(0, Mode::Legacy, ms);
+        c.record(0, Mode::Partitioned, ms); // wrong at 0%
+        c.set_span(1);
+        c.record(0, Mode::Legacy, ms); // in a transition: not judged
+        c.set_span(2);
+        c.record(0, Mode::Partitioned, ms);
+        c.record(1, Mode::Legacy, ms); // the portfolio stays on legacy
+        c.record(0, Mode::Legacy, ms); // wrong at 100%, unless denied
+        let (rows, wrong) = cohort_latency(&c, &spans, &ops, false);
+        assert_eq!(rows.len(), 6);
+        let w: Vec<(&str, Mode)> = wrong.iter().map(|m| (m.span.as_str(), m.cohort)).collect();
+        assert_eq!(
+            w,
+            [
+                ("0% (rolled back)", Mode::Partitioned),
+                ("100%", Mode::Legacy)
+            ]
+        );
+        c.set_span(2);
+        c.record(0, Mode::Legacy, ms);
+        c.record(1, Mode::Partitioned, ms); // a portfolio on partitioned before the switch
+        let (_, wrong) = cohort_latency(&c, &spans, &ops, true);
+        let w: Vec<(&str, &str)> = wrong
+            .iter()
+            .map(|m| (m.span.as_str(), m.operation.as_str()))
+            .collect();
+        assert_eq!(
+            w,
+            [("100%", "portfolio")],
+            "denied organizations may stay on legacy at 100%"
+        );
+    }
+}
