@@ -158,6 +158,28 @@ struct PhaseFile {
     think: Option<Dur>,
 }
 
+/// A `[[job]]`: a maintenance job run during each variant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    name: Spanned<String>,
+    start: Option<Dur>,
+    every: Option<Spanned<Dur>>,
+    budget: Option<Dur>,
+}
+
+/// A maintenance job a run runs (`[[job]]`): from `start` into each
+/// variant, then again every `every` while the variant runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledJob {
+    pub job: crate::jobs::Job,
+    pub start: Dur,
+    pub every: Option<Dur>,
+    /// The job's own time budget.
+    pub budget: Dur,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MixFile {
@@ -240,6 +262,7 @@ struct ValidityFile {
 /// read one entry at a time (see [`check`]).
 struct ScenarioFile {
     head: HeadFile,
+    jobs: Vec<Spanned<JobFile>>,
     phases: Spanned<Vec<Spanned<PhaseFile>>>,
     mix: Spanned<Vec<Spanned<MixFile>>>,
     variants: Vec<Spanned<VariantFile>>,
@@ -483,6 +506,9 @@ pub struct Scenario {
     pub variants: Vec<Variant>,
     pub budgets: BTreeMap<String, Budget>,
     pub validity: Validity,
+    /// Maintenance jobs run during each variant (`[[job]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<ScheduledJob>,
 }
 
 impl Scenario {
@@ -630,13 +656,14 @@ pub fn check(path: &Path, text: &str) -> std::result::Result<Scenario, Vec<Strin
         let whole = doc.span();
         let mut head = DeTable::default();
         let (mut phases, mut mix, mut variants) = (None, None, Vec::new());
+        let mut jobs = Vec::new();
         let mut budgets = BTreeMap::new();
         let mut broken = false;
         let mut mix_names: Option<Vec<String>> = Some(Vec::new());
         for (key, value) in doc.into_inner() {
             let span = value.span();
             match key.get_ref().as_ref() {
-                "phase" | "mix" | "variant" => {
+                "phase" | "mix" | "variant" | "job" => {
                     let Some(items) = value.get_ref().as_array() else {
                         located(
                             span,
@@ -682,6 +709,14 @@ pub fn check(path: &Path, text: &str) -> std::result::Result<Scenario, Vec<Strin
                             broken |= read.iter().any(Option::is_none);
                             mix = Some(Spanned::new(span, read.into_iter().flatten().collect()));
                         }
+                        "job" => {
+                            let read: Vec<_> = items
+                                .into_iter()
+                                .map(|v| read_entry::<JobFile>(v, &mut located))
+                                .collect();
+                            broken |= read.iter().any(Option::is_none);
+                            jobs = read.into_iter().flatten().collect();
+                        }
                         _ => {
                             let read: Vec<_> = items
                                 .into_iter()
@@ -717,6 +752,7 @@ pub fn check(path: &Path, text: &str) -> std::result::Result<Scenario, Vec<Strin
         if let Some(h) = head.map(Spanned::into_inner) {
             let file = ScenarioFile {
                 head: h,
+                jobs,
                 phases: phases.unwrap_or_else(|| Spanned::new(0..0, Vec::new())),
                 mix: mix.unwrap_or_else(|| Spanned::new(0..0, Vec::new())),
                 variants,
@@ -996,6 +1032,11 @@ impl Checker<'_> {
                 format!("interval {interval} is too short: at least 100ms"),
             ));
         }
+        let jobs: Vec<ScheduledJob> = f
+            .jobs
+            .iter()
+            .filter_map(|j| self.job(j).map_err(|e| self.note(e)).ok())
+            .collect();
         if !self.errors.borrow().is_empty() {
             return None;
         }
@@ -1014,6 +1055,37 @@ impl Checker<'_> {
             variants,
             budgets,
             validity,
+            jobs,
+        })
+    }
+
+    fn job(&self, j: &Spanned<JobFile>) -> Result<ScheduledJob> {
+        let f = j.get_ref();
+        let job: crate::jobs::Job = f.name.get_ref().parse().map_err(|_| {
+            self.at(
+                f.name.span(),
+                format!(
+                    "unknown job {:?}; one of {}",
+                    f.name.get_ref(),
+                    crate::jobs::Job::NAMES.join(", ")
+                ),
+            )
+        })?;
+        if let Some(e) = f
+            .every
+            .as_ref()
+            .filter(|e| e.get_ref().0 < Duration::from_secs(1))
+        {
+            return Err(self.at(
+                e.span(),
+                format!("job {job}: every {} is too often: at least 1s", e.get_ref()),
+            ));
+        }
+        Ok(ScheduledJob {
+            job,
+            start: f.start.unwrap_or(Dur(Duration::ZERO)),
+            every: f.every.as_ref().map(|e| *e.get_ref()),
+            budget: f.budget.unwrap_or(Dur(Duration::from_secs(60))),
         })
     }
 
@@ -1335,6 +1407,32 @@ error_rate = 0.01
 
     fn err(text: &str) -> String {
         parse(Path::new("s.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn jobs_parse_and_a_wrong_one_is_named_with_its_line_and_column() {
+        let base =
+            "[[phase]]\nduration = \"10s\"\nrate = 1\n[[mix]]\noperation = \"pnl\"\nweight = 1\n";
+        let s = parse(
+            Path::new("s.toml"),
+            &format!("{base}[[job]]\nname = \"reconcile\"\nstart = \"2s\"\nevery = \"5s\"\n[[job]]\nname = \"analyze\"\n"),
+        )
+        .unwrap();
+        assert_eq!(s.jobs.len(), 2);
+        assert_eq!(s.jobs[0].job, crate::jobs::Job::Reconcile);
+        assert_eq!(s.jobs[0].every, Some(Dur(Duration::from_secs(5))));
+        assert_eq!((s.jobs[1].start.0, s.jobs[1].every), (Duration::ZERO, None));
+        let e = err(&format!("{base}[[job]]\nname = \"vacuum\"\n"));
+        assert!(e.starts_with("s.toml:8:8: unknown job \"vacuum\""), "{e}");
+        let e = err(&format!(
+            "{base}[[job]]\nname = \"analyze\"\nevery = \"10ms\"\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:9:9: job analyze: every 10ms is too often"),
+            "{e}"
+        );
+        let e = err(&format!("{base}[[job]]\nname = \"analyze\"\nwhen = 1\n"));
+        assert!(e.contains("s.toml:9:1: unknown field `when`"), "{e}");
     }
 
     #[test]

@@ -282,3 +282,72 @@ fn pg_cron_runs_the_installed_reconcile_and_job_list_shows_it() {
     assert_eq!(code, 0);
     assert!(out.contains("removed 3 schedules"), "{out}");
 }
+
+#[test]
+fn a_run_runs_its_scenarios_jobs_and_reports_p99_during_them_and_otherwise() {
+    let estate =
+        common::block_on(async { common::lab().seeded("jobs_in_run", 60, Modes::Both).await });
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jobs-in-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("with_jobs.toml");
+    std::fs::write(
+        &scenario,
+        "[[phase]]\nduration = \"8s\"\nrate = 40\n\
+         [[mix]]\noperation = \"dashboard\"\nweight = 3\n[[mix]]\noperation = \"record_revenue\"\nweight = 1\n\
+         [[variant]]\nname = \"legacy\"\nmode = \"legacy\"\ncache = false\n\
+         [[job]]\nname = \"reconcile\"\nstart = \"1s\"\nevery = \"3s\"\n\
+         [[job]]\nname = \"analyze\"\nstart = \"2s\"\n",
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let run = common::rehearse_cmd()
+        .args(["--primary-url", &estate.primary.url])
+        .arg("run")
+        .arg(&scenario)
+        .args(["-q", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        [0, 3].contains(&run.status.code().unwrap_or(-1)),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r = rehearse::run::read(&out).unwrap();
+    let windows = &r.variants[0].jobs;
+    let count = |j: &str| windows.iter().filter(|w| w.job == j).count();
+    assert!(count("reconcile") >= 2, "{windows:?}");
+    assert_eq!(count("analyze"), 1, "{windows:?}");
+    assert!(
+        windows
+            .iter()
+            .all(|w| w.exit_code == 0 && w.end_s > w.start_s),
+        "{windows:?}"
+    );
+    assert!(windows[0].start_s >= 0.9, "{windows:?}");
+    // The report sets p99 during the jobs' windows beside p99 otherwise.
+    let report = common::rehearse_cmd()
+        .arg("report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(report.status.code(), Some(0));
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("## Maintenance jobs") && md.contains("p99 ms during jobs"),
+        "{md}"
+    );
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| legacy | dashboard |"))
+        .expect("a dashboard row");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    let n = |i: usize| cells[i].parse::<u64>().unwrap();
+    assert!(
+        n(3) > 0 && n(5) > 0,
+        "requests during and outside the windows: {row}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("id=\"job-impact\"") && html.contains("id=\"job-windows\""));
+}

@@ -239,6 +239,72 @@ pub async fn start_background(
     }
 }
 
+/// Run the scenario's `[[job]]`s against the estate while a variant runs:
+/// each from its start offset, again every `every`, never past the
+/// variant's end; a job is never run twice at once. Each run's window is
+/// kept, with its outcome; a job that could not run is a window with exit 4.
+async fn run_jobs(
+    estate: Estate,
+    jobs: Vec<crate::scenario::ScheduledJob>,
+    origin: Instant,
+    length: Duration,
+    done: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> Vec<crate::run::JobWindow> {
+    let ended = move || done.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst);
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|j| {
+            let (estate, ended) = (estate.clone(), ended.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                let mut next = j.start.0;
+                while next < length && !ended() {
+                    let at = origin + next;
+                    while Instant::now() < at && !ended() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    if ended() {
+                        break;
+                    }
+                    let start_s = origin.elapsed().as_secs_f64();
+                    let opts = crate::jobs::JobOptions {
+                        budget: j.budget.0,
+                        ..Default::default()
+                    };
+                    let (exit_code, summary) = match crate::jobs::run(&estate, j.job, &opts).await {
+                        Ok(r) => (r.exit_code(), r.summary),
+                        Err(e) => (e.exit_code(), e.to_string()),
+                    };
+                    out.push(crate::run::JobWindow {
+                        job: j.job.name().to_string(),
+                        start_s,
+                        end_s: origin.elapsed().as_secs_f64(),
+                        exit_code,
+                        summary,
+                    });
+                    match j.every {
+                        // The next run after this one ended, on the schedule's grid.
+                        Some(every) => {
+                            let since = origin.elapsed().saturating_sub(j.start.0);
+                            let k = since.as_nanos() / every.0.as_nanos().max(1) + 1;
+                            next = j.start.0 + every.0 * k as u32;
+                        }
+                        None => break,
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    all.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    all
+}
+
 /// Everything a variant's tasks share.
 struct Ctx {
     repo: Repo,
@@ -350,6 +416,18 @@ async fn run_scenario(
             let before = results::statements_snapshot(&client).await;
             let cpu_before = results::process_cpu();
             let offset = run_clock.elapsed().as_secs_f64();
+            // The scenario's maintenance jobs, on this variant's clock.
+            let job_stop = Arc::new(AtomicBool::new(false));
+            let job_task = (!s.jobs.is_empty()).then(|| {
+                tokio::spawn(run_jobs(
+                    estate.clone(),
+                    s.jobs.clone(),
+                    Instant::now(),
+                    s.duration(),
+                    job_stop.clone(),
+                    stop.clone(),
+                ))
+            });
             let _ = hooks.started.set((Instant::now(), offset));
             let v = run_variant(
                 s,
@@ -370,8 +448,14 @@ async fn run_scenario(
                 hooks.metrics.clone(),
                 hooks.cohorts.clone(),
             )
-            .await?;
-            let mut v = v;
+            .await;
+            job_stop.store(true, Ordering::SeqCst);
+            let jobs = match job_task {
+                Some(t) => t.await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let mut v = v?;
+            v.jobs = jobs;
             v.driver_cpu_seconds = results::process_cpu() - cpu_before;
             let total: u64 = v.operations.iter().map(|o| o.count).sum();
             if total > 0 {

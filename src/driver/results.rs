@@ -144,6 +144,7 @@ pub fn variant_result(
         timeline: c.timeline.clone(),
         budgets,
         validity,
+        jobs: Vec::new(),
     }
 }
 

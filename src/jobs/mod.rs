@@ -25,7 +25,7 @@ use crate::{db, exit, schema};
 pub const JOBS_SQL: &str = include_str!("sql/jobs.sql");
 
 /// A maintenance job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Job {
     Reconcile,

@@ -8,6 +8,7 @@ pub mod charts;
 pub mod compare;
 pub mod drill;
 pub mod gate;
+pub mod jobs;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -190,6 +191,17 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
             .iter()
             .map(|m| (m.start_s, format!(" {}", m.name)))
             .collect();
+    }
+    // The maintenance jobs' windows (of the first variant that ran any):
+    // a line at each start, with the job and how long it took.
+    if let Some(v) = variants.iter().find(|v| !v.jobs.is_empty()) {
+        bounds.extend(v.jobs.iter().map(|w| {
+            (
+                w.start_s,
+                format!(" {} {:.1} s", w.job, w.end_s - w.start_s),
+            )
+        }));
+        bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     // The last interval of a variant is cut short by its end: not a rate.
     let scheduled = t;
@@ -551,9 +563,23 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     if let Some(a) = &lead {
         summary = format!("{}\n{summary}", a.markdown);
     }
+    let impact = if variants.iter().any(|v| !v.jobs.is_empty()) {
+        Some(jobs::impact(dir, &r)?)
+    } else {
+        None
+    };
+    if let Some(i) = &impact {
+        summary.push_str(&jobs::markdown(&r, i));
+    }
     let summary_path = dir.join("summary.md");
     crate::fsutil::write_atomic(&summary_path, summary.as_bytes())?;
-    let html = html(&r, drill_report.as_ref(), lead.as_ref(), &svgs);
+    let mut html = html(&r, drill_report.as_ref(), lead.as_ref(), &svgs);
+    if let Some(i) = &impact {
+        html = html.replace(
+            "</body></html>",
+            &format!("{}</body></html>", jobs::html(&r, i)),
+        );
+    }
     let html_path = dir.join("report.html");
     crate::fsutil::write_atomic(&html_path, html.as_bytes())?;
     Ok(ReportOutcome {

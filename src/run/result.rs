@@ -333,6 +333,10 @@ pub struct VariantResult {
     pub timeline: Vec<IntervalSummary>,
     pub budgets: Vec<BudgetResult>,
     pub validity: Validity,
+    /// The maintenance jobs that ran during this variant (`[[job]]`), in
+    /// seconds of its timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobWindow>,
 }
 
 /// `run.json`.
@@ -360,6 +364,18 @@ pub struct RunResult {
     /// the mode whose tables each request used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cohorts: Vec<CohortLatency>,
+}
+
+/// One run of a maintenance job during a variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobWindow {
+    pub job: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// The job's exit code as `rehearse job run` gives it (4 when it could not run).
+    pub exit_code: i32,
+    pub summary: String,
 }
 
 /// One cohort's latency over one span of a run, from the intended start.
