@@ -195,6 +195,7 @@ not check everything within its budget (the rest is unknown, not a pass); 2 usag
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
     /// Run one job now and print what it did.
+    #[command(after_help = JOB_HELP)]
     Run {
         #[arg(value_parser = choice::<rehearse::jobs::Job>(&rehearse::jobs::Job::NAMES))]
         job: rehearse::jobs::Job,
@@ -269,6 +270,7 @@ pub enum RolloutCommand {
         json: bool,
     },
     /// Start or extend the pilot: allow organizations, set the first percentage, deny some, or pick the salt.
+    #[command(after_help = ROLLOUT_HELP)]
     Pilot {
         /// Organizations always partitioned (added to the allow list).
         #[arg(long, value_name = "ID,...", value_delimiter = ',', value_parser = clap::value_parser!(i64).range(1..))]
@@ -286,6 +288,7 @@ pub enum RolloutCommand {
         step: StepArgs,
     },
     /// Raise the percentage: only adds organizations.
+    #[command(after_help = ROLLOUT_HELP)]
     Widen {
         /// The new share, in percent.
         #[arg(long, value_name = "P", value_parser = percent)]
@@ -294,6 +297,7 @@ pub enum RolloutCommand {
         step: StepArgs,
     },
     /// Lower the percentage: only removes organizations. To 0 (the default) it also empties the allow list: everyone on legacy.
+    #[command(after_help = ROLLOUT_HELP)]
     Rollback {
         /// The share to go back to, in percent.
         #[arg(long, value_name = "P", value_parser = percent, default_value = "0")]
