@@ -79,6 +79,9 @@ pub enum Command {
     /// Run scenarios against each of their variants and write run.json and latency.hlog.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// For each variant, the highest open-loop rate at which the run is valid and every budget holds.
+    #[command(after_help = CAPACITY_HELP)]
+    Capacity(CapacityArgs),
     /// Turn a run directory into charts (SVG, PNG), report.html, summary.md and .hgrm files.
     #[command(after_help = exit::HELP)]
     Report(ReportArgs),
@@ -794,6 +797,68 @@ pub struct CheckArgs {
     /// Scenario files (scenarios/*.toml).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+pub const CAPACITY_HELP: &str = "\
+The search, per variant: start at --from (default: the scenario's peak rate), double until a
+rate fails, then bisect (geometric midpoints) until the bracket is within --resolution. Every
+probe is a full run of --step after its own warm-up, in a run directory of its own under the
+capacity directory; the rate scales the scenario's open phases, as `run --rate` does. A rate
+fails when a budget is missed or the estate could not keep up (rate not reached, arrivals
+dropped); the failure counts only once a second trial fails too (--trials), and the final
+passing rate is run a second time as well. A probe whose driver was the bottleneck is invalid:
+the search stops and says so, and that figure is never reported as the estate's capacity.
+
+Writes capacity.json and prints each variant's capacity, the first failing rate and why,
+and each variant against the first.
+
+Exit codes: 0 a capacity was found for every variant; 1 even --from fails a budget for some
+variant; 2 bad input (no budgets, a closed-loop phase); 3 invalid: the driver was the limit,
+or a probe could not be judged; 4 estate.";
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// The scenario: its open phases, mix, variants and budgets.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Only this variant (repeat for several) [default: every variant].
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variants: Vec<String>,
+    /// The first rate tried (requests/s) [default: the scenario's peak rate].
+    #[arg(long, value_name = "PER_SECOND")]
+    pub from: Option<f64>,
+    /// The highest rate tried [default: 64 times --from].
+    #[arg(long, value_name = "PER_SECOND")]
+    pub max: Option<f64>,
+    /// Each probe's measured length, after its warm-up.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub step: Dur,
+    /// Each probe's warm-up [default: the scenario's, else a fifth of the step, at most 5s].
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<Dur>,
+    /// Stop when the capacity is known to within this share.
+    #[arg(long, default_value = "5%", value_name = "PERCENT", value_parser = share)]
+    pub resolution: f64,
+    /// Trials before a failing rate counts (and of the final passing one).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub trials: u32,
+    /// The capacity directory [default: results/<time>-capacity-<scenario>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print capacity.json instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches('%');
+    match t.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 100.0 => Ok(v / 100.0),
+        _ => Err(format!("{s:?}: a percentage between 0 and 100, e.g. 5%")),
+    }
 }
 
 #[derive(Debug, Args)]

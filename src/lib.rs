@@ -12,6 +12,7 @@
 pub mod ab;
 pub mod alerts;
 pub mod bench;
+pub mod capacity;
 pub mod cutover;
 pub mod day;
 pub mod db;

@@ -7,9 +7,10 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{
-    AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand, CheckArgs,
-    Cli, Command, CompareArgs, CutoverCommand, GateArgs, JobCommand, LabCommand, QueryArgs,
-    RolloutCommand, RunArgs, SchemaCommand, SeedArgs, StepArgs, VerdictArgs, VerifyArgs,
+    AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand,
+    CapacityArgs, CheckArgs, Cli, Command, CompareArgs, CutoverCommand, GateArgs, JobCommand,
+    LabCommand, QueryArgs, RolloutCommand, RunArgs, SchemaCommand, SeedArgs, StepArgs, VerdictArgs,
+    VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -112,6 +113,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Cutover(cmd) => run_cutover(&cli, cmd).await,
         Command::Rollout(cmd) => run_rollout(&cli, cmd).await,
         Command::Job(cmd) => run_job(&cli, cmd).await,
+        Command::Capacity(a) => run_capacity(&cli, a).await,
     }
 }
 
@@ -287,6 +289,30 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
             Ok(report.exit_code)
         }
     }
+}
+
+async fn run_capacity(cli: &Cli, a: &CapacityArgs) -> anyhow::Result<i32> {
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    let opts = rehearse::capacity::CapacityOptions {
+        scenario: a.scenario.clone(),
+        variants: a.variants.clone(),
+        from: a.from,
+        max: a.max,
+        step: a.step.0,
+        warmup: a.warmup.map(|w| w.0),
+        resolution: a.resolution,
+        trials: a.trials,
+        out: a.out.clone(),
+        verbose: !a.quiet,
+    };
+    let (dir, report) = rehearse::capacity::capacity(&estate, &opts).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+        println!("capacity directory: {}", dir.display());
+    }
+    Ok(report.exit_code)
 }
 
 async fn run_job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<i32> {

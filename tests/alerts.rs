@@ -463,8 +463,8 @@ fn the_lab_scrapes_a_run_every_dashboard_panel_has_data_and_the_alert_drill_pass
     assert!(html.contains("<section id=\"alert-drill\">"));
     assert_eq!(
         html.matches("<td class=\"pass\">ok</td>").count(),
-        6,
-        "six expected alerts, all ok"
+        7,
+        "seven expected alerts (summary-drift's two included), all ok"
     );
     let run_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(drill_dir.join("run.json")).unwrap())

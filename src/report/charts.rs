@@ -36,7 +36,7 @@ pub const PALETTE: [RGBColor; 7] = [
 pub const MET: RGBColor = RGBColor(0, 110, 60);
 pub const MISSED: RGBColor = RGBColor(190, 0, 0);
 /// Lines and labels that are not data (phase and step boundaries).
-const GUIDE: RGBColor = RGBColor(120, 120, 120);
+pub const GUIDE: RGBColor = RGBColor(120, 120, 120);
 
 const MARGIN: i32 = 14;
 const TITLE_FONT: u32 = 22;

@@ -155,6 +155,9 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     if dir.join("ab.json").exists() {
         return ab::report(dir);
     }
+    if dir.join("capacity.json").exists() {
+        return crate::capacity::report(dir);
+    }
     let r = crate::run::read(dir)?;
     let drill_report = drill::read(dir)?;
     let lead = match crate::alerts::read(dir)? {

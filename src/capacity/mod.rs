@@ -1,0 +1,551 @@
+//! `rehearse capacity` (issue 18): for each variant of a scenario, the
+//! highest open-loop rate at which the run is valid and every budget holds.
+//! Every probe is a full measured run (its own warm-up, its own run
+//! directory under the capacity directory); the search is in [`search`].
+
+pub mod search;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::driver;
+use crate::error::{Error, IoContext, Result};
+use crate::estate::Estate;
+use crate::exit;
+use crate::run::{BudgetOutcome, VariantResult};
+use crate::scenario::{self, Dur, Scenario};
+use search::{End, Found, Outcome, Settings};
+
+/// What `rehearse capacity` was asked.
+#[derive(Debug, Clone)]
+pub struct CapacityOptions {
+    pub scenario: PathBuf,
+    /// Only these variants [default: every variant of the scenario].
+    pub variants: Vec<String>,
+    /// The first rate [default: the scenario's peak rate].
+    pub from: Option<f64>,
+    /// The highest rate tried [default: 64 times `from`].
+    pub max: Option<f64>,
+    /// Each probe's measured length, after its warm-up.
+    pub step: Duration,
+    /// Each probe's warm-up [default: the scenario's, else a fifth of the step up to 5 s].
+    pub warmup: Option<Duration>,
+    pub resolution: f64,
+    pub trials: u32,
+    pub out: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+/// One variant's capacity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantCapacity {
+    pub variant: String,
+    pub mode: crate::schema::Mode,
+    #[serde(flatten)]
+    pub found: Found,
+    /// The probes' run directories, in the order run.
+    pub runs: Vec<String>,
+}
+
+/// Version of the `capacity.json` layout.
+pub const CAPACITY_VERSION: u32 = 1;
+
+/// `capacity.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityReport {
+    pub schema_version: u32,
+    pub scenario: String,
+    pub scenario_file: String,
+    pub step_s: f64,
+    pub warmup_s: f64,
+    pub resolution: f64,
+    pub trials: u32,
+    pub from: f64,
+    pub max: f64,
+    pub variants: Vec<VariantCapacity>,
+    pub exit_code: i32,
+}
+
+/// A probe's verdict from its variant's result: invalid when the driver
+/// was the bottleneck or a budget could not be judged (never a pass); a
+/// failure when a budget was missed or the estate could not keep up.
+///
+/// The driver counts as the bottleneck when its dispatcher woke late (the
+/// run's own validity check), or when the rate was not reached although
+/// the estate answered fast enough for it: `max_in_flight` requests at
+/// once, each taking the measured mean service time, would have carried
+/// the offered rate, so the requests were not waiting on the estate.
+pub fn judge(v: &VariantResult, max_in_flight: Option<u32>) -> Outcome {
+    let mut driver: Vec<String> = v
+        .validity
+        .reasons
+        .iter()
+        .filter(|r| r.contains("the driver was the bottleneck"))
+        .cloned()
+        .collect();
+    let (n, service_ms) = v.operations.iter().fold((0u64, 0.0), |(n, t), o| {
+        (
+            n + o.service.count,
+            t + o.service.mean_ms * o.service.count as f64,
+        )
+    });
+    let offered = v
+        .phases
+        .iter()
+        .filter_map(|p| Some(p.offered? as f64 / p.duration_s))
+        .fold(0.0, f64::max);
+    if let (true, Some(k), true) = (driver.is_empty() && !v.validity.valid, max_in_flight, n > 0) {
+        // Little's law: requests in flight on average = achieved rate x mean service time.
+        let mean_s = service_ms / n as f64 / 1e3;
+        let achieved = v.phases.iter().map(|p| p.achieved_rate).fold(0.0, f64::max);
+        let in_flight = achieved * mean_s;
+        if in_flight < 0.9 * k as f64 && achieved < offered {
+            driver.push(format!(
+                "the rate was not reached ({}), yet only {in_flight:.1} of the {k} requests allowed \
+                 were in flight on average ({achieved:.0} req/s x {:.3} ms): the estate was not \
+                 holding them, the driver could not send them; offer the load from more machines (shards)",
+                v.validity.reasons.join("; "),
+                mean_s * 1e3
+            ));
+        }
+    }
+    if !driver.is_empty() {
+        return Outcome::Invalid {
+            reasons: driver,
+            driver_limited: true,
+        };
+    }
+    let unjudged: Vec<String> = v
+        .budgets
+        .iter()
+        .filter(|b| b.outcome == BudgetOutcome::Unjudged)
+        .map(|b| format!("{} {}: {}", b.operation, b.metric, b.describe()))
+        .collect();
+    if !unjudged.is_empty() {
+        return Outcome::Invalid {
+            reasons: unjudged,
+            driver_limited: false,
+        };
+    }
+    let mut reasons: Vec<String> = v.validity.reasons.clone();
+    reasons.extend(
+        v.budgets
+            .iter()
+            .filter(|b| b.outcome == BudgetOutcome::Fail)
+            .map(|b| format!("{} {}: {}", b.operation, b.metric, b.describe())),
+    );
+    if v.budgets.is_empty() {
+        reasons.push("the scenario sets no budget: capacity is judged against budgets".into());
+    }
+    if reasons.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail { reasons }
+    }
+}
+
+/// The scenario's peak open rate.
+fn peak_rate(s: &Scenario) -> Option<f64> {
+    s.phases
+        .iter()
+        .filter_map(|p| match p.load {
+            scenario::Load::Open { rate, ramp_to, .. } => Some(rate.max(ramp_to)),
+            scenario::Load::Closed { .. } => None,
+        })
+        .reduce(f64::max)
+}
+
+/// Run the search for every variant; writes `capacity.json` into the directory.
+pub async fn capacity(
+    estate: &Estate,
+    opts: &CapacityOptions,
+) -> Result<(PathBuf, CapacityReport)> {
+    let mut base = scenario::load(&opts.scenario)?;
+    if base.has_closed_phase() {
+        return Err(Error::Usage(format!(
+            "{}: capacity is searched in open-loop rates, and this scenario has a closed (users) phase",
+            opts.scenario.display()
+        )));
+    }
+    if base.budgets.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: the scenario sets no [budgets]; capacity is the highest rate within every budget",
+            opts.scenario.display()
+        )));
+    }
+    if !opts.variants.is_empty() {
+        base.select_variants(&opts.variants)?;
+    }
+    let peak = peak_rate(&base)
+        .ok_or_else(|| Error::Usage(format!("{}: no open phase", opts.scenario.display())))?;
+    let from = opts.from.unwrap_or(peak);
+    let max = opts.max.unwrap_or(from * 64.0);
+    if !(from > 0.0 && max >= from) {
+        return Err(Error::Usage(format!(
+            "--from {from} and --max {max}: need 0 < from <= max"
+        )));
+    }
+    if !(opts.resolution > 0.0 && opts.resolution < 1.0) {
+        return Err(Error::Usage(
+            "--resolution is a share between 0 and 100%".into(),
+        ));
+    }
+    let warmup = opts.warmup.unwrap_or_else(|| {
+        if base.warmup.0.is_zero() {
+            (opts.step / 5).min(Duration::from_secs(5))
+        } else {
+            base.warmup.0
+        }
+    });
+    let dir = opts.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(crate::run::run_id(
+            SystemTime::now(),
+            &format!("capacity-{}", base.name),
+        ))
+    });
+    std::fs::create_dir_all(&dir).io("creating the capacity directory", &dir)?;
+    let settings = Settings {
+        from,
+        max,
+        resolution: opts.resolution,
+        trials: opts.trials.max(1),
+        growth: 2.0,
+    };
+    let mut variants = Vec::new();
+    for variant in base.variants.clone() {
+        let mut runs = Vec::new();
+        let found = search::search(&settings, |rate, trial| {
+            let mut s = base.clone();
+            s.variants = vec![variant.clone()];
+            s.warmup = Dur(warmup);
+            let dir = dir.join(format!("{}-{:.0}-t{trial}", variant.name, rate));
+            runs.push(dir.display().to_string());
+            let verbose = opts.verbose;
+            let vname = variant.name.clone();
+            let step = opts.step;
+            let in_flight = s.phases.iter().find_map(|p| match p.load {
+                scenario::Load::Open { max_in_flight, .. } => Some(max_in_flight),
+                scenario::Load::Closed { .. } => None,
+            });
+            async move {
+                s.set_rate(rate)?;
+                s.set_duration(warmup + step);
+                s.warmup = Dur(warmup);
+                if verbose {
+                    eprintln!("capacity {vname}: {rate:.1} req/s, trial {trial} ...");
+                }
+                let r = driver::run_one(estate, &s, &dir, false).await?;
+                let v = r.variants.first().ok_or_else(|| {
+                    Error::Lab(format!("the probe at {rate:.1} req/s measured nothing"))
+                })?;
+                let o = judge(v, in_flight);
+                if verbose {
+                    eprintln!("capacity {vname}: {rate:.1} req/s: {}", describe(&o));
+                }
+                Ok::<_, Error>(o)
+            }
+        })
+        .await?;
+        variants.push(VariantCapacity {
+            variant: variant.name.clone(),
+            mode: variant.mode,
+            found,
+            runs,
+        });
+    }
+    let exit_code = exit_code(&variants);
+    let report = CapacityReport {
+        schema_version: CAPACITY_VERSION,
+        scenario: base.name.clone(),
+        scenario_file: opts.scenario.display().to_string(),
+        step_s: opts.step.as_secs_f64(),
+        warmup_s: warmup.as_secs_f64(),
+        resolution: opts.resolution,
+        trials: settings.trials,
+        from,
+        max,
+        variants,
+        exit_code,
+    };
+    crate::fsutil::write_atomic(
+        &dir.join("capacity.json"),
+        &serde_json::to_vec_pretty(&report).expect("the capacity report serializes"),
+    )?;
+    charts(&dir, &report)?;
+    Ok((dir, report))
+}
+
+/// 3 when any search ended on the driver's limit or an invalid probe;
+/// else 1 when even `--from` failed for any variant; else 0.
+pub fn exit_code(v: &[VariantCapacity]) -> i32 {
+    if v.iter()
+        .any(|c| matches!(c.found.end, End::DriverLimited | End::Invalid))
+    {
+        exit::INVALID
+    } else if v.iter().any(|c| c.found.end == End::FromFails) {
+        exit::FAIL
+    } else {
+        exit::OK
+    }
+}
+
+fn describe(o: &Outcome) -> String {
+    match o {
+        Outcome::Pass => "pass".into(),
+        Outcome::Fail { reasons } => format!("fail: {}", reasons.join("; ")),
+        Outcome::Invalid { reasons, .. } => format!("invalid: {}", reasons.join("; ")),
+    }
+}
+
+impl CapacityReport {
+    /// The table: variant, capacity, first failing rate and why; and each
+    /// variant's capacity over the first's.
+    pub fn table(&self) -> String {
+        let base = self.variants.first().and_then(|v| v.found.capacity);
+        let rows: Vec<Vec<String>> = self
+            .variants
+            .iter()
+            .map(|v| {
+                let f = &v.found;
+                vec![
+                    v.variant.clone(),
+                    v.mode.to_string(),
+                    match (f.end, f.capacity) {
+                        (End::AtLeastMax, Some(c)) => format!(">= {c:.1}"),
+                        (End::DriverLimited, _) => "unknown (driver-limited)".into(),
+                        (End::Invalid, _) => "unknown (invalid probe)".into(),
+                        (_, Some(c)) => format!("{c:.1}"),
+                        (_, None) => "none".into(),
+                    },
+                    f.first_failing.map_or("-".into(), |r| format!("{r:.1}")),
+                    f.reasons.join("; "),
+                    match (base, f.capacity, f.end) {
+                        (Some(b), Some(c), End::Found | End::AtLeastMax) if b > 0.0 => {
+                            format!("{:.2}x", c / b)
+                        }
+                        _ => "-".into(),
+                    },
+                    f.probes.len().to_string(),
+                ]
+            })
+            .collect();
+        crate::text::table(
+            &[
+                "variant",
+                "mode",
+                "capacity req/s",
+                "first failing req/s",
+                "why it failed",
+                "vs first",
+                "probes",
+            ],
+            &rows,
+        )
+    }
+}
+
+/// Read a capacity directory's capacity.json, if it has one.
+pub fn read(dir: &Path) -> Result<Option<CapacityReport>> {
+    let path = dir.join("capacity.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).io("reading", &path),
+    };
+    let mut de = serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(&mut de)
+        .map(Some)
+        .map_err(|e| Error::Usage(format!("{}: {} at {}", path.display(), e.inner(), e.path())))
+}
+
+/// The capacity charts: per operation, p50 and p99 against the offered
+/// rate with the budget lines and each variant's knee; and achieved against
+/// offered. Read from the probes' run.json files. Returns the chart names.
+pub fn charts(dir: &Path, r: &CapacityReport) -> Result<Vec<(String, String)>> {
+    use crate::report::charts::{self, Chart, Dash, Rule, Series, PALETTE};
+    let chart_dir = dir.join("charts");
+    // (variant index, offered rate, the probe's variant result)
+    let mut points: Vec<(usize, f64, VariantResult)> = Vec::new();
+    for (i, v) in r.variants.iter().enumerate() {
+        for (p, run) in v.found.probes.iter().zip(&v.runs) {
+            if let Ok(res) = crate::run::read(Path::new(run)) {
+                if let Some(vr) = res.variants.into_iter().next() {
+                    points.push((i, p.rate, vr));
+                }
+            }
+        }
+    }
+    points.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let budgets = crate::run::read(Path::new(
+        r.variants
+            .iter()
+            .flat_map(|v| v.runs.first())
+            .next()
+            .map(String::as_str)
+            .unwrap_or(""),
+    ))
+    .ok()
+    .map(|x| (x.scenario.budgets, x.scenario.mix));
+    let mut out = Vec::new();
+    let knees = |c: &mut Chart| {
+        for v in &r.variants {
+            if let (Some(cap), End::Found | End::AtLeastMax) = (v.found.capacity, v.found.end) {
+                c.bounds
+                    .push((cap, format!(" {} capacity {cap:.0}/s", v.variant)));
+            }
+        }
+    };
+    if let Some((budgets, mix)) = &budgets {
+        for op in mix.iter().map(|m| &m.name) {
+            let mut c = Chart::new(
+                format!("{op}: latency against offered rate"),
+                "offered rate (requests/s)",
+                "response time (ms)",
+            );
+            c.log_y = true;
+            for (i, v) in r.variants.iter().enumerate() {
+                let get = |q: fn(&crate::run::Latency) -> f64| -> Vec<(f64, f64)> {
+                    points
+                        .iter()
+                        .filter(|p| p.0 == i)
+                        .filter_map(|p| {
+                            p.2.operations
+                                .iter()
+                                .find(|o| &o.name == op)
+                                .map(|o| (p.1, q(&o.response).max(1e-3)))
+                        })
+                        .collect()
+                };
+                let color = PALETTE[i % PALETTE.len()];
+                c.series.push(Series {
+                    label: format!("{} p99", v.variant),
+                    color,
+                    width: 2,
+                    dash: Dash::Solid,
+                    points: get(|l| l.p99_ms),
+                });
+                c.series.push(Series {
+                    label: format!("{} p50", v.variant),
+                    color,
+                    width: 1,
+                    dash: Dash::Dashed,
+                    points: get(|l| l.p50_ms),
+                });
+            }
+            if let Some(b) = budgets.get(op) {
+                for (label, _, limit) in b.limits() {
+                    c.rules.push(Rule {
+                        label: format!("budget {label} {limit}"),
+                        y: limit.0.as_secs_f64() * 1e3,
+                        color: charts::MISSED,
+                    });
+                }
+            }
+            knees(&mut c);
+            c.series.retain(|s| !s.points.is_empty());
+            if c.series.is_empty() {
+                continue;
+            }
+            let name = format!("capacity-latency-{op}");
+            out.push((name.clone(), charts::render(&c, &chart_dir, &name)?));
+        }
+    }
+    let mut c = Chart::new(
+        "achieved against offered rate",
+        "offered rate (requests/s)",
+        "achieved rate (requests/s)",
+    );
+    let top = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    c.series.push(Series {
+        label: "achieved = offered".into(),
+        color: charts::GUIDE,
+        width: 1,
+        dash: Dash::Dotted,
+        points: vec![(0.0, 0.0), (top, top)],
+    });
+    for (i, v) in r.variants.iter().enumerate() {
+        c.series.push(Series {
+            label: v.variant.clone(),
+            color: PALETTE[i % PALETTE.len()],
+            width: 2,
+            dash: Dash::Solid,
+            points: points
+                .iter()
+                .filter(|p| p.0 == i)
+                .map(|p| {
+                    (
+                        p.1,
+                        p.2.phases
+                            .iter()
+                            .map(|ph| ph.achieved_rate)
+                            .fold(0.0, f64::max),
+                    )
+                })
+                .collect(),
+        });
+    }
+    knees(&mut c);
+    out.push((
+        "capacity-achieved".into(),
+        charts::render(&c, &chart_dir, "capacity-achieved")?,
+    ));
+    Ok(out)
+}
+
+/// `rehearse report <capacity dir>`: the charts, summary.md and report.html.
+pub fn report(dir: &Path) -> Result<crate::report::ReportOutcome> {
+    let r =
+        read(dir)?.ok_or_else(|| Error::Usage(format!("{}: no capacity.json", dir.display())))?;
+    let svgs = charts(dir, &r)?;
+    let verdict = match r.exit_code {
+        0 => "capacity found",
+        1 => "capacity FAIL: even --from misses a budget",
+        _ => "capacity INVALID: the driver or a probe, not the estate, set the limit",
+    };
+    let md = format!(
+        "# {verdict}: {}\n\nStep {:.0} s after a {:.0} s warm-up, resolution {:.0}%, {} trials before a failure counts.\n\n```\n{}```\n",
+        r.scenario,
+        r.step_s,
+        r.warmup_s,
+        r.resolution * 100.0,
+        r.trials,
+        r.table()
+    );
+    let summary = dir.join("summary.md");
+    crate::fsutil::write_atomic(&summary, md.as_bytes())?;
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut h = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>rehearse capacity: {}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}svg{{max-width:100%;height:auto}}</style></head><body>\
+         <h1 id=\"verdict\">{} under {}</h1><pre id=\"capacity\">{}</pre>",
+        esc(&r.scenario),
+        esc(verdict),
+        esc(&r.scenario),
+        esc(&r.table())
+    );
+    for (name, svg) in &svgs {
+        h += &format!("<figure id=\"chart-{}\">{svg}</figure>", esc(name));
+    }
+    h += "</body></html>\n";
+    let html = dir.join("report.html");
+    crate::fsutil::write_atomic(&html, h.as_bytes())?;
+    Ok(crate::report::ReportOutcome {
+        html,
+        summary,
+        charts: svgs
+            .iter()
+            .flat_map(|(n, _)| ["png", "svg"].map(|e| dir.join("charts").join(format!("{n}.{e}"))))
+            .collect(),
+        hgrm: Vec::new(),
+        verdict: verdict.to_string(),
+        note: None,
+    })
+}

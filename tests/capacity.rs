@@ -1,0 +1,140 @@
+//! The capacity search against the lab: a statement of fixed service time
+//! run by a fixed number of workers caps throughput at workers / time, so
+//! the knee is known in advance; and a rate the driver cannot offer ends
+//! the search as invalid, never as the estate's capacity.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"{name}\"\n{body}\n[[variant]]\nname = \"only\"\nmode = \"legacy\"\nreads = \"primary\"\ncache = false\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn capacity(url: &str, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = common::rehearse_cmd()
+        .args(["--primary-url", url, "capacity", "-q", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    (out.status.code().unwrap_or(-1), v, stderr)
+}
+
+/// One at a time: the flood would make the other probe's driver late.
+#[test]
+fn known_capacity_then_a_driver_limited_search() {
+    the_search_finds_a_known_capacity_never_above_the_physical_cap();
+    a_search_whose_driver_cannot_offer_the_rate_ends_invalid();
+}
+
+fn the_search_finds_a_known_capacity_never_above_the_physical_cap() {
+    let url = common::block_on(async { common::lab().fresh_database("capacity_known").await });
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("capacity-known");
+    let _ = std::fs::remove_dir_all(&dir);
+    // 4 workers, 20 ms each: at most 200 requests/s. The budget sits just
+    // above the service time, so queueing near the cap breaks it (a p50:
+    // it can be judged on a few hundred requests, a p99 needs 10,000).
+    let file = scenario(
+        &dir,
+        "fixed_service",
+        "[[phase]]\nduration = \"4s\"\nrate = 25\narrival = \"constant\"\nmax_in_flight = 4\n\
+         [[mix]]\noperation = \"sql\"\nname = \"sleep\"\nweight = 1\nsql = \"SELECT pg_sleep(0.02)\"\nvia = \"primary\"\n\
+         [budgets.sleep]\np50 = \"30ms\"\n",
+    );
+    let out = dir.join("out");
+    let (code, r, err) = capacity(
+        &url,
+        &[
+            file.to_str().unwrap(),
+            "--from",
+            "50",
+            "--step",
+            "5s",
+            "--warmup",
+            "1s",
+            "--resolution",
+            "10%",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{r:#}\n{err}");
+    let v = &r["variants"][0];
+    assert_eq!(v["end"], "found", "{v:#}");
+    let cap = 4.0 / 0.020;
+    let found = v["capacity"].as_f64().unwrap();
+    let failing = v["first_failing"].as_f64().unwrap();
+    assert!(
+        found <= cap,
+        "found {found} req/s above the physical cap {cap}"
+    );
+    assert!(
+        found >= cap / 2.0,
+        "found {found} req/s, far under the cap {cap}"
+    );
+    assert!(
+        failing > found && (failing - found) / found <= 0.10 + 1e-9,
+        "{v:#}"
+    );
+    assert!(
+        !v["reasons"].as_array().unwrap().is_empty(),
+        "a failing rate says why"
+    );
+    // Each probe is a run directory of its own that report reads.
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), v["probes"].as_array().unwrap().len());
+    assert!(Path::new(runs[0].as_str().unwrap())
+        .join("run.json")
+        .exists());
+    assert!(out.join("capacity.json").exists());
+}
+
+fn a_search_whose_driver_cannot_offer_the_rate_ends_invalid() {
+    let url = common::block_on(async { common::lab().fresh_database("capacity_driver").await });
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("capacity-driver");
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = scenario(
+        &dir,
+        "flood",
+        "[[phase]]\nduration = \"2s\"\nrate = 10\nmax_in_flight = 20000\n\
+         [[mix]]\noperation = \"sql\"\nname = \"one\"\nweight = 1\nsql = \"SELECT 1\"\nvia = \"primary\"\n\
+         [budgets.one]\np99 = \"5s\"\n[validity]\nmax_driver_lag = \"2ms\"\n",
+    );
+    let (code, r, err) = capacity(
+        &url,
+        &[
+            file.to_str().unwrap(),
+            "--from",
+            "200000",
+            "--step",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--out",
+            dir.join("out").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 3, "{r:#}\n{err}");
+    let v = &r["variants"][0];
+    assert_eq!(v["end"], "driver-limited", "{v:#}");
+    assert!(
+        v["capacity"].is_null(),
+        "never reported as the estate's capacity: {v:#}"
+    );
+    assert!(
+        v["reasons"][0].as_str().unwrap().contains("the driver"),
+        "{v:#}"
+    );
+}
