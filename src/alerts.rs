@@ -1050,16 +1050,7 @@ fn write_report(dir: &Path, r: &AlertsReport) -> Result<()> {
 
 /// Read alerts-drill.json from a run directory, if there is one.
 pub fn read(dir: &Path) -> Result<Option<AlertsReport>> {
-    let path = dir.join(ALERTS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).io("reading", &path),
-    };
-    let mut de = serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(&mut de)
-        .map(Some)
-        .map_err(|e| Error::Usage(format!("{}: {} at {}", path.display(), e.inner(), e.path())))
+    crate::fsutil::read_json(&dir.join(ALERTS_FILE), ALERTS_REPORT_VERSION)
 }
 
 /// The exit code of a drill.

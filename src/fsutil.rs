@@ -26,3 +26,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).io("renaming into place", path)?;
     Ok(())
 }
+
+/// Read `path` as JSON of type `T`, if the file exists: None when it does
+/// not. A file of another layout is refused with the path of the field at
+/// fault (exit 2), and a `schema_version` other than `version` is refused
+/// before the fields are read.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, version: u32) -> Result<Option<T>> {
+    use crate::error::Error;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).io("reading", path),
+    };
+    #[derive(serde::Deserialize)]
+    struct Version {
+        schema_version: Option<u64>,
+    }
+    let v: Version = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{}: not JSON of this layout ({e})", path.display())))?;
+    if v.schema_version != Some(version as u64) {
+        return Err(Error::Usage(format!(
+            "{}: schema_version {}, this rehearse reads {version}",
+            path.display(),
+            v.schema_version
+                .map_or("missing".to_string(), |v| v.to_string())
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(&mut de)
+        .map(Some)
+        .map_err(|e| Error::Usage(format!("{}: {} at {}", path.display(), e.inner(), e.path())))
+}

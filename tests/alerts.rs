@@ -341,12 +341,21 @@ fn the_lab_scrapes_a_run_every_dashboard_panel_has_data_and_the_alert_drill_pass
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let exposition = http_get(lab.state.ports.rehearse, "/metrics").unwrap();
-    let body = exposition.split_once("\r\n\r\n").unwrap().1.to_string();
-    assert!(
-        body.contains("rehearse_request_duration_seconds_bucket"),
-        "{body:.2000}"
-    );
+    // The histogram appears once the run's first interval has been merged
+    // (a second or so after the targets are up; more on a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let exposition = http_get(lab.state.ports.rehearse, "/metrics").unwrap();
+        let body = exposition.split_once("\r\n\r\n").unwrap().1.to_string();
+        if body.contains("rehearse_request_duration_seconds_bucket") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no latency histogram: {body:.2000}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let mut check = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

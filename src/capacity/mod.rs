@@ -350,16 +350,7 @@ impl CapacityReport {
 
 /// Read a capacity directory's capacity.json, if it has one.
 pub fn read(dir: &Path) -> Result<Option<CapacityReport>> {
-    let path = dir.join("capacity.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).io("reading", &path),
-    };
-    let mut de = serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(&mut de)
-        .map(Some)
-        .map_err(|e| Error::Usage(format!("{}: {} at {}", path.display(), e.inner(), e.path())))
+    crate::fsutil::read_json(&dir.join("capacity.json"), CAPACITY_VERSION)
 }
 
 /// The capacity charts: per operation, p50 and p99 against the offered

@@ -116,52 +116,20 @@ const IMPACT_HEADER: [&str; 7] = [
 ];
 
 pub fn markdown(r: &RunResult, impact: &[JobImpact]) -> String {
-    let md = |header: &[&str], rows: &[Vec<String>]| {
-        let mut t = format!(
-            "| {} |\n|{}\n",
-            header.join(" | "),
-            "---|".repeat(header.len())
-        );
-        for row in rows {
-            let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
-            t += &format!("| {} |\n", cells.join(" | "));
-        }
-        t
-    };
     let (windows, table) = rows(r, impact);
     format!(
         "\n## Maintenance jobs\n\n{}\n### p99 during the jobs' windows and otherwise\n\n{}",
-        md(&WINDOW_HEADER, &windows),
-        md(&IMPACT_HEADER, &table)
+        crate::text::md_table(&WINDOW_HEADER, &windows),
+        crate::text::md_table(&IMPACT_HEADER, &table)
     )
 }
 
 pub fn html(r: &RunResult, impact: &[JobImpact]) -> String {
-    let esc = |t: &str| {
-        t.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let table = |id: &str, header: &[&str], rows: &[Vec<String>]| {
-        let mut t = format!("<table id=\"{id}\"><tr>");
-        for h in header {
-            t += &format!("<th>{}</th>", esc(h));
-        }
-        t += "</tr>";
-        for row in rows {
-            t += "<tr>";
-            for c in row {
-                t += &format!("<td>{}</td>", esc(c));
-            }
-            t += "</tr>";
-        }
-        t + "</table>"
-    };
     let (windows, rows) = rows(r, impact);
     format!(
         "<section id=\"jobs\"><h2>Maintenance jobs</h2>{}<h3>p99 during the jobs' windows and otherwise</h3>\
          <p>Intervals that overlap a job's window against the rest, warm-up left out: what running the job beside the workload costs.</p>{}</section>",
-        table("job-windows", &WINDOW_HEADER, &windows),
-        table("job-impact", &IMPACT_HEADER, &rows)
+        crate::text::html_table("job-windows", &WINDOW_HEADER, &windows),
+        crate::text::html_table("job-impact", &IMPACT_HEADER, &rows)
     )
 }

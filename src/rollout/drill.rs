@@ -219,17 +219,6 @@ impl DrillReport {
 
     /// The drill's section of summary.md.
     pub fn markdown(&self) -> String {
-        let md = |header: &[&str], rows: &[Vec<String>]| {
-            let mut t = format!(
-                "| {} |\n|{}\n",
-                header.join(" | "),
-                "---|".repeat(header.len())
-            );
-            for r in rows {
-                t += &format!("| {} |\n", r.join(" | "));
-            }
-            t
-        };
         let mut out = format!("# {}\n\n", self.verdict());
         for r in &self.reasons {
             out += &format!("- {r}\n");
@@ -246,9 +235,9 @@ impl DrillReport {
             self.final_verify.as_ref().map_or("none".into(), |(ok, v)| format!("{} ({v})", if *ok { "passed" } else { "FAILED" }))
         );
         out += "## Steps\n\n";
-        out += &md(&STEP_HEADER, &self.step_rows());
+        out += &crate::text::md_table(&STEP_HEADER, &self.step_rows());
         out += "\n## p99 by cohort (ms, from the intended start)\n\n";
-        out += &md(&COHORT_HEADER, &self.cohort_rows());
+        out += &crate::text::md_table(&COHORT_HEADER, &self.cohort_rows());
         out
     }
 
@@ -259,21 +248,6 @@ impl DrillReport {
                 .replace('<', "&lt;")
                 .replace('>', "&gt;")
         };
-        let table = |id: &str, header: &[&str], rows: &[Vec<String>]| {
-            let mut t = format!("<table id=\"{id}\"><tr>");
-            for h in header {
-                t += &format!("<th>{}</th>", esc(h));
-            }
-            t += "</tr>";
-            for r in rows {
-                t += "<tr>";
-                for c in r {
-                    t += &format!("<td>{}</td>", esc(c));
-                }
-                t += "</tr>";
-            }
-            t + "</table>"
-        };
         let mut h = String::from("<section id=\"rollout-drill\"><h2>Rollout drill</h2>");
         if !self.reasons.is_empty() {
             h += "<ul>";
@@ -283,10 +257,10 @@ impl DrillReport {
             h += "</ul>";
         }
         h += "<h3>Steps</h3>";
-        h += &table("rollout-steps", &STEP_HEADER, &self.step_rows());
+        h += &crate::text::html_table("rollout-steps", &STEP_HEADER, &self.step_rows());
         h += "<h3>p99 by cohort</h3><p>Each request is tagged with the mode whose tables it used; \
               times are from the intended start. The same step, load and machine for both cohorts.</p>";
-        h += &table("rollout-cohorts", &COHORT_HEADER, &self.cohort_rows());
+        h += &crate::text::html_table("rollout-cohorts", &COHORT_HEADER, &self.cohort_rows());
         h + "</section>"
     }
 
@@ -358,23 +332,7 @@ pub const FILE: &str = "rollout.json";
 /// Read a run directory's rollout.json, if it has one; a field this build
 /// does not know is refused with its path.
 pub fn read(dir: &std::path::Path) -> Result<Option<DrillReport>> {
-    let path = dir.join(FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).io("reading", &path),
-    };
-    let mut de = serde_json::Deserializer::from_str(&text);
-    let r: DrillReport = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| Error::Usage(format!("{}: {} at {}", path.display(), e.inner(), e.path())))?;
-    if r.schema_version != REPORT_VERSION {
-        return Err(Error::Usage(format!(
-            "{}: schema_version {} is not {REPORT_VERSION}, which this rehearse reads",
-            path.display(),
-            r.schema_version
-        )));
-    }
-    Ok(Some(r))
+    crate::fsutil::read_json(&dir.join(FILE), REPORT_VERSION)
 }
 
 /// The workload the drill runs: as the cutover drill's.
