@@ -49,11 +49,7 @@ pub async fn sweep(estate: &Estate, client: &Client, opts: &JobOptions) -> Resul
         .url;
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
-    let database: String = client
-        .query_one("SELECT current_database()", &[])
-        .await
-        .db(|| "reading the database name".into())?
-        .get(0);
+    let database = crate::db::current_database(client).await?;
     let namespace = format!("rehearse:{database}");
     let rc = redis::Client::open(url.as_str()).map_err(redis_err("parsing the Redis URL", url))?;
     let mut con = rc

@@ -126,11 +126,7 @@ pub async fn install(
 /// Remove this database's rehearse schedules; returns how many.
 pub async fn uninstall(estate: &Estate) -> Result<u64> {
     let client = db::connect(&estate.primary.url).await?;
-    let database: String = client
-        .query_one("SELECT current_database()", &[])
-        .await
-        .db(|| "reading the database name".into())?
-        .get(0);
+    let database = db::current_database(&client).await?;
     let cron_db = cron_database(&client).await?;
     let cron = db::connect(&with_database(&estate.primary.url, &cron_db)).await?;
     let n = cron
@@ -173,11 +169,7 @@ pub struct Listing {
 
 pub async fn list(estate: &Estate) -> Result<Listing> {
     let client = db::connect(&estate.primary.url).await?;
-    let database: String = client
-        .query_one("SELECT current_database()", &[])
-        .await
-        .db(|| "reading the database name".into())?
-        .get(0);
+    let database = db::current_database(&client).await?;
     let cron = match cron_database(&client).await {
         Err(Error::Refused(why)) => Err(why),
         Err(e) => return Err(e),

@@ -182,16 +182,19 @@ impl DrillReport {
 
     /// The steps as table rows: at, name, rollout, organizations, checks, verify.
     fn step_rows(&self) -> Vec<Vec<String>> {
+        // Each hold and check follows the transition that made its rollout;
+        // the steady baseline follows none.
+        let mut last_change: Option<&ChangeReport> = None;
         self.spans
             .iter()
-            .filter(|s| s.kind != SpanKind::Transition)
-            .map(|s| {
-                let change = self
-                    .spans
-                    .iter()
-                    .filter(|t| t.kind == SpanKind::Transition && t.basis_points == s.basis_points)
-                    .filter_map(|t| t.change.as_ref())
-                    .next_back();
+            .filter_map(|s| {
+                if s.kind == SpanKind::Transition {
+                    last_change = s.change.as_ref();
+                    return None;
+                }
+                Some((s, last_change))
+            })
+            .map(|(s, change)| {
                 vec![
                     format!("{:.1}", s.start_s),
                     s.name.clone(),
