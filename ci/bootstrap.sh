@@ -5,7 +5,7 @@
 # monitoring), and a Python virtualenv (.rehearse/pyenv) with HdrHistogram's
 # Python reader, which the tests use to check the interval logs rehearse
 # writes; with TEST_TOOLS=1 also what only the tests use: Chromium (they
-# render the HTML reports).
+# render the HTML reports) and kubernetes-validate (deploy/'s manifests).
 # A no-op when everything is already there. Needs root (or sudo) to install.
 set -euo pipefail
 
@@ -81,4 +81,13 @@ else
   rm -rf "$pyenv"
   python3 -m venv "$pyenv"
   "$pyenv/bin/pip" install -q --disable-pip-version-check 'hdrhistogram==0.10.8'
+fi
+# The Kubernetes schemas, offline, for deploy/ (no cluster needed).
+if [ "${TEST_TOOLS:-0}" = 1 ]; then
+  if "$pyenv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
+    echo "bootstrap: kubernetes-validate is in $pyenv"
+  else
+    echo "bootstrap: installing kubernetes-validate into $pyenv"
+    "$pyenv/bin/pip" install -q --disable-pip-version-check 'kubernetes-validate==1.37.0'
+  fi
 fi

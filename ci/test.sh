@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TEST_TOOLS=1 bash ci/bootstrap.sh
+# The Kubernetes manifests against the schemas, strictly (an unknown field fails).
+.rehearse/pyenv/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml deploy/cron/cronjob.yaml
 cargo test --locked

@@ -79,13 +79,16 @@ pub enum Command {
     /// Run scenarios against each of their variants and write run.json and latency.hlog.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Merge the shards of one run (run --shard I/N) exactly into one run directory.
+    #[command(after_help = MERGE_HELP)]
+    Merge(MergeArgs),
     /// For each variant, the highest open-loop rate at which the run is valid and every budget holds.
     #[command(after_help = CAPACITY_HELP)]
     Capacity(CapacityArgs),
     /// Turn a run directory into charts (SVG, PNG), report.html, summary.md and .hgrm files.
     #[command(after_help = exit::HELP)]
     Report(ReportArgs),
-    /// Compare runs of two builds: per operation and variant, p50/p95/p99/p99.9 and throughput with a bootstrap confidence interval.
+    /// Compare runs of two builds: per operation and variant, p50/p95/p99/p99.9 and throughput with a bootstrap confidence interval; or two capacity directories' capacities.
     #[command(after_help = COMPARE_HELP)]
     Compare(CompareArgs),
     /// Interleave two builds (rehearse binaries) or two configurations (settings files) in slices, ABBA, on one estate, and judge the paired ratios.
@@ -767,6 +770,15 @@ Method:
   below min-abs  the change is smaller than --min-abs-ms
   inconclusive   anything else, or fewer than 100/(1-q) samples on a side
 
+Capacity directories (rehearse capacity; one on each side of --):
+  per variant, the candidate's capacity over the baseline's. A search brackets
+  its capacity between the highest rate whose trials all passed and the lowest
+  whose failure was confirmed; the interval is what both brackets allow.
+  higher / lower   the whole interval lies above / below 1
+  within the searches' resolution   the interval holds 1
+  unknown          a side has no capacity (driver-limited, an invalid probe,
+                   even --from failing, or the variant not searched)
+
 Exit codes:
   0  compared (whatever the verdicts; `rehearse gate` acts on them)
   2  bad usage or input (not a run directory, unknown schema, missing field)";
@@ -807,7 +819,15 @@ capacity directory; the rate scales the scenario's open phases, as `run --rate` 
 fails when a budget is missed or the estate could not keep up (rate not reached, arrivals
 dropped); the failure counts only once a second trial fails too (--trials), and the final
 passing rate is run a second time as well. A probe whose driver was the bottleneck is invalid:
-the search stops and says so, and that figure is never reported as the estate's capacity.
+it bounds the bracket from above (no second trial) and the bisection goes on below it; if the
+bracket closes on it, the search ends driver-limited and says so, and that figure is never
+reported as the estate's capacity. On a machine shared with the estate, run the search at a
+higher priority (`nice -n -10 rehearse capacity ...`) so the estate, not the driver, meets
+the contention.
+
+A probe measures --step, or longer where a budget's percentile needs more samples at its
+rate (a percentile q needs 100/(1-q) of its operation: p99 10,000); past 30 minutes at --from
+the search is refused up front.
 
 Writes capacity.json and prints each variant's capacity, the first failing rate and why,
 and each variant against the first.
@@ -893,7 +913,59 @@ pub struct RunArgs {
     /// Print run.json's summary as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Offer only shard I of N (I from 0) of the schedule; merge the N run directories with `rehearse merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, requires = "start_at", env = "REHEARSE_SHARD")]
+    pub shard: Option<(u32, u32)>,
+    /// The shards' shared start instant (RFC 3339, e.g. 2026-12-01T21:00:00Z): every shard starts its first variant then.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at, requires = "shard", env = "REHEARSE_START_AT")]
+    pub start_at: Option<std::time::SystemTime>,
 }
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    rehearse::shard::parse_shard(s)
+}
+
+fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    rehearse::shard::parse_rfc3339(s)
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' run directories (every shard of the run).
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub shards: Vec<PathBuf>,
+    /// The merged run directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print run.json's summary as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const MERGE_HELP: &str = "\
+Sharding (rehearse run --shard I/N --start-at T, N processes or pods):
+  arrival k of each open phase goes to shard k mod N, with the operation,
+  tenant and parameters the unsharded run would give it from the same seed;
+  closed-loop user u goes to shard u mod N. Every shard starts variant v at
+  T + v x (the variant's length + its timeout + 10 s), so the interval
+  histograms line up. A shard not ready by then (1 s late) refuses to run.
+  Only shard 0 runs the scenario's [[job]]s.
+
+Merge:
+  interval histograms of one tag and interval are added (HdrHistogram adds
+  exactly when the settings agree); counts, errors, late, dropped, offered
+  and completed requests, driver CPU and estate counters are summed. The
+  driver's wake-up lag is the worst shard's; top statements are shard 0's.
+  The merged run.json and latency.hlog read like any run's in report,
+  compare and gate.
+
+Exit codes (merge merges; `rehearse gate` on the merged run judges budgets):
+  0    merged: every shard complete, the merged run valid (whatever its budgets)
+  2    not shards of one run: different scenario, seed, shard count,
+       histogram settings or start instant; a shard given twice; not a shard
+  3    invalid: a shard is missing, failed, or was interrupted (named), or a
+       shard's own run was invalid; the merged run is written and marked so
+  4    an interval log could not be read or written";
 
 const RUN_HELP: &str = "\
 Measurement:
@@ -917,7 +989,9 @@ Exit codes:
        the bottleneck, so its numbers must not be trusted
   4    the estate is not usable (a component is down, a statement failed)
   5    refused: the target is not a rehearsal database
-  130  interrupted (Ctrl-C): what was measured is written, marked interrupted";
+  130  interrupted (Ctrl-C): what was measured is written, marked interrupted
+  A shard (--shard I/N) exits 0 when it completed: its budgets are judged on the
+  merged run (`rehearse merge --help`), and 2/4/130 as above otherwise.";
 
 const QUERY_HELP: &str = "\
 Operations:
@@ -1205,5 +1279,75 @@ mod tests {
         let mut broken = lines[0].clone();
         broken.push("--bugdet".into());
         assert!(Cli::try_parse_from(&broken).is_err());
+    }
+
+    /// The pods of deploy/k8s run command lines that parse as rehearse's, with
+    /// the values Kubernetes puts in for $(VAR); the shard count agrees with
+    /// the Job's completions; the ConfigMap holds the scenario verbatim.
+    #[test]
+    fn the_kubernetes_job_runs_commands_that_parse() {
+        use clap::Parser;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s");
+        let expand = |a: &str| {
+            a.replace("$(SHARD_INDEX)", "2")
+                .replace("$(START_AT)", "2026-12-01T21:00:00Z")
+                .replace("$(RUN_ID)", "r1")
+        };
+        let argvs = |file: &str| -> Vec<Vec<String>> {
+            let yaml = std::fs::read_to_string(dir.join(file)).unwrap();
+            yaml.lines()
+                .filter(|l| l.trim_start().starts_with("args:"))
+                .map(|l| {
+                    let list = &l[l.find('[').unwrap() + 1..l.rfind(']').unwrap()];
+                    std::iter::once("rehearse".to_string())
+                        .chain(list.split(',').map(|a| expand(a.trim().trim_matches('"'))))
+                        .collect()
+                })
+                .collect()
+        };
+        let shard = argvs("job.yaml");
+        let merge = argvs("merge-job.yaml");
+        assert_eq!((shard.len(), merge.len()), (1, 2), "{shard:?} {merge:?}");
+        for argv in shard.iter().chain(&merge) {
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{argv:?} does not parse: {e}");
+            }
+        }
+        let super::Command::Run(run) = Cli::try_parse_from(&shard[0]).unwrap().command else {
+            panic!("the shard's pod runs `rehearse run`")
+        };
+        let job = std::fs::read_to_string(dir.join("job.yaml")).unwrap();
+        let n: u32 = job
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("completions: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(run.shard, Some((2, n)));
+        assert!(job.contains(&format!("parallelism: {n}")));
+        assert!(run.start_at.is_some());
+        // The merge takes every shard.
+        assert_eq!(
+            merge[0].iter().filter(|a| a.contains("/shard-")).count() as u32,
+            n
+        );
+        // A misspelt flag in the pod's command line would fail.
+        let mut broken = shard[0].clone();
+        broken.push("--shrad".into());
+        assert!(Cli::try_parse_from(&broken).is_err());
+        // The ConfigMap's scenario is scenarios/reporting_day.toml.
+        let cm = std::fs::read_to_string(dir.join("scenario-configmap.yaml")).unwrap();
+        let body: String = cm
+            .split_once("reporting_day.toml: |\n")
+            .unwrap()
+            .1
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let scenario = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/reporting_day.toml"),
+        )
+        .unwrap();
+        assert_eq!(body.trim_end(), scenario.trim_end());
     }
 }

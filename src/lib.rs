@@ -26,6 +26,7 @@ pub mod http;
 pub mod interrupt;
 pub mod jobs;
 pub mod lab;
+pub mod merge;
 pub mod metrics;
 pub mod output;
 pub mod progress;
@@ -37,6 +38,7 @@ pub mod run;
 pub mod scenario;
 pub mod schema;
 pub mod seed;
+pub mod shard;
 pub mod text;
 
 pub use error::{Error, Result};

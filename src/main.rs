@@ -9,8 +9,8 @@ use clap::Parser;
 use cli::{
     AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand,
     CapacityArgs, CheckArgs, Cli, Command, CompareArgs, CutoverCommand, GateArgs, JobCommand,
-    LabCommand, QueryArgs, RolloutCommand, RunArgs, SchemaCommand, SeedArgs, StepArgs, VerdictArgs,
-    VerifyArgs,
+    LabCommand, MergeArgs, QueryArgs, RolloutCommand, RunArgs, SchemaCommand, SeedArgs, StepArgs,
+    VerdictArgs, VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -88,6 +88,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Query(args) => run_query(&cli, args).await,
         Command::Check(args) => run_check(args),
         Command::Compare(args) => run_compare(args),
+        Command::Merge(args) => run_merge(args),
         Command::Ab(args) => run_ab(&cli, args),
         Command::Gate(args) => run_gate(args),
         Command::Baseline(BaselineCommand::Save {
@@ -721,6 +722,38 @@ fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::report::compare
 
 fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
     use rehearse::report::compare;
+    let format = if args.json {
+        rehearse::output::compare::Format::Json
+    } else if args.markdown {
+        rehearse::output::compare::Format::Markdown
+    } else {
+        rehearse::output::compare::Format::Table
+    };
+    // Capacity directories compare by their capacities.
+    let capacities = |side: &[std::path::PathBuf]| -> anyhow::Result<Vec<Option<rehearse::capacity::CapacityReport>>> {
+        side.iter()
+            .map(|d| Ok(rehearse::capacity::read(d)?))
+            .collect()
+    };
+    let (bc, cc) = (capacities(&args.baseline)?, capacities(&args.candidate)?);
+    if bc.iter().chain(&cc).any(Option::is_some) {
+        let (b, c) = match (&bc[..], &cc[..]) {
+            ([Some(b)], [Some(c)]) => (b, c),
+            _ => {
+                return Err(rehearse::Error::Usage(
+                    "a capacity directory (capacity.json) compares with one other capacity directory: one on each side of --"
+                        .into(),
+                )
+                .into())
+            }
+        };
+        let rows = rehearse::capacity::compare::compare(b, c)?;
+        print!(
+            "{}",
+            rehearse::capacity::compare::render(&rows, b, c, format)
+        );
+        return Ok(exit::OK);
+    }
     let (base, interval) = compare::runs(&args.baseline)?;
     let (cand, cand_interval) = compare::runs(&args.candidate)?;
     if (interval - cand_interval).abs() > 1e-9 {
@@ -744,13 +777,6 @@ fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
             rehearse::Error::Usage("the two sides share no variant and operation".into()).into(),
         );
     }
-    let format = if args.json {
-        rehearse::output::compare::Format::Json
-    } else if args.markdown {
-        rehearse::output::compare::Format::Markdown
-    } else {
-        rehearse::output::compare::Format::Table
-    };
     print!(
         "{}",
         rehearse::output::compare::render(&out, &settings, format)?
@@ -856,6 +882,14 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         verbose: !args.quiet,
         stop: None,
         metrics_addr: args.metrics_addr.clone(),
+        shard: match (args.shard, args.start_at) {
+            (Some((index, count)), Some(start_at)) => Some(rehearse::shard::ShardPlan {
+                index,
+                count,
+                start_at,
+            }),
+            _ => None,
+        },
     };
     let outcomes = driver::run(&estate, &opts).await?;
     let mut code = exit::OK;
@@ -868,9 +902,43 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         } else {
             print!("{}", output::run::text(&o.result, &o.dir));
         }
-        code = exit::worst(code, o.exit_code());
+        // A shard holds a share of the samples: its budgets are judged on
+        // the merged run (`rehearse merge`, then `gate`). It exits 0 when it
+        // completed, so an indexed Job does not fail on a share's percentile.
+        let shard_code = match o.result.status {
+            rehearse::run::Status::Complete => exit::OK,
+            _ => o.exit_code(),
+        };
+        if let Some(p) = &opts.shard {
+            if !args.json {
+                println!(
+                    "shard {}/{}: {:?}; budgets are judged on the merged run (rehearse merge, then rehearse gate)",
+                    p.index, p.count, o.result.status
+                );
+            }
+            code = exit::worst(code, shard_code);
+        } else {
+            code = exit::worst(code, o.exit_code());
+        }
     }
     Ok(code)
+}
+
+fn run_merge(args: &MergeArgs) -> anyhow::Result<i32> {
+    let r = rehearse::merge::merge(&args.shards, &args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&output::run::json(&r))?);
+    } else {
+        print!("{}", output::run::text(&r, &args.out));
+    }
+    // Budgets are the gate's to judge; an incomplete or invalid merge is never a pass.
+    Ok(
+        if r.exit_code == exit::INVALID || r.status != rehearse::run::Status::Complete {
+            exit::INVALID
+        } else {
+            exit::OK
+        },
+    )
 }
 
 async fn run_query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<i32> {

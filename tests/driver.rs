@@ -49,21 +49,6 @@ fn run_json(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
 }
 
-/// The Python interpreter with the `hdrhistogram` package, as ci/bootstrap.sh sets it up.
-fn hdr_python() -> PathBuf {
-    let p = std::env::var_os("REHEARSE_HDR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".rehearse/pyenv/bin/python")
-        });
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash ci/bootstrap.sh`, which installs HdrHistogram's Python reader there",
-        p.display()
-    );
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_writes_results_that_hdrhistograms_python_reader_decodes_to_the_same_counts() {
     let _shared = ALONE.read().await;
@@ -161,7 +146,7 @@ min_rate = 0.5
     assert_eq!(variants.len(), 2);
 
     // The interval log, read by HdrHistogram's own Python implementation.
-    let py = Command::new(hdr_python())
+    let py = Command::new(common::hdr_python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_counts.py"))
         .arg(out.join("latency.hlog"))
         .output()

@@ -3,6 +3,7 @@
 //! Every probe is a full measured run (its own warm-up, its own run
 //! directory under the capacity directory); the search is in [`search`].
 
+pub mod compare;
 pub mod search;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,10 @@ pub struct VariantCapacity {
     pub found: Found,
     /// The probes' run directories, in the order run.
     pub runs: Vec<String>,
+    /// Each probe's measured length (s), in the same order: `--step`, or
+    /// longer where a budget's percentile needs more samples at that rate.
+    #[serde(default)]
+    pub steps_s: Vec<f64>,
 }
 
 /// Version of the `capacity.json` layout.
@@ -159,6 +164,60 @@ fn peak_rate(s: &Scenario) -> Option<f64> {
         .reduce(f64::max)
 }
 
+/// Longest probe a search will run: past it, `from` is too low for the
+/// budgets' percentiles and the search is refused up front.
+pub const MAX_PROBE: Duration = Duration::from_secs(30 * 60);
+
+/// The measured length a probe at `rate` needs so that every budget can be
+/// judged: a percentile q needs 100 / (1 - q) samples of its operation
+/// (p99: 10,000), and an operation gets its weight's share of the requests,
+/// at the phases' mean rate. 15% is added for requests the estate sheds.
+/// Returns the length and the budget that sets it.
+pub fn min_step(s: &Scenario, rate: f64) -> (Duration, Option<String>) {
+    let total_w: f64 = s.mix.iter().map(|m| m.weight).sum();
+    // The phases' mean rate as a share of the peak, once scaled to `rate`.
+    let (mut reqs, mut secs, mut peak) = (0.0, 0.0, 0.0f64);
+    for p in &s.phases {
+        if let scenario::Load::Open { rate, ramp_to, .. } = p.load {
+            let d = p.duration.0.as_secs_f64();
+            reqs += (rate + ramp_to) / 2.0 * d;
+            secs += d;
+            peak = peak.max(rate.max(ramp_to));
+        }
+    }
+    if total_w <= 0.0 || secs <= 0.0 || peak <= 0.0 || rate <= 0.0 {
+        return (Duration::ZERO, None);
+    }
+    let mean = rate * reqs / secs / peak;
+    let mut worst = (0.0f64, None);
+    for (op, b) in &s.budgets {
+        let share = s
+            .mix
+            .iter()
+            .filter(|m| &m.name == op)
+            .map(|m| m.weight)
+            .sum::<f64>()
+            / total_w;
+        if share <= 0.0 {
+            continue;
+        }
+        for (label, q, _) in b.limits() {
+            let needs = crate::run::judge::samples_needed(q) as f64;
+            let t = needs * 1.15 / (share * mean);
+            if t > worst.0 {
+                worst = (
+                    t,
+                    Some(format!(
+                        "{op} {label} needs {needs:.0} samples, {op} is {:.0}% of the mix",
+                        share * 100.0
+                    )),
+                );
+            }
+        }
+    }
+    (Duration::from_secs_f64(worst.0.ceil()), worst.1)
+}
+
 /// Run the search for every variant; writes `capacity.json` into the directory.
 pub async fn capacity(
     estate: &Estate,
@@ -201,6 +260,17 @@ pub async fn capacity(
             base.warmup.0
         }
     });
+    let (longest, why) = min_step(&base, from);
+    if longest > MAX_PROBE {
+        return Err(Error::Usage(format!(
+            "{}: a probe at --from {from} req/s would have to measure {} s ({}), more than {} s; \
+             start higher (--from) or budget a lower percentile",
+            opts.scenario.display(),
+            longest.as_secs(),
+            why.unwrap_or_default(),
+            MAX_PROBE.as_secs()
+        )));
+    }
     let dir = opts.out.clone().unwrap_or_else(|| {
         PathBuf::from("results").join(crate::run::run_id(
             SystemTime::now(),
@@ -218,6 +288,7 @@ pub async fn capacity(
     let mut variants = Vec::new();
     for variant in base.variants.clone() {
         let mut runs = Vec::new();
+        let mut steps = Vec::new();
         let found = search::search(&settings, |rate, trial| {
             let mut s = base.clone();
             s.variants = vec![variant.clone()];
@@ -225,8 +296,11 @@ pub async fn capacity(
             let dir = dir.join(format!("{}-{:.0}-t{trial}", variant.name, rate));
             runs.push(dir.display().to_string());
             let verbose = opts.verbose;
+            let opts_step = opts.step;
             let vname = variant.name.clone();
-            let step = opts.step;
+            let (need, why) = min_step(&base, rate);
+            let step = opts.step.max(need);
+            steps.push(step.as_secs_f64());
             let in_flight = s.phases.iter().find_map(|p| match p.load {
                 scenario::Load::Open { max_in_flight, .. } => Some(max_in_flight),
                 scenario::Load::Closed { .. } => None,
@@ -236,7 +310,14 @@ pub async fn capacity(
                 s.set_duration(warmup + step);
                 s.warmup = Dur(warmup);
                 if verbose {
-                    eprintln!("capacity {vname}: {rate:.1} req/s, trial {trial} ...");
+                    let longer = match why {
+                        Some(why) if step > opts_step => format!(" (longer than --step: {why})"),
+                        _ => String::new(),
+                    };
+                    eprintln!(
+                        "capacity {vname}: {rate:.1} req/s, trial {trial}, {:.0} s measured{longer} ...",
+                        step.as_secs_f64()
+                    );
                 }
                 let r = driver::run_one(estate, &s, &dir, false).await?;
                 let v = r.variants.first().ok_or_else(|| {
@@ -255,6 +336,7 @@ pub async fn capacity(
             mode: variant.mode,
             found,
             runs,
+            steps_s: steps,
         });
     }
     let exit_code = exit_code(&variants);
@@ -498,9 +580,13 @@ pub fn report(dir: &Path) -> Result<crate::report::ReportOutcome> {
         _ => "capacity INVALID: the driver or a probe, not the estate, set the limit",
     };
     let md = format!(
-        "# {verdict}: {}\n\nStep {:.0} s after a {:.0} s warm-up, resolution {:.0}%, {} trials before a failure counts.\n\n```\n{}```\n",
+        "# {verdict}: {}\n\nStep {:.0} s (longer at low rates where a budget's percentile needs the samples: up to {:.0} s) after a {:.0} s warm-up, resolution {:.0}%, {} trials before a failure counts.\n\n```\n{}```\n",
         r.scenario,
         r.step_s,
+        r.variants
+            .iter()
+            .flat_map(|v| v.steps_s.iter().copied())
+            .fold(r.step_s, f64::max),
         r.warmup_s,
         r.resolution * 100.0,
         r.trials,
@@ -539,4 +625,31 @@ pub fn report(dir: &Path) -> Result<crate::report::ReportOutcome> {
         verdict: verdict.to_string(),
         note: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_is_long_enough_for_the_budgets_percentiles() {
+        let s = scenario::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/reporting_day.toml"
+        )))
+        .unwrap();
+        // ledger is 15% of the mix and budgets p99: 10,000 x 1.15 / (0.15 x rate).
+        let (t, why) = min_step(&s, 300.0);
+        assert_eq!(t.as_secs(), 256, "{why:?}");
+        assert!(why.unwrap().starts_with("ledger p99"));
+        let (t, _) = min_step(&s, 3000.0);
+        assert_eq!(t.as_secs(), 26);
+        // A ramp from half the peak offers three quarters of its requests.
+        let mut ramp = s.clone();
+        if let scenario::Load::Open { rate, ramp_to, .. } = &mut ramp.phases[0].load {
+            *ramp_to = *rate;
+            *rate /= 2.0;
+        }
+        assert_eq!(min_step(&ramp, 3000.0).0.as_secs(), 35);
+    }
 }

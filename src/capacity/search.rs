@@ -2,8 +2,11 @@
 //! probe runs: grow geometrically from `from` until a step fails, then
 //! bisect (geometric midpoints) to the resolution. A failing probe counts
 //! only once a second trial fails too; the final passing rate is confirmed
-//! by a second trial as well. A probe the driver could not offer ends the
-//! search: that figure is the driver's limit, never the estate's.
+//! by a second trial as well. A probe the driver could not offer bounds the
+//! bracket from above without a second trial, and the bisection goes on
+//! below it: a budget the estate fails at a rate the driver can offer is a
+//! capacity; a bracket that closes on the driver's limit ends driver-limited,
+//! and that figure is never reported as the estate's.
 
 use serde::{Deserialize, Serialize};
 
@@ -128,12 +131,28 @@ where
             verdict.expect("at least one trial")
         }};
     }
-    let end = |end, capacity, failing: Option<(f64, Outcome)>, probes| Found {
-        end,
-        capacity,
-        first_failing: failing.as_ref().map(|f| f.0),
-        reasons: failing.map(|f| f.1.reasons().to_vec()).unwrap_or_default(),
-        probes,
+    let end = |end, capacity: Option<f64>, failing: Option<(f64, Outcome)>, probes| {
+        let mut reasons: Vec<String> = failing
+            .as_ref()
+            .map(|f| f.1.reasons().to_vec())
+            .unwrap_or_default();
+        // A driver-limited search has no capacity, only a floor under it.
+        let capacity = match (end, capacity) {
+            (End::DriverLimited | End::Invalid, Some(lo)) => {
+                reasons.push(format!(
+                    "every rate up to {lo:.1} req/s passed; the estate's capacity is at least that, and unknown above it"
+                ));
+                None
+            }
+            (_, c) => c,
+        };
+        Found {
+            end,
+            capacity,
+            first_failing: failing.as_ref().map(|f| f.0),
+            reasons,
+            probes,
+        }
     };
     let stop_on = |o: &Outcome| match o {
         Outcome::Invalid {
@@ -148,7 +167,20 @@ where
         let e = stop_on(&first).unwrap_or(End::FromFails);
         return Ok(end(e, None, Some((s.from, first)), probes));
     }
-    // Confirmed passes, ascending; the bracket is (lo, hi).
+    // How the bracket's upper end ends the search: a confirmed failure
+    // finds the capacity; a rate the driver could not offer leaves it
+    // unknown (at least `lo`, the driver's limit above).
+    let closing = |o: &Outcome| match o {
+        Outcome::Invalid {
+            driver_limited: true,
+            ..
+        } => End::DriverLimited,
+        _ => End::Found,
+    };
+    // Confirmed passes, ascending; the bracket is (lo, hi). A driver-limited
+    // probe bounds it from above like a failure, and the bisection goes on
+    // below it: the estate may still fail a budget at a rate the driver
+    // can offer, and that is a capacity.
     let mut passes = vec![s.from];
     let mut hi: Option<(f64, Outcome)> = None;
     let mut lo = s.from;
@@ -158,8 +190,8 @@ where
         }
         let r = (lo * s.growth).min(s.max);
         let o = judge!(r);
-        if let Some(e) = stop_on(&o) {
-            return Ok(end(e, Some(lo), Some((r, o)), probes));
+        if let Some(End::Invalid) = stop_on(&o) {
+            return Ok(end(End::Invalid, Some(lo), Some((r, o)), probes));
         }
         if o.passed() {
             lo = r;
@@ -169,12 +201,12 @@ where
         }
     }
     loop {
-        let (h, _) = hi.clone().expect("bracketed");
+        let (h, ho) = hi.clone().expect("bracketed");
         if (h - lo) / lo <= s.resolution {
             // Confirm the final pass, unless it was already run twice.
             let runs = probes.iter().filter(|p| p.rate == lo).count() as u32;
             if runs >= s.trials.max(1) || s.trials <= 1 {
-                return Ok(end(End::Found, Some(lo), hi, probes));
+                return Ok(end(closing(&ho), Some(lo), hi, probes));
             }
             let o = probe(lo, runs + 1).await?;
             probes.push(Probe {
@@ -183,24 +215,27 @@ where
                 outcome: o.clone(),
             });
             if o.passed() {
-                return Ok(end(End::Found, Some(lo), hi, probes));
+                return Ok(end(closing(&ho), Some(lo), hi, probes));
             }
-            if let Some(e) = stop_on(&o) {
-                return Ok(end(e, None, Some((lo, o)), probes));
+            if let Some(End::Invalid) = stop_on(&o) {
+                return Ok(end(End::Invalid, None, Some((lo, o)), probes));
             }
             // It failed on confirmation: the bracket moves down.
             passes.pop();
             hi = Some((lo, o));
             match passes.last() {
                 Some(p) => lo = *p,
-                None => return Ok(end(End::FromFails, None, hi, probes)),
+                None => {
+                    let e = stop_on(&hi.as_ref().expect("set").1).unwrap_or(End::FromFails);
+                    return Ok(end(e, None, hi, probes));
+                }
             }
             continue;
         }
         let mid = (lo * h).sqrt();
         let o = judge!(mid);
-        if let Some(e) = stop_on(&o) {
-            return Ok(end(e, Some(lo), Some((mid, o)), probes));
+        if let Some(End::Invalid) = stop_on(&o) {
+            return Ok(end(End::Invalid, Some(lo), Some((mid, o)), probes));
         }
         if o.passed() {
             lo = mid;
@@ -292,21 +327,46 @@ mod tests {
 
     #[tokio::test]
     async fn the_driver_as_the_limit_ends_the_search_and_from_failing_is_said() {
+        let driver = || Outcome::Invalid {
+            reasons: vec!["the driver was the bottleneck".into()],
+            driver_limited: true,
+        };
+        // The driver's limit (100/s) below the estate's: the search closes
+        // in on it and ends driver-limited, never with a capacity.
         let f = search::<_, _, ()>(&settings(), |rate, _| async move {
             Ok(if rate < 100.0 {
                 Outcome::Pass
             } else {
-                Outcome::Invalid {
-                    reasons: vec!["the driver was the bottleneck".into()],
-                    driver_limited: true,
-                }
+                driver()
             })
         })
         .await
         .unwrap();
-        assert_eq!(f.end, End::DriverLimited);
-        assert_eq!(f.first_failing, Some(160.0));
+        assert_eq!(f.end, End::DriverLimited, "{f:?}");
+        assert_eq!(f.capacity, None, "never the estate's capacity");
+        let hi = f.first_failing.unwrap();
+        assert!((100.0..105.0).contains(&hi), "{f:?}");
+        assert!(f.reasons[1].starts_with("every rate up to 9"), "{f:?}");
+        // A driver-limited rate is not retried.
         assert_eq!(f.probes.iter().filter(|p| p.rate == 160.0).count(), 1);
+        // The estate fails a budget (at 120/s) below the driver's limit (160/s):
+        // that is a capacity, found by bisecting under the driver-limited probe.
+        let f = search::<_, _, ()>(&settings(), |rate, _| async move {
+            Ok(if rate < 120.0 {
+                Outcome::Pass
+            } else if rate < 160.0 {
+                fail()
+            } else {
+                driver()
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(f.end, End::Found, "{f:?}");
+        assert!(
+            f.capacity.unwrap() < 120.0 && f.first_failing.unwrap() >= 120.0,
+            "{f:?}"
+        );
         let f = run(&settings(), 5.0, None).await;
         assert_eq!((f.end, f.capacity), (End::FromFails, None));
         let f = run(&settings(), 1e9, None).await;

@@ -71,6 +71,8 @@ pub struct RunOptions {
     /// Where to serve metrics; None: the lab's rehearse port when the lab
     /// has monitoring, else nowhere.
     pub metrics_addr: Option<crate::metrics::MetricsAddr>,
+    /// Offer only this shard's share of the schedule, from a shared start.
+    pub shard: Option<crate::shard::ShardPlan>,
 }
 
 /// One scenario's run.
@@ -132,6 +134,7 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
     }
     let hooks = Hooks {
         metrics: Some(served.metrics.clone()),
+        shard: opts.shard,
         ..Hooks::default()
     };
     let stop = opts.stop.clone().unwrap_or_default();
@@ -186,6 +189,8 @@ pub struct Hooks {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Latency by the mode each request used (the rollout drill).
     pub cohorts: Option<Arc<cohorts::Cohorts>>,
+    /// This process is one shard of a run (`run --shard I/N`).
+    pub shard: Option<crate::shard::ShardPlan>,
 }
 
 /// Run one checked scenario into `dir`, with hooks, until it ends or `stop` is set.
@@ -318,6 +323,7 @@ struct Ctx {
     pool: SlotPool,
     ops: usize,
     cohorts: Option<Arc<cohorts::Cohorts>>,
+    shard: Option<crate::shard::ShardPlan>,
 }
 
 async fn run_scenario(
@@ -359,6 +365,10 @@ async fn run_scenario(
 
     std::fs::create_dir_all(dir).io("creating the run directory", dir)?;
     let mut result = RunResult::new(s, started, environment);
+    result.shard = hooks
+        .shard
+        .as_ref()
+        .map(|p| crate::shard::ShardInfo::new(p, s));
     result.write(dir)?;
     let mut hlog = Hlog::create(
         &dir.join("latency.hlog"),
@@ -374,7 +384,7 @@ async fn run_scenario(
     // A failure part way keeps what was measured, marked failed.
     let ran: Result<()> = async {
         let mut tenants_loaded: Option<(Arc<TenantSet>, Arc<Chooser>)> = None;
-        for variant in &s.variants {
+        for (vi, variant) in s.variants.iter().enumerate() {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
@@ -415,10 +425,25 @@ async fn run_scenario(
             let workload = Arc::new(workload);
             let before = results::statements_snapshot(&client).await;
             let cpu_before = results::process_cpu();
+            // A shard starts each variant at the instant every shard plans for it.
+            if let Some(plan) = &hooks.shard {
+                if verbose {
+                    eprintln!(
+                        "shard {}/{}: variant {} starts at {}",
+                        plan.index,
+                        plan.count,
+                        variant.name,
+                        crate::shard::rfc3339(plan.variant_start(s, vi))
+                    );
+                }
+                plan.wait_for_variant(s, vi).await?;
+            }
             let offset = run_clock.elapsed().as_secs_f64();
-            // The scenario's maintenance jobs, on this variant's clock.
+            // The scenario's maintenance jobs, on this variant's clock (one
+            // shard runs them: the estate must not see them N times).
             let job_stop = Arc::new(AtomicBool::new(false));
-            let job_task = (!s.jobs.is_empty()).then(|| {
+            let runs_jobs = hooks.shard.is_none_or(|p| p.index == 0);
+            let job_task = (!s.jobs.is_empty() && runs_jobs).then(|| {
                 tokio::spawn(run_jobs(
                     estate.clone(),
                     s.jobs.clone(),
@@ -447,6 +472,7 @@ async fn run_scenario(
                 hooks.live.clone(),
                 hooks.metrics.clone(),
                 hooks.cohorts.clone(),
+                hooks.shard,
             )
             .await;
             job_stop.store(true, Ordering::SeqCst);
@@ -500,6 +526,7 @@ async fn run_variant(
     live: Option<Arc<results::Live>>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
     cohorts: Option<Arc<cohorts::Cohorts>>,
+    shard: Option<crate::shard::ShardPlan>,
 ) -> Result<VariantResult> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let pool: SlotPool = Arc::default();
@@ -540,6 +567,7 @@ async fn run_variant(
         pool,
         ops: names.len(),
         cohorts,
+        shard,
     });
     let live = live.unwrap_or_default();
     let sampler = results::Sampler::start(repo.clone(), pgbouncer, interval, origin);
@@ -649,6 +677,9 @@ struct Open {
     sem: Semaphore,
     /// Intended start offsets (ns from the phase start) << 1, low bit: a worker was free at release.
     ring: Box<[AtomicU64]>,
+    /// Each released request's arrival index in the phase's whole schedule
+    /// (all shards'): its operation and parameters are drawn from it.
+    index: Box<[AtomicU64]>,
     released: AtomicU64,
     taken: AtomicU64,
     last: AtomicU64,
@@ -679,6 +710,7 @@ async fn open_phase(
     let shared = Arc::new(Open {
         sem: Semaphore::new(0),
         ring: (0..BACKLOG).map(|_| AtomicU64::new(0)).collect(),
+        index: (0..BACKLOG).map(|_| AtomicU64::new(0)).collect(),
         released: AtomicU64::new(0),
         taken: AtomicU64::new(0),
         last: AtomicU64::new(u64::MAX),
@@ -693,13 +725,15 @@ async fn open_phase(
     } else {
         Duration::ZERO
     };
-    let expected = arrivals.expected();
+    // A shard's target is its share of the schedule.
+    let expected = arrivals.expected() / ctx.shard.map_or(1.0, |p| p.count as f64);
     let dispatcher = {
         let shared = shared.clone();
         let stop = ctx.stop.clone();
+        let shard = ctx.shard;
         std::thread::Builder::new()
             .name("rehearse-dispatch".into())
-            .spawn(move || dispatch(arrivals, start, &shared, &stop, workers, lead))
+            .spawn(move || dispatch(arrivals, start, &shared, &stop, workers, lead, shard))
             .expect("spawning the dispatcher thread")
     };
     let mut tasks = Vec::with_capacity(workers);
@@ -728,6 +762,7 @@ async fn open_phase(
                     continue;
                 }
                 let slot = shared.ring[i as usize % BACKLOG].load(Ordering::Acquire);
+                let k = shared.index[i as usize % BACKLOG].load(Ordering::Acquire);
                 let intended = start + Duration::from_nanos(slot >> 1);
                 shared.busy.fetch_add(1, Ordering::AcqRel);
                 // Released early (see EARLY_RELEASE): wait on the CPU for the
@@ -740,7 +775,7 @@ async fn open_phase(
                 if slot & 1 == 1 {
                     rec.wakeup(lag);
                 }
-                let mut req = ctx.workload.plan(mix(seed, i));
+                let mut req = ctx.workload.plan(mix(seed, k));
                 let res = tokio::time::timeout(
                     ctx.timeout,
                     ctx.workload.execute(&ctx.repo, &ctx.variant, &mut req, &mut log),
@@ -786,7 +821,8 @@ async fn open_phase(
     )
 }
 
-/// Release requests at their intended times; returns how many arrivals the schedule offered.
+/// Release requests at their intended times; returns how many arrivals the
+/// schedule offered (a shard: of its own share).
 fn dispatch(
     arrivals: schedule::Arrivals,
     start: Instant,
@@ -794,6 +830,7 @@ fn dispatch(
     stop: &AtomicBool,
     workers: usize,
     lead: Duration,
+    shard: Option<crate::shard::ShardPlan>,
 ) -> u64 {
     // Sleep to the microsecond rather than the default 50 us slack of timers.
     // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer slack.
@@ -802,7 +839,10 @@ fn dispatch(
     }
     let mut offered = 0u64;
     let mut released = 0u64;
-    for t in arrivals {
+    for (k, t) in arrivals.enumerate() {
+        if shard.is_some_and(|p| !p.owns(k as u64)) {
+            continue;
+        }
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -822,6 +862,7 @@ fn dispatch(
         let free = taken >= released && s.busy.load(Ordering::Acquire) < workers;
         s.ring[released as usize % BACKLOG]
             .store((t.as_nanos() as u64) << 1 | free as u64, Ordering::Release);
+        s.index[released as usize % BACKLOG].store(k as u64, Ordering::Release);
         released += 1;
         s.released.store(released, Ordering::Release);
         s.sem.add_permits(1);
@@ -846,6 +887,9 @@ async fn closed_phase(
     let completed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for u in 0..users as usize {
+        if ctx.shard.is_some_and(|p| !p.owns(u as u64)) {
+            continue;
+        }
         let ctx = ctx.clone();
         let completed = completed.clone();
         tasks.push(tokio::spawn(async move {

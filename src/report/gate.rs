@@ -86,12 +86,20 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
     }
     for v in &r.variants {
         let name = &v.variant.name;
-        let validity = judge::validity(
+        let mut validity = judge::validity(
             &r.scenario.validity,
             &v.phases,
             &v.driver_lag,
             crate::driver::BACKLOG,
         );
+        // And what the record says beyond that (a merge's missing shard, a
+        // shard's own driver): never dropped by judging again.
+        for reason in &v.validity.reasons {
+            if !validity.reasons.contains(reason) {
+                validity.reasons.push(reason.clone());
+            }
+        }
+        validity.valid = validity.valid && v.validity.valid && validity.reasons.is_empty();
         cases.push(Case {
             suite: "validity",
             class: format!("validity.{name}"),

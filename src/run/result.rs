@@ -364,6 +364,9 @@ pub struct RunResult {
     /// the mode whose tables each request used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cohorts: Vec<CohortLatency>,
+    /// A shard of a run (`run --shard`), or the merge of one (`rehearse merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
 }
 
 /// One run of a maintenance job during a variant.
@@ -418,6 +421,7 @@ impl RunResult {
             variants: Vec::new(),
             markers: Vec::new(),
             cohorts: Vec::new(),
+            shard: None,
         }
     }
 

@@ -299,3 +299,35 @@ pub fn assert_page_reads_well(p: &RenderedPage) {
         assert!(*w > 100.0 && *h > 50.0, "chart {id} renders {w}x{h}");
     }
 }
+
+/// The Python interpreter with HdrHistogram's own reader (package
+/// `hdrhistogram`), as ci/bootstrap.sh sets it up.
+pub fn hdr_python() -> PathBuf {
+    let p = std::env::var_os("REHEARSE_HDR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".rehearse/pyenv/bin/python")
+        });
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash ci/bootstrap.sh`, which installs HdrHistogram's Python reader there",
+        p.display()
+    );
+    p
+}
+
+/// Per tag of an interval log, as HdrHistogram's Python reader decodes it:
+/// {"count", "intervals", "max"} (ci/hlog_counts.py).
+pub fn hlog_counts(hlog: &std::path::Path) -> serde_json::Value {
+    let py = std::process::Command::new(hdr_python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_counts.py"))
+        .arg(hlog)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    serde_json::from_slice(&py.stdout).unwrap()
+}
