@@ -818,8 +818,9 @@ probe is a full run of --step after its own warm-up, in a run directory of its o
 capacity directory; the rate scales the scenario's open phases, as `run --rate` does. A rate
 fails when a budget is missed or the estate could not keep up (rate not reached, arrivals
 dropped); the failure counts only once a second trial fails too (--trials), and the final
-passing rate is run a second time as well. A probe whose driver was the bottleneck is invalid:
-it bounds the bracket from above (no second trial) and the bisection goes on below it; if the
+passing rate is run a second time as well. A probe that held every budget passes even if the
+driver woke late (its lateness only adds to response times); one that missed a budget while
+the driver was the bottleneck is invalid: it bounds the bracket from above (no second trial) and the bisection goes on below it; if the
 bracket closes on it, the search ends driver-limited and says so, and that figure is never
 reported as the estate's capacity. On a machine shared with the estate, run the search at a
 higher priority (`nice -n -10 rehearse capacity ...`) so the estate, not the driver, meets

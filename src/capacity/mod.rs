@@ -75,9 +75,11 @@ pub struct CapacityReport {
     pub exit_code: i32,
 }
 
-/// A probe's verdict from its variant's result: invalid when the driver
-/// was the bottleneck or a budget could not be judged (never a pass); a
-/// failure when a budget was missed or the estate could not keep up.
+/// A probe's verdict from its variant's result: a pass when every budget
+/// held at the rate asked for (even with the driver late: its lateness only
+/// adds to response times); invalid when it did not and the driver was the
+/// bottleneck, or a budget could not be judged (never a pass); a failure
+/// when a budget was missed or the estate could not keep up.
 ///
 /// The driver counts as the bottleneck when its dispatcher woke late (the
 /// run's own validity check), or when the rate was not reached although
@@ -118,11 +120,21 @@ pub fn judge(v: &VariantResult, max_in_flight: Option<u32>) -> Outcome {
             ));
         }
     }
-    if !driver.is_empty() {
+    // A probe that held every budget at the rate asked for passed even
+    // though the driver woke late: a request's response time counts from
+    // its intended start, so the driver's lateness only adds to it, and the
+    // estate did at least that well. Only a failure needs the driver cleared.
+    let clean_pass = v.validity.reasons.iter().all(|r| driver.contains(r))
+        && !v.budgets.is_empty()
+        && v.budgets.iter().all(|b| b.outcome == BudgetOutcome::Pass);
+    if !driver.is_empty() && !clean_pass {
         return Outcome::Invalid {
             reasons: driver,
             driver_limited: true,
         };
+    }
+    if clean_pass {
+        return Outcome::Pass;
     }
     let unjudged: Vec<String> = v
         .budgets
@@ -452,6 +464,11 @@ pub fn charts(dir: &Path, r: &CapacityReport) -> Result<Vec<(String, String)>> {
             }
         }
     }
+    // One point per rate: the trial that decided it (the last one run), so
+    // a rate tried twice does not draw a vertical zig-zag.
+    points.reverse();
+    let mut seen = std::collections::HashSet::new();
+    points.retain(|p| seen.insert((p.0, p.1.to_bits())));
     points.sort_by(|a, b| a.1.total_cmp(&b.1));
     let budgets = crate::run::read(Path::new(
         r.variants
