@@ -830,6 +830,10 @@ A probe measures --step, or longer where a budget's percentile needs more sample
 rate (a percentile q needs 100/(1-q) of its operation: p99 10,000); past 30 minutes at --from
 the search is refused up front.
 
+Search on a settled estate (after seeding, autovacuum and a warm cache). A scenario that
+writes grows the estate probe by probe, so later probes run on a larger one: the table lists
+the rates whose trials disagreed (a pass and a failure at one rate).
+
 Writes capacity.json and prints each variant's capacity, the first failing rate and why,
 and each variant against the first.
 

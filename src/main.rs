@@ -311,6 +311,10 @@ async fn run_capacity(cli: &Cli, a: &CapacityArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
+        let drift = report.drift_lines();
+        if !drift.is_empty() {
+            print!("the estate or the machine changed during the search:\n{drift}");
+        }
         println!("capacity directory: {}", dir.display());
     }
     Ok(report.exit_code)

@@ -108,11 +108,19 @@ fn the_search_finds_a_known_capacity_never_above_the_physical_cap() {
         .arg(&out)
         .output()
         .unwrap();
-    assert_eq!(cmp.status.code(), Some(0), "{}", String::from_utf8_lossy(&cmp.stderr));
+    assert_eq!(
+        cmp.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&cmp.stdout).unwrap();
     assert_eq!(rows[0]["variant"], "only", "{rows:#}");
     assert_eq!(rows[0]["ratio"], 1.0, "{rows:#}");
-    assert_eq!(rows[0]["verdict"], "within the searches' resolution", "{rows:#}");
+    assert_eq!(
+        rows[0]["verdict"], "within the searches' resolution",
+        "{rows:#}"
+    );
     assert!(rows[0]["low"].as_f64().unwrap() < 1.0 && rows[0]["high"].as_f64().unwrap() > 1.0);
     // A capacity directory against a run directory is refused.
     let runs = v["runs"].as_array().unwrap();
@@ -123,7 +131,12 @@ fn the_search_finds_a_known_capacity_never_above_the_physical_cap() {
         .arg(runs[0].as_str().unwrap())
         .output()
         .unwrap();
-    assert_eq!(cmp.status.code(), Some(2), "{}", String::from_utf8_lossy(&cmp.stderr));
+    assert_eq!(
+        cmp.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
 }
 
 fn a_search_whose_driver_cannot_offer_the_rate_ends_invalid() {

@@ -272,6 +272,20 @@ pub async fn capacity(
             base.warmup.0
         }
     });
+    let writes: Vec<&str> = base
+        .mix
+        .iter()
+        .filter(|m| m.operation.is_write())
+        .map(|m| m.name.as_str())
+        .collect();
+    if opts.verbose && !writes.is_empty() {
+        eprintln!(
+            "capacity: {} writes ({}): every probe adds rows, so later probes run on a larger estate; \
+             a rate whose trials disagree is listed as drift",
+            base.name,
+            writes.join(", ")
+        );
+    }
     let (longest, why) = min_step(&base, from);
     if longest > MAX_PROBE {
         return Err(Error::Usage(format!(
@@ -395,7 +409,55 @@ fn describe(o: &Outcome) -> String {
     }
 }
 
+/// Rates whose trials disagreed (a pass and a failure at one rate), in the
+/// order run: the estate or the machine changed during the search (a
+/// scenario that writes grows the estate probe by probe).
+pub fn drift(f: &Found) -> Vec<String> {
+    let mut rates: Vec<f64> = Vec::new();
+    for p in &f.probes {
+        if !rates.contains(&p.rate) {
+            rates.push(p.rate);
+        }
+    }
+    rates
+        .into_iter()
+        .filter_map(|r| {
+            let seen: Vec<&search::Probe> = f.probes.iter().filter(|p| p.rate == r).collect();
+            let passed = seen.iter().any(|p| p.outcome.passed());
+            let failed = seen.iter().any(|p| !p.outcome.passed());
+            (passed && failed).then(|| {
+                format!(
+                    "{r:.1} req/s: {}",
+                    seen.iter()
+                        .map(|p| format!(
+                            "trial {} {}",
+                            p.trial,
+                            match &p.outcome {
+                                Outcome::Pass => "pass",
+                                Outcome::Fail { .. } => "fail",
+                                Outcome::Invalid { .. } => "invalid",
+                            }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 impl CapacityReport {
+    /// Each variant's rates whose trials disagreed, as lines.
+    pub fn drift_lines(&self) -> String {
+        let mut out = String::new();
+        for v in &self.variants {
+            for d in drift(&v.found) {
+                out += &format!("{}: trials disagreed at {d}\n", v.variant);
+            }
+        }
+        out
+    }
+
     /// The table: variant, capacity, first failing rate and why; and each
     /// variant's capacity over the first's.
     pub fn table(&self) -> String {
@@ -608,7 +670,13 @@ pub fn report(dir: &Path) -> Result<crate::report::ReportOutcome> {
         r.resolution * 100.0,
         r.trials,
         r.table()
-    );
+    ) + &match r.drift_lines() {
+        d if d.is_empty() => String::new(),
+        d => format!(
+            "\nTrials that disagreed (the estate or the machine changed during the search; \
+             a scenario that writes grows the estate probe by probe):\n\n```\n{d}```\n"
+        ),
+    };
     let summary = dir.join("summary.md");
     crate::fsutil::write_atomic(&summary, md.as_bytes())?;
     let esc = |t: &str| {

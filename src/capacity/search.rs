@@ -391,5 +391,14 @@ mod tests {
         .unwrap();
         assert_eq!(f.end, End::Found);
         assert!(f.capacity.unwrap() <= 600.0, "{f:?}");
+        // The rate whose trials disagreed is named as drift.
+        let drift = crate::capacity::drift(&f);
+        assert_eq!(drift.len(), 1, "{drift:?}");
+        assert!(
+            drift[0].starts_with("640.0 req/s: trial 1 pass, trial 2 fail"),
+            "{drift:?}"
+        );
+        let steady = run(&settings(), 1_000.0, None).await;
+        assert!(crate::capacity::drift(&steady).is_empty());
     }
 }
