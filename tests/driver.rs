@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use rehearse::driver::{self, RunOptions};
@@ -146,17 +145,7 @@ min_rate = 0.5
     assert_eq!(variants.len(), 2);
 
     // The interval log, read by HdrHistogram's own Python implementation.
-    let py = Command::new(common::hdr_python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_counts.py"))
-        .arg(out.join("latency.hlog"))
-        .output()
-        .unwrap();
-    assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    let decoded: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    let decoded = common::hlog_counts(&out.join("latency.hlog"));
     let mut total = 0;
     for v in variants {
         let name = v["variant"]["name"].as_str().unwrap();
