@@ -349,25 +349,25 @@ fn merge_variant(
     // The timeline, interval by interval.
     let mut per_interval: BTreeMap<u64, Vec<IntervalOp>> = BTreeMap::new();
     for m in &s.mix {
+        let tag = format!("{name}/{}/response", m.name);
+        // The shards' errors and late requests of this operation, by interval.
+        let mut counted: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for i in vs.iter().flat_map(|v| &v.timeline) {
+            for o in i.ops.iter().filter(|o| o.op == m.name) {
+                let e = counted.entry((i.t / len).round() as u64).or_default();
+                e.0 += o.errors;
+                e.1 += o.late;
+            }
+        }
         let idxs: std::collections::BTreeSet<u64> = intervals
             .keys()
-            .filter(|(t, _)| t == &format!("{name}/{}/response", m.name))
+            .filter(|(t, _)| *t == tag)
             .map(|k| k.1)
-            .chain(vs.iter().flat_map(|v| {
-                v.timeline
-                    .iter()
-                    .filter(|i| i.ops.iter().any(|o| o.op == m.name))
-                    .map(|i| (i.t / len).round() as u64)
-            }))
+            .chain(counted.keys().copied())
             .collect();
         for idx in idxs {
-            let h = intervals.get(&(format!("{name}/{}/response", m.name), idx));
-            let (errors, late) = vs
-                .iter()
-                .flat_map(|v| &v.timeline)
-                .filter(|i| (i.t / len).round() as u64 == idx)
-                .flat_map(|i| i.ops.iter().filter(|o| o.op == m.name))
-                .fold((0, 0), |(e, l), o| (e + o.errors, l + o.late));
+            let h = intervals.get(&(tag.clone(), idx));
+            let (errors, late) = counted.get(&idx).copied().unwrap_or_default();
             per_interval.entry(idx).or_default().push(IntervalOp {
                 op: m.name.clone(),
                 count: h.map_or(0, |h| h.len()),
