@@ -73,12 +73,18 @@ pub enum Command {
     /// Run one repository operation (a report) for an organization, as the services would, and show how it was served.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),
-    /// Check scenario files without running them: every file given, every error of each with file:line:column (exit 2 if any).
+    /// Check scenario and journeys files without running them: every file given, every error of each with file:line:column (exit 2 if any).
     #[command(after_help = exit::HELP)]
     Check(CheckArgs),
     /// Run scenarios against each of their variants and write run.json and latency.hlog.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// The finance and reporting services as an HTTP JSON API over the repository layer (needs the `journeys` feature).
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Goose user journeys (weighted personas of HTTP calls) against `rehearse serve`, per mode; Goose's reports plus run.json and latency.hlog.
+    #[command(after_help = JOURNEYS_HELP)]
+    Journeys(JourneysArgs),
     /// Merge the shards of one run (run --shard I/N) exactly into one run directory.
     #[command(after_help = MERGE_HELP)]
     Merge(MergeArgs),
@@ -933,6 +939,88 @@ fn parse_shard(s: &str) -> Result<(u32, u32), String> {
 fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
     rehearse::shard::parse_rfc3339(s)
 }
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the first line printed names it).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+    pub addr: std::net::SocketAddr,
+    /// How this instance reaches PostgreSQL: its own direct pools, or the estate's PgBouncer.
+    #[arg(long, default_value = "direct", value_parser = choice::<Pooling>(&["direct", "pgbouncer"]))]
+    pub pool: Pooling,
+    /// Connections per target (primary, each replica) of this instance.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub pool_size: usize,
+    /// Serve reports without the Redis cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// A call taking longer is answered 504 and its statement cancelled.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub timeout: Dur,
+}
+
+pub const SERVE_HELP: &str = "\
+Endpoints (JSON; reads answer what `rehearse query --json` answers, plus `query`):
+  GET    /orgs/{id}/dashboard?days=30&end=DATE   GET /orgs/{id}/pnl?month=YYYY-MM
+  GET    /orgs/{id}/properties?days=|from=&to=    GET /portfolio?days=&top=
+  GET    /orgs/{id}/ledger?days=&limit=&after=CURSOR   (next_after: the next page's cursor)
+  POST   /orgs/{id}/entries   {kind, property_id, category, amount_cents, vendor?, business_date?, description?}
+  POST   /orgs/{id}/batches   {entries: [...]}
+  PATCH  /entries/{kind}/{id}?org=ID   {amount_cents?, category?, business_date?, property_id?}
+  DELETE /entries/{kind}/{id}?org=ID
+  GET    /healthz (the process runs)  /readyz (503 unless the primary answers)  /metrics  /estate
+Reads take min_lsn=LSN (from a write's answer) for read-your-writes. The mode of each call
+follows USE_PARTITIONED_TABLES and its rollout, read every 250 ms. Statuses: 400 bad input
+(with a message), 404 unknown organization, entry or route, 405 wrong method, 409 a write
+that kept conflicting, 503 the estate does not answer, 504 past --timeout.
+
+Exit codes: 0 stopped by SIGINT or SIGTERM; 2 usage (or a build without the journeys
+feature); 4 the estate does not answer at start.";
+
+#[derive(Debug, Args)]
+pub struct JourneysArgs {
+    /// The journeys file (scenarios/journeys_*.toml).
+    #[arg(value_name = "JOURNEYS")]
+    pub file: PathBuf,
+    /// Concurrent users [default: the file's].
+    #[arg(long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Users started per second [default: the file's].
+    #[arg(long, value_name = "PER_SECOND")]
+    pub hatch_rate: Option<f64>,
+    /// How long each variant runs [default: the file's].
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<Dur>,
+    /// The service's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    pub target: String,
+    /// Run directory [default: results/<time>-<name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Do not set the flag per variant: one variant, the mode the service routes by now.
+    #[arg(long)]
+    pub as_is: bool,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print run.json's summary as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub const JOURNEYS_HELP: &str = "\
+Each variant (a mode of the file's `variants`) sets USE_PARTITIONED_TABLES on the estate,
+waits until the service routes by it, and runs Goose; the flag is restored at the end.
+Refused (exit 5) while a cutover or rollout is under way: use --as-is there. Every step is
+one transaction of one HTTP request, named persona.step; budgets apply per transaction.
+Goose's users are closed-loop and its coordinated-omission mitigation is off: the figures
+are service times as a browser waits for them (run.json says so under `journeys`).
+Writes goose-<variant>.html|json|md, run.json and latency.hlog to the run directory;
+`rehearse report`, `compare` and `gate` read it like any run.
+
+Exit codes: 0 every budget held; 1 a budget failed; 2 usage (or a build without the journeys
+feature); 3 invalid (a budget unjudged: too few samples); 4 the service or estate does not
+answer; 5 refused (cutover or rollout under way, or not a rehearsal target).";
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {

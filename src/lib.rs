@@ -25,6 +25,7 @@ pub mod generate;
 pub mod http;
 pub mod interrupt;
 pub mod jobs;
+pub mod journeys;
 pub mod lab;
 pub mod merge;
 pub mod metrics;
@@ -38,6 +39,8 @@ pub mod run;
 pub mod scenario;
 pub mod schema;
 pub mod seed;
+#[cfg(feature = "journeys")]
+pub mod serve;
 pub mod shard;
 pub mod text;
 

@@ -9,8 +9,8 @@ use clap::Parser;
 use cli::{
     AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand,
     CapacityArgs, CheckArgs, Cli, Command, CompareArgs, CutoverCommand, GateArgs, JobCommand,
-    LabCommand, MergeArgs, QueryArgs, RolloutCommand, RunArgs, SchemaCommand, SeedArgs, StepArgs,
-    VerdictArgs, VerifyArgs,
+    JourneysArgs, LabCommand, MergeArgs, QueryArgs, RolloutCommand, RunArgs, SchemaCommand,
+    SeedArgs, ServeArgs, StepArgs, VerdictArgs, VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -109,6 +109,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         Command::Run(args) => run_run(&cli, args).await,
+        Command::Serve(args) => run_serve(&cli, args).await,
+        Command::Journeys(args) => run_journeys(&cli, args).await,
         Command::Alerts(AlertsCommand::Drill(a)) => run_alerts_drill(&cli, a).await,
         Command::Bench(cmd) => run_bench(&cli, cmd).await,
         Command::Cutover(cmd) => run_cutover(&cli, cmd).await,
@@ -685,11 +687,17 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
 fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     let mut bad = Vec::new();
     for f in &args.files {
-        let checked = std::fs::read_to_string(f)
-            .map_err(|e| vec![format!("{}: cannot read it: {e}", f.display())])
-            .and_then(|text| rehearse::scenario::check(f, &text));
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| vec![format!("{}: cannot read it: {e}", f.display())]);
+        let checked = match &text {
+            Ok(t) if rehearse::journeys::file::is_journeys(t) => {
+                rehearse::journeys::file::check(f, t).map(|j| output::check::journeys(f, &j))
+            }
+            Ok(t) => rehearse::scenario::check(f, t).map(|s| output::check::scenario(f, &s)),
+            Err(e) => Err(e.clone()),
+        };
         match checked {
-            Ok(s) => print!("{}", output::check::scenario(f, &s)),
+            Ok(line) => print!("{line}"),
             Err(errors) => {
                 for e in &errors {
                     eprintln!("{e}");
@@ -926,6 +934,64 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+#[cfg(not(feature = "journeys"))]
+fn no_journeys_feature(command: &str) -> anyhow::Result<i32> {
+    Err(rehearse::Error::Usage(format!(
+        "`rehearse {command}` is in builds with the journeys feature: cargo build --features journeys"
+    ))
+    .into())
+}
+
+#[cfg(not(feature = "journeys"))]
+async fn run_serve(_: &Cli, _: &ServeArgs) -> anyhow::Result<i32> {
+    no_journeys_feature("serve")
+}
+
+#[cfg(not(feature = "journeys"))]
+async fn run_journeys(_: &Cli, _: &JourneysArgs) -> anyhow::Result<i32> {
+    no_journeys_feature("journeys")
+}
+
+#[cfg(feature = "journeys")]
+async fn run_serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<i32> {
+    let estate = Estate::resolve(&estate_flags(cli))?;
+    let opts = rehearse::serve::ServeOptions {
+        addr: args.addr,
+        pool: args.pool,
+        pool_size: args.pool_size,
+        cache: !args.no_cache,
+        timeout: args.timeout.0,
+    };
+    rehearse::serve::serve(&estate, &opts).await?;
+    Ok(exit::OK)
+}
+
+#[cfg(feature = "journeys")]
+async fn run_journeys(cli: &Cli, args: &JourneysArgs) -> anyhow::Result<i32> {
+    let estate = if args.as_is {
+        None
+    } else {
+        Some(Estate::resolve(&estate_flags(cli))?)
+    };
+    let opts = rehearse::journeys::run::JourneysOptions {
+        file: args.file.clone(),
+        users: args.users,
+        hatch_rate: args.hatch_rate,
+        duration: args.duration.map(|d| d.0),
+        target: args.target.clone(),
+        out: args.out.clone(),
+        set_flag: !args.as_is,
+        quiet: args.quiet,
+    };
+    let (r, dir) = rehearse::journeys::run::run(estate.as_ref(), &opts).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&output::run::json(&r))?);
+    } else {
+        print!("{}", output::run::text(&r, &dir));
+    }
+    Ok(r.exit_code)
 }
 
 fn run_merge(args: &MergeArgs) -> anyhow::Result<i32> {

@@ -88,7 +88,7 @@ pub fn parse_month(s: &str) -> Result<Day> {
         .map_err(|e| Error::Usage(format!("--month {s:?}: expected YYYY-MM ({e})")))
 }
 
-fn today() -> Day {
+pub fn today() -> Day {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

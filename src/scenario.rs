@@ -241,14 +241,14 @@ struct VariantFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BudgetFile {
-    p50: Option<Dur>,
-    p95: Option<Dur>,
-    p99: Option<Dur>,
+pub(crate) struct BudgetFile {
+    pub(crate) p50: Option<Dur>,
+    pub(crate) p95: Option<Dur>,
+    pub(crate) p99: Option<Dur>,
     #[serde(rename = "p99.9", alias = "p999")]
-    p999: Option<Dur>,
-    max: Option<Dur>,
-    error_rate: Option<Spanned<f64>>,
+    pub(crate) p999: Option<Dur>,
+    pub(crate) max: Option<Dur>,
+    pub(crate) error_rate: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,29 @@ pub fn scenario(file: &Path, s: &Scenario) -> String {
 }
 
 /// The closing line of a check that found errors.
+/// The line `check` prints for a journeys file that checked.
+pub fn journeys(file: &Path, j: &crate::journeys::file::Journeys) -> String {
+    format!(
+        "{}: ok: journeys, {} persona(s) ({}), {} transaction(s), {} users for {}, variant(s) {}, {} budget(s)\n",
+        file.display(),
+        j.personas.len(),
+        j.personas
+            .iter()
+            .map(|p| format!("{} x{}", p.name, p.weight))
+            .collect::<Vec<_>>()
+            .join(", "),
+        j.transactions().len(),
+        j.users,
+        j.duration,
+        j.variants
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        j.budgets.len()
+    )
+}
+
 pub fn failed(files: usize, bad: &[(&std::path::PathBuf, usize)]) -> String {
     let errors: usize = bad.iter().map(|b| b.1).sum();
     format!(

@@ -136,6 +136,17 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
                 p.dropped
             );
         }
+        if let Some(j) = &r.journeys {
+            out += &format!(
+                "driver [{}]: {}, {} users closed-loop (coordinated-omission mitigation {}); \
+                 times are each request's, sent to body read; the estate's counters are the service's (GET {}/metrics)\n",
+                v.variant.name, j.tool, j.users, j.co_mitigation, j.target
+            );
+            if let Some(files) = j.reports.get(&v.variant.name) {
+                out += &format!("goose [{}]: {}\n", v.variant.name, files.join(", "));
+            }
+            continue;
+        }
         let wake = if v.driver_lag.count == 0 {
             "wake-up delay not measured (no request found a free worker: all waited in the backlog)"
                 .to_string()

@@ -305,6 +305,21 @@ impl Repo {
         }
     }
 
+    /// Whether the primary answers a statement now (a service's readiness).
+    pub async fn primary_answers(&self) -> Result<()> {
+        let primary: &Target = &self.core.primary;
+        let c = primary.get().await?;
+        c.run(primary.statements, "SELECT 1", &[])
+            .await
+            .db(|| format!("checking the primary ({})", primary.url()))?;
+        Ok(())
+    }
+
+    /// The primary's URL, without its password.
+    pub fn primary_url(&self) -> &str {
+        self.core.primary.url()
+    }
+
     pub fn stats(&self) -> RepoStats {
         RepoStats {
             routing: self.core.replicas.stats(),

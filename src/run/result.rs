@@ -367,6 +367,31 @@ pub struct RunResult {
     /// A shard of a run (`run --shard`), or the merge of one (`rehearse merge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::ShardInfo>,
+    /// A journeys run (`rehearse journeys`): how Goose drove the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journeys: Option<JourneysInfo>,
+}
+
+/// How a journeys run was driven, in run.json's `journeys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JourneysInfo {
+    /// The service's base URL.
+    pub target: String,
+    pub tool: String,
+    /// Goose's users are closed-loop, always: a slow answer delays the
+    /// user's next request, so these are service times, not response
+    /// times against a schedule.
+    pub closed_loop: bool,
+    /// Goose's coordinated-omission mitigation setting ("disabled": no
+    /// synthetic backfilled requests are in these figures).
+    pub co_mitigation: String,
+    pub users: u32,
+    pub hatch_rate: f64,
+    /// Goose's own report files, per variant.
+    pub reports: BTreeMap<String, Vec<String>>,
+    /// Goose's own count of each transaction (success, fail), per variant.
+    pub goose_counts: BTreeMap<String, BTreeMap<String, (u64, u64)>>,
 }
 
 /// One run of a maintenance job during a variant.
@@ -422,6 +447,7 @@ impl RunResult {
             markers: Vec::new(),
             cohorts: Vec::new(),
             shard: None,
+            journeys: None,
         }
     }
 
