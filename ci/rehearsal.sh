@@ -2,7 +2,8 @@
 # The main job on a fresh machine: bootstrap, bring the embedded lab up, seed
 # the estate (full profile, both modes, unless PROFILE says otherwise), run the
 # scenario suite on legacy and partitioned (replica and cache on), print the
-# side-by-side summary and write its report (and, with BASELINE=name, gate
+# side-by-side summary, run the Goose user journeys through `rehearse serve`
+# in both modes, write each report (and, with BASELINE=name, gate
 # it against results/baselines/<name>); then rehearse the cutover itself under load (the whole
 # playbook, with the write ledger) on a database of its own, seeded legacy-only
 # (CUTOVER_PROFILE, smoke by default; DRILL=0 skips it), and show the lab.
@@ -29,7 +30,7 @@ if [ -n "${BASELINE:-}" ]; then
   fi
 fi
 bash ci/bootstrap.sh
-cargo build --release --locked
+cargo build --release --locked --features journeys
 R=target/release/rehearse
 $R lab up
 $R seed --profile "$PROFILE" --mode both
@@ -38,6 +39,31 @@ set +e
 $R run "${SUITE[@]}" ${DURATION:+--duration "$DURATION"} --out "$out"
 code=$?
 set -e
+# User journeys over HTTP: `rehearse serve` in front of the same estate, and
+# Goose's personas against it in both modes (the flag set per variant).
+# Its run directory sits beside the scenarios', so it is reported (and gated) with them.
+mkdir -p "$out"
+$R serve --addr 127.0.0.1:0 > "$out/serve.log" 2>&1 &
+serve_pid=$!
+trap 'kill $serve_pid 2>/dev/null || true' EXIT
+target=""
+for _ in $(seq 1 100); do
+  target="$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$out/serve.log")"
+  [ -n "$target" ] && break
+  sleep 0.2
+done
+if [ -z "$target" ]; then
+  echo "rehearsal: rehearse serve did not start:" >&2
+  cat "$out/serve.log" >&2
+  journeys=4
+else
+  set +e
+  $R journeys scenarios/journeys_hotel.toml --target "$target" ${JOURNEYS_DURATION:+--duration "$JOURNEYS_DURATION"} --out "$out/journeys_hotel"
+  journeys=$?
+  set -e
+fi
+kill $serve_pid 2>/dev/null || true
+if [ "$code" -ne 130 ] && [ "$journeys" -gt "$code" ]; then code=$journeys; fi
 # Each scenario's report: charts against the budgets, report.html,
 # summary.md. With BASELINE=name, the CI-gate use: gate each scenario against
 # results/baselines/<name>/<scenario>/ (runs saved with `rehearse baseline

@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 TEST_TOOLS=1 bash ci/bootstrap.sh
 # The Kubernetes manifests against the schemas, strictly (an unknown field fails).
 .rehearse/pyenv/bin/kubernetes-validate --strict --quiet deploy/k8s/*.yaml deploy/cron/cronjob.yaml
-cargo test --locked
+# The everyday build (no journeys feature) must build too; the tests run with
+# the feature, so serve and journeys are tested.
+cargo check --locked --bins
+cargo test --locked --features journeys
