@@ -1209,6 +1209,12 @@ pub enum LabCommand {
         /// Start only the database servers: no Prometheus, no exporters (on first `lab up` only).
         #[arg(long)]
         no_monitoring: bool,
+        /// Start like staging: TLS on PostgreSQL, replica, PgBouncer and Redis with the lab's own CA (plain connections refused); URLs say sslmode=verify-full (on first `lab up` only; with --no-monitoring).
+        #[arg(long)]
+        tls: bool,
+        /// trust (default), or scram: scram-sha-256 passwords for a generated user `rehearse`, kept in the lab's pgpass file (mode 0600), never in a URL.
+        #[arg(long, default_value = "trust", value_parser = PossibleValuesParser::new(["trust", "scram"]))]
+        auth: String,
     },
     /// Show each component: up or down, port, pid, version, and the replica's replay lag in bytes.
     Status {

@@ -244,6 +244,9 @@ struct FileEstate {
     pgbouncer_url: Option<String>,
     pgbouncer_replica_url: Option<String>,
     redis_url: Option<String>,
+    /// A file whose first line is the PostgreSQL password, for URLs without
+    /// one (mode 0600 or less); relative to the settings file.
+    password_file: Option<PathBuf>,
 }
 
 /// Resolved settings: where each component of the estate is.
@@ -282,6 +285,14 @@ impl Estate {
 
         let (file, file_path) = load_file(flags.config.as_deref(), &env)?;
         let lab = LabState::load(&lab_dir)?;
+        if let (Some(pf), Some(settings)) = (&file.password_file, &file_path) {
+            let pf = settings.parent().map_or_else(|| pf.clone(), |d| d.join(pf));
+            crate::tls::set_password_file(&pf)
+                .map_err(|e| Error::Usage(format!("{}: [estate] {e}", settings.display())))?;
+        }
+        if let Some(p) = lab.as_ref().and_then(|l| l.pgpass.as_ref()) {
+            crate::tls::add_passfile(p);
+        }
 
         let pick = |flag: &Option<String>,
                     var: &'static str,

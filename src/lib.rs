@@ -43,5 +43,6 @@ pub mod seed;
 pub mod serve;
 pub mod shard;
 pub mod text;
+pub mod tls;
 
 pub use error::{Error, Result};

@@ -487,9 +487,13 @@ async fn run_lab(cli: &Cli, cmd: &LabCommand) -> anyhow::Result<i32> {
             user,
             pg_bindir,
             no_monitoring,
+            tls,
+            auth,
         } => {
             let mut opts = LabOptions::new(dir);
             opts.monitoring = !*no_monitoring;
+            opts.tls = *tls;
+            opts.scram = auth == "scram";
             opts.port_base = *port_base;
             opts.user = user.clone();
             opts.search.pg_bindir = pg_bindir.clone();

@@ -17,6 +17,7 @@ pub struct Pgbench {
     port: String,
     user: String,
     password: Option<String>,
+    tls: crate::tls::TlsSettings,
 }
 
 impl Pgbench {
@@ -30,7 +31,7 @@ impl Pgbench {
                 binary: "pgbench".into(),
                 searched: "/usr/lib/postgresql/15/bin, /usr/bin".into(),
             })?;
-        let cfg = crate::db::config(url)?;
+        let crate::db::Conn { config: cfg, tls } = crate::db::config(url)?;
         let host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => "127.0.0.1".into(),
@@ -43,6 +44,7 @@ impl Pgbench {
             password: cfg
                 .get_password()
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
+            tls,
         })
     }
 
@@ -53,6 +55,17 @@ impl Pgbench {
             .args(["-h", &self.host, "-p", &self.port, "-U", &self.user, db]);
         if let Some(pw) = &self.password {
             cmd.env("PGPASSWORD", pw);
+        }
+        // libpq reads the same TLS settings from its environment.
+        cmd.env("PGSSLMODE", self.tls.libpq_mode());
+        for (var, v) in [
+            ("PGSSLROOTCERT", &self.tls.root_cert),
+            ("PGSSLCERT", &self.tls.cert),
+            ("PGSSLKEY", &self.tls.key),
+        ] {
+            if let Some(p) = v {
+                cmd.env(var, p);
+            }
         }
         cmd
     }

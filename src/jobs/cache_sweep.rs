@@ -51,7 +51,8 @@ pub async fn sweep(estate: &Estate, client: &Client, opts: &JobOptions) -> Resul
     let started_at = std::time::SystemTime::now();
     let database = crate::db::current_database(client).await?;
     let namespace = format!("rehearse:{database}");
-    let rc = redis::Client::open(url.as_str()).map_err(redis_err("parsing the Redis URL", url))?;
+    let rc =
+        crate::tls::redis_client(url.as_str()).map_err(redis_err("parsing the Redis URL", url))?;
     let mut con = rc
         .get_multiplexed_async_connection()
         .await

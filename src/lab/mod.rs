@@ -14,6 +14,7 @@ pub mod pgbouncer_exporter;
 mod postgres;
 pub mod process;
 mod redis;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -203,6 +204,20 @@ pub struct LabState {
     /// Prometheus and the exporters; None for a lab without monitoring.
     #[serde(default)]
     pub monitoring: Option<monitor::MonitorBins>,
+    /// The pgpass file (mode 0600) holding the password of a lab started with
+    /// `--auth scram`; None for a lab that trusts 127.0.0.1.
+    #[serde(default)]
+    pub pgpass: Option<PathBuf>,
+    /// The CA and server certificate of a lab started with `--tls`.
+    #[serde(default)]
+    pub tls: Option<tls::LabTls>,
+    /// The PostgreSQL user the lab's URLs name.
+    #[serde(default = "default_db_user")]
+    pub db_user: String,
+}
+
+fn default_db_user() -> String {
+    "postgres".into()
 }
 
 impl LabState {
@@ -212,9 +227,16 @@ impl LabState {
         ports: Ports,
         bins: &Binaries,
         monitoring: Option<monitor::MonitorBins>,
+        tls: Option<tls::LabTls>,
+        pgpass: Option<PathBuf>,
     ) -> LabState {
         let db = LAB_DATABASE;
-        let pg = |port: u16, name: &str| format!("postgresql://postgres@127.0.0.1:{port}/{name}");
+        let db_user = if pgpass.is_some() {
+            tls::SCRAM_USER.to_string()
+        } else {
+            default_db_user()
+        };
+        let pg = |port: u16, name: &str| pg_url(&db_user, tls.as_ref(), port, name);
         LabState {
             format: STATE_FORMAT,
             dir: dir.to_path_buf(),
@@ -225,7 +247,14 @@ impl LabState {
                 replica: pg(ports.replica, db),
                 pgbouncer: pg(ports.pgbouncer, db),
                 pgbouncer_replica: pg(ports.pgbouncer, &pgbouncer::replica_entry(db)),
-                redis: format!("redis://127.0.0.1:{}/", ports.redis),
+                redis: match &tls {
+                    Some(t) => format!(
+                        "rediss://127.0.0.1:{}/?sslrootcert={}",
+                        ports.redis,
+                        crate::http::encode(&t.ca.display().to_string())
+                    ),
+                    None => format!("redis://127.0.0.1:{}/", ports.redis),
+                },
             },
             ports,
             pg_bindir: bins.pg_bindir.clone(),
@@ -237,6 +266,9 @@ impl LabState {
                 .collect(),
             ready: false,
             monitoring,
+            pgpass,
+            tls,
+            db_user,
         }
     }
 
@@ -290,7 +322,7 @@ impl LabState {
 
     /// A URL to another database on a PostgreSQL component of the lab.
     pub fn url_for_db(&self, c: Component, db: &str) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.ports.of(c))
+        pg_url(&self.db_user, self.tls.as_ref(), self.ports.of(c), db)
     }
 
     /// `export` lines for a shell: the URLs, and the lab directory as an
@@ -302,6 +334,8 @@ impl LabState {
         let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
         let dir = dir.to_string_lossy().replace('\'', "'\\''");
         let prometheus = self.prometheus_url();
+        // psql and pgbench find the password where rehearse does.
+        let pgpass = self.pgpass.as_ref().map(|p| p.display().to_string());
         [
             (ENV_PRIMARY, u.primary.as_str()),
             (ENV_REPLICA, &u.replica),
@@ -312,6 +346,7 @@ impl LabState {
         ]
         .into_iter()
         .chain(prometheus.as_deref().map(|p| (ENV_PROMETHEUS, p)))
+        .chain(pgpass.as_deref().map(|p| ("PGPASSFILE", p)))
         .map(|(k, v)| format!("export {k}='{v}'\n"))
         .collect()
     }
@@ -335,6 +370,8 @@ impl LabState {
             Ports::from_base(60000).unwrap(),
             &bins,
             Some(mon),
+            None,
+            None,
         )
     }
 }
@@ -353,6 +390,10 @@ pub struct LabOptions {
     /// The rehearse binary that serves the lab's PgBouncer exporter
     /// [default: this process's own].
     pub rehearse_bin: Option<PathBuf>,
+    /// TLS on every server, with the lab's own CA (`lab up --tls`).
+    pub tls: bool,
+    /// scram-sha-256 passwords for a generated user (`lab up --auth scram`).
+    pub scram: bool,
 }
 
 impl LabOptions {
@@ -365,8 +406,23 @@ impl LabOptions {
             verbose: true,
             monitoring: true,
             rehearse_bin: None,
+            tls: false,
+            scram: false,
         }
     }
+}
+
+/// A URL of the lab's PostgreSQL (or PgBouncer) on `port`: with `--tls`,
+/// verify-full against the lab's CA; never with a password (that is in the
+/// lab's pgpass file).
+fn pg_url(user: &str, tls: Option<&tls::LabTls>, port: u16, db: &str) -> String {
+    let q = tls.map_or(String::new(), |t| {
+        format!(
+            "?sslmode=verify-full&sslrootcert={}",
+            crate::http::encode(&t.ca.display().to_string())
+        )
+    });
+    format!("postgresql://{user}@127.0.0.1:{port}/{db}{q}")
 }
 
 /// A lab with its binaries and user resolved: what every action needs.
@@ -411,6 +467,9 @@ impl LabCtx {
             ))
         })?;
         let run_as = RunAs::resolve(&state.user)?;
+        if let Some(p) = &state.pgpass {
+            crate::tls::add_passfile(p);
+        }
         let bins = Binaries {
             pg_bindir: state.pg_bindir.clone(),
             pgbouncer: state.pgbouncer_bin.clone(),
@@ -603,6 +662,13 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     }
 
     let bins = opts.search.locate()?;
+    if opts.monitoring && (opts.tls || opts.scram) {
+        return Err(Error::Usage(
+            "the lab's monitoring (Prometheus and its exporters) is not set up for TLS or passwords yet: \
+             add --no-monitoring to `lab up --tls`/`--auth scram`"
+                .into(),
+        ));
+    }
     let monitoring = if opts.monitoring {
         let mut bins = monitor::MonitorBins::locate(|p| opts.search.find(p))?;
         if let Some(b) = &opts.rehearse_bin {
@@ -627,7 +693,25 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     }
     process::make_dir(&run_as, &dir)?;
     run_as.check_can_write(&dir)?;
-    let state = LabState::new(&dir, &run_as.name, ports, &bins, monitoring);
+    let certs = if opts.tls {
+        Some(tls::make_certs(&run_as, &dir)?)
+    } else {
+        None
+    };
+    let pgpass = if opts.scram {
+        let p = dir.join("pgpass");
+        // libpq's format: host:port:database:user:password, this user anywhere.
+        tls::write_secret(
+            &p,
+            &format!("*:*:*:{}:{}\n", tls::SCRAM_USER, tls::new_password()?),
+            None,
+        )?;
+        crate::tls::add_passfile(&p);
+        Some(p)
+    } else {
+        None
+    };
+    let state = LabState::new(&dir, &run_as.name, ports, &bins, monitoring, certs, pgpass);
     state.save()?;
     let ctx = LabCtx {
         state,

@@ -19,17 +19,18 @@ fn ini_text(ctx: &LabCtx) -> String {
     format!(
         "; Written by `rehearse lab`; rewritten on every start.
 [databases]
-{db} = host=127.0.0.1 port={primary} dbname={db} user=postgres
-{replica_db} = host=127.0.0.1 port={replica} dbname={db} user=postgres
+{db} = host=127.0.0.1 port={primary} dbname={db} user={user}
+{replica_db} = host=127.0.0.1 port={replica} dbname={db} user={user}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {port}
 unix_socket_dir =
-auth_type = trust
+auth_type = {auth}
 auth_file = {dir}/userlist.txt
-admin_users = postgres
-stats_users = postgres
+admin_users = {user}
+stats_users = {user}
+{tls}
 pool_mode = transaction
 max_client_conn = 2000
 default_pool_size = 20
@@ -45,6 +46,19 @@ pidfile = {dir}/pgbouncer.pid
         replica = s.ports.replica,
         port = s.ports.pgbouncer,
         dir = dir.display(),
+        user = s.db_user,
+        auth = if s.pgpass.is_some() { "scram-sha-256" } else { "trust" },
+        tls = match &s.tls {
+            // Clients must use TLS; PgBouncer checks the servers' chain too.
+            Some(t) => format!(
+                "client_tls_sslmode = require\nclient_tls_key_file = {}\nclient_tls_cert_file = {}\n\
+                 client_tls_ca_file = {ca}\nserver_tls_sslmode = verify-full\nserver_tls_ca_file = {ca}\n",
+                t.key.display(),
+                t.cert.display(),
+                ca = t.ca.display()
+            ),
+            None => String::new(),
+        },
     )
 }
 
@@ -55,12 +69,25 @@ impl LabCtx {
 
     pub async fn start_pgbouncer(&self) -> Result<()> {
         let dir = make_dir(&self.run_as, &self.state.dir.join("pgbouncer"))?;
-        // Trust still needs the user listed in the auth file.
-        write_file(
-            &self.run_as,
-            &dir.join("userlist.txt"),
-            "\"postgres\" \"\"\n",
-        )?;
+        // Trust still needs the user listed in the auth file; with scram,
+        // its password (PgBouncer logs in to the servers with it), mode 0600.
+        let users = dir.join("userlist.txt");
+        match &self.state.pgpass {
+            Some(p) => super::tls::write_secret(
+                &users,
+                &format!(
+                    "\"{}\" \"{}\"\n",
+                    self.state.db_user,
+                    super::tls::password(p)?
+                ),
+                Some(&self.run_as),
+            )?,
+            None => write_file(
+                &self.run_as,
+                &users,
+                &format!("\"{}\" \"\"\n", self.state.db_user),
+            )?,
+        }
         let ini = dir.join("pgbouncer.ini");
         write_file(&self.run_as, &ini, &ini_text(self))?;
         let mut cmd = self.run_as.command(&self.bins.pgbouncer, &dir);

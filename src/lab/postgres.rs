@@ -149,12 +149,68 @@ impl LabCtx {
 
     fn write_conf(&self, c: Component) -> Result<()> {
         let port = self.state.ports.of(c);
-        let text = conf_text(
+        let mut text = conf_text(
             port,
             c == Component::Primary && self.has_pg_cron(),
             &self.state.settings,
         );
-        write_file(&self.run_as, &self.data_dir(c).join("rehearse.conf"), &text)
+        if let Some(t) = &self.state.tls {
+            text.push_str(&format!(
+                "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nssl_min_protocol_version = 'TLSv1.2'\n",
+                t.cert.display(),
+                t.key.display()
+            ));
+        }
+        if self.state.pgpass.is_some() {
+            text.push_str("password_encryption = 'scram-sha-256'\n");
+        }
+        write_file(&self.run_as, &self.data_dir(c).join("rehearse.conf"), &text)?;
+        if self.state.tls.is_some() || self.state.pgpass.is_some() {
+            write_file(
+                &self.run_as,
+                &self.data_dir(c).join("pg_hba.conf"),
+                &self.hba_text(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// pg_hba.conf of a lab started like staging: TLS only (plain refused)
+    /// with `--tls`, scram-sha-256 with `--auth scram`.
+    fn hba_text(&self) -> String {
+        let (kind, method) = (
+            if self.state.tls.is_some() {
+                "hostssl"
+            } else {
+                "host"
+            },
+            if self.state.pgpass.is_some() {
+                "scram-sha-256"
+            } else {
+                "trust"
+            },
+        );
+        let mut s = format!(
+            "# Written by `rehearse lab`; rewritten on every start.\n\
+             local all all trust\n\
+             {kind} all all 127.0.0.1/32 {method}\n\
+             {kind} replication all 127.0.0.1/32 {method}\n"
+        );
+        if self.state.tls.is_some() {
+            s.push_str(
+                "hostnossl all all 0.0.0.0/0 reject\nhostnossl replication all 0.0.0.0/0 reject\n",
+            );
+        }
+        s
+    }
+
+    /// The scram lab's password, for a child process's environment.
+    fn lab_password(&self) -> Result<Option<String>> {
+        self.state
+            .pgpass
+            .as_ref()
+            .map(|p| super::tls::password(p))
+            .transpose()
     }
 
     /// Whether pg_cron is installed beside this PostgreSQL (its library in
@@ -179,13 +235,25 @@ impl LabCtx {
         let mut cmd = self
             .run_as
             .command(&self.bins.pg("initdb"), &self.state.dir);
-        cmd.arg("-D").arg(&data).args([
-            "--auth=trust",
-            "--username=postgres",
-            "--encoding=UTF8",
-            "--locale=C",
-        ]);
-        run_checked(&mut cmd, "initdb of the lab primary", None)?;
+        cmd.arg("-D")
+            .arg(&data)
+            .arg(format!("--username={}", self.state.db_user))
+            .args(["--encoding=UTF8", "--locale=C"]);
+        let pwfile = self.state.dir.join("initdb.pw");
+        match self.lab_password()? {
+            // The superuser's password from a file of the server's user, mode 0600, removed after.
+            Some(pw) => {
+                super::tls::write_secret(&pwfile, &format!("{pw}\n"), Some(&self.run_as))?;
+                cmd.arg("--auth=scram-sha-256")
+                    .arg(format!("--pwfile={}", pwfile.display()));
+            }
+            None => {
+                cmd.arg("--auth=trust");
+            }
+        }
+        let made = run_checked(&mut cmd, "initdb of the lab primary", None);
+        let _ = std::fs::remove_file(&pwfile);
+        made?;
         let conf = data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).io("reading", &conf)?;
         text.push_str("\ninclude = 'rehearse.conf'\n");
@@ -277,13 +345,24 @@ impl LabCtx {
             )
             .await
             .db(|| "dropping a stale replication slot".into())?;
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user=postgres application_name={REPLICA_SLOT}",
-            self.state.ports.primary
+        let mut conninfo = format!(
+            "host=127.0.0.1 port={} user={} application_name={REPLICA_SLOT}",
+            self.state.ports.primary, self.state.db_user
         );
+        if let Some(t) = &self.state.tls {
+            conninfo.push_str(&format!(
+                " sslmode=verify-full sslrootcert={}",
+                t.ca.display()
+            ));
+        }
         let mut cmd = self
             .run_as
             .command(&self.bins.pg("pg_basebackup"), &self.state.dir);
+        // The password through the environment, never the command line;
+        // -R keeps it in the replica's postgresql.auto.conf (mode 0600).
+        if let Some(pw) = self.lab_password()? {
+            cmd.env("PGPASSWORD", pw);
+        }
         cmd.arg("-D")
             .arg(&data)
             .args([

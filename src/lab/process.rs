@@ -63,6 +63,10 @@ impl RunAs {
             use std::os::unix::process::CommandExt;
             // std drops root's supplementary groups when it switches uid.
             c.uid(uid).gid(gid);
+            // Not root's home, which this user cannot read: libpq (in
+            // pg_basebackup and the replica's walreceiver) looks there for
+            // ~/.postgresql/postgresql.crt and fails on the permission.
+            c.env("HOME", cwd);
         }
         c
     }

@@ -27,9 +27,20 @@ save \"\"
 appendonly no
 maxmemory 1gb
 maxmemory-policy allkeys-lru
-",
-            port = self.state.ports.redis,
-            dir = dir.display()
+{tls}",
+            port = if self.state.tls.is_some() { 0 } else { self.state.ports.redis },
+            dir = dir.display(),
+            tls = match &self.state.tls {
+                // TLS only: the plain port is closed.
+                Some(t) => format!(
+                    "tls-port {}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n",
+                    self.state.ports.redis,
+                    t.cert.display(),
+                    t.key.display(),
+                    t.ca.display()
+                ),
+                None => String::new(),
+            }
         );
         write_file(&self.run_as, &conf, &text)?;
         let mut cmd = self.run_as.command(&self.bins.redis_server, &dir);
@@ -69,7 +80,7 @@ pub async fn ping(url: &str) -> Result<String> {
             source,
         }
     };
-    let client = redis::Client::open(url).map_err(wrap("parsing the redis URL"))?;
+    let client = crate::tls::redis_client(url).map_err(wrap("parsing the redis URL"))?;
     let mut con = tokio::time::timeout(
         Duration::from_secs(3),
         client.get_multiplexed_async_connection(),

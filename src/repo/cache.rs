@@ -116,7 +116,7 @@ impl ReportCache {
     /// name) so two rehearsal databases can share one Redis. Nothing is
     /// connected until first use.
     pub fn new(url: &str, namespace: &str, settings: CacheSettings) -> Result<ReportCache> {
-        let client = redis::Client::open(url).map_err(|source| Error::Redis {
+        let client = crate::tls::redis_client(url).map_err(|source| Error::Redis {
             what: format!("parsing the redis URL {}", redact(url)),
             source,
         })?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use crate::db;
 use crate::error::{Error, Result};
@@ -56,7 +56,10 @@ impl Target {
         size: usize,
         statement_timeout: Option<Duration>,
     ) -> Result<Target> {
-        let mut pg = db::config(&cfg.url)?;
+        let db::Conn {
+            config: mut pg,
+            tls,
+        } = db::config(&cfg.url)?;
         if let (Some(t), false) = (statement_timeout, cfg.via_pgbouncer) {
             let mut options = pg.get_options().unwrap_or("").to_string();
             if !options.is_empty() {
@@ -67,7 +70,7 @@ impl Target {
         }
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            crate::tls::connector(&tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

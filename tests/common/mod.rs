@@ -107,14 +107,28 @@ pub fn lab_monitored() -> &'static TestLab {
     l
 }
 
+/// The shared lab of this test binary started like staging (`lab up --tls
+/// --auth scram`, without monitoring); a binary uses only this one.
+pub fn lab_staging() -> &'static TestLab {
+    shared_lab_with(|o| {
+        o.monitoring = false;
+        o.tls = true;
+        o.scram = true;
+    })
+}
+
 fn shared_lab(monitoring: bool) -> &'static TestLab {
+    shared_lab_with(|o| o.monitoring = monitoring)
+}
+
+fn shared_lab_with(set: impl FnOnce(&mut LabOptions)) -> &'static TestLab {
     LAB.get_or_init(|| {
         let dir = lab_dir("");
         destroy(&dir);
         let mut opts = LabOptions::new(&dir);
         opts.port_base = port_base("");
         opts.verbose = false;
-        opts.monitoring = monitoring;
+        set(&mut opts);
         opts.rehearse_bin = Some(env!("CARGO_BIN_EXE_rehearse").into());
         let state = block_on(async move { lab::up(&opts).await }).expect("the test lab comes up");
         // SAFETY: registering a plain extern "C" function; libtest exits
