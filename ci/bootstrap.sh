@@ -23,6 +23,8 @@ command -v pgbench >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pgbench ] 
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 id postgres >/dev/null 2>&1 || missing+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
+# openssl makes the CA and certificates of `rehearse lab up --tls`.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # pg_cron, which the lab preloads on its primary for `rehearse job install`.
 ls /usr/lib/postgresql/15/lib/pg_cron.so >/dev/null 2>&1 || missing+=(postgresql-15-cron)
 # The lab's monitoring (`rehearse lab up` starts them unless --no-monitoring).

@@ -51,9 +51,11 @@ impl std::str::FromStr for SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(Error::Usage(format!(
+            other => {
+                return Err(Error::Usage(format!(
                 "sslmode {other:?}: one of disable, allow, prefer, require, verify-ca, verify-full"
-            ))),
+            )))
+            }
         })
     }
 }

@@ -356,6 +356,63 @@ async fn a_staging_like_lab_works_over_verified_tls_with_passwords_kept_out_of_s
         hits(&[o.stdout.clone(), o.stderr.clone()].concat(), wrong_pw),
         0
     );
+    // The [estate] password_file: found for a URL without a password (and
+    // no lab to look in); refused while others can read it.
+    let settings = work.join("rehearse.toml");
+    let pw_file = work.join("pg-password");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    let chmod = |m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    chmod(0o600);
+    std::fs::write(
+        &settings,
+        format!(
+            "[estate]\nprimary_url = \"{}\"\npassword_file = \"pg-password\"\n",
+            url(
+                port,
+                "127.0.0.1",
+                "rehearse",
+                &format!("sslmode=verify-full&sslrootcert={ca}")
+            )
+        ),
+    )
+    .unwrap();
+    let by_file = |printed: &mut Vec<(String, Vec<u8>)>| {
+        let out = common::rehearse_cmd()
+            .arg("--lab-dir")
+            .arg(work.join("no-lab"))
+            .arg("--config")
+            .arg(&settings)
+            .args([
+                "query",
+                "dashboard",
+                "--org",
+                "1",
+                "--via",
+                "primary",
+                "--cache",
+                "off",
+            ])
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", &work)
+            .output()
+            .unwrap();
+        printed.push((
+            "query (password_file)".into(),
+            [out.stdout.clone(), out.stderr.clone()].concat(),
+        ));
+        out
+    };
+    let o = by_file(&mut printed);
+    assert_eq!(o.status.code(), Some(0), "{}", shown(&o));
+    chmod(0o644);
+    let o = by_file(&mut printed);
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+    assert!(shown(&o).contains("group or world access"), "{}", shown(&o));
+    std::fs::remove_file(&pw_file).unwrap();
     let status = rehearse(&["lab", "status"], &mut printed);
     assert_eq!(status.status.code(), Some(0), "{}", shown(&status));
 
