@@ -1020,7 +1020,8 @@ Writes goose-<variant>.html|json|md, run.json and latency.hlog to the run direct
 
 Exit codes: 0 every budget held; 1 a budget failed; 2 usage (or a build without the journeys
 feature); 3 invalid (a budget unjudged: too few samples); 4 the service or estate does not
-answer; 5 refused (cutover or rollout under way, or not a rehearsal target).";
+answer; 5 refused (cutover or rollout under way, or not a rehearsal target); 130 interrupted
+(Ctrl-C: Goose stops its users, what was measured is kept and marked interrupted).";
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
@@ -1209,7 +1210,7 @@ pub enum LabCommand {
         /// Start only the database servers: no Prometheus, no exporters (on first `lab up` only).
         #[arg(long)]
         no_monitoring: bool,
-        /// Start like staging: TLS on PostgreSQL, replica, PgBouncer and Redis with the lab's own CA (plain connections refused); URLs say sslmode=verify-full (on first `lab up` only; with --no-monitoring).
+        /// Start like staging: TLS on PostgreSQL, replica, PgBouncer and Redis with the lab's own CA (plain connections refused); URLs say sslmode=verify-full (on first `lab up` only; such a lab starts without monitoring).
         #[arg(long)]
         tls: bool,
         /// trust (default), or scram: scram-sha-256 passwords for a generated user `rehearse`, kept in the lab's pgpass file (mode 0600), never in a URL.

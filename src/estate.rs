@@ -124,7 +124,8 @@ fn redact_url(url: &str, scheme_end: usize) -> String {
     format!("{head}{authority}{path}")
 }
 
-fn percent_decode(s: &str) -> String {
+/// Percent-decoding of a URL part; a `%` not followed by two hex digits is kept.
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

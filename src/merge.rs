@@ -366,19 +366,13 @@ fn merge_variant(
             .chain(counted.keys().copied())
             .collect();
         for idx in idxs {
-            let h = intervals.get(&(tag.clone(), idx));
             let (errors, late) = counted.get(&idx).copied().unwrap_or_default();
-            per_interval.entry(idx).or_default().push(IntervalOp {
-                op: m.name.clone(),
-                count: h.map_or(0, |h| h.len()),
+            per_interval.entry(idx).or_default().push(IntervalOp::of(
+                &m.name,
+                intervals.get(&(tag.clone(), idx)),
                 errors,
                 late,
-                p50_ms: h.map_or(0.0, |h| crate::driver::record::ms(h.value_at_quantile(0.5))),
-                p99_ms: h.map_or(0.0, |h| {
-                    crate::driver::record::ms(h.value_at_quantile(0.99))
-                }),
-                max_ms: h.map_or(0.0, |h| crate::driver::record::ms(h.max())),
-            });
+            ));
         }
     }
     let timeline: Vec<IntervalSummary> = per_interval

@@ -251,6 +251,41 @@ pub(crate) struct BudgetFile {
     pub(crate) error_rate: Option<Spanned<f64>>,
 }
 
+impl BudgetFile {
+    /// The budget of `op` as written (its table at `span`), or the error and
+    /// where: an error rate outside 0..1, or a budget that sets nothing.
+    pub(crate) fn budget(
+        &self,
+        op: &str,
+        span: std::ops::Range<usize>,
+    ) -> std::result::Result<Budget, (std::ops::Range<usize>, String)> {
+        let error_rate = match &self.error_rate {
+            Some(r) if !(0.0..=1.0).contains(r.get_ref()) => {
+                return Err((
+                    r.span(),
+                    format!("error_rate is a fraction in 0..1, not {}", r.get_ref()),
+                ))
+            }
+            r => r.as_ref().map(|r| *r.get_ref()),
+        };
+        let budget = Budget {
+            p50: self.p50,
+            p95: self.p95,
+            p99: self.p99,
+            p999: self.p999,
+            max: self.max,
+            error_rate,
+        };
+        if budget.limits().is_empty() && budget.error_rate.is_none() {
+            return Err((
+                span,
+                format!("the budget of {op:?} sets nothing: give any of p50, p95, p99, p99.9, max, error_rate"),
+            ));
+        }
+        Ok(budget)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ValidityFile {
@@ -978,30 +1013,12 @@ impl Checker<'_> {
                 ));
                 continue;
             }
-            let bf = b.get_ref();
-            let error_rate = match &bf.error_rate {
-                Some(r) if !(0.0..=1.0).contains(r.get_ref()) => {
-                    self.note(self.at(
-                        r.span(),
-                        format!("error_rate is a fraction in 0..1, not {}", r.get_ref()),
-                    ));
-                    continue;
+            match b.get_ref().budget(op.get_ref(), b.span()) {
+                Ok(budget) => {
+                    budgets.insert(op.get_ref().clone(), budget);
                 }
-                r => r.as_ref().map(|r| *r.get_ref()),
-            };
-            let budget = Budget {
-                p50: bf.p50,
-                p95: bf.p95,
-                p99: bf.p99,
-                p999: bf.p999,
-                max: bf.max,
-                error_rate,
-            };
-            if budget.limits().is_empty() && budget.error_rate.is_none() {
-                self.note(self.at(b.span(), format!("the budget of {:?} sets nothing: give any of p50, p95, p99, p99.9, max, error_rate", op.get_ref())));
-                continue;
+                Err((span, msg)) => self.note(self.at(span, msg)),
             }
-            budgets.insert(op.get_ref().clone(), budget);
         }
         let default_validity = Validity {
             min_rate: 0.95,

@@ -29,6 +29,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{Error, Result};
+use crate::estate::percent_decode;
 
 /// libpq's sslmode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,28 +72,6 @@ pub struct TlsSettings {
 
 const TLS_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
-/// Percent-decoding of a URL query value.
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Take libpq's TLS keys out of a connection string (a URL's query, or
 /// `key=value` words), for tokio-postgres, which knows only some of them;
 /// what is missing comes from libpq's environment variables.
@@ -110,7 +89,7 @@ fn split_with(conn: &str, env: impl Fn(&str) -> Option<String>) -> Result<(Strin
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                     match TLS_KEYS.iter().position(|t| *t == k) {
-                        Some(i) => found[i] = Some(decode(v)),
+                        Some(i) => found[i] = Some(percent_decode(v)),
                         None => kept.push(pair),
                     }
                 }
@@ -394,7 +373,7 @@ pub fn redis_client(url: &str) -> std::result::Result<redis::Client, redis::Redi
                 .split('&')
                 .filter(|p| match p.strip_prefix("sslrootcert=") {
                     Some(v) => {
-                        root = Some(decode(v));
+                        root = Some(percent_decode(v));
                         false
                     }
                     None => !p.is_empty(),

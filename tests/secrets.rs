@@ -13,24 +13,7 @@ const WRONG: &str = "Wx7-wrong-pw-s3cret";
 const ROLE: &str = "rehearse_secret";
 const DB: &str = "secret_db";
 
-/// Every file under `dir`, read whole.
-fn files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push((p.clone(), std::fs::read(&p).unwrap()));
-        }
-    }
-}
-
-fn hits(haystack: &[u8], needle: &str) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle.as_bytes())
-        .count()
-}
+use common::{files, hits};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_command_prints_or_writes_the_password() {

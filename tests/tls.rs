@@ -7,28 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-/// Every file under `dir`, read whole.
-fn files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push((p.clone(), std::fs::read(&p).unwrap()));
-        }
-    }
-}
-
-fn hits(haystack: &[u8], needle: &str) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle.as_bytes())
-        .count()
-}
+use common::{files, hits};
 
 fn shown(o: &Output) -> String {
     format!(

@@ -399,6 +399,21 @@ pub fn ms(v: u64) -> f64 {
     v as f64 / 1e6
 }
 
+impl IntervalOp {
+    /// One operation's line of a finished interval, from its histogram (None: no sample).
+    pub fn of(op: &str, h: Option<&Histogram<u64>>, errors: u64, late: u64) -> IntervalOp {
+        IntervalOp {
+            op: op.to_string(),
+            count: h.map_or(0, |h| h.len()),
+            errors,
+            late,
+            p50_ms: h.map_or(0.0, |h| ms(h.value_at_quantile(0.5))),
+            p99_ms: h.map_or(0.0, |h| ms(h.value_at_quantile(0.99))),
+            max_ms: h.map_or(0.0, |h| ms(h.max())),
+        }
+    }
+}
+
 /// An interval not finished yet: per-operation slots and the driver's lag.
 type Pending = (Vec<Option<OpSlot>>, Option<Histogram<u32>>);
 

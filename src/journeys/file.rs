@@ -451,30 +451,12 @@ pub fn check(path: &Path, text: &str) -> std::result::Result<Journeys, Vec<Strin
             );
             continue;
         }
-        let bf = b.get_ref();
-        let error_rate = match &bf.error_rate {
-            Some(r) if !(0.0..=1.0).contains(r.get_ref()) => {
-                at(
-                    r.span(),
-                    format!("error_rate is a fraction in 0..1, not {}", r.get_ref()),
-                );
-                continue;
+        match b.get_ref().budget(k.get_ref(), b.span()) {
+            Ok(budget) => {
+                budgets.insert(k.get_ref().clone(), budget);
             }
-            r => r.as_ref().map(|r| *r.get_ref()),
-        };
-        let budget = Budget {
-            p50: bf.p50,
-            p95: bf.p95,
-            p99: bf.p99,
-            p999: bf.p999,
-            max: bf.max,
-            error_rate,
-        };
-        if budget.limits().is_empty() && budget.error_rate.is_none() {
-            at(b.span(), format!("the budget of {:?} sets nothing: give any of p50, p95, p99, p99.9, max, error_rate", k.get_ref()));
-            continue;
+            Err((span, msg)) => at(span, msg),
         }
-        budgets.insert(k.get_ref().clone(), budget);
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.0);

@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 use super::file::{Journeys, Step};
 use crate::day::Day;
-use crate::driver::record::{histogram, ms, IntervalOp, IntervalSummary};
+use crate::driver::record::{histogram, IntervalOp, IntervalSummary};
 use crate::error::{Error, IoContext, Result};
 use crate::estate::Estate;
 use crate::generate::rng::{mix, mix_str, SplitMix};
@@ -695,16 +695,12 @@ fn variant_result(
         .map(|(t, i)| (*i, *t))
         .collect();
     for (idx, t) in idxs {
-        let h = rec.hist.get(&(t, idx));
-        per_interval.entry(idx).or_default().push(IntervalOp {
-            op: s.mix[t].name.clone(),
-            count: h.map_or(0, |h| h.len()),
-            errors: rec.interval_errors.get(&(t, idx)).copied().unwrap_or(0),
-            late: 0,
-            p50_ms: h.map_or(0.0, |h| ms(h.value_at_quantile(0.5))),
-            p99_ms: h.map_or(0.0, |h| ms(h.value_at_quantile(0.99))),
-            max_ms: h.map_or(0.0, |h| ms(h.max())),
-        });
+        per_interval.entry(idx).or_default().push(IntervalOp::of(
+            &s.mix[t].name,
+            rec.hist.get(&(t, idx)),
+            rec.interval_errors.get(&(t, idx)).copied().unwrap_or(0),
+            0,
+        ));
     }
     let timeline = per_interval
         .into_iter()
@@ -896,6 +892,7 @@ pub async fn run(estate: Option<&Estate>, opts: &JourneysOptions) -> Result<(Run
     )?;
     let clock = Instant::now();
     let mut outcome: Result<()> = Ok(());
+    let mut interrupted = false;
     for v in &s.variants {
         if let Some((client, _)) = &flag_client {
             if let Err(e) = switch_to(client, &opts.target, v.mode).await {
@@ -926,6 +923,12 @@ pub async fn run(estate: Option<&Estate>, opts: &JourneysOptions) -> Result<(Run
                     .insert(v.name.clone(), goose_counts(&metrics));
                 info.reports.insert(v.name.clone(), reports);
                 result.variants.push(vr);
+                // Ctrl-C reaches Goose's own handler, which ends the attack
+                // early: keep what was measured, mark it, run nothing more.
+                if goose::is_killswitch_triggered() {
+                    interrupted = true;
+                    break;
+                }
             }
             Err(e) => {
                 outcome = Err(e);
@@ -956,7 +959,7 @@ pub async fn run(estate: Option<&Estate>, opts: &JourneysOptions) -> Result<(Run
     }
     result.journeys = Some(info);
     match outcome {
-        Ok(()) => result.finish(false, clock.elapsed()),
+        Ok(()) => result.finish(interrupted, clock.elapsed()),
         Err(e) => {
             result.fail(&e, clock.elapsed());
             result.write(&dir)?;

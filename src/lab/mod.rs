@@ -635,6 +635,13 @@ impl LabCtx {
 pub async fn up(opts: &LabOptions) -> Result<LabState> {
     let dir = absolute(&opts.dir)?;
     if let Some(existing) = LabState::load(&dir)? {
+        if (opts.tls && existing.tls.is_none()) || (opts.scram && existing.pgpass.is_none()) {
+            return Err(Error::Usage(format!(
+                "the lab in {} was created without --tls/--auth scram, which are chosen when a lab \
+                 is created: `rehearse lab down --purge` first, or use another --lab-dir",
+                dir.display()
+            )));
+        }
         let mut ctx = LabCtx::open(&dir)?;
         ctx.verbose = opts.verbose;
         let down: Vec<Component> = ctx
@@ -662,14 +669,15 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     }
 
     let bins = opts.search.locate()?;
-    if opts.monitoring && (opts.tls || opts.scram) {
-        return Err(Error::Usage(
-            "the lab's monitoring (Prometheus and its exporters) is not set up for TLS or passwords yet: \
-             add --no-monitoring to `lab up --tls`/`--auth scram`"
-                .into(),
-        ));
+    // The exporters do not speak the lab's TLS and passwords yet.
+    let with_monitoring = opts.monitoring && !(opts.tls || opts.scram);
+    if opts.monitoring && !with_monitoring && opts.verbose {
+        eprintln!(
+            "note: the lab's monitoring (Prometheus and its exporters) is not set up for TLS and \
+             passwords yet; this lab starts without it"
+        );
     }
-    let monitoring = if opts.monitoring {
+    let monitoring = if with_monitoring {
         let mut bins = monitor::MonitorBins::locate(|p| opts.search.find(p))?;
         if let Some(b) = &opts.rehearse_bin {
             bins.rehearse = Some(b.clone());

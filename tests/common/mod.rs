@@ -345,3 +345,23 @@ pub fn hlog_counts(hlog: &std::path::Path) -> serde_json::Value {
     );
     serde_json::from_slice(&py.stdout).unwrap()
 }
+
+/// Every file under `dir`, read whole (for the password scans).
+pub fn files(dir: &std::path::Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+/// How many times `needle` occurs in `haystack`, byte for byte.
+pub fn hits(haystack: &[u8], needle: &str) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle.as_bytes())
+        .count()
+}
