@@ -323,27 +323,13 @@ fn merge_variant(
                     throughput += o.throughput;
                 }
             }
-            let response = total(&m.name, "response");
-            let ok = response.len();
-            let failed: u64 = errors.values().sum();
-            let count = ok + failed;
-            OpResult {
-                name: m.name.clone(),
-                operation: m.operation,
-                count,
-                ok,
+            OpResult::of(
+                m,
                 errors,
-                error_rate: if count == 0 {
-                    0.0
-                } else {
-                    failed as f64 / count as f64
-                },
                 throughput,
                 late,
-                response: Latency::of(response),
-                service: Latency::of(total(&m.name, "service")),
-                lag: Latency::of(total(&m.name, "lag")),
-            }
+                ["response", "service", "lag"].map(|k| Latency::of(total(&m.name, k))),
+            )
         })
         .collect();
     // The timeline, interval by interval.

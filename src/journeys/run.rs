@@ -543,6 +543,24 @@ fn goose_counts(m: &GooseMetrics) -> BTreeMap<String, (u64, u64)> {
     out
 }
 
+/// Where Goose's own count of a transaction differs from what rehearse
+/// recorded: then a request was lost on one side, and the run cannot be trusted.
+fn disagreements(ops: &[OpResult], goose: &BTreeMap<String, (u64, u64)>) -> Vec<String> {
+    ops.iter()
+        .filter_map(|o| {
+            let (ok, failed) = goose.get(&o.name).copied().unwrap_or((0, 0));
+            (ok + failed != o.count).then(|| {
+                format!(
+                    "{}: Goose counted {} requests ({failed} failed), rehearse recorded {}",
+                    o.name,
+                    ok + failed,
+                    o.count
+                )
+            })
+        })
+        .collect()
+}
+
 /// Run one variant under Goose; its results and Goose's metrics.
 async fn run_variant(
     j: &Journeys,
@@ -664,27 +682,14 @@ fn variant_result(
                 .filter(|((t, _), _)| *t == i)
                 .map(|((_, k), n)| (k.clone(), *n))
                 .collect();
-            let ok = h.len();
-            let failed: u64 = errors.values().sum();
-            let count = ok + failed;
             let latency = Latency::of(h);
-            OpResult {
-                name: m.name.clone(),
-                operation: m.operation,
-                count,
-                ok,
+            OpResult::of(
+                m,
                 errors,
-                error_rate: if count == 0 {
-                    0.0
-                } else {
-                    failed as f64 / count as f64
-                },
-                throughput: ok as f64 / elapsed.max(1e-9),
-                late: 0,
-                response: latency.clone(),
-                service: latency,
-                lag: Latency::default(),
-            }
+                h.len() as f64 / elapsed.max(1e-9),
+                0,
+                [latency.clone(), latency, Latency::default()],
+            )
         })
         .collect();
     let mut per_interval: BTreeMap<u64, Vec<IntervalOp>> = BTreeMap::new();
@@ -909,7 +914,12 @@ pub async fn run(estate: Option<&Estate>, opts: &JourneysOptions) -> Result<(Run
         let offset = clock.elapsed().as_secs_f64();
         match run_variant(&j, &names, &svc, &opts.target, &dir, &v.name).await {
             Ok((rec, metrics, reports, elapsed)) => {
-                let vr = variant_result(&s, v, &rec, elapsed, offset);
+                let mut vr = variant_result(&s, v, &rec, elapsed, offset);
+                let goose = goose_counts(&metrics);
+                for reason in disagreements(&vr.operations, &goose) {
+                    vr.validity.reasons.push(reason);
+                    vr.validity.valid = false;
+                }
                 for ((t, idx), h) in &rec.hist {
                     hlog.write(
                         &format!("{}/{}/response", v.name, names[*t]),
@@ -919,8 +929,7 @@ pub async fn run(estate: Option<&Estate>, opts: &JourneysOptions) -> Result<(Run
                     )
                     .io("writing the interval log", &tmp)?;
                 }
-                info.goose_counts
-                    .insert(v.name.clone(), goose_counts(&metrics));
+                info.goose_counts.insert(v.name.clone(), goose);
                 info.reports.insert(v.name.clone(), reports);
                 result.variants.push(vr);
                 // Ctrl-C reaches Goose's own handler, which ends the attack
@@ -973,6 +982,50 @@ pub async fn run(estate: Option<&Estate>, opts: &JourneysOptions) -> Result<(Run
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_that_goose_and_rehearse_disagree_on_is_named() {
+        let m = |name: &str| MixEntry {
+            name: name.into(),
+            operation: crate::scenario::Operation::Dashboard,
+            weight: 1.0,
+            days: 1,
+            limit: 1,
+            top: 1,
+            entries: 1,
+            sql: None,
+            params: Vec::new(),
+            via: None,
+        };
+        let lat = |n: u64| Latency {
+            count: n,
+            ..Latency::default()
+        };
+        let ops = vec![
+            OpResult::of(
+                &m("a.x"),
+                BTreeMap::new(),
+                0.0,
+                0,
+                [lat(10), lat(10), lat(0)],
+            ),
+            OpResult::of(
+                &m("a.y"),
+                BTreeMap::from([("http_503".to_string(), 2)]),
+                0.0,
+                0,
+                [lat(5), lat(5), lat(0)],
+            ),
+        ];
+        let agree = BTreeMap::from([("a.x".to_string(), (10, 0)), ("a.y".to_string(), (5, 2))]);
+        assert!(disagreements(&ops, &agree).is_empty());
+        let lost = BTreeMap::from([("a.x".to_string(), (11, 0)), ("a.y".to_string(), (5, 2))]);
+        let d = disagreements(&ops, &lost);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].starts_with("a.x: Goose counted 11"), "{d:?}");
+        // A transaction Goose did not report at all is a disagreement, not a pass.
+        assert_eq!(disagreements(&ops, &BTreeMap::new()).len(), 2);
+    }
 
     #[test]
     fn months_count_back_across_years() {

@@ -158,6 +158,39 @@ pub struct OpResult {
     pub lag: Latency,
 }
 
+impl OpResult {
+    /// An operation's result from its successes' latencies (their count is
+    /// `ok`) and its failures by kind: count and error rate are derived.
+    pub fn of(
+        m: &crate::scenario::MixEntry,
+        errors: BTreeMap<String, u64>,
+        throughput: f64,
+        late: u64,
+        [response, service, lag]: [Latency; 3],
+    ) -> OpResult {
+        let ok = response.count;
+        let failed: u64 = errors.values().sum();
+        let count = ok + failed;
+        OpResult {
+            name: m.name.clone(),
+            operation: m.operation,
+            count,
+            ok,
+            errors,
+            error_rate: if count == 0 {
+                0.0
+            } else {
+                failed as f64 / count as f64
+            },
+            throughput,
+            late,
+            response,
+            service,
+            lag,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseResult {
