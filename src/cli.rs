@@ -115,7 +115,7 @@ pub enum Command {
     /// The phased rollout of USE_PARTITIONED_TABLES by tenant cohort: status, pilot, widen, rollback.
     #[command(subcommand, after_help = ROLLOUT_HELP)]
     Rollout(RolloutCommand),
-    /// Maintenance jobs of the partitioned estate (reconcile, analyze, partition-report, cache-sweep): run one now, or schedule them in pg_cron.
+    /// Maintenance jobs of the partitioned estate (reconcile, analyze, partition-report, cache-sweep, portfolio-refresh): run one now, or schedule them in pg_cron.
     #[command(subcommand, after_help = JOB_HELP)]
     Job(JobCommand),
     /// Prove the alert rules: inject each fault under load on the lab and time its alert through the lab's Prometheus.
@@ -193,6 +193,9 @@ Jobs:
   partition-report  rows (estimated), size, skew and dead tuples per partition, from the
                     statistics; no table is scanned
   cache-sweep       Redis report keys of generations no longer current (SCAN, never KEYS)
+  portfolio-refresh the cross-tenant portfolio's rankings (7, 14 and 30 days, 1000 deep) of
+                    each mode, in one transaction; a portfolio read serves the latest one
+                    ending on its day or the day before, and refuses when there is none
 
 Every job is safe beside the workload: each chunk is one snapshot, ANALYZE blocks no
 write, lock waits give up after --lock-timeout, and no new chunk starts once --budget is
@@ -221,7 +224,7 @@ pub enum JobCommand {
     },
     /// Schedule the database jobs in pg_cron on the primary (idempotent: schedules are keyed by name).
     Install {
-        /// A schedule, JOB=CRON (e.g. reconcile='*/5 * * * *'); repeatable [default: reconcile every 15 min, analyze hourly, partition-report daily].
+        /// A schedule, JOB=CRON (e.g. reconcile='*/5 * * * *'); repeatable [default: reconcile every 15 min, analyze hourly, partition-report and portfolio-refresh daily].
         #[arg(long = "schedule", value_name = "JOB=CRON")]
         schedules: Vec<String>,
         #[command(flatten)]
@@ -710,6 +713,9 @@ pub struct GateArgs {
     /// Write the Markdown summary here (it is printed either way).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Confidence of the interval each budget is judged by: met when its upper bound is within the budget, missed when its lower bound is beyond it, unjudged otherwise [default: the scenario's [validity] confidence, 0.99].
+    #[arg(long, value_name = "FRACTION")]
+    pub confidence: Option<f64>,
     #[command(flatten)]
     pub verdicts: VerdictArgs,
 }
@@ -912,6 +918,10 @@ pub struct RunArgs {
     /// Add this delay to every request (e.g. 300us): a known regression, to check that a gate catches one.
     #[arg(long, value_name = "DURATION")]
     pub inject_delay: Option<Dur>,
+    /// Confidence of the interval each budget is judged by: met when its upper bound is within the budget, missed when its lower bound is beyond it, unjudged otherwise [default: the scenario's [validity] confidence, 0.99].
+    #[arg(long, value_name = "FRACTION")]
+    pub confidence: Option<f64>,
+
     /// Run directory [default: results/<time>-<scenario>; with several scenarios, one directory each under it].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -42,6 +42,7 @@ pub mod seed;
 #[cfg(feature = "journeys")]
 pub mod serve;
 pub mod shard;
+pub mod stats;
 pub mod text;
 pub mod tls;
 

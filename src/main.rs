@@ -697,7 +697,10 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
             Ok(t) if rehearse::journeys::file::is_journeys(t) => {
                 rehearse::journeys::file::check(f, t).map(|j| output::check::journeys(f, &j))
             }
-            Ok(t) => rehearse::scenario::check(f, t).map(|s| output::check::scenario(f, &s)),
+            Ok(t) => rehearse::scenario::check(f, t).map(|s| {
+                eprint!("{}", output::check::undecidable(f, &s));
+                output::check::scenario(f, &s)
+            }),
             Err(e) => Err(e.clone()),
         };
         match checked {
@@ -847,6 +850,10 @@ fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
         baselines: args.baselines.clone(),
         budgets: args.budgets.clone(),
         settings: verdict_settings(&args.verdicts)?,
+        confidence: args
+            .confidence
+            .map(rehearse::scenario::check_confidence)
+            .transpose()?,
     })?;
     let md = gate::markdown(&g);
     print!("{md}");
@@ -894,6 +901,7 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
         rate: args.rate,
         warmup: args.warmup.map(|d| d.0),
         inject_delay: args.inject_delay.map(|d| d.0),
+        confidence: args.confidence,
         out: args.out.clone(),
         verbose: !args.quiet,
         stop: None,

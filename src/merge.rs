@@ -332,8 +332,10 @@ fn merge_variant(
             )
         })
         .collect();
-    // The timeline, interval by interval.
+    // The timeline, interval by interval, and the measured intervals budgets are judged on.
     let mut per_interval: BTreeMap<u64, Vec<IntervalOp>> = BTreeMap::new();
+    let mut evidence = judge::Evidence::new();
+    let first_measured = (vs[0].warmup_s / len - 1e-9).ceil().max(0.0) as u64;
     for m in &s.mix {
         let tag = format!("{name}/{}/response", m.name);
         // The shards' errors and late requests of this operation, by interval.
@@ -353,6 +355,15 @@ fn merge_variant(
             .collect();
         for idx in idxs {
             let (errors, late) = counted.get(&idx).copied().unwrap_or_default();
+            if idx >= first_measured {
+                evidence
+                    .entry(m.name.clone())
+                    .or_default()
+                    .push(crate::run::bound::Block::of(
+                        intervals.get(&(tag.clone(), idx)),
+                        errors,
+                    ));
+            }
             per_interval.entry(idx).or_default().push(IntervalOp::of(
                 &m.name,
                 intervals.get(&(tag.clone(), idx)),
@@ -400,7 +411,14 @@ fn merge_variant(
     }
     let driver_cpu_seconds: f64 = vs.iter().map(|v| v.driver_cpu_seconds).sum();
     let requests: u64 = operations.iter().map(|o| o.count).sum();
-    let budgets = judge::budgets(&s.budgets, &operations);
+    let seconds = vs.iter().map(|v| v.seconds).fold(0.0, f64::max);
+    let budgets = judge::budgets(
+        &s.budgets,
+        &operations,
+        &evidence,
+        s.validity.confidence,
+        (seconds - vs[0].warmup_s).max(1e-9),
+    );
     Ok(VariantResult {
         variant: vs[0].variant.clone(),
         started_s: base_offset,

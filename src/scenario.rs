@@ -291,6 +291,7 @@ impl BudgetFile {
 struct ValidityFile {
     min_rate: Option<Spanned<f64>>,
     max_driver_lag: Option<Dur>,
+    confidence: Option<Spanned<f64>>,
 }
 
 /// A scenario file as read: its top level, and its arrays and budgets
@@ -484,6 +485,19 @@ pub struct Validity {
     pub min_rate: f64,
     /// p99 of the driver's own wake-up delay (requests that found a free worker), at most.
     pub max_driver_lag: Dur,
+    /// Confidence of the intervals budgets are judged by (two-sided).
+    pub confidence: f64,
+}
+
+/// A confidence given on the command line: a fraction in [0.5, 1).
+pub fn check_confidence(c: f64) -> Result<f64> {
+    if (0.5..1.0).contains(&c) {
+        Ok(c)
+    } else {
+        Err(Error::Usage(format!(
+            "--confidence {c}: a fraction in [0.5, 1), such as 0.99"
+        )))
+    }
 }
 
 /// A scenario as a drill runs it in the background: its last phase (the
@@ -1023,6 +1037,7 @@ impl Checker<'_> {
         let default_validity = Validity {
             min_rate: 0.95,
             max_driver_lag: Dur(Duration::from_millis(5)),
+            confidence: crate::run::judge::DEFAULT_CONFIDENCE,
         };
         let validity = match &f.head.validity {
             None => default_validity,
@@ -1035,6 +1050,18 @@ impl Checker<'_> {
                     r => r.as_ref().map_or(0.95, |r| *r.get_ref()),
                 },
                 max_driver_lag: v.max_driver_lag.unwrap_or(Dur(Duration::from_millis(5))),
+                confidence: match &v.confidence {
+                    Some(c) if !(0.5..1.0).contains(c.get_ref()) => {
+                        self.note(self.at(
+                            c.span(),
+                            "confidence is a fraction in [0.5, 1), such as 0.99",
+                        ));
+                        default_validity.confidence
+                    }
+                    c => c
+                        .as_ref()
+                        .map_or(default_validity.confidence, |c| *c.get_ref()),
+                },
             },
         };
         let interval = f

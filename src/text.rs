@@ -189,3 +189,29 @@ mod table_tests {
         );
     }
 }
+
+/// A latency for a sentence: "0.412 ms", "23.5 ms", "19.2 s".
+pub fn duration_ms(ms: f64) -> String {
+    if !ms.is_finite() {
+        "n/a".into()
+    } else if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1e3)
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.3} ms")
+    }
+}
+
+/// A length of time for a sentence: "45 s", "12.5 min", "3.2 h".
+pub fn duration_s(s: f64) -> String {
+    if !s.is_finite() {
+        "n/a".into()
+    } else if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}

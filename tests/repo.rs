@@ -399,7 +399,7 @@ async fn every_report_is_identical_in_both_modes_and_equal_to_an_aggregate_of_th
 }
 
 #[tokio::test]
-async fn a_single_tenant_query_touches_one_partition_and_the_portfolio_touches_all() {
+async fn a_single_tenant_query_touches_one_partition_and_the_portfolio_none() {
     use rehearse::repo::reporting::Query;
     let f = fixture();
     let _shared = COMPONENTS.read().await;
@@ -454,8 +454,10 @@ async fn a_single_tenant_query_touches_one_partition_and_the_portfolio_touches_a
         .explain(&portfolio, Via::Primary)
         .await
         .unwrap();
-    assert_eq!(e.tables.len(), 1, "{:?}", e.tables);
-    assert_eq!(e.tables[0].partitions_touched, PARTITIONS as usize);
+    // It reads the ranking the portfolio-refresh job keeps, not the
+    // summaries: at 1M organizations, aggregating them per request does not serve.
+    assert!(e.tables.is_empty(), "{:?}\n{}", e.tables, e.plan);
+    assert!(e.plan.contains("portfolio_rankings"), "{}", e.plan);
 
     // Legacy tables are plain: nothing to prune.
     let legacy = repo(Pooling::Direct, Mode::Legacy).await;

@@ -214,7 +214,12 @@ pub fn min_step(s: &Scenario, rate: f64) -> (Duration, Option<String>) {
             continue;
         }
         for (label, q, _) in b.limits() {
-            let needs = crate::run::judge::samples_needed(q) as f64;
+            // Decided at half the budget (`rehearse check`'s forecast).
+            let needs = if q >= 1.0 {
+                1.0
+            } else {
+                crate::run::bound::samples_to_decide_at(q, 0.5, s.validity.confidence)
+            };
             let t = needs * 1.15 / (share * mean);
             if t > worst.0 {
                 worst = (

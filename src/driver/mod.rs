@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub warmup: Option<Duration>,
     /// Added to every request: a known regression (`--inject-delay`).
     pub inject_delay: Option<Duration>,
+    /// Confidence of the budgets' intervals, instead of the scenario's (`--confidence`).
+    pub confidence: Option<f64>,
     /// The run directory (with several scenarios, one directory per scenario under it).
     pub out: Option<PathBuf>,
     /// Live progress on stderr.
@@ -114,6 +116,9 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
         }
         if let Some(d) = opts.inject_delay {
             s.inject_delay = scenario::Dur(d);
+        }
+        if let Some(c) = opts.confidence {
+            s.validity.confidence = scenario::check_confidence(c)?;
         }
         if !opts.variants.is_empty() {
             s.select_variants(&opts.variants)?;

@@ -351,6 +351,9 @@ pub struct OpTotals {
     pub lag: Histogram<u64>,
     pub late: u64,
     pub errors: BTreeMap<String, u64>,
+    /// Each measured interval's responses and failures, compactly: what
+    /// budgets are judged on ([`crate::run::bound`]).
+    pub blocks: Vec<crate::run::bound::Block>,
 }
 
 impl OpTotals {
@@ -361,6 +364,7 @@ impl OpTotals {
             lag: histogram(),
             late: 0,
             errors: BTreeMap::new(),
+            blocks: Vec::new(),
         }
     }
 
@@ -591,6 +595,8 @@ impl Collector {
                 for (k, n) in &s.errors {
                     *t.errors.entry(k.to_string()).or_default() += n;
                 }
+                t.blocks
+                    .push(crate::run::bound::Block::of(Some(&s.response), errors));
             }
             s.reset();
             self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);

@@ -121,7 +121,19 @@ pub fn variant_result(
             }
         })
         .collect();
-    let budgets = judge::budgets(&s.budgets, &operations);
+    let evidence: judge::Evidence = s
+        .mix
+        .iter()
+        .zip(&c.totals)
+        .map(|(m, t)| (m.name.clone(), t.blocks.clone()))
+        .collect();
+    let budgets = judge::budgets(
+        &s.budgets,
+        &operations,
+        &evidence,
+        s.validity.confidence,
+        measured,
+    );
     let driver_lag = Latency::of(&c.driver_lag);
     let validity = judge::validity(&s.validity, &phases, &driver_lag, super::BACKLOG);
     VariantResult {

@@ -32,17 +32,24 @@ pub enum Job {
     Analyze,
     PartitionReport,
     CacheSweep,
+    PortfolioRefresh,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] = [
+    pub const ALL: [Job; 5] = [
         Job::Reconcile,
         Job::Analyze,
         Job::PartitionReport,
         Job::CacheSweep,
+        Job::PortfolioRefresh,
     ];
-    pub const NAMES: [&'static str; 4] =
-        ["reconcile", "analyze", "partition-report", "cache-sweep"];
+    pub const NAMES: [&'static str; 5] = [
+        "reconcile",
+        "analyze",
+        "partition-report",
+        "cache-sweep",
+        "portfolio-refresh",
+    ];
 
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
@@ -55,6 +62,7 @@ impl Job {
             Job::Reconcile => Some(format!("SELECT rehearse_job_reconcile({b})")),
             Job::Analyze => Some(format!("SELECT rehearse_job_analyze({b})")),
             Job::PartitionReport => Some("SELECT rehearse_job_partition_report()".into()),
+            Job::PortfolioRefresh => Some("SELECT rehearse_job_portfolio_refresh()".into()),
             Job::CacheSweep => None,
         }
     }
@@ -123,6 +131,8 @@ impl JobRun {
             ("reconcile", false, _) if self.drift_rows() > 0 => exit::FAIL,
             ("reconcile", false, false) => exit::INVALID,
             ("reconcile", false, true) => exit::FAIL,
+            // Nothing ranked: every portfolio read will be refused.
+            ("portfolio-refresh", false, _) => exit::INVALID,
             // analyze and cache-sweep leave the rest for their next run.
             _ => exit::OK,
         }
@@ -188,7 +198,11 @@ pub async fn last_runs(client: &impl GenericClient) -> Result<Vec<JobRun>> {
 /// finance tables, so this is allowed on any rehearsal target.
 pub async fn install_functions(client: &impl GenericClient) -> Result<()> {
     client
-        .batch_execute(&format!("{}\n{JOBS_SQL}", schema::JOB_RUNS_TABLE))
+        .batch_execute(&format!(
+            "{}\n{}\n{JOBS_SQL}",
+            schema::JOB_RUNS_TABLE,
+            schema::PORTFOLIO_RANKINGS_TABLE
+        ))
         .await
         .db(|| "installing the job functions (rehearse_job_*)".into())
 }

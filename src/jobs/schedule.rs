@@ -18,10 +18,13 @@ use crate::estate::{with_database, Estate};
 use crate::{db, schema};
 
 /// Default schedules (cron syntax, the server's time zone).
-pub const DEFAULT_SCHEDULES: [(Job, &str); 3] = [
+pub const DEFAULT_SCHEDULES: [(Job, &str); 4] = [
     (Job::Reconcile, "*/15 * * * *"),
     (Job::Analyze, "23 * * * *"),
     (Job::PartitionReport, "7 4 * * *"),
+    // After the day's close: the ranking a portfolio read serves is at most
+    // a day behind the day it asks for (repo/reporting.rs refuses older).
+    (Job::PortfolioRefresh, "17 0 * * *"),
 ];
 
 /// The pg_cron name of a job for a database.

@@ -525,6 +525,7 @@ fn as_scenario(j: &Journeys) -> scenario::Scenario {
         validity: scenario::Validity {
             min_rate: 0.95,
             max_driver_lag: Dur(Duration::from_millis(5)),
+            confidence: crate::run::judge::DEFAULT_CONFIDENCE,
         },
         jobs: Vec::new(),
     }
@@ -699,7 +700,15 @@ fn variant_result(
         .chain(rec.interval_errors.keys())
         .map(|(t, i)| (*i, *t))
         .collect();
+    let mut evidence = judge::Evidence::new();
     for (idx, t) in idxs {
+        evidence
+            .entry(s.mix[t].name.clone())
+            .or_default()
+            .push(crate::run::bound::Block::of(
+                rec.hist.get(&(t, idx)),
+                rec.interval_errors.get(&(t, idx)).copied().unwrap_or(0),
+            ));
         per_interval.entry(idx).or_default().push(IntervalOp::of(
             &s.mix[t].name,
             rec.hist.get(&(t, idx)),
@@ -728,7 +737,13 @@ fn variant_result(
     }];
     let driver_lag = Latency::default();
     let validity = judge::validity(&s.validity, &phases, &driver_lag, 0);
-    let budgets = judge::budgets(&s.budgets, &operations);
+    let budgets = judge::budgets(
+        &s.budgets,
+        &operations,
+        &evidence,
+        s.validity.confidence,
+        elapsed,
+    );
     VariantResult {
         variant: variant.clone(),
         started_s: offset,

@@ -21,7 +21,44 @@ pub fn scenario(file: &Path, s: &Scenario) -> String {
     )
 }
 
-/// The closing line of a check that found errors.
+/// Warnings for the budgets a scenario cannot decide at its length, even
+/// were each figure half its budget: the requests it will get, those it
+/// needs, and the measured seconds that would give them.
+pub fn undecidable(file: &Path, s: &Scenario) -> String {
+    let mut out = String::new();
+    for f in crate::run::judge::forecast(s) {
+        if f.decidable() {
+            continue;
+        }
+        let Some(expected) = f.expected else {
+            out += &format!(
+                "{}: warning: budget {} {}: a closed-loop phase's request count depends on the service; \
+                 it needs about {:.0} requests to be decided\n",
+                file.display(),
+                f.operation,
+                f.metric,
+                f.needed
+            );
+            continue;
+        };
+        out += &format!(
+            "{}: warning: budget {} {} cannot be decided: about {:.0} measured requests of {} at the scenario's rates, \
+             and a {} needs about {:.0} to be decided even well inside its budget ({} measured at this rate); \
+             lengthen the phases or budget a figure the run can bound\n",
+            file.display(),
+            f.operation,
+            f.metric,
+            expected,
+            f.operation,
+            f.metric,
+            f.needed,
+            f.seconds_needed
+                .map_or("n/a".into(), crate::text::duration_s),
+        );
+    }
+    out
+}
+
 /// The line `check` prints for a journeys file that checked.
 pub fn journeys(file: &Path, j: &crate::journeys::file::Journeys) -> String {
     format!(

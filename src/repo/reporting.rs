@@ -71,19 +71,28 @@ UNION ALL
 ORDER BY business_date, kind, id
 LIMIT $8";
 
-/// The organizations with the most revenue over a range, across all tenants.
+/// The organizations with the most revenue over a range, across all
+/// tenants: the top of this mode's ranking for a window of that many days
+/// (kept by the portfolio-refresh job, `schema/sql/shared_tables.sql`),
+/// the latest one that ends on the range's last day or the day before.
+/// Aggregating every summary row of the window per request does not serve
+/// at 1M organizations. No ranking: no rows, which the caller refuses.
 const PORTFOLIO: &str = "\
-WITH top AS (
-    SELECT organization_id, sum(revenue_cents)::int8 AS revenue,
-           sum(expense_cents)::int8 AS expense
-    FROM {{summary}}
-    WHERE business_date BETWEEN $1 AND $2
-    GROUP BY organization_id
-    ORDER BY revenue DESC, organization_id
-    LIMIT $3)
-SELECT top.organization_id, o.name, top.revenue, top.expense
-FROM top JOIN organizations o ON o.id = top.organization_id
-ORDER BY top.revenue DESC, top.organization_id";
+WITH latest AS (
+    SELECT max(as_of) AS as_of
+    FROM portfolio_rankings
+    WHERE mode = '{{mode}}' AND window_days = ($2::date - $1::date + 1)
+      AND as_of BETWEEN $2::date - 1 AND $2::date)
+SELECT r.organization_id, o.name, r.revenue_cents, r.expense_cents
+FROM latest
+JOIN portfolio_rankings r
+  ON r.mode = '{{mode}}' AND r.window_days = ($2::date - $1::date + 1) AND r.as_of = latest.as_of
+JOIN organizations o ON o.id = r.organization_id
+WHERE r.rank <= $3
+ORDER BY r.rank";
+
+/// The deepest ranking the portfolio-refresh job keeps.
+pub const PORTFOLIO_DEPTH: u32 = 1000;
 
 /// Whether an organization exists; the same table in both modes.
 const ORGANIZATION_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)";
@@ -180,6 +189,9 @@ impl Query {
                 if from > to =>
             {
                 bad(format!("the range {from}..{to} ends before it starts"))
+            }
+            Query::Portfolio { top, .. } if *top == 0 || *top > PORTFOLIO_DEPTH => {
+                bad(format!("--top {top}: give 1..{PORTFOLIO_DEPTH} (the ranking's depth)"))
             }
             Query::Ledger { limit, .. } if *limit == 0 || *limit > MAX_PAGE => {
                 bad(format!("--limit {limit}: give 1..{MAX_PAGE}"))
@@ -628,6 +640,17 @@ impl Reporting {
     ) -> Result<(ReportData, Source)> {
         let (sql, args) = q.statement(&self.core.sql(mode).reporting);
         let (rows, source) = self.read_sql(q.name(), sql, &args, via, min_lsn).await?;
+        if let Query::Portfolio { from, to, .. } = q {
+            if rows.is_empty() {
+                return Err(Error::Refused(format!(
+                    "no portfolio ranking of {} days ending {to} (or the day before) in {} mode: \
+                     run `rehearse job run portfolio-refresh`, or install its pg_cron schedule \
+                     (`rehearse job install`)",
+                    to.0 - from.0 + 1,
+                    mode
+                )));
+            }
+        }
         Ok((parse(q, rows), source))
     }
 

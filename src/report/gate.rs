@@ -18,6 +18,8 @@ pub struct GateOptions {
     pub baselines: Vec<PathBuf>,
     pub budgets: Option<PathBuf>,
     pub settings: CompareSettings,
+    /// The confidence budgets are judged at; None: the scenario's.
+    pub confidence: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,6 +86,8 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
             message: "the run measured no variant".into(),
         });
     }
+    let evidence = crate::run::evidence::read(&o.run, &r)?;
+    let confidence = o.confidence.unwrap_or(r.scenario.validity.confidence);
     for v in &r.variants {
         let name = &v.variant.name;
         let mut validity = judge::validity(
@@ -111,9 +115,12 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
             },
             message: validity.reasons.join("; "),
         });
-        // 2. Budgets, each with enough samples for its percentile.
+        // 2. Budgets, each by its figure's interval.
         let budgets = budgets_file.as_ref().unwrap_or(&r.scenario.budgets);
-        for b in judge::budgets(budgets, &v.operations) {
+        let none = judge::Evidence::new();
+        let ev = evidence.get(name).unwrap_or(&none);
+        let measured = (v.seconds - v.warmup_s).max(1e-9);
+        for b in judge::budgets(budgets, &v.operations, ev, confidence, measured) {
             let (status, message) = match b.outcome {
                 BudgetOutcome::Pass => (Status::Pass, b.describe()),
                 BudgetOutcome::Fail => (Status::Fail, b.describe()),

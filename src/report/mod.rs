@@ -685,9 +685,16 @@ fn budget_rows(r: &RunResult) -> Vec<BudgetRow<'_>> {
                 Some(a) if b.limit > 0.0 => format!("{:+.0}%", (a / b.limit - 1.0) * 100.0),
                 _ => "-".into(),
             };
+            // The estimate with its interval: what the verdict rests on.
             let actual = match (b.outcome, b.actual) {
                 (BudgetOutcome::Unjudged, _) => b.describe(),
-                (_, Some(a)) => show(a),
+                (_, Some(a)) if b.metric == "max" => show(a),
+                (_, Some(a)) => format!(
+                    "{} [{} to {}]",
+                    show(a),
+                    b.lower.map_or("0".into(), show),
+                    b.upper.map_or("unbounded".into(), show)
+                ),
                 (_, None) => "-".into(),
             };
             rows.push(BudgetRow {

@@ -4,6 +4,8 @@
 //! `gate` and `cutover` read through [`read`], which refuses an unknown
 //! schema version or a missing or unknown field with the field's path.
 
+pub mod bound;
+pub mod evidence;
 pub mod hlog;
 pub mod judge;
 pub mod result;

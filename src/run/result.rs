@@ -19,7 +19,7 @@ use crate::repo::RepoStats;
 use crate::scenario::{Phase, Scenario, Variant};
 
 /// Version of the `run.json` layout; readers refuse what they do not know.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -256,13 +256,30 @@ pub struct BudgetResult {
     pub metric: String,
     /// Milliseconds, or a fraction for error_rate.
     pub limit: f64,
-    /// None when the run has no such operation.
+    /// The estimate; None when the run has no such operation or measured none.
     #[serde(deserialize_with = "required")]
     pub actual: Option<f64>,
-    /// Requests the figure was computed from, and how many it needs to be judged.
+    /// The estimate's interval at `confidence` (None: the sample cannot
+    /// bound that side). Met when `upper` <= limit, missed when `lower` > limit.
+    #[serde(deserialize_with = "required")]
+    pub lower: Option<f64>,
+    #[serde(deserialize_with = "required")]
+    pub upper: Option<f64>,
+    pub confidence: f64,
+    /// Requests the figure was computed from, and what they are worth once
+    /// their dependence in time is allowed for.
     pub samples: u64,
-    pub needs: u64,
+    pub effective_samples: f64,
+    /// When unjudged: the requests, and the measured seconds at the rate the
+    /// run ran, that would have decided it.
+    #[serde(deserialize_with = "required")]
+    pub needs: Option<u64>,
+    #[serde(deserialize_with = "required")]
+    pub needs_seconds: Option<f64>,
     pub outcome: BudgetOutcome,
+    /// Why it was not judged, when no run length says it.
+    #[serde(deserialize_with = "required")]
+    pub why: Option<String>,
 }
 
 /// The verdict on one budget. `Unjudged` is never a pass: the run is invalid.
@@ -271,7 +288,7 @@ pub struct BudgetResult {
 pub enum BudgetOutcome {
     Pass,
     Fail,
-    /// Too few samples for the percentile, or no such operation in the run.
+    /// Its interval straddles the budget, or the run has no such operation.
     Unjudged,
 }
 

@@ -34,6 +34,9 @@ pub const ROLLOUT_TABLE: &str = include_str!("sql/rollout_table.sql");
 /// The maintenance jobs' run log, created with the shared tables so the
 /// exporter's query finds it before the first job runs.
 pub const JOB_RUNS_TABLE: &str = include_str!("sql/job_runs_table.sql");
+/// The portfolio's rankings, which the portfolio-refresh job keeps: created
+/// with the shared tables, and by the job on an estate created before it.
+pub const PORTFOLIO_RANKINGS_TABLE: &str = include_str!("sql/portfolio_rankings_table.sql");
 const ENTRY_TABLES: &str = include_str!("sql/entry_tables.sql");
 const ENTRY_KEYS: &str = include_str!("sql/entry_keys.sql");
 const APPLY_HARDENED: &str = include_str!("sql/summary_apply_hardened.sql");
@@ -113,6 +116,12 @@ impl Default for CreateOptions {
 /// Create the shared tables (no keys).
 pub async fn create_shared_tables(client: &impl GenericClient) -> Result<()> {
     exec(client, SHARED_TABLES, "creating the shared tables").await?;
+    exec(
+        client,
+        PORTFOLIO_RANKINGS_TABLE,
+        "creating the portfolio's rankings table",
+    )
+    .await?;
     exec(client, ROLLOUT_TABLE, "creating the rollout table").await?;
     exec(client, JOB_RUNS_TABLE, "creating the job run log").await
 }

@@ -150,6 +150,7 @@ impl FinanceTables {
             .replace("{{apply_fn}}", self.apply_fn)
             .replace("{{entry_key}}", self.entry_key)
             .replace("{{partition_by}}", partition_by)
+            .replace("{{mode}}", &self.mode.to_string())
     }
 }
 

@@ -366,6 +366,22 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     record.phases.push(("analyze".into(), secs));
     schema::set_autovacuum(&client, true).await?;
 
+    // The portfolio's rankings as of the estate's last day: a seeded estate
+    // serves every operation (the job keeps them after, on its schedule).
+    let phase = Phase::start("rankings", 1, "refreshes", opts.verbose);
+    crate::jobs::install_functions(&client).await?;
+    client
+        .query_one(
+            "SELECT rehearse_job_portfolio_refresh($1)",
+            &[&opts.params.end_date],
+        )
+        .await
+        .db(|| "ranking the portfolio (rehearse_job_portfolio_refresh)".into())?;
+    phase.inc(1);
+    record
+        .phases
+        .push(("rankings".into(), phase.finish("portfolio ranked")));
+
     record.tables = table_sizes(&client, &tables, &totals.counts).await?;
     record.seconds = started.elapsed().as_secs_f64();
     record.peak_rss_kib = peak_rss_kib();

@@ -260,3 +260,69 @@ BEGIN
     RETURN run_id;
 END
 $fn$;
+
+-- portfolio-refresh: the cross-tenant ranking of each mode that exists, for
+-- the windows the platform shows (7, 14 and 30 days ending p_as_of: by
+-- default the last day of the seeded estate, else today), p_depth
+-- organizations deep. One transaction: readers see the old ranking until
+-- the new one commits, never half of it. Its cost is one aggregation of the
+-- window per mode and window, paid once per schedule instead of per request.
+CREATE OR REPLACE FUNCTION rehearse_job_portfolio_refresh(p_as_of date DEFAULT NULL,
+                                                          p_windows int[] DEFAULT '{7,14,30}',
+                                                          p_depth int DEFAULT 1000)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    started timestamptz := clock_timestamp();
+    as_of date := p_as_of;
+    m record;
+    w int;
+    n bigint;
+    t0 timestamptz;
+    done jsonb := '[]';
+    run_id bigint;
+BEGIN
+    PERFORM set_config('lock_timeout', '2s', true);
+    -- The aggregation of 1M organizations fits in memory at this size.
+    PERFORM set_config('work_mem', '256MB', true);
+    IF as_of IS NULL THEN
+        SELECT (value #>> '{params,end_date}')::date INTO as_of
+          FROM rehearse_meta WHERE key = 'seed';
+    END IF;
+    as_of := coalesce(as_of, current_date);
+    FOR m IN
+        SELECT v.mode, v.summ
+          FROM (VALUES ('legacy', 'daily_financial_summaries'),
+                       ('partitioned', 'daily_financial_summaries_partitioned')) AS v(mode, summ)
+         WHERE to_regclass(v.summ) IS NOT NULL
+    LOOP
+        FOREACH w IN ARRAY p_windows LOOP
+            t0 := clock_timestamp();
+            DELETE FROM portfolio_rankings WHERE mode = m.mode AND window_days = w;
+            EXECUTE format($q$
+                INSERT INTO portfolio_rankings (mode, window_days, as_of, rank, organization_id,
+                                                revenue_cents, expense_cents, refreshed_at)
+                SELECT %L, %s, %L::date, row_number() OVER (ORDER BY revenue DESC, organization_id),
+                       organization_id, revenue, expense, now()
+                  FROM (SELECT organization_id, sum(revenue_cents)::int8 AS revenue,
+                               sum(expense_cents)::int8 AS expense
+                          FROM %I
+                         WHERE business_date BETWEEN %L::date - (%s - 1) AND %L::date
+                         GROUP BY organization_id
+                         ORDER BY revenue DESC, organization_id
+                         LIMIT %s) top$q$,
+                m.mode, w, as_of, m.summ, as_of, w, as_of, p_depth);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            done := done || jsonb_build_object('mode', m.mode, 'window_days', w, 'rows', n,
+                'seconds', round(extract(epoch FROM clock_timestamp() - t0)::numeric, 3));
+        END LOOP;
+    END LOOP;
+    INSERT INTO rehearse_job_runs (job, started_at, finished_at, ok, complete, summary, detail)
+    VALUES ('portfolio-refresh', started, clock_timestamp(), jsonb_array_length(done) > 0,
+            jsonb_array_length(done) > 0,
+            CASE WHEN jsonb_array_length(done) = 0 THEN 'no finance tables: nothing ranked'
+                 ELSE format('%s rankings as of %s, %s deep', jsonb_array_length(done), as_of, p_depth) END,
+            jsonb_build_object('as_of', as_of, 'depth', p_depth, 'rankings', done))
+    RETURNING id INTO run_id;
+    RETURN run_id;
+END
+$fn$;

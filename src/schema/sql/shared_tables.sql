@@ -41,3 +41,4 @@ CREATE TABLE IF NOT EXISTS feature_flags (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
+
