@@ -35,9 +35,11 @@ R=target/release/rehearse
 $R lab up
 $R seed --profile "$PROFILE" --mode both
 out="results/rehearsal-$(date -u +%Y%m%dT%H%M%S)"
+mkdir -p "$out"
 set +e
-$R run "${SUITE[@]}" ${DURATION:+--duration "$DURATION"} --out "$out"
-code=$?
+# The run's output is kept: its closing "suite verdict" is repeated at the end.
+$R run "${SUITE[@]}" ${DURATION:+--duration "$DURATION"} --out "$out" | tee "$out/run.log"
+code=${PIPESTATUS[0]}
 set -e
 # User journeys over HTTP: `rehearse serve` in front of the same estate, and
 # Goose's personas against it in both modes (the flag set per variant).
@@ -109,5 +111,11 @@ if [ "${DRILL:-1}" != 0 ]; then
   if [ "$drill" -ne 0 ] && { [ "$code" -eq 0 ] || [ "$drill" -eq 130 ]; }; then code=$drill; fi
 fi
 $R lab status
+# Everything the job decided, and everything it could not, in one place.
+echo
+echo "== rehearsal summary =="
+sed -n '/^== suite verdict ==$/,$p' "$out/run.log"
+echo "journeys (scenarios/journeys_hotel.toml): exit $journeys, $out/journeys_hotel"
+if [ "${DRILL:-1}" != 0 ]; then echo "cutover drill: exit $drill, $out/cutover"; fi
 echo "rehearsal: results in $out (exit $code)"
 exit $code

@@ -945,6 +945,10 @@ async fn run_run(cli: &Cli, args: &RunArgs) -> anyhow::Result<i32> {
             code = exit::worst(code, o.exit_code());
         }
     }
+    if outcomes.len() > 1 && !args.json && opts.shard.is_none() {
+        let runs: Vec<&rehearse::run::RunResult> = outcomes.iter().map(|o| &o.result).collect();
+        print!("{}", output::run::suite(&runs));
+    }
     Ok(code)
 }
 

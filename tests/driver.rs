@@ -250,9 +250,9 @@ min_rate = 0.5
             assert!(hgrm.contains(&count), "{name}/{op_name}: {count}\n{hgrm}");
         }
     }
-    // The gate: a p99 budget on a few hundred samples cannot be judged, so
-    // the run is invalid, not a pass; against itself as the baseline,
-    // nothing regresses.
+    // The gate: a p99 budget on the few dozen dashboards of four 1 s
+    // intervals cannot be bounded, so the run is invalid, not a pass;
+    // against itself as the baseline, nothing regresses.
     use rehearse::report::gate;
     let p99 = dir.join("p99.toml");
     std::fs::write(&p99, "[budgets.dashboard]\np99 = \"10s\"\n").unwrap();
@@ -261,13 +261,16 @@ min_rate = 0.5
         baselines: vec![],
         budgets: Some(p99),
         settings: Default::default(),
+        confidence: None,
     };
     let g = gate::gate(&opts).unwrap();
     assert_eq!((g.verdict, g.exit_code), ("invalid", 3));
-    assert!(g
-        .cases
-        .iter()
-        .any(|c| c.message.contains("needs 10000 samples")));
+    assert!(
+        g.cases.iter().any(|c| c.message.contains("straddles")
+            || c.message.contains("too few to tell")),
+        "{}",
+        gate::markdown(&g)
+    );
     let xml = gate::junit(&g);
     assert!(xml.contains("<failure type=\"invalid\""), "{xml}");
     let budgets = dir.join("budgets.toml");
@@ -340,6 +343,86 @@ min_rate = 0.5
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("is not a run directory"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p99_far_under_its_budget_is_met_on_1500_requests_and_one_at_it_is_unjudged() {
+    let _shared = ALONE.read().await;
+    let lab = common::lab();
+    let url = lab.fresh_database("driver_bound").await;
+    let estate = lab.estate(&url);
+    let dir = work_dir("bound");
+    // 1,500 requests in 100 intervals: the sample-count rule wanted 10,000
+    // for any p99 verdict.
+    let file = scenario_file(
+        &dir,
+        "bound",
+        (r#"
+warmup = "0s"
+interval = "100ms"
+[[phase]]
+duration = "10s"
+rate = 150
+arrival = "constant"
+max_in_flight = 16
+[[mix]]
+operation = "sql"
+weight = 1
+sql = "SELECT 1"
+via = "primary"
+[budgets.sql]
+p99 = "1s"
+[validity]
+max_driver_lag = "200ms"
+min_rate = 0.5
+"#
+        .to_string()
+            + ONE_VARIANT)
+            .as_str(),
+    );
+    let out = dir.join("out");
+    let o = run(&estate, &file, &out).await;
+    let v = &o.result.variants[0];
+    assert_eq!(o.exit_code(), 0, "{:#?} {:#?}", v.budgets, v.validity);
+    let b = &v.budgets[0];
+    assert_eq!(b.outcome, rehearse::run::BudgetOutcome::Pass, "{b:?}");
+    let (lo, hi) = (b.lower.unwrap(), b.upper.unwrap());
+    assert!(lo <= b.actual.unwrap() && b.actual.unwrap() <= hi && hi <= 1000.0, "{b:?}");
+    // The gate judges the files again (latency.hlog and the timeline) and
+    // agrees to the digit, interval shown.
+    use rehearse::report::gate;
+    let opts = gate::GateOptions {
+        run: out.clone(),
+        baselines: vec![],
+        budgets: None,
+        settings: Default::default(),
+        confidence: None,
+    };
+    let g = gate::gate(&opts).unwrap();
+    assert_eq!((g.verdict, g.exit_code), ("pass", 0), "{}", gate::markdown(&g));
+    let case = g.cases.iter().find(|c| c.suite == "budgets").unwrap();
+    assert_eq!(case.message, b.describe(), "gate and run agree");
+    assert!(case.message.contains("99% interval"), "{}", case.message);
+    // The same run against a budget at its measured p99: unjudged, with
+    // what would decide it.
+    let at = dir.join("at.toml");
+    std::fs::write(
+        &at,
+        format!("[budgets.sql]\np99 = \"{}us\"\n", (b.actual.unwrap() * 1e3).round()),
+    )
+    .unwrap();
+    let g = gate::gate(&gate::GateOptions {
+        budgets: Some(at),
+        ..opts
+    })
+    .unwrap();
+    assert_eq!((g.verdict, g.exit_code), ("invalid", 3), "{}", gate::markdown(&g));
+    let case = g.cases.iter().find(|c| c.suite == "budgets").unwrap();
+    assert!(
+        case.message.contains("needs about") || case.message.contains("no run length"),
+        "{}",
+        case.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -771,6 +854,7 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
         baselines: vec![dir.join("a")],
         budgets: None,
         settings: compare::CompareSettings::default(),
+        confidence: None,
     })
     .unwrap();
     let p50 = &reg.comparisons[0].1.rows[0];

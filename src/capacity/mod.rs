@@ -728,18 +728,23 @@ mod tests {
             "/scenarios/reporting_day.toml"
         )))
         .unwrap();
-        // ledger is 15% of the mix and budgets p99: 10,000 x 1.15 / (0.15 x rate).
+        // ledger is 15% of the mix and budgets p99: what deciding a p99 at
+        // half its budget needs (about 1,540), x 1.15 / (0.15 x rate).
+        let needs = crate::run::bound::samples_to_decide_at(0.99, 0.5, 0.99);
         let (t, why) = min_step(&s, 300.0);
-        assert_eq!(t.as_secs(), 256, "{why:?}");
+        assert_eq!(t.as_secs_f64(), (needs * 1.15 / 45.0).ceil(), "{why:?}");
         assert!(why.unwrap().starts_with("ledger p99"));
         let (t, _) = min_step(&s, 3000.0);
-        assert_eq!(t.as_secs(), 26);
+        assert_eq!(t.as_secs_f64(), (needs * 1.15 / 450.0).ceil());
         // A ramp from half the peak offers three quarters of its requests.
         let mut ramp = s.clone();
         if let scenario::Load::Open { rate, ramp_to, .. } = &mut ramp.phases[0].load {
             *ramp_to = *rate;
             *rate /= 2.0;
         }
-        assert_eq!(min_step(&ramp, 3000.0).0.as_secs(), 35);
+        assert_eq!(
+            min_step(&ramp, 3000.0).0.as_secs_f64(),
+            (needs * 1.15 / 450.0 / 0.75).ceil()
+        );
     }
 }

@@ -221,3 +221,59 @@ pub fn json(r: &RunResult) -> serde_json::Value {
     }
     v
 }
+
+/// The verdict of a suite of runs in one place: each scenario and variant,
+/// then every budget missed or not decided and every reason a variant is
+/// invalid, each with what would decide it.
+pub fn suite(runs: &[&RunResult]) -> String {
+    let mut rows = Vec::new();
+    let mut why = Vec::new();
+    for r in runs {
+        for v in &r.variants {
+            let n = |o| v.budgets.iter().filter(|b| b.outcome == o).count();
+            rows.push(vec![
+                r.scenario.name.clone(),
+                v.variant.name.clone(),
+                serde_json::to_value(v.verdict())
+                    .ok()
+                    .and_then(|x| x.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                n(BudgetOutcome::Pass).to_string(),
+                n(BudgetOutcome::Fail).to_string(),
+                n(BudgetOutcome::Unjudged).to_string(),
+            ]);
+            for b in v.budgets.iter().filter(|b| b.outcome != BudgetOutcome::Pass) {
+                why.push(format!(
+                    "  {} [{}] {} {} {}: {}",
+                    r.scenario.name,
+                    v.variant.name,
+                    b.operation,
+                    b.metric,
+                    if b.outcome == BudgetOutcome::Fail { "MISSED" } else { "UNJUDGED" },
+                    b.describe()
+                ));
+            }
+            for reason in &v.validity.reasons {
+                why.push(format!("  {} [{}] INVALID: {reason}", r.scenario.name, v.variant.name));
+            }
+        }
+        if let Some(e) = &r.error {
+            why.push(format!("  {} FAILED: {e}", r.scenario.name));
+        }
+    }
+    let mut out = String::from("\n== suite verdict ==\n");
+    out += &crate::text::table(
+        &["scenario", "variant", "verdict", "met", "missed", "unjudged"],
+        &rows,
+    );
+    if why.is_empty() {
+        out += "every budget of every scenario decided and met\n";
+    } else {
+        out += "not met or not decided:\n";
+        for w in why {
+            out += &w;
+            out.push('\n');
+        }
+    }
+    out
+}

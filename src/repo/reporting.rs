@@ -917,15 +917,12 @@ mod tests {
         ] {
             assert!(!s.contains("{{") && !s.contains("_partitioned"), "{s}");
         }
-        for s in [
-            &part.dashboard,
-            &part.pnl,
-            &part.properties,
-            &part.ledger,
-            &part.portfolio,
-        ] {
+        for s in [&part.dashboard, &part.pnl, &part.properties, &part.ledger] {
             assert!(!s.contains("{{"), "{s}");
             assert!(s.contains("_partitioned"), "{s}");
         }
+        // The portfolio reads the shared ranking table, each mode its own rows.
+        assert!(part.portfolio.contains("mode = 'partitioned'") && !part.portfolio.contains("{{"));
+        assert!(legacy.portfolio.contains("mode = 'legacy'"));
     }
 }

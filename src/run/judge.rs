@@ -339,10 +339,10 @@ impl BudgetResult {
         let interval = match (self.lower, self.upper) {
             _ if self.metric == "max" => format!("the largest of {} requests", self.samples),
             (lo, hi) => format!(
-                "{:.0}% interval {} to {}, {} requests worth {:.0}",
+                "{:.0}% interval {} to {}; {} requests, worth {:.0} independent ones",
                 self.confidence * 100.0,
                 lo.map_or("0".to_string(), show),
-                hi.map_or("unbounded".to_string(), show),
+                hi.map_or("no upper bound".to_string(), show),
                 self.samples,
                 self.effective_samples
             ),
@@ -360,14 +360,14 @@ impl BudgetResult {
             BudgetOutcome::Unjudged => {
                 let what = match (self.needs, self.needs_seconds, &self.why) {
                     (Some(n), Some(s), _) => format!(
-                        "deciding it needs about {n} requests, a measured {} at this rate",
+                        "deciding it needs about {n} requests: {} measured at this rate",
                         crate::text::duration_s(s)
                     ),
                     (_, _, Some(w)) => w.clone(),
                     _ => "not decided".into(),
                 };
                 format!(
-                    "{} against {}: the {interval} straddles the budget; {what}",
+                    "{} against {}: its interval straddles the budget ({interval}); {what}",
                     show(a),
                     show(self.limit)
                 )

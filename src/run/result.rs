@@ -479,6 +479,21 @@ pub struct Marker {
     pub end_s: f64,
 }
 
+impl VariantResult {
+    /// This variant's verdict: invalid when its numbers cannot be trusted
+    /// or a budget is unjudged, fail when a budget is missed, else pass.
+    pub fn verdict(&self) -> Verdict {
+        let outcome = |o| self.budgets.iter().any(|b| b.outcome == o);
+        if !self.validity.valid || outcome(BudgetOutcome::Unjudged) {
+            Verdict::Invalid
+        } else if outcome(BudgetOutcome::Fail) {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
 impl RunResult {
     pub fn new(s: &Scenario, started: SystemTime, environment: Environment) -> RunResult {
         RunResult {
@@ -505,15 +520,9 @@ impl RunResult {
     /// budget makes the run invalid, any failed budget makes it fail.
     pub fn finish(&mut self, interrupted: bool, elapsed: Duration) {
         self.seconds = elapsed.as_secs_f64();
-        let outcomes = || {
-            self.variants
-                .iter()
-                .flat_map(|v| &v.budgets)
-                .map(|b| b.outcome)
-        };
-        let invalid = self.variants.iter().any(|v| !v.validity.valid)
-            || outcomes().any(|o| o == BudgetOutcome::Unjudged);
-        let failed = outcomes().any(|o| o == BudgetOutcome::Fail);
+        let verdicts = || self.variants.iter().map(VariantResult::verdict);
+        let invalid = verdicts().any(|v| v == Verdict::Invalid);
+        let failed = verdicts().any(|v| v == Verdict::Fail);
         (self.status, self.verdict, self.exit_code) = if interrupted {
             (Status::Interrupted, Verdict::Interrupted, exit::INTERRUPTED)
         } else if invalid {

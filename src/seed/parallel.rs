@@ -15,13 +15,16 @@ pub async fn run(
     connections: usize,
     phase: Arc<Phase>,
 ) -> Result<()> {
+    let jobs = jobs.into_iter().map(|j| (j, 1)).collect();
     run_with(url, jobs, connections, phase, "").await
 }
 
-/// [`run`], with `setup` run first on each connection (settings of the session).
+/// [`run`], with `setup` run first on each connection (settings of the
+/// session), each statement ticking `phase` by its weight: its size, so
+/// that the rate and ETA a user watches weigh a 4 GB index as what it is.
 pub async fn run_with(
     url: &str,
-    jobs: Vec<String>,
+    jobs: Vec<(String, u64)>,
     connections: usize,
     phase: Arc<Phase>,
     setup: &str,
@@ -40,12 +43,12 @@ pub async fn run_with(
                 .db(|| format!("setting up the session: {setup}"))?;
             loop {
                 let job = queue.lock().expect("queue lock").pop();
-                let Some(sql) = job else { break };
+                let Some((sql, weight)) = job else { break };
                 client
                     .batch_execute(&sql)
                     .await
                     .db(|| format!("running {}", first_line(&sql)))?;
-                phase.inc(1);
+                phase.inc(weight);
             }
             Ok::<(), crate::Error>(())
         });
