@@ -266,8 +266,9 @@ min_rate = 0.5
     let g = gate::gate(&opts).unwrap();
     assert_eq!((g.verdict, g.exit_code), ("invalid", 3));
     assert!(
-        g.cases.iter().any(|c| c.message.contains("straddles")
-            || c.message.contains("too few to tell")),
+        g.cases
+            .iter()
+            .any(|c| c.message.contains("straddles") || c.message.contains("too few to tell")),
         "{}",
         gate::markdown(&g)
     );
@@ -387,7 +388,10 @@ min_rate = 0.5
     let b = &v.budgets[0];
     assert_eq!(b.outcome, rehearse::run::BudgetOutcome::Pass, "{b:?}");
     let (lo, hi) = (b.lower.unwrap(), b.upper.unwrap());
-    assert!(lo <= b.actual.unwrap() && b.actual.unwrap() <= hi && hi <= 1000.0, "{b:?}");
+    assert!(
+        lo <= b.actual.unwrap() && b.actual.unwrap() <= hi && hi <= 1000.0,
+        "{b:?}"
+    );
     // The gate judges the files again (latency.hlog and the timeline) and
     // agrees to the digit, interval shown.
     use rehearse::report::gate;
@@ -399,7 +403,12 @@ min_rate = 0.5
         confidence: None,
     };
     let g = gate::gate(&opts).unwrap();
-    assert_eq!((g.verdict, g.exit_code), ("pass", 0), "{}", gate::markdown(&g));
+    assert_eq!(
+        (g.verdict, g.exit_code),
+        ("pass", 0),
+        "{}",
+        gate::markdown(&g)
+    );
     let case = g.cases.iter().find(|c| c.suite == "budgets").unwrap();
     assert_eq!(case.message, b.describe(), "gate and run agree");
     assert!(case.message.contains("99% interval"), "{}", case.message);
@@ -408,7 +417,10 @@ min_rate = 0.5
     let at = dir.join("at.toml");
     std::fs::write(
         &at,
-        format!("[budgets.sql]\np99 = \"{}us\"\n", (b.actual.unwrap() * 1e3).round()),
+        format!(
+            "[budgets.sql]\np99 = \"{}us\"\n",
+            (b.actual.unwrap() * 1e3).round()
+        ),
     )
     .unwrap();
     let g = gate::gate(&gate::GateOptions {
@@ -416,7 +428,12 @@ min_rate = 0.5
         ..opts
     })
     .unwrap();
-    assert_eq!((g.verdict, g.exit_code), ("invalid", 3), "{}", gate::markdown(&g));
+    assert_eq!(
+        (g.verdict, g.exit_code),
+        ("invalid", 3),
+        "{}",
+        gate::markdown(&g)
+    );
     let case = g.cases.iter().find(|c| c.suite == "budgets").unwrap();
     assert!(
         case.message.contains("needs about") || case.message.contains("no run length"),

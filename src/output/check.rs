@@ -42,14 +42,14 @@ pub fn undecidable(file: &Path, s: &Scenario) -> String {
             continue;
         };
         out += &format!(
-            "{}: warning: budget {} {} cannot be decided: about {:.0} measured requests of {} at the scenario's rates, \
-             and a {} needs about {:.0} to be decided even well inside its budget ({} measured at this rate); \
+            "{}: warning: budget {} {} cannot be decided: {} gets about {:.0} measured requests at the scenario's rates, \
+             and its {} needs about {:.0} to be decided even well inside its budget ({} measured at this rate); \
              lengthen the phases or budget a figure the run can bound\n",
             file.display(),
             f.operation,
             f.metric,
-            expected,
             f.operation,
+            expected,
             f.metric,
             f.needed,
             f.seconds_needed

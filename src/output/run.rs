@@ -242,19 +242,30 @@ pub fn suite(runs: &[&RunResult]) -> String {
                 n(BudgetOutcome::Fail).to_string(),
                 n(BudgetOutcome::Unjudged).to_string(),
             ]);
-            for b in v.budgets.iter().filter(|b| b.outcome != BudgetOutcome::Pass) {
+            for b in v
+                .budgets
+                .iter()
+                .filter(|b| b.outcome != BudgetOutcome::Pass)
+            {
                 why.push(format!(
                     "  {} [{}] {} {} {}: {}",
                     r.scenario.name,
                     v.variant.name,
                     b.operation,
                     b.metric,
-                    if b.outcome == BudgetOutcome::Fail { "MISSED" } else { "UNJUDGED" },
+                    if b.outcome == BudgetOutcome::Fail {
+                        "MISSED"
+                    } else {
+                        "UNJUDGED"
+                    },
                     b.describe()
                 ));
             }
             for reason in &v.validity.reasons {
-                why.push(format!("  {} [{}] INVALID: {reason}", r.scenario.name, v.variant.name));
+                why.push(format!(
+                    "  {} [{}] INVALID: {reason}",
+                    r.scenario.name, v.variant.name
+                ));
             }
         }
         if let Some(e) = &r.error {
@@ -263,7 +274,9 @@ pub fn suite(runs: &[&RunResult]) -> String {
     }
     let mut out = String::from("\n== suite verdict ==\n");
     out += &crate::text::table(
-        &["scenario", "variant", "verdict", "met", "missed", "unjudged"],
+        &[
+            "scenario", "variant", "verdict", "met", "missed", "unjudged",
+        ],
         &rows,
     );
     if why.is_empty() {

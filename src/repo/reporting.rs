@@ -190,9 +190,9 @@ impl Query {
             {
                 bad(format!("the range {from}..{to} ends before it starts"))
             }
-            Query::Portfolio { top, .. } if *top == 0 || *top > PORTFOLIO_DEPTH => {
-                bad(format!("--top {top}: give 1..{PORTFOLIO_DEPTH} (the ranking's depth)"))
-            }
+            Query::Portfolio { top, .. } if *top == 0 || *top > PORTFOLIO_DEPTH => bad(format!(
+                "--top {top}: give 1..{PORTFOLIO_DEPTH} (the ranking's depth)"
+            )),
             Query::Ledger { limit, .. } if *limit == 0 || *limit > MAX_PAGE => {
                 bad(format!("--limit {limit}: give 1..{MAX_PAGE}"))
             }

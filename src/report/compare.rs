@@ -38,8 +38,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::generate::rng::SplitMix;
-pub(crate) use crate::stats::{t_quantile, t_tail};
 use crate::stats::block_length;
+pub(crate) use crate::stats::{t_quantile, t_tail};
 
 /// The metrics compared, their quantile, and their default floors.
 pub const METRICS: [(&str, f64, f64); 4] = [
@@ -1222,5 +1222,4 @@ mod tests {
         let p50 = c.rows.iter().find(|r| r.metric == "p50").unwrap();
         assert_eq!(p50.change, Change::Regression, "{p50:?}");
     }
-
 }

@@ -17,14 +17,16 @@ pub fn read(dir: &Path, r: &RunResult) -> Result<BTreeMap<String, Evidence>> {
     let len = r.scenario.interval.0.as_secs_f64();
     // (variant, op) -> interval index -> block
     let mut blocks: BTreeMap<(String, String), BTreeMap<i64, Block>> = BTreeMap::new();
-    let mut want: BTreeMap<String, (String, String, f64)> = BTreeMap::new();
+    // tag -> (variant, operation, the variant's start, its first measured interval)
+    let mut want: BTreeMap<String, (String, String, f64, i64)> = BTreeMap::new();
     for v in &r.variants {
         let name = v.variant.name.clone();
+        // The driver's rule: the intervals that start after the warm-up.
         let first = (v.warmup_s / len - 1e-9).ceil().max(0.0) as i64;
         for o in &v.operations {
             want.insert(
                 format!("{name}/{}/response", o.name),
-                (name.clone(), o.name.clone(), v.started_s),
+                (name.clone(), o.name.clone(), v.started_s, first),
             );
             blocks.insert((name.clone(), o.name.clone()), BTreeMap::new());
         }
@@ -42,21 +44,13 @@ pub fn read(dir: &Path, r: &RunResult) -> Result<BTreeMap<String, Evidence>> {
             }
         }
     }
-    let firsts: BTreeMap<String, i64> = r
-        .variants
-        .iter()
-        .map(|v| {
-            let first = (v.warmup_s / len - 1e-9).ceil().max(0.0) as i64;
-            (v.variant.name.clone(), first)
-        })
-        .collect();
     hlog::for_each(
         &dir.join("latency.hlog"),
         |tag| want.contains_key(tag),
         |tag, t, h| {
-            let (variant, op, start) = &want[tag];
+            let (variant, op, start, first) = &want[tag];
             let idx = ((t - start) / len).round() as i64;
-            if idx < firsts[variant] {
+            if idx < *first {
                 return Ok(());
             }
             let b = blocks

@@ -56,7 +56,9 @@ pub fn budgets(
             let r = if q >= 1.0 {
                 observed_max(name, limit, op, confidence)
             } else {
-                latency(name, label, q, limit, present, blocks, confidence, measured_s)
+                latency(
+                    name, label, q, limit, present, blocks, confidence, measured_s,
+                )
             };
             out.push(r);
         }
@@ -359,6 +361,12 @@ impl BudgetResult {
             }
             BudgetOutcome::Unjudged => {
                 let what = match (self.needs, self.needs_seconds, &self.why) {
+                    // A figure a hair from its budget asks for days of run:
+                    // say that, not a number no one will run.
+                    (Some(n), Some(_), _) if n > 100 * self.samples.max(1) => format!(
+                        "it sits too close to the budget to decide: that would take over 100 times this run's {} requests",
+                        self.samples
+                    ),
                     (Some(n), Some(s), _) => format!(
                         "deciding it needs about {n} requests: {} measured at this rate",
                         crate::text::duration_s(s)
@@ -503,8 +511,16 @@ mod tests {
         let far = evidence("dashboard", 60, 20, 1.0, 2.1);
         let met = judge(1000, &far, 1200);
         assert_eq!(met[0].outcome, BudgetOutcome::Pass, "{}", met[0].describe());
-        assert!(met[0].upper.unwrap() <= 2.2 && met[0].lower.unwrap() >= 1.5, "{:?}", met[0]);
-        assert!(met[0].describe().contains("interval"), "{}", met[0].describe());
+        assert!(
+            met[0].upper.unwrap() <= 2.2 && met[0].lower.unwrap() >= 1.5,
+            "{:?}",
+            met[0]
+        );
+        assert!(
+            met[0].describe().contains("interval"),
+            "{}",
+            met[0].describe()
+        );
         // No error among them: the error-rate budget of 1% is met too.
         assert_eq!(met[1].metric, "error_rate");
         assert_eq!(met[1].outcome, BudgetOutcome::Pass, "{}", met[1].describe());
@@ -512,8 +528,17 @@ mod tests {
         // against 100 ms. The sample-count rule called it unjudged; it is missed.
         let slow = evidence("dashboard", 60, 21, 5_000.0, 19_500.0);
         let missed = judge(100, &slow, 1260);
-        assert_eq!(missed[0].outcome, BudgetOutcome::Fail, "{}", missed[0].describe());
-        assert!(missed[0].describe().contains("+"), "{}", missed[0].describe());
+        assert_eq!(
+            missed[0].outcome,
+            BudgetOutcome::Fail,
+            "{}",
+            missed[0].describe()
+        );
+        assert!(
+            missed[0].describe().contains("+"),
+            "{}",
+            missed[0].describe()
+        );
         // On the budget: unjudged, with what would decide it or why nothing would.
         // p99 of log-uniform(1, 10.2 ms) is 10.2^0.99 = 9.97 ms.
         let on = evidence("dashboard", 60, 20, 1.0, 10.2);
@@ -525,13 +550,27 @@ mod tests {
             close[0]
         );
         // A budget for an operation the run does not have is not a pass.
-        let missing = budgets(&p99(10), &[op("pnl", 20_000, 1.0)], &far, DEFAULT_CONFIDENCE, 60.0);
+        let missing = budgets(
+            &p99(10),
+            &[op("pnl", 20_000, 1.0)],
+            &far,
+            DEFAULT_CONFIDENCE,
+            60.0,
+        );
         assert!(missing.iter().all(|b| b.outcome == BudgetOutcome::Unjudged));
-        assert!(missing[0].describe().contains("no operation \"dashboard\""), "{}", missing[0].describe());
+        assert!(
+            missing[0].describe().contains("no operation \"dashboard\""),
+            "{}",
+            missing[0].describe()
+        );
         // An operation with no measured interval is not a pass either.
         let none = judge(10, &Evidence::new(), 1200);
         assert!(none.iter().all(|b| b.outcome == BudgetOutcome::Unjudged));
-        assert!(none[0].describe().contains("no measured interval"), "{}", none[0].describe());
+        assert!(
+            none[0].describe().contains("no measured interval"),
+            "{}",
+            none[0].describe()
+        );
     }
 
     #[test]
