@@ -233,8 +233,8 @@ fn pg_cron_runs_the_installed_reconcile_and_job_list_shows_it() {
         .get(0)
     });
     assert_eq!(
-        jobs, 3,
-        "reconcile, analyze and partition-report, once each"
+        jobs, 4,
+        "reconcile, analyze, partition-report and portfolio-refresh, once each"
     );
     // pg_cron starts the reconcile at the next minute; it is recorded in both logs.
     let deadline = Instant::now() + Duration::from_secs(150);
