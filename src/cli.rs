@@ -1380,7 +1380,7 @@ mod tests {
             );
             lines.push(argv);
         }
-        assert_eq!(lines.len(), 6, "{lines:?}");
+        assert_eq!(lines.len(), 7, "{lines:?}");
         for argv in &lines {
             if let Err(e) = Cli::try_parse_from(argv) {
                 panic!("{argv:?} does not parse: {e}");
