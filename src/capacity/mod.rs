@@ -136,10 +136,15 @@ pub fn judge(v: &VariantResult, max_in_flight: Option<u32>) -> Outcome {
     if clean_pass {
         return Outcome::Pass;
     }
+    // A budget the probe measured but could not decide (its interval
+    // straddles the limit, as it does near the knee) is not shown to hold:
+    // for a capacity, that is a failure at this rate. One it could not
+    // measure at all (no such operation, too few intervals) leaves the
+    // probe invalid.
     let unjudged: Vec<String> = v
         .budgets
         .iter()
-        .filter(|b| b.outcome == BudgetOutcome::Unjudged)
+        .filter(|b| b.outcome == BudgetOutcome::Unjudged && b.actual.is_none())
         .map(|b| format!("{} {}: {}", b.operation, b.metric, b.describe()))
         .collect();
     if !unjudged.is_empty() {
@@ -152,8 +157,15 @@ pub fn judge(v: &VariantResult, max_in_flight: Option<u32>) -> Outcome {
     reasons.extend(
         v.budgets
             .iter()
-            .filter(|b| b.outcome == BudgetOutcome::Fail)
-            .map(|b| format!("{} {}: {}", b.operation, b.metric, b.describe())),
+            .filter(|b| b.outcome != BudgetOutcome::Pass)
+            .map(|b| {
+                let not = if b.outcome == BudgetOutcome::Fail {
+                    ""
+                } else {
+                    "not shown to hold: "
+                };
+                format!("{} {}: {not}{}", b.operation, b.metric, b.describe())
+            }),
     );
     if v.budgets.is_empty() {
         reasons.push("the scenario sets no budget: capacity is judged against budgets".into());
