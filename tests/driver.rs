@@ -275,11 +275,7 @@ min_rate = 0.5
     let xml = gate::junit(&g);
     assert!(xml.contains("<failure type=\"invalid\""), "{xml}");
     let budgets = dir.join("budgets.toml");
-    std::fs::write(
-        &budgets,
-        "[budgets.dashboard]\nmax = \"10s\"\nerror_rate = 0.01\n",
-    )
-    .unwrap();
+    std::fs::write(&budgets, "[budgets.dashboard]\nmax = \"10s\"\n").unwrap();
     let saved = gate::save_baseline(&out, &dir.join("baselines"), "main", false, false).unwrap();
     assert!(
         gate::save_baseline(&out, &dir.join("baselines"), "main", false, false).is_err(),
@@ -347,14 +343,19 @@ min_rate = 0.5
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_p99_far_under_its_budget_is_met_on_1500_requests_and_one_at_it_is_unjudged() {
-    let _shared = ALONE.read().await;
+async fn a_p99_far_under_its_budget_is_met_on_4500_requests_and_one_at_it_is_unjudged() {
+    // Alone: beside the other tests' load, bursts leave a p99's requests
+    // worth too few independent ones to bound it, which is the point of
+    // the rule but not of this test.
+    let _alone = ALONE.write().await;
     let lab = common::lab();
     let url = lab.fresh_database("driver_bound").await;
     let estate = lab.estate(&url);
     let dir = work_dir("bound");
-    // 1,500 requests in 100 intervals: the sample-count rule wanted 10,000
-    // for any p99 verdict.
+    // 4,500 requests in 300 intervals: the sample-count rule wanted 10,000
+    // for any p99 verdict. Fewer (1,500 in 10 s) decided alone, but beside
+    // the other tests' load the bursts left them worth 291 independent
+    // ones, under the 528 an exact 99% bound of a p99 needs.
     let file = scenario_file(
         &dir,
         "bound",
@@ -362,7 +363,7 @@ async fn a_p99_far_under_its_budget_is_met_on_1500_requests_and_one_at_it_is_unj
 warmup = "0s"
 interval = "100ms"
 [[phase]]
-duration = "10s"
+duration = "30s"
 rate = 150
 arrival = "constant"
 max_in_flight = 16
@@ -436,7 +437,9 @@ min_rate = 0.5
     );
     let case = g.cases.iter().find(|c| c.suite == "budgets").unwrap();
     assert!(
-        case.message.contains("needs about") || case.message.contains("no run length"),
+        case.message.contains("needs about")
+            || case.message.contains("no run length")
+            || case.message.contains("too close to the budget"),
         "{}",
         case.message
     );
