@@ -279,7 +279,7 @@ fn pg_cron_runs_the_installed_reconcile_and_job_list_shows_it() {
     assert_eq!(last["ok"], true, "{out}");
     let (code, out, _) = job(&estate, &["uninstall"]);
     assert_eq!(code, 0);
-    assert!(out.contains("removed 3 schedules"), "{out}");
+    assert!(out.contains("removed 4 schedules"), "{out}");
 }
 
 #[test]
