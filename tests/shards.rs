@@ -13,6 +13,10 @@ use rehearse::schema::Modes;
 const SCENARIO: &str = r#"
 name = "sharded"
 warmup = "0s"
+# 30 intervals, not 6: a budget is judged on the dependence between
+# intervals, which six cannot measure (Student's price on two batches
+# cut 358 requests to 5 effective ones in CI).
+interval = "200ms"
 
 [[phase]]
 name = "steady"
@@ -200,8 +204,10 @@ fn three_shards_merge_to_the_unsharded_run_and_incomplete_sets_are_refused() {
             }
         }
         // Against the unsharded run: within what two runs of one load differ
-        // by on a busy two-core machine (three drivers share it here); a p99
-        // only where it rests on a few hundred requests.
+        // by on a busy two-core machine (three drivers share it here). Only
+        // the median: a p99 of a few hundred requests is their fourth
+        // slowest, and one scheduler hiccup moved it 15-fold between two
+        // runs; the exact checks above are what holds the merge to account.
         let ratio =
             |q: &str| b["response"][q].as_f64().unwrap() / a["response"][q].as_f64().unwrap();
         assert!(
@@ -209,13 +215,6 @@ fn three_shards_merge_to_the_unsharded_run_and_incomplete_sets_are_refused() {
             "{name} p50: merged/single x{:.2}",
             ratio("p50_ms")
         );
-        if a["count"].as_u64().unwrap() >= 200 {
-            assert!(
-                (0.2..=5.0).contains(&ratio("p99_ms")),
-                "{name} p99: merged/single x{:.2}",
-                ratio("p99_ms")
-            );
-        }
         // HdrHistogram's own reader decodes the merged log to run.json's counts.
         for metric in ["response", "service", "lag"] {
             let tag = format!("legacy/{name}/{metric}");
