@@ -142,21 +142,28 @@ pub struct DrillOptions {
 /// The margin added to every deadline, for polling and process start.
 pub const MARGIN: Duration = Duration::from_secs(5);
 
-/// The `for:` of each alert rule in `rules`.
-pub fn rule_for(rules: &str) -> BTreeMap<String, Duration> {
+/// The `for:` of each alert rule in `rules`. A `for:` that is not a
+/// duration is an error naming the rule and the line, never dropped (its
+/// alert's deadlines would silently lose the wait).
+pub fn rule_for(rules: &str) -> Result<BTreeMap<String, Duration>> {
     let mut out = BTreeMap::new();
     let mut current: Option<String> = None;
-    for line in rules.lines() {
+    for (i, line) in rules.lines().enumerate() {
         let t = line.trim();
         if let Some(name) = t.strip_prefix("- alert:") {
             current = Some(name.trim().to_string());
         } else if let (Some(d), Some(name)) = (t.strip_prefix("for:"), &current) {
-            if let Ok(d) = d.trim().parse::<Dur>() {
-                out.insert(name.clone(), d.0);
-            }
+            let d = d.trim().parse::<Dur>().map_err(|e| {
+                Error::Usage(format!(
+                    "the alert rules, line {}: alert {name}: for: {:?} is not a duration ({e})",
+                    i + 1,
+                    d.trim()
+                ))
+            })?;
+            out.insert(name.clone(), d.0);
         }
     }
-    out
+    Ok(out)
 }
 
 /// One expected alert of one fault.
@@ -499,7 +506,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
     }
     let s = scenario::load_steady(&opts.scenario, "alerts", opts.rate, opts.variant.as_ref())?;
     let rules = monitor::RULES;
-    let fors = rule_for(rules);
+    let fors = rule_for(rules)?;
     // The lab's Prometheus loads the rules written when it started: an
     // older lab may lack some.
     let loaded = loaded_rules(&prom_addr).await?;
@@ -1068,8 +1075,12 @@ mod tests {
 
     #[test]
     fn every_rule_has_a_for_and_every_expected_alert_a_rule() {
-        let fors = rule_for(monitor::RULES);
+        let fors = rule_for(monitor::RULES).unwrap();
         assert!(fors.len() >= 12, "{fors:?}");
+        // A for: that is not a duration is named, not dropped.
+        let bad = "groups:\n- name: x\n  rules:\n  - alert: Broken\n    expr: up == 0\n    for: 10 sec\n";
+        let e = rule_for(bad).unwrap_err().to_string();
+        assert!(e.contains("line 6") && e.contains("Broken") && e.contains("10 sec"), "{e}");
         assert_eq!(fors.get("SummaryDrift"), Some(&Duration::from_secs(10)));
         assert_eq!(fors.get("PartitionSkew"), Some(&Duration::from_secs(60)));
         for f in Fault::ALL {

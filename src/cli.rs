@@ -670,6 +670,9 @@ pub struct AbArgs {
     /// Print ab.json instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Accept percentiles the rounds could not decide: still counted and listed, but no longer exit 3.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
     #[command(flatten)]
     pub verdicts: VerdictArgs,
 }
@@ -689,10 +692,11 @@ Method:
   ratios.
 
 Exit codes:
-  0    no regression
+  0    no regression, and every percentile decided (or --allow-inconclusive)
   1    B regressed against A
   2    bad usage or input
-  3    invalid: a slice was invalid, or fewer than 2 rounds completed
+  3    invalid (a slice was invalid, or fewer than 2 rounds completed), or
+       could not tell: a percentile's interval straddles its floor
   4    a slice could not run (the estate or a binary)
   130  interrupted after the slice in progress; what ran is kept";
 
@@ -716,6 +720,9 @@ pub struct GateArgs {
     /// Confidence of the interval each budget is judged by: met when its upper bound is within the budget, missed when its lower bound is beyond it, unjudged otherwise [default: the scenario's [validity] confidence, 0.99].
     #[arg(long, value_name = "FRACTION")]
     pub confidence: Option<f64>,
+    /// Accept comparisons that could not tell (their interval straddles the floor): they are still counted and listed, but no longer make the gate exit 3.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
     #[command(flatten)]
     pub verdicts: VerdictArgs,
 }

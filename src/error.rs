@@ -22,7 +22,7 @@ pub enum Error {
 
     #[error(
         "port {port} on 127.0.0.1, wanted for the lab's {component}, is already in use; \
-         choose other ports with --port-base N (the lab uses N..N+3), or stop what \
+         choose other ports with --port-base N (the lab uses N..N+9), or stop what \
          listens there (`ss -ltnp 'sport = :{port}'` shows it)"
     )]
     PortInUse { port: u16, component: String },

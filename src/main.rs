@@ -832,6 +832,7 @@ fn run_ab(cli: &Cli, args: &AbArgs) -> anyhow::Result<i32> {
         estate: estate_flags(cli),
         out: out.clone(),
         settings: verdict_settings(&args.verdicts)?,
+        allow_inconclusive: args.allow_inconclusive,
         verbose: !args.quiet,
         stop: Some(stop),
     })?;
@@ -854,6 +855,7 @@ fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
             .confidence
             .map(rehearse::scenario::check_confidence)
             .transpose()?,
+        allow_inconclusive: args.allow_inconclusive,
     })?;
     let md = gate::markdown(&g);
     print!("{md}");

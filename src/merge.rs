@@ -270,6 +270,12 @@ fn merge_phases(parts: &[&VariantResult]) -> Vec<PhaseResult> {
             m.dropped += p.dropped;
             m.achieved_rate += p.achieved_rate;
             m.elapsed_s = m.elapsed_s.max(p.elapsed_s);
+            if let Some(f) = &p.failure {
+                m.failure = Some(match m.failure.take() {
+                    Some(e) => format!("{e}; {f}"),
+                    None => f.clone(),
+                });
+            }
         }
     }
     out

@@ -82,9 +82,23 @@ fn the_search_finds_a_known_capacity_never_above_the_physical_cap() {
         found <= cap,
         "found {found} req/s above the physical cap {cap}"
     );
+    // The estate's own cap: 4 workers over the mean service time measured
+    // at the first (unloaded) probe, a little under 200/s for the driver's
+    // and the server's overhead. The knee lies at or under it, and the
+    // search brackets the knee within its resolution (10%): so what it
+    // found is within two resolutions of that cap (main accepted half).
+    let first = v["runs"][0].as_str().unwrap();
+    let probe0: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(first).join("run.json")).unwrap())
+            .unwrap();
+    let service_ms = probe0["variants"][0]["operations"][0]["service"]["mean_ms"]
+        .as_f64()
+        .unwrap();
+    let measured_cap = 4.0 / (service_ms / 1e3);
     assert!(
-        found >= cap / 2.0,
-        "found {found} req/s, far under the cap {cap}"
+        found >= measured_cap / 1.1 / 1.1,
+        "found {found} req/s, more than the resolution under the measured cap {measured_cap:.1} \
+         (4 workers x {service_ms:.2} ms)"
     );
     assert!(
         failing > found && (failing - found) / found <= 0.10 + 1e-9,

@@ -262,6 +262,7 @@ min_rate = 0.5
         budgets: Some(p99),
         settings: Default::default(),
         confidence: None,
+        allow_inconclusive: false,
     };
     let g = gate::gate(&opts).unwrap();
     assert_eq!((g.verdict, g.exit_code), ("invalid", 3));
@@ -285,10 +286,18 @@ min_rate = 0.5
         gate::save_baseline(&out, &dir.join("baselines"), "main", true, false).is_err(),
         "the same run is not added twice"
     );
-    let g = gate::gate(&gate::GateOptions {
+    // Against itself: nothing regresses, but its tail percentiles rest on
+    // too few requests to tell; accepted explicitly, the gate passes.
+    let itself = gate::GateOptions {
         baselines: vec![dir.join("baselines/main")],
         budgets: Some(budgets),
         ..opts
+    };
+    let g = gate::gate(&itself).unwrap();
+    assert_eq!(g.verdict, "could not tell", "{}", gate::markdown(&g));
+    let g = gate::gate(&gate::GateOptions {
+        allow_inconclusive: true,
+        ..itself
     })
     .unwrap();
     assert_eq!(g.verdict, "pass", "{}", gate::markdown(&g));
@@ -402,6 +411,7 @@ min_rate = 0.5
         budgets: None,
         settings: Default::default(),
         confidence: None,
+        allow_inconclusive: false,
     };
     let g = gate::gate(&opts).unwrap();
     assert_eq!(
@@ -840,10 +850,11 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
         Duration::from_millis(5)
     );
     // Gated through the CLI, as CI gates.
-    let gate_cli = |run: &str| {
+    let gate_cli = |run: &str, extra: &[&str]| {
         let out = common::rehearse_cmd()
             .arg("gate")
             .arg(dir.join(run))
+            .args(extra)
             .arg("--baseline")
             .arg(dir.join("a"))
             // One run per side: the between-run spread is not measured, and
@@ -859,9 +870,41 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    let (code, md) = gate_cli("a2");
+    // A/A: nothing regressed, but a single run per side leaves its tail
+    // percentiles undecided: the gate could not tell (3), and accepting that
+    // explicitly passes with those rows still counted and listed.
+    let (code, md) = gate_cli("a2", &[]);
+    assert_eq!(code, Some(3), "A/A:\n{md}");
+    assert!(md.contains("COULD NOT TELL") && md.contains("could not tell"), "{md}");
+    let xml = std::fs::read_to_string(dir.join("a2.xml")).unwrap();
+    assert!(
+        xml.contains("type=\"inconclusive\"") && !xml.contains("<skipped"),
+        "{xml}"
+    );
+    let (code, md) = gate_cli("a2", &["--allow-inconclusive"]);
     assert_eq!(code, Some(0), "A/A:\n{md}");
-    let (code, md) = gate_cli("slow");
+    assert!(md.contains("inconclusive (allowed)") && md.contains("accepted by --allow-inconclusive"), "{md}");
+    // The same run as a scenario with no budgets would record it, and no
+    // baseline: nothing was judged, and validity alone is no pass (main: exit 0).
+    let bare = dir.join("a2-no-budgets");
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::copy(dir.join("a2/latency.hlog"), bare.join("latency.hlog")).unwrap();
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("a2/run.json")).unwrap()).unwrap();
+    r["scenario"]["budgets"] = serde_json::json!({});
+    for v in r["variants"].as_array_mut().unwrap() {
+        v["budgets"] = serde_json::json!([]);
+    }
+    std::fs::write(bare.join("run.json"), r.to_string()).unwrap();
+    let out = common::rehearse_cmd()
+        .arg("gate")
+        .arg(&bare)
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{md}");
+    assert!(md.contains("NOTHING JUDGED") && md.contains("Validity alone is no pass"), "{md}");
+    let (code, md) = gate_cli("slow", &[]);
     assert_eq!(code, Some(1), "5 ms slower:\n{md}");
     assert!(
         md.contains("| **FAIL** | compare.direct.probe | p50 |"),
@@ -875,6 +918,7 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
         budgets: None,
         settings: compare::CompareSettings::default(),
         confidence: None,
+        allow_inconclusive: false,
     })
     .unwrap();
     let p50 = &reg.comparisons[0].1.rows[0];

@@ -116,6 +116,50 @@ fn reconcile_names_the_organization_whose_summary_drifted_on_either_side() {
         "{out}"
     );
 
+    // A partition that one table has and the others lack: its rows cannot
+    // be reconciled, so it is counted unchecked and the run is no pass.
+    // (Today's main matched partitions by bound and dropped this one silently.)
+    let url2 = url.clone();
+    let bound = common::block_on(async move {
+        let c = rehearse::db::connect(&url2).await.unwrap();
+        let b: String = c
+            .query_one(
+                "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'revenue_entries_partitioned_p001'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        c.batch_execute("ALTER TABLE revenue_entries_partitioned DETACH PARTITION revenue_entries_partitioned_p001")
+            .await
+            .unwrap();
+        b
+    });
+    let (code, out, err) = job(&estate, &["run", "reconcile", "--json"]);
+    assert_eq!(code, 3, "a summary partition with no revenue partition: {out}{err}");
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["detail"]["unmatched_chunks"], 1, "{out}");
+    assert!(
+        run["detail"]["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["checked"] == false
+                && c["chunk"].as_str().unwrap().contains("no revenue partition")),
+        "{out}"
+    );
+    let url2 = url.clone();
+    common::block_on(async move {
+        let c = rehearse::db::connect(&url2).await.unwrap();
+        c.batch_execute(&format!(
+            "ALTER TABLE revenue_entries_partitioned ATTACH PARTITION revenue_entries_partitioned_p001 {bound}"
+        ))
+        .await
+        .unwrap();
+    });
+    let (code, out, _) = job(&estate, &["run", "reconcile"]);
+    assert_eq!(code, 0, "re-attached: {out}");
+
     // The other database jobs say what they did.
     let (code, out, err) = job(&estate, &["run", "analyze"]);
     assert_eq!(code, 0, "{err}");

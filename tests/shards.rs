@@ -172,6 +172,8 @@ fn three_shards_merge_to_the_unsharded_run_and_incomplete_sets_are_refused() {
     assert_eq!(phase(&m, "offered"), phase(&s, "offered"));
     assert_eq!(phase(&m, "completed"), phase(&s, "completed"));
     let decoded = common::hlog_counts(&merged.join("latency.hlog"));
+    let shard_logs: Vec<PathBuf> = outs.iter().map(|d| d.join("latency.hlog")).collect();
+    let union = common::hlog_union(&shard_logs.iter().map(|p| p.as_path()).collect::<Vec<_>>());
     for name in ["dashboard", "ledger", "record_revenue"] {
         let (a, b) = (op(&s, name), op(&m, name));
         // Per operation the merged count is the unsharded run's, exactly:
@@ -215,6 +217,17 @@ fn three_shards_merge_to_the_unsharded_run_and_incomplete_sets_are_refused() {
             "{name} p50: merged/single x{:.2}",
             ratio("p50_ms")
         );
+        // The exact quantiles of the shards' union, computed independently by
+        // HdrHistogram's Python reader from the shards' own logs: the merge
+        // must give these, not merely something between the shards'.
+        for (q, key) in [("p50", "p50_ms"), ("p99", "p99_ms")] {
+            let want = union[&format!("legacy/{name}/response")][q].as_f64().unwrap() / 1e6;
+            let got = b["response"][key].as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= want * 1e-3 + 1e-6,
+                "{name} {q}: merged {got} ms, the shards' union {want} ms"
+            );
+        }
         // HdrHistogram's own reader decodes the merged log to run.json's counts.
         for metric in ["response", "service", "lag"] {
             let tag = format!("legacy/{name}/{metric}");

@@ -89,6 +89,8 @@ pub struct AbOptions {
     pub estate: EstateFlags,
     pub out: PathBuf,
     pub settings: CompareSettings,
+    /// Accept percentiles the rounds could not decide (still listed).
+    pub allow_inconclusive: bool,
     pub verbose: bool,
     /// Set to stop after the slice in progress, as Ctrl-C does.
     pub stop: Option<Arc<AtomicBool>>,
@@ -126,8 +128,11 @@ pub struct AbReport {
     pub round_ratios: Vec<(String, Vec<paired::RoundRatio>)>,
     /// Why the verdicts must not be trusted, if they must not.
     pub invalid: Vec<String>,
+    /// What only one side measured: each a failed check.
+    #[serde(default)]
+    pub one_sided: Vec<String>,
     pub interrupted: bool,
-    /// pass, fail, invalid or interrupted.
+    /// pass, fail, could not tell, invalid or interrupted.
     pub verdict: String,
     pub exit_code: i32,
 }
@@ -275,9 +280,16 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
             }
         }
     }
+    // A slice exits 3 when invalid, and also when its scenario has no
+    // budgets (measured, not judged): ab judges the measurements, so only
+    // the first makes a slice unusable. Its run.json says which.
+    let not_judged = |s: &Slice| {
+        crate::run::read(&o.out.join(&s.dir))
+            .is_ok_and(|r| r.verdict == crate::run::Verdict::NotJudged)
+    };
     let mut invalid: Vec<String> = slices
         .iter()
-        .filter(|s| s.exit_code == exit::INVALID)
+        .filter(|s| s.exit_code == exit::INVALID && !not_judged(s))
         .map(|s| {
             format!(
                 "round {} {}: the run is invalid (see {})",
@@ -293,25 +305,32 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
             "{complete_rounds} complete round(s): at least 2 are needed to pair"
         ));
     }
-    let (comparisons, round_ratios) = if complete_rounds >= 2 {
+    let (comparisons, round_ratios, one_sided) = if complete_rounds >= 2 {
         paired::judge(&o.out, &slices, &o.settings)?
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), Vec::new())
     };
     if complete_rounds >= 2 && comparisons.is_empty() {
         invalid.push("the slices share no variant and operation".into());
     }
-    let regressed = comparisons.iter().any(|(_, c)| {
-        c.rows
-            .iter()
-            .any(|r| r.change == crate::report::compare::Change::Regression)
-    });
+    // An operation only one side measured is a failed check, as in the gate.
+    let regressed = !one_sided.is_empty()
+        || comparisons.iter().any(|(_, c)| {
+            c.rows
+                .iter()
+                .any(|r| r.change == crate::report::compare::Change::Regression)
+        });
+    let undecided = comparisons
+        .iter()
+        .any(|(_, c)| c.rows.iter().any(|r| r.undecided()));
     let (verdict, exit_code) = if interrupted {
         ("interrupted", exit::INTERRUPTED)
     } else if !invalid.is_empty() {
         ("invalid", exit::INVALID)
     } else if regressed {
         ("fail", exit::FAIL)
+    } else if undecided && !o.allow_inconclusive {
+        ("could not tell", exit::INVALID)
     } else {
         ("pass", exit::OK)
     };
@@ -327,6 +346,7 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
         comparisons,
         round_ratios,
         invalid,
+        one_sided,
         interrupted,
         verdict: verdict.into(),
         exit_code,

@@ -66,13 +66,18 @@ fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1e6
 }
 
-/// Pair the complete rounds' slices and judge every variant/operation they share.
-#[allow(clippy::type_complexity)]
-pub fn judge(
-    out: &Path,
-    slices: &[Slice],
-    s: &CompareSettings,
-) -> Result<(Vec<(String, Comparison)>, Vec<(String, Vec<RoundRatio>)>)> {
+/// What the rounds judged: the comparisons, each key's per-round ratios,
+/// and what only one side measured ("dashboard [legacy]: in A, not in B").
+pub type Judged = (
+    Vec<(String, Comparison)>,
+    Vec<(String, Vec<RoundRatio>)>,
+    Vec<String>,
+);
+
+/// Pair the complete rounds' slices and judge every variant/operation they
+/// share; name each one that a side measured in some round and the other
+/// did not measure in every round.
+pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged> {
     // (round, at, A figures, B figures) of each complete round.
     let mut rounds = Vec::new();
     let mut by_round: BTreeMap<u32, Vec<&Slice>> = BTreeMap::new();
@@ -103,6 +108,25 @@ pub fn judge(
             .collect(),
         None => Vec::new(),
     };
+    let mut one_sided = Vec::new();
+    for (this, other, side, not) in [(2, 3, "A", "B"), (3, 2, "B", "A")] {
+        let seen: std::collections::BTreeSet<&String> = rounds
+            .iter()
+            .flat_map(|r| if this == 2 { r.2.keys() } else { r.3.keys() })
+            .collect();
+        for k in seen {
+            let everywhere = rounds.iter().all(|r| {
+                let m = if other == 2 { &r.2 } else { &r.3 };
+                m.contains_key(k)
+            });
+            if !everywhere {
+                one_sided.push(format!(
+                    "{}: in {side}, not in every round of {not}",
+                    crate::report::compare::key_name(k)
+                ));
+            }
+        }
+    }
     let n = rounds.len() as f64;
     let df = (n - 1.0).max(1.0);
     let t = t_quantile(1.0 - s.alpha / 2.0, df);
@@ -209,5 +233,5 @@ pub fn judge(
             },
         ));
     }
-    Ok((comparisons, ratios))
+    Ok((comparisons, ratios, one_sided))
 }

@@ -87,13 +87,7 @@ pub struct CapacityReport {
 /// once, each taking the measured mean service time, would have carried
 /// the offered rate, so the requests were not waiting on the estate.
 pub fn judge(v: &VariantResult, max_in_flight: Option<u32>) -> Outcome {
-    let mut driver: Vec<String> = v
-        .validity
-        .reasons
-        .iter()
-        .filter(|r| r.contains("the driver was the bottleneck"))
-        .cloned()
-        .collect();
+    let mut driver: Vec<String> = v.validity.driver_bottleneck.iter().cloned().collect();
     let (n, service_ms) = v.operations.iter().fold((0u64, 0.0), |(n, t), o| {
         (
             n + o.service.count,
@@ -732,6 +726,138 @@ pub fn report(dir: &Path) -> Result<crate::report::ReportOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::{BudgetResult, Latency, LoadModel, OpResult, PhaseResult, Validity};
+
+    /// A probe's variant: one open phase offered `offered` req/s and
+    /// achieving `achieved`, the budgets' outcomes, validity's reasons.
+    fn probe(
+        offered: f64,
+        achieved: f64,
+        budgets: &[BudgetOutcome],
+        reasons: &[&str],
+        driver: Option<&str>,
+    ) -> VariantResult {
+        let service = Latency {
+            count: 1000,
+            mean_ms: 2.0,
+            ..Latency::default()
+        };
+        VariantResult {
+            variant: scenario::Variant::defaults().remove(0),
+            started_s: 0.0,
+            seconds: 10.0,
+            warmup_s: 0.0,
+            closed_loop: false,
+            phases: vec![PhaseResult {
+                name: "steady".into(),
+                model: LoadModel::Open,
+                duration_s: 10.0,
+                target_rate: Some(offered),
+                offered: Some((offered * 10.0) as u64),
+                completed: (achieved * 10.0) as u64,
+                dropped: 0,
+                achieved_rate: achieved,
+                elapsed_s: 10.0,
+                failure: None,
+            }],
+            operations: vec![OpResult {
+                name: "dashboard".into(),
+                operation: scenario::Operation::Dashboard,
+                count: 1000,
+                ok: 1000,
+                errors: Default::default(),
+                error_rate: 0.0,
+                throughput: achieved,
+                late: 0,
+                response: service.clone(),
+                service: service.clone(),
+                lag: Latency::default(),
+            }],
+            driver_lag: Latency::default(),
+            driver_cpu_seconds: 0.0,
+            driver_cpu_us_per_op: 0.0,
+            driver_peak_rss_kib: None,
+            database: crate::run::Database {
+                repo: Default::default(),
+                samples: Vec::new(),
+                top_statements: None,
+            },
+            timeline: Vec::new(),
+            budgets: budgets
+                .iter()
+                .map(|&outcome| BudgetResult {
+                    operation: "dashboard".into(),
+                    metric: "p95".into(),
+                    limit: 10.0,
+                    actual: Some(if outcome == BudgetOutcome::Fail { 20.0 } else { 5.0 }),
+                    lower: Some(4.0),
+                    upper: Some(if outcome == BudgetOutcome::Pass { 8.0 } else { 30.0 }),
+                    confidence: 0.99,
+                    samples: 1000,
+                    effective_samples: 500.0,
+                    needs: None,
+                    needs_seconds: None,
+                    outcome,
+                    why: None,
+                })
+                .collect(),
+            validity: Validity {
+                valid: reasons.is_empty(),
+                reasons: reasons.iter().map(|r| r.to_string()).collect(),
+                not_judged: Vec::new(),
+                driver_bottleneck: driver.map(str::to_string),
+            },
+            jobs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_probe_is_judged_by_its_budgets_and_the_driver_by_its_typed_reason() {
+        use BudgetOutcome::*;
+        assert_eq!(judge(&probe(100.0, 100.0, &[Pass], &[], None), Some(8)), Outcome::Pass);
+        assert!(matches!(
+            judge(&probe(100.0, 100.0, &[Fail], &[], None), Some(8)),
+            Outcome::Fail { .. }
+        ));
+        // Measured but not decided: not shown to hold, a failure at this rate.
+        assert!(matches!(
+            judge(&probe(100.0, 100.0, &[Unjudged], &[], None), Some(8)),
+            Outcome::Fail { .. }
+        ));
+        // No budget: never a pass.
+        assert!(matches!(judge(&probe(100.0, 100.0, &[], &[], None), Some(8)), Outcome::Fail { .. }));
+        // The driver's own reason, typed: driver-limited, whatever its words.
+        let lag = "p99 of wake-up delay 9 ms > 5 ms";
+        assert_eq!(
+            judge(&probe(100.0, 100.0, &[Fail], &[lag], Some(lag)), Some(8)),
+            Outcome::Invalid {
+                reasons: vec![lag.into()],
+                driver_limited: true
+            }
+        );
+        // The same words without the typed field are the estate's shortfall.
+        let words = "the driver was the bottleneck (quoted by a drill)";
+        assert!(matches!(
+            judge(&probe(100.0, 100.0, &[Fail], &[words], None), Some(8)),
+            Outcome::Fail { .. }
+        ));
+        // A driver that woke late on a probe that held every budget: a pass.
+        assert_eq!(
+            judge(&probe(100.0, 100.0, &[Pass], &[lag], Some(lag)), Some(8)),
+            Outcome::Pass
+        );
+        // Rate not reached with few requests in flight (Little's law: 60 x
+        // 2 ms = 0.12 of 8): the driver could not send them.
+        let short = "steady: achieved 60.0 req/s of 100.0 offered";
+        assert!(matches!(
+            judge(&probe(100.0, 60.0, &[Pass], &[short], None), Some(8)),
+            Outcome::Invalid { driver_limited: true, .. }
+        ));
+        // Rate not reached with every slot busy: the estate held them.
+        let mut busy = probe(100.0, 60.0, &[Pass], &[short], None);
+        busy.operations[0].service.mean_ms = 200.0;
+        assert!(matches!(judge(&busy, Some(8)), Outcome::Fail { .. }));
+    }
 
     #[test]
     fn a_probe_is_long_enough_for_the_budgets_percentiles() {

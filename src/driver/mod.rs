@@ -807,23 +807,49 @@ async fn open_phase(
             rec.finish();
         }));
     }
-    let offered = tokio::task::spawn_blocking(move || dispatcher.join().unwrap_or(0))
-        .await
-        .unwrap_or(0);
+    // A dispatcher that died is named, never read as a schedule that
+    // offered nothing and lagged not at all; its workers are released.
+    let joined = tokio::task::spawn_blocking(move || dispatcher.join()).await;
+    let (offered, failure) = match joined {
+        Ok(Ok(n)) => (n, None),
+        Ok(Err(panic)) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            (
+                shared.released.load(Ordering::Acquire),
+                Some(format!(
+                    "the dispatcher thread panicked ({why}); the schedule stopped early"
+                )),
+            )
+        }
+        Err(e) => (
+            shared.released.load(Ordering::Acquire),
+            Some(format!("the dispatcher thread could not be joined: {e}")),
+        ),
+    };
+    if failure.is_some() {
+        shared.sem.close();
+    }
     for t in tasks {
         let _ = t.await;
     }
     let completed = shared.completed.load(Ordering::Relaxed);
     let elapsed =
         Duration::from_nanos(shared.last_done_ns.load(Ordering::Relaxed)).max(phase.duration.0);
-    PhaseResult::open(
-        &phase,
-        expected / phase.duration.0.as_secs_f64(),
-        offered,
-        completed,
-        shared.dropped.load(Ordering::Relaxed),
-        elapsed,
-    )
+    PhaseResult {
+        failure,
+        ..PhaseResult::open(
+            &phase,
+            expected / phase.duration.0.as_secs_f64(),
+            offered,
+            completed,
+            shared.dropped.load(Ordering::Relaxed),
+            elapsed,
+        )
+    }
 }
 
 /// Release requests at their intended times; returns how many arrivals the

@@ -123,23 +123,31 @@ pub struct JobRun {
 }
 
 impl JobRun {
-    /// 0 clean; 1 a reconcile found drift; 3 a reconcile could not check
-    /// everything (the unchecked part is unknown, never a pass).
+    /// Judged from the row, failing closed: 0 clean and complete; 1 a
+    /// reconcile found drift; 3 what is not known (a reconcile that left a
+    /// chunk unchecked or checked nothing, a field the row lacks, any job
+    /// that ran out of budget or did not say it was ok).
     pub fn exit_code(&self) -> i32 {
-        match (self.job.as_str(), self.ok, self.complete) {
-            (_, true, _) => exit::OK,
-            ("reconcile", false, _) if self.drift_rows() > 0 => exit::FAIL,
-            ("reconcile", false, false) => exit::INVALID,
-            ("reconcile", false, true) => exit::FAIL,
-            // Nothing ranked: every portfolio read will be refused.
-            ("portfolio-refresh", false, _) => exit::INVALID,
-            // analyze and cache-sweep leave the rest for their next run.
-            _ => exit::OK,
+        let field = |k: &str| self.detail.get(k).and_then(serde_json::Value::as_i64);
+        if self.job == "reconcile" {
+            let (Some(drift), Some(checked)) = (field("drift_rows"), field("checked_chunks")) else {
+                return exit::INVALID;
+            };
+            return if drift > 0 {
+                exit::FAIL
+            } else if self.ok && self.complete && checked > 0 {
+                exit::OK
+            } else {
+                exit::INVALID
+            };
         }
-    }
-
-    fn drift_rows(&self) -> i64 {
-        self.detail["drift_rows"].as_i64().unwrap_or(0)
+        if self.ok && self.complete {
+            exit::OK
+        } else {
+            // Nothing ranked (portfolio-refresh), or a budget spent before
+            // the end: what was left is unknown, never a pass.
+            exit::INVALID
+        }
     }
 }
 
@@ -362,7 +370,7 @@ mod tests {
             ok,
             complete,
             summary: String::new(),
-            detail: serde_json::json!({ "drift_rows": drift }),
+            detail: serde_json::json!({ "drift_rows": drift, "checked_chunks": 4 }),
         }
     }
 
@@ -372,7 +380,21 @@ mod tests {
         assert_eq!(run("reconcile", false, true, 3).exit_code(), exit::FAIL);
         assert_eq!(run("reconcile", false, false, 3).exit_code(), exit::FAIL);
         assert_eq!(run("reconcile", false, false, 0).exit_code(), exit::INVALID);
-        assert_eq!(run("analyze", false, false, 0).exit_code(), exit::OK);
+        // ok but incomplete: the row's own word is not enough.
+        assert_eq!(run("reconcile", true, false, 0).exit_code(), exit::INVALID);
+        // Checked nothing: no pass.
+        let mut none = run("reconcile", true, true, 0);
+        none.detail["checked_chunks"] = 0.into();
+        assert_eq!(none.exit_code(), exit::INVALID);
+        // A field the row lacks is unknown, not zero.
+        for field in ["drift_rows", "checked_chunks"] {
+            let mut r = run("reconcile", true, true, 0);
+            r.detail.as_object_mut().unwrap().remove(field);
+            assert_eq!(r.exit_code(), exit::INVALID, "{field}");
+        }
+        assert_eq!(run("analyze", true, true, 0).exit_code(), exit::OK);
+        assert_eq!(run("analyze", true, false, 0).exit_code(), exit::INVALID);
+        assert_eq!(run("portfolio-refresh", false, true, 0).exit_code(), exit::INVALID);
     }
 
     #[test]

@@ -734,6 +734,7 @@ fn variant_result(
         dropped: 0,
         achieved_rate: completed as f64 / elapsed.max(1e-9),
         elapsed_s: elapsed,
+        failure: None,
     }];
     let driver_lag = Latency::default();
     let validity = judge::validity(&s.validity, &phases, &driver_lag, 0);

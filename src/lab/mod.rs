@@ -34,7 +34,39 @@ use process::RunAs;
 pub const STATE_FILE: &str = "lab.json";
 /// Default first port: primary, replica, pgbouncer and redis take N..N+3;
 /// Prometheus, the four exporters and rehearse's own metrics N+4..N+9.
-pub const DEFAULT_PORT_BASE: u16 = 54320;
+/// Below Linux's ephemeral range (32768-60999 by default), from which the
+/// kernel hands out the local ports of outgoing connections: a lab port in
+/// it can be taken by any client on the machine, the lab's own PgBouncer
+/// and scrapes included, and then `lab up`, or a component a drill
+/// restarts, finds it in use.
+pub const DEFAULT_PORT_BASE: u16 = 25430;
+
+/// The machine's ephemeral port range, from
+/// /proc/sys/net/ipv4/ip_local_port_range (None where it cannot be read).
+pub fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|w| w.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// Why ports N..N+9 are a poor choice on a machine whose ephemeral range
+/// is `range`: None when they lie outside it.
+pub fn ephemeral_overlap(base: u16, range: (u16, u16)) -> Option<String> {
+    let last = base.saturating_add(PORTS_USED - 1);
+    (base <= range.1 && last >= range.0).then(|| {
+        format!(
+            "ports {base}..{last} overlap this machine's ephemeral port range {}-{} \
+             (/proc/sys/net/ipv4/ip_local_port_range), from which the kernel picks the local \
+             port of every outgoing connection: any client, the lab's own PgBouncer and \
+             scrapes included, can take one of them, and then a component cannot bind it \
+             (at start, or when a drill restarts it). Choose --port-base below {} (the \
+             default is {DEFAULT_PORT_BASE}).",
+            range.0,
+            range.1,
+            range.0.saturating_sub(PORTS_USED)
+        )
+    })
+}
 /// The database the lab creates and every URL names.
 pub const LAB_DATABASE: &str = "rehearse";
 const STATE_FORMAT: u32 = 1;
@@ -688,6 +720,9 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     };
     let run_as = RunAs::resolve(&opts.user)?;
     let ports = Ports::from_base(opts.port_base)?;
+    if let Some(why) = ephemeral_range().and_then(|r| ephemeral_overlap(opts.port_base, r)) {
+        eprintln!("WARNING: {why}");
+    }
     let used = if monitoring.is_some() {
         &Component::ALL[..]
     } else {
@@ -761,6 +796,15 @@ mod tests {
     #[test]
     fn ports_are_consecutive_and_range_checked() {
         let p = Ports::from_base(54320).unwrap();
+        // The default lies below the kernel's default ephemeral range, and
+        // a base inside or across its edge is named.
+        assert_eq!(ephemeral_overlap(DEFAULT_PORT_BASE, (32768, 60999)), None);
+        assert!(ephemeral_overlap(54320, (32768, 60999))
+            .unwrap()
+            .contains("ports 54320..54329 overlap"));
+        assert!(ephemeral_overlap(32760, (32768, 60999)).is_some());
+        assert!(ephemeral_overlap(32758, (32768, 60999)).is_none());
+        assert!(ephemeral_overlap(60999, (32768, 60999)).is_some());
         assert_eq!(
             (p.primary, p.replica, p.pgbouncer, p.redis),
             (54320, 54321, 54322, 54323)

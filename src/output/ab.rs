@@ -21,6 +21,41 @@ pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
     for why in &r.invalid {
         let _ = writeln!(out, "INVALID: {why}");
     }
+    for what in &r.one_sided {
+        let _ = writeln!(out, "FAIL: {what}");
+    }
+    let undecided: Vec<String> = r
+        .comparisons
+        .iter()
+        .flat_map(|(k, c)| c.rows.iter().map(move |row| (k, row)))
+        .filter(|(_, row)| row.undecided())
+        .map(|(k, row)| {
+            format!(
+                "{} {} x{:.3} ({:.3}-{:.3}): {}",
+                crate::report::compare::key_name(k),
+                row.metric,
+                row.ratio,
+                row.low,
+                row.high,
+                row.to_decide()
+            )
+        })
+        .collect();
+    if !undecided.is_empty() {
+        let _ = writeln!(
+            out,
+            "could not tell, {} of them{}:",
+            undecided.len(),
+            if r.verdict == "pass" {
+                " (accepted by --allow-inconclusive)"
+            } else {
+                ""
+            }
+        );
+        for u in &undecided {
+            let _ = writeln!(out, "  {u}");
+        }
+    }
     let regressions: Vec<String> = r
         .comparisons
         .iter()

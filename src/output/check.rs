@@ -92,3 +92,38 @@ pub fn failed(files: usize, bad: &[(&std::path::PathBuf, usize)]) -> String {
         if files == 1 { "" } else { "s" },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str) -> (std::path::PathBuf, Scenario) {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name);
+        let s = crate::scenario::load(&p).unwrap();
+        (p, s)
+    }
+
+    #[test]
+    fn check_is_silent_on_the_shipped_suite_and_warns_on_a_budget_it_cannot_decide() {
+        for name in [
+            "finance_day.toml",
+            "reporting_day.toml",
+            "mixed_peak.toml",
+            "month_end_close.toml",
+            "dashboard_storm.toml",
+        ] {
+            let (p, s) = load(name);
+            assert_eq!(undecidable(&p, &s), "", "{name}");
+        }
+        // gate_smoke's 8 measured seconds at 400/s, given a p99 budget: the
+        // forecast wants about 3,500 requests for a p99 at half its budget.
+        let (p, mut s) = load("gate_smoke.toml");
+        s.budgets.get_mut("probe").unwrap().p99 =
+            Some(crate::scenario::Dur(std::time::Duration::from_millis(50)));
+        let w = undecidable(&p, &s);
+        assert!(
+            w.contains("warning: budget probe p99 cannot be decided") && w.contains("lengthen"),
+            "{w}"
+        );
+    }
+}

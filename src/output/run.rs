@@ -194,6 +194,13 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
                 out += &format!("  {reason}\n");
             }
         }
+        for n in &v.validity.not_judged {
+            out += &format!("[{}] {n}\n", v.variant.name);
+        }
+    }
+    if r.verdict == crate::run::Verdict::NotJudged {
+        out += "\nmeasured, not judged: the scenario has no budget to hold these numbers against \
+                (add [budgets.<operation>] to it, or gate the run with --budgets FILE)\n";
     }
     out += &format!(
         "\nverdict: {} (exit {})\n",
@@ -264,6 +271,12 @@ pub fn suite(runs: &[&RunResult]) -> String {
             for reason in &v.validity.reasons {
                 why.push(format!(
                     "  {} [{}] INVALID: {reason}",
+                    r.scenario.name, v.variant.name
+                ));
+            }
+            if v.verdict() == crate::run::Verdict::NotJudged {
+                why.push(format!(
+                    "  {} [{}] NOT JUDGED: measured, but the scenario has no budgets",
                     r.scenario.name, v.variant.name
                 ));
             }

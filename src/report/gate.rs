@@ -20,6 +20,9 @@ pub struct GateOptions {
     pub settings: CompareSettings,
     /// The confidence budgets are judged at; None: the scenario's.
     pub confidence: Option<f64>,
+    /// Accept comparisons that could not tell (they are still listed and
+    /// counted): without it, one makes the gate exit 3.
+    pub allow_inconclusive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,8 +31,9 @@ pub enum Status {
     Pass,
     Fail,
     Invalid,
-    /// Not decided: a comparison that is inconclusive.
-    Skipped,
+    /// Not decided: a comparison whose interval straddles its floor, or
+    /// that gained at one percentile and lost at another.
+    Inconclusive,
 }
 
 /// One check, as a JUnit test case.
@@ -50,6 +54,7 @@ pub struct GateOutcome {
     pub exit_code: i32,
     pub cases: Vec<Case>,
     pub comparisons: Vec<(String, Comparison)>,
+    pub allow_inconclusive: bool,
 }
 
 pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
@@ -113,7 +118,13 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
             } else {
                 Status::Invalid
             },
-            message: validity.reasons.join("; "),
+            message: validity
+                .reasons
+                .iter()
+                .chain(&validity.not_judged)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
         });
         // 2. Budgets, each by its figure's interval.
         let budgets = budgets_file.as_ref().unwrap_or(&r.scenario.budgets);
@@ -158,7 +169,31 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
                 "the run's intervals are {interval} s, the baseline's {base_interval} s: compare runs of one interval"
             )));
         }
+        // What only one side measured cannot have passed: a candidate that
+        // stopped measuring an operation must not slip through.
+        for (key, side) in compare::unmatched(&base, &cand) {
+            cases.push(Case {
+                suite: "compare",
+                class: format!("compare.{}", key.replace('/', ".")),
+                name: "measured on both sides".into(),
+                status: Status::Fail,
+                message: format!("{}: {side}", compare::key_name(&key)),
+            });
+        }
         for (key, c) in compare::compare_all(&base, &cand, interval, &o.settings) {
+            if c.rows.is_empty() {
+                let side = if c.runs.0 == 0 { "baseline" } else { "candidate" };
+                cases.push(Case {
+                    suite: "compare",
+                    class: format!("compare.{}", key.replace('/', ".")),
+                    name: "compared".into(),
+                    status: Status::Inconclusive,
+                    message: format!(
+                        "{}: the {side} has no measured interval of it, so nothing was compared; a run whose measured part holds it would decide",
+                        compare::key_name(&key)
+                    ),
+                });
+            }
             for row in &c.rows {
                 let ci = format!(
                     "x{:.3} ({:.0}% CI {:.3}-{:.3}, p {:.2e}, floor {:.0}%)",
@@ -174,11 +209,13 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
                         Status::Fail,
                         format!("{:.3} -> {:.3}: {ci}", row.baseline, row.candidate),
                     ),
-                    Change::Inconclusive | Change::Contradictory => (
-                        Status::Skipped,
-                        match &row.note {
-                            Some(n) => format!("{}: {ci}; {n}", row.change),
-                            None => format!("{}: {ci}", row.change),
+                    _ if row.undecided() => (
+                        Status::Inconclusive,
+                        match (&row.note, row.change) {
+                            (Some(n), Change::Contradictory) => {
+                                format!("{}: {ci}; {n}", row.change)
+                            }
+                            _ => format!("{}: {ci}; {}", row.change, row.to_decide()),
                         },
                     ),
                     ch => (Status::Pass, format!("{ch}: {ci}")),
@@ -199,22 +236,36 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
             ));
         }
     }
-    let invalid = cases.iter().any(|c| c.status == Status::Invalid);
-    let failed = cases.iter().any(|c| c.status == Status::Fail);
-    let (verdict, exit_code) = if invalid {
-        ("invalid", exit::INVALID)
-    } else if failed {
-        ("fail", exit::FAIL)
-    } else {
-        ("pass", exit::OK)
-    };
+    let (verdict, exit_code) = verdict(&cases, o.allow_inconclusive);
     Ok(GateOutcome {
         run: o.run.display().to_string(),
         verdict,
         exit_code,
         cases,
         comparisons,
+        allow_inconclusive: o.allow_inconclusive,
     })
+}
+
+/// Invalid before fail (numbers that cannot be trusted prove no
+/// regression), then a comparison that could not tell (unless allowed),
+/// then nothing judged at all: no budget and no comparison is no pass.
+fn verdict(cases: &[Case], allow_inconclusive: bool) -> (&'static str, i32) {
+    let any = |s: Status| cases.iter().any(|c| c.status == s);
+    let judged = cases
+        .iter()
+        .any(|c| c.suite != "validity" && c.status != Status::Invalid);
+    if any(Status::Invalid) {
+        ("invalid", exit::INVALID)
+    } else if any(Status::Fail) {
+        ("fail", exit::FAIL)
+    } else if any(Status::Inconclusive) && !allow_inconclusive {
+        ("could not tell", exit::INVALID)
+    } else if !judged {
+        ("nothing judged", exit::INVALID)
+    } else {
+        ("pass", exit::OK)
+    }
 }
 
 fn xml(s: &str) -> String {
@@ -227,11 +278,11 @@ fn xml(s: &str) -> String {
 /// JUnit XML: a test suite each for validity, budgets and compare.
 pub fn junit(g: &GateOutcome) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let failures = g
-        .cases
-        .iter()
-        .filter(|c| matches!(c.status, Status::Fail | Status::Invalid))
-        .count();
+    let failing = |c: &Case| {
+        matches!(c.status, Status::Fail | Status::Invalid)
+            || (c.status == Status::Inconclusive && !g.allow_inconclusive)
+    };
+    let failures = g.cases.iter().filter(|c| failing(c)).count();
     let _ = writeln!(
         out,
         "<testsuites name=\"rehearse gate\" tests=\"{}\" failures=\"{failures}\">",
@@ -242,14 +293,10 @@ pub fn junit(g: &GateOutcome) -> String {
         if cases.is_empty() {
             continue;
         }
-        let f = cases
-            .iter()
-            .filter(|c| matches!(c.status, Status::Fail | Status::Invalid))
-            .count();
-        let s = cases.iter().filter(|c| c.status == Status::Skipped).count();
+        let f = cases.iter().filter(|c| failing(c)).count();
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{f}\" skipped=\"{s}\">",
+            "  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{f}\">",
             cases.len()
         );
         for c in cases {
@@ -267,10 +314,19 @@ pub fn junit(g: &GateOutcome) -> String {
                         xml(&c.message)
                     );
                 }
-                Status::Skipped => {
+                // What it is, not "skipped": a failure of its own type, or,
+                // accepted by --allow-inconclusive, a case that says so.
+                Status::Inconclusive if g.allow_inconclusive => {
                     let _ = writeln!(
                         out,
-                        "><skipped message=\"{}\"/></testcase>",
+                        "><properties><property name=\"outcome\" value=\"inconclusive\"/></properties><system-out>inconclusive, accepted by --allow-inconclusive: {}</system-out></testcase>",
+                        xml(&c.message)
+                    );
+                }
+                Status::Inconclusive => {
+                    let _ = writeln!(
+                        out,
+                        "><properties><property name=\"outcome\" value=\"inconclusive\"/></properties><failure type=\"inconclusive\" message=\"{}\"/></testcase>",
                         xml(&c.message)
                     );
                 }
@@ -301,13 +357,32 @@ pub fn markdown(g: &GateOutcome) -> String {
         g.verdict.to_uppercase(),
         g.run
     );
+    let count = |st: Status| g.cases.iter().filter(|c| c.status == st).count();
+    let _ = writeln!(
+        s,
+        "{} checks: {} passed, {} failed, {} invalid, {} could not tell{}\n",
+        g.cases.len(),
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Invalid),
+        count(Status::Inconclusive),
+        if g.allow_inconclusive && count(Status::Inconclusive) > 0 {
+            " (accepted by --allow-inconclusive)"
+        } else {
+            ""
+        }
+    );
+    if g.verdict == "nothing judged" {
+        s += "Nothing was judged: the run has no budgets (the scenario's, or --budgets FILE) and no --baseline to compare with. Validity alone is no pass.\n\n";
+    }
     s += "| | check | | result |\n|---|---|---|---|\n";
     for c in &g.cases {
         let mark = match c.status {
             Status::Pass => "pass",
             Status::Fail => "**FAIL**",
             Status::Invalid => "**INVALID**",
-            Status::Skipped => "inconclusive",
+            Status::Inconclusive if g.allow_inconclusive => "inconclusive (allowed)",
+            Status::Inconclusive => "**COULD NOT TELL**",
         };
         let _ = writeln!(
             s,
@@ -383,4 +458,39 @@ pub fn save_baseline(
         std::fs::rename(&tmp, &dest).io("moving into place", &dest)?;
     }
     Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(suite: &'static str, status: Status) -> Case {
+        Case {
+            suite,
+            class: suite.into(),
+            name: "x".into(),
+            status,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_verdict_fails_closed_in_order() {
+        use Status::*;
+        let v = |cases: &[Case], allow| verdict(cases, allow).0;
+        let valid = case("validity", Pass);
+        // Validity alone: nothing judged (main: pass).
+        assert_eq!(v(&[valid.clone()], false), "nothing judged");
+        assert_eq!(verdict(&[valid.clone()], true).1, exit::INVALID);
+        // A comparison that could not tell: 3, unless accepted.
+        let undecided = [valid.clone(), case("compare", Inconclusive)];
+        assert_eq!(verdict(&undecided, false), ("could not tell", exit::INVALID));
+        assert_eq!(verdict(&undecided, true), ("pass", exit::OK));
+        // A failure outranks could-not-tell, invalid outranks both.
+        let failed = [valid.clone(), case("compare", Inconclusive), case("compare", Fail)];
+        assert_eq!(verdict(&failed, false), ("fail", exit::FAIL));
+        let invalid = [case("validity", Invalid), case("budgets", Fail)];
+        assert_eq!(verdict(&invalid, false), ("invalid", exit::INVALID));
+        assert_eq!(verdict(&[valid, case("budgets", Pass)], false), ("pass", exit::OK));
+    }
 }

@@ -648,6 +648,7 @@ fn verdict_word(r: &RunResult) -> &'static str {
         Verdict::Fail => "fail",
         Verdict::Invalid => "invalid",
         Verdict::Interrupted => "interrupted",
+        Verdict::NotJudged => "measured, not judged",
     }
 }
 

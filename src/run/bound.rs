@@ -250,8 +250,26 @@ pub enum NoBound {
 }
 
 /// The q-quantile (0 < q < 1) of the blocks' latencies in ms, with its
-/// interval at `confidence`.
-pub fn quantile(blocks: &[Block], q: f64, confidence: f64) -> Result<Bound, NoBound> {
+/// interval at `confidence` on the effective sample.
+///
+/// `at_ms` is the budget the figure is held against. The design effect is
+/// measured on the exceedances of the estimate: near the quantile, where the
+/// verdict is close, that is the dependence that moves it. Where no request
+/// at all exceeds the budget, the budget is far above the quantile and that
+/// dependence no longer decides it: on a service of nearly fixed latency the
+/// requests a few microseconds over the median swing together with every
+/// drift, and made 500 requests at 21 ms worth one against a 30 ms p50. The
+/// design effect is then the smaller of the estimate's and that of the
+/// budget's (no) exceedances, which is independence with Student's price.
+/// Measuring it at the budget in every case was tried, and on the drifting
+/// model of the unit tests it called a p99 10% over its budget met in 5 of
+/// 500 runs (the estimate's: 1 of 500), so it is kept to that case.
+pub fn quantile(
+    blocks: &[Block],
+    q: f64,
+    confidence: f64,
+    at_ms: Option<f64>,
+) -> Result<Bound, NoBound> {
     let ranked = Ranked::of(blocks);
     let n = ranked.n();
     if n == 0 {
@@ -260,11 +278,24 @@ pub fn quantile(blocks: &[Block], q: f64, confidence: f64) -> Result<Bound, NoBo
     let tail = (1.0 - confidence) / 2.0;
     let estimate = ranked.at_fraction(q);
     let with_values: Vec<&Block> = blocks.iter().filter(|b| b.ok() > 0).collect();
-    let pairs: Vec<(u64, u64)> = with_values
-        .iter()
-        .map(|b| (b.ok(), b.above(estimate)))
-        .collect();
-    let (deff, _) = design_effect(&pairs, tail).ok_or(NoBound::FewIntervals(with_values.len()))?;
+    let exceeding = |x: u64| -> Vec<(u64, u64)> {
+        with_values.iter().map(|b| (b.ok(), b.above(x))).collect()
+    };
+    let (at_estimate, _) = design_effect(&exceeding(estimate), tail)
+        .ok_or(NoBound::FewIntervals(with_values.len()))?;
+    let deff = match at_ms {
+        Some(ms) => {
+            let pairs = exceeding((ms * 1e6) as u64);
+            if pairs.iter().all(|(_, e)| *e == 0) {
+                let (at_budget, _) = design_effect(&pairs, tail)
+                    .ok_or(NoBound::FewIntervals(with_values.len()))?;
+                at_budget.min(at_estimate)
+            } else {
+                at_estimate
+            }
+        }
+        None => at_estimate,
+    };
     let m = n as f64 / deff;
     let (lo, hi) = order_fractions(m, q, tail);
     let ms = |v: u64| v as f64 / 1e6;
@@ -515,13 +546,13 @@ mod tests {
         let mut t = Tally::default();
         for _ in 0..trials {
             let blocks = run(m, &mut rng);
-            let b = if naive {
-                naive_quantile(&blocks, q, 0.99)
-            } else {
-                quantile(&blocks, q, 0.99).unwrap()
-            };
             // Budget 10% over the truth: "missed" is wrong. 10% under: "met" is wrong.
             for (limit, over) in [(p99 * 1.1, false), (p99 / 1.1, true)] {
+                let b = if naive {
+                    naive_quantile(&blocks, q, 0.99)
+                } else {
+                    quantile(&blocks, q, 0.99, Some(limit)).unwrap()
+                };
                 t.trials += 1;
                 let met = b.upper.is_some_and(|u| u <= limit);
                 let missed = b.lower.is_some_and(|l| l > limit);
@@ -586,12 +617,44 @@ mod tests {
         };
         let mut rng = SplitMix(3);
         let blocks = run(&m, &mut rng);
-        let b = quantile(&blocks, 0.99, 0.99).unwrap();
+        let b = quantile(&blocks, 0.99, 0.99, Some(1000.0)).unwrap();
         assert_eq!(b.samples, 800);
         assert!(b.upper.is_some_and(|u| u <= 1000.0), "{b:?}");
+        let b = quantile(&blocks, 0.99, 0.99, Some(0.5)).unwrap();
         assert!(b.lower.is_some_and(|l| l > 0.5), "{b:?}");
         // The sample-count rule wanted 10,000 requests for any p99 verdict.
         assert!(b.samples < crate::run::judge::samples_needed(0.99));
+    }
+
+    #[test]
+    fn a_nearly_fixed_latency_far_under_its_budget_is_met_though_its_median_drifts() {
+        // 500 requests of about 20.7 ms over 50 intervals (pg_sleep(0.02) in
+        // the capacity test), whose median drifts by microseconds from
+        // interval to interval: those just over the median swing together,
+        // so the estimate's own design effect is huge. Against a 30 ms p50
+        // none comes near, and it is met (CI: unjudged, "worth 1 independent").
+        let mut rng = SplitMix(9);
+        let mut drift = 0.0f64;
+        let blocks: Vec<Block> = (0..50)
+            .map(|i| {
+                drift = 0.95 * drift + 0.3 * normal(&mut rng);
+                let mut h = crate::driver::record::histogram::<u64>();
+                for _ in 0..10 {
+                    let us = 20_700.0 + 40.0 * drift + 5.0 * normal(&mut rng) + (i % 2) as f64;
+                    h.record((us * 1e3) as u64).unwrap();
+                }
+                Block::of(Some(&h), 0)
+            })
+            .collect();
+        let at_estimate = quantile(&blocks, 0.5, 0.99, None).unwrap();
+        let at_budget = quantile(&blocks, 0.5, 0.99, Some(30.0)).unwrap();
+        // The estimate's own dependence could not bound it at all (272 here).
+        assert!(at_estimate.upper.is_none(), "{at_estimate:?}");
+        assert!(at_budget.upper.is_some_and(|u| u <= 30.0), "{at_budget:?}");
+        assert!(
+            at_budget.design_effect < at_estimate.design_effect,
+            "{at_budget:?} {at_estimate:?}"
+        );
     }
 
     #[test]
@@ -607,8 +670,8 @@ mod tests {
             ..short
         };
         let mut rng = SplitMix(5);
-        let a = quantile(&run(&short, &mut rng), 0.95, 0.99).unwrap();
-        let b = quantile(&run(&long, &mut rng), 0.95, 0.99).unwrap();
+        let a = quantile(&run(&short, &mut rng), 0.95, 0.99, None).unwrap();
+        let b = quantile(&run(&long, &mut rng), 0.95, 0.99, None).unwrap();
         for x in [&a, &b] {
             let (lo, hi) = (x.lower.unwrap(), x.upper.unwrap());
             assert!(lo <= x.estimate && x.estimate <= hi, "{x:?}");
@@ -622,8 +685,8 @@ mod tests {
         let mut h = crate::driver::record::histogram::<u64>();
         h.record(1_000_000).unwrap();
         let blocks = vec![Block::of(Some(&h), 0)];
-        assert_eq!(quantile(&blocks, 0.99, 0.99), Err(NoBound::FewIntervals(1)));
-        assert_eq!(quantile(&[], 0.99, 0.99), Err(NoBound::Empty));
+        assert_eq!(quantile(&blocks, 0.99, 0.99, None), Err(NoBound::FewIntervals(1)));
+        assert_eq!(quantile(&[], 0.99, 0.99, None), Err(NoBound::Empty));
     }
 
     #[test]

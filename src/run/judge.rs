@@ -153,7 +153,7 @@ fn latency(
     confidence: f64,
     measured_s: f64,
 ) -> BudgetResult {
-    match bound::quantile(blocks, q, confidence) {
+    match bound::quantile(blocks, q, confidence, Some(limit)) {
         Ok(b) => decided(
             op,
             label,
@@ -387,6 +387,9 @@ impl BudgetResult {
 /// Whether a variant's numbers can be trusted: each open phase reached its
 /// offered rate and dropped (almost) nothing, and the driver was not the
 /// bottleneck.
+/// Wake-ups the driver's lag is judged on: fewer cannot place a p99.
+pub const LAG_SAMPLES: u64 = 100;
+
 pub fn validity(
     v: &scenario::Validity,
     phases: &[PhaseResult],
@@ -394,11 +397,23 @@ pub fn validity(
     backlog: usize,
 ) -> Validity {
     let mut reasons = Vec::new();
+    let mut not_judged = Vec::new();
     for p in phases {
+        if let Some(f) = &p.failure {
+            reasons.push(format!("{}: {f}", p.name));
+        }
         let (Some(offered), Some(target)) = (p.offered, p.target_rate) else {
             continue;
         };
         if offered == 0 {
+            // A phase with a rate that offered nothing measured nothing:
+            // its silence must not read as a phase that kept up.
+            if target > 0.0 && p.duration_s > 0.0 {
+                reasons.push(format!(
+                    "{}: offered no request, where its schedule asked for {target:.1} req/s over {:.1} s",
+                    p.name, p.duration_s
+                ));
+            }
             continue;
         }
         // Against what the schedule offered, so a Poisson phase's own
@@ -426,15 +441,26 @@ pub fn validity(
         }
     }
     let limit = v.max_driver_lag.0.as_secs_f64() * 1e3;
-    if driver_lag.count >= 100 && driver_lag.p99_ms > limit {
-        reasons.push(format!(
+    let open = phases.iter().any(|p| p.target_rate.is_some());
+    let mut driver_bottleneck = None;
+    if driver_lag.count >= LAG_SAMPLES && driver_lag.p99_ms > limit {
+        let why = format!(
             "the driver was the bottleneck: p99 of its wake-up delay {:.2} ms > {limit:.2} ms",
             driver_lag.p99_ms
+        );
+        reasons.push(why.clone());
+        driver_bottleneck = Some(why);
+    } else if open && driver_lag.count < LAG_SAMPLES {
+        not_judged.push(format!(
+            "driver lag not judged: {} wake-ups sampled, {LAG_SAMPLES} needed for a p99",
+            driver_lag.count
         ));
     }
     Validity {
         valid: reasons.is_empty(),
         reasons,
+        not_judged,
+        driver_bottleneck,
     }
 }
 

@@ -44,6 +44,10 @@ pub enum Verdict {
     /// The numbers must not be trusted.
     Invalid,
     Interrupted,
+    /// Measured, not judged: the scenario has no budget to hold the
+    /// numbers against. Never a pass.
+    #[serde(rename = "not_judged")]
+    NotJudged,
 }
 
 /// UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -209,6 +213,10 @@ pub struct PhaseResult {
     /// Completed per second, over the phase or until its last answer if later.
     pub achieved_rate: f64,
     pub elapsed_s: f64,
+    /// What broke the phase's own machinery (its dispatcher died): the
+    /// numbers of a phase with a failure are never trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl PhaseResult {
@@ -230,6 +238,7 @@ impl PhaseResult {
             dropped,
             achieved_rate: completed as f64 / elapsed.as_secs_f64(),
             elapsed_s: elapsed.as_secs_f64(),
+            failure: None,
         }
     }
 
@@ -243,6 +252,7 @@ impl PhaseResult {
             completed,
             dropped: 0,
             achieved_rate: completed as f64 / elapsed.as_secs_f64().max(1e-9),
+            failure: None,
             elapsed_s: elapsed.as_secs_f64(),
         }
     }
@@ -305,6 +315,14 @@ pub enum LoadModel {
 pub struct Validity {
     pub valid: bool,
     pub reasons: Vec<String>,
+    /// Checks that had too little to go on: neither passed nor failed,
+    /// shown as not judged (the driver's lag on a handful of wake-ups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_judged: Vec<String>,
+    /// The reason, among `reasons`, that says the driver was the
+    /// bottleneck: typed, so no reader matches on its words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_bottleneck: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -481,13 +499,16 @@ pub struct Marker {
 
 impl VariantResult {
     /// This variant's verdict: invalid when its numbers cannot be trusted
-    /// or a budget is unjudged, fail when a budget is missed, else pass.
+    /// or a budget is unjudged, fail when a budget is missed, not judged
+    /// when it has no budget, else pass.
     pub fn verdict(&self) -> Verdict {
         let outcome = |o| self.budgets.iter().any(|b| b.outcome == o);
         if !self.validity.valid || outcome(BudgetOutcome::Unjudged) {
             Verdict::Invalid
         } else if outcome(BudgetOutcome::Fail) {
             Verdict::Fail
+        } else if self.budgets.is_empty() {
+            Verdict::NotJudged
         } else {
             Verdict::Pass
         }
@@ -517,18 +538,23 @@ impl RunResult {
     }
 
     /// Decide the verdict and exit code: any invalid variant or unjudged
-    /// budget makes the run invalid, any failed budget makes it fail.
+    /// budget makes the run invalid, any failed budget makes it fail; a
+    /// variant with no budget (or no variant at all) leaves it measured, not
+    /// judged, which exits 3 like any verdict that is not a pass.
     pub fn finish(&mut self, interrupted: bool, elapsed: Duration) {
         self.seconds = elapsed.as_secs_f64();
         let verdicts = || self.variants.iter().map(VariantResult::verdict);
         let invalid = verdicts().any(|v| v == Verdict::Invalid);
         let failed = verdicts().any(|v| v == Verdict::Fail);
+        let unjudged = self.variants.is_empty() || verdicts().any(|v| v == Verdict::NotJudged);
         (self.status, self.verdict, self.exit_code) = if interrupted {
             (Status::Interrupted, Verdict::Interrupted, exit::INTERRUPTED)
         } else if invalid {
             (Status::Complete, Verdict::Invalid, exit::INVALID)
         } else if failed {
             (Status::Complete, Verdict::Fail, exit::FAIL)
+        } else if unjudged {
+            (Status::Complete, Verdict::NotJudged, exit::INVALID)
         } else {
             (Status::Complete, Verdict::Pass, exit::OK)
         };

@@ -1,5 +1,5 @@
 //! Running many independent statements over a few connections: the
-//! server-side phases of a seed (keys, analyze).
+//! server-side phases of a seed (keys, vacuum).
 
 use std::sync::{Arc, Mutex};
 

@@ -1,5 +1,5 @@
 //! One lab per test binary: started on first use on ports away from a lab
-//! the user runs (which defaults to 54320), and stopped and purged when the
+//! the user runs (which defaults to 25430), and stopped and purged when the
 //! test process exits. A lab left by a killed run is cleaned up first.
 
 #![allow(dead_code)]
@@ -30,18 +30,19 @@ pub fn lab_dir(suffix: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("lab-{}{suffix}", binary_name()))
 }
 
-/// A port base in 57000..63999 derived from the binary's name, moved on
-/// until the lab's ten consecutive ports are free.
+/// A port base in 26000..32749 derived from the binary's name, moved on
+/// until the lab's ten consecutive ports are free: below the kernel's
+/// ephemeral range (32768 up), which outgoing connections draw from.
 pub fn port_base(salt: &str) -> u16 {
     let name = format!("{}{salt}", binary_name());
     let h = name
         .bytes()
         .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
-    let mut base = 57000 + (h % 700) as u16 * 10;
+    let mut base = 26000 + (h % 675) as u16 * 10;
     while (0..lab::PORTS_USED).any(|i| lab::process::port_taken(base + i)) {
         base += 10;
-        if base > 64000 {
-            base = 57000;
+        if base > 32740 {
+            base = 26000;
         }
     }
     base
@@ -331,11 +332,17 @@ pub fn hdr_python() -> PathBuf {
 }
 
 /// Per tag of an interval log, as HdrHistogram's Python reader decodes it:
-/// {"count", "intervals", "max"} (ci/hlog_counts.py).
+/// {"count", "intervals", "max", "p50", "p99"} (ci/hlog_counts.py).
 pub fn hlog_counts(hlog: &std::path::Path) -> serde_json::Value {
+    hlog_union(&[hlog])
+}
+
+/// [`hlog_counts`] of several logs at once: the counts summed, the
+/// quantiles of the union of all their intervals.
+pub fn hlog_union(hlogs: &[&std::path::Path]) -> serde_json::Value {
     let py = std::process::Command::new(hdr_python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_counts.py"))
-        .arg(hlog)
+        .args(hlogs)
         .output()
         .unwrap();
     assert!(

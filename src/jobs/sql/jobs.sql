@@ -31,18 +31,34 @@ BEGIN
            AND to_regclass(v.exp) IS NOT NULL
     LOOP
         IF EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = m.summ) THEN
+            -- Every leaf of every table, matched by its bound. A bound that
+            -- one table lacks is returned too, with no filter: the caller
+            -- counts it unchecked, never leaves it out.
             RETURN QUERY
-            SELECT m.mode, s.relid::regclass::text, r.relid::regclass, e.relid::regclass,
-                   s.relid::regclass, 'true'
-              FROM pg_partition_tree(m.summ) s
-              JOIN pg_partition_tree(m.rev) r
-                ON pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = r.relid), r.relid)
-                 = pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = s.relid), s.relid)
-              JOIN pg_partition_tree(m.exp) e
-                ON pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = e.relid), e.relid)
-                 = pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = s.relid), s.relid)
-             WHERE s.isleaf AND r.isleaf AND e.isleaf
-             ORDER BY s.relid::regclass::text COLLATE "C";
+            WITH leaves AS (
+                SELECT t.kind, p.relid, pg_get_expr(c.relpartbound, c.oid) AS bound
+                  FROM (VALUES ('summary', m.summ), ('revenue', m.rev), ('expense', m.exp)) AS t(kind, parent)
+                 CROSS JOIN LATERAL pg_partition_tree(t.parent) p
+                  JOIN pg_class c ON c.oid = p.relid
+                 WHERE p.isleaf),
+            b AS (
+                SELECT l.bound,
+                       (array_agg(l.relid) FILTER (WHERE l.kind = 'summary'))[1]::regclass AS s,
+                       (array_agg(l.relid) FILTER (WHERE l.kind = 'revenue'))[1]::regclass AS r,
+                       (array_agg(l.relid) FILTER (WHERE l.kind = 'expense'))[1]::regclass AS e
+                  FROM leaves l
+                 GROUP BY l.bound)
+            SELECT m.mode,
+                   CASE WHEN b.s IS NOT NULL AND b.r IS NOT NULL AND b.e IS NOT NULL THEN b.s::text
+                        ELSE format('%s: no %s partition %s', coalesce(b.s, b.r, b.e)::text,
+                                    concat_ws(' or ', CASE WHEN b.s IS NULL THEN 'summary' END,
+                                              CASE WHEN b.r IS NULL THEN 'revenue' END,
+                                              CASE WHEN b.e IS NULL THEN 'expense' END),
+                                    coalesce(b.bound, '(no bound)')) END,
+                   b.r, b.e, b.s,
+                   CASE WHEN b.s IS NOT NULL AND b.r IS NOT NULL AND b.e IS NOT NULL THEN 'true' END
+              FROM b
+             ORDER BY coalesce(b.s, b.r, b.e)::text COLLATE "C";
         ELSE
             SELECT coalesce(min(id), 1), coalesce(max(id), 0) INTO lo, hi FROM organizations;
             step := greatest(1, (hi - lo + p_ranges) / p_ranges);
@@ -79,6 +95,8 @@ DECLARE
     all_orgs jsonb := '[]';
     total bigint := 0;
     unchecked int := 0;
+    unmatched int := 0;
+    checked int := 0;
     run_id bigint;
 BEGIN
     PERFORM set_config('lock_timeout', '2s', true);
@@ -88,6 +106,15 @@ BEGIN
                 'chunks', 0, 'checked', 0, 'drift_rows', 0, 'organizations', '[]'::jsonb));
         END IF;
         modes := jsonb_set(modes, ARRAY[c.mode, 'chunks'], to_jsonb((modes #>> ARRAY[c.mode, 'chunks'])::int + 1));
+        IF c.filter IS NULL THEN
+            -- A partition with no counterpart in the other tables: its rows
+            -- cannot be reconciled, and say so.
+            unchecked := unchecked + 1;
+            unmatched := unmatched + 1;
+            chunks := chunks || jsonb_build_object('mode', c.mode, 'chunk', c.chunk, 'checked', false,
+                                                   'why', 'unmatched');
+            CONTINUE;
+        END IF;
         IF clock_timestamp() - started > p_budget THEN
             unchecked := unchecked + 1;
             chunks := chunks || jsonb_build_object('mode', c.mode, 'chunk', c.chunk, 'checked', false);
@@ -119,6 +146,7 @@ BEGIN
               FROM d$q$, c.rev, c.exp, c.summ, c.filter)
         INTO n, found_orgs;
         total := total + n;
+        checked := checked + 1;
         modes := jsonb_set(modes, ARRAY[c.mode, 'checked'], to_jsonb((modes #>> ARRAY[c.mode, 'checked'])::int + 1));
         modes := jsonb_set(modes, ARRAY[c.mode, 'drift_rows'], to_jsonb((modes #>> ARRAY[c.mode, 'drift_rows'])::bigint + n));
         IF n > 0 THEN
@@ -132,12 +160,16 @@ BEGIN
             'drift_rows', n, 'seconds', round(extract(epoch FROM clock_timestamp() - t0)::numeric, 3));
     END LOOP;
     INSERT INTO rehearse_job_runs (job, started_at, finished_at, ok, complete, summary, detail)
-    VALUES ('reconcile', started, clock_timestamp(), total = 0 AND unchecked = 0, unchecked = 0,
-            CASE WHEN unchecked > 0 THEN format('%s summary rows differ in the chunks checked; %s chunks NOT checked (budget %s spent)', total, unchecked, p_budget)
+    VALUES ('reconcile', started, clock_timestamp(), total = 0 AND unchecked = 0 AND checked > 0,
+            unchecked = 0 AND checked > 0,
+            CASE WHEN checked = 0 AND unchecked = 0 THEN 'nothing to check: no finance tables with entries and summaries'
+                 WHEN unchecked > 0 THEN format('%s summary rows differ in the %s chunks checked; %s chunks NOT checked (%s with no matching partition in the other tables, %s left when the budget of %s was spent)',
+                                                total, checked, unchecked, unmatched, unchecked - unmatched, p_budget)
                  WHEN total > 0 THEN format('%s summary rows differ from their entries', total)
-                 ELSE 'every summary row matches its entries' END,
+                 ELSE format('every summary row matches its entries (%s chunks checked)', checked) END,
             jsonb_build_object('modes', modes, 'chunks', chunks, 'drift_rows', total,
-                               'unchecked_chunks', unchecked, 'max_orgs', p_max_orgs))
+                               'checked_chunks', checked, 'unchecked_chunks', unchecked,
+                               'unmatched_chunks', unmatched, 'max_orgs', p_max_orgs))
     RETURNING id INTO run_id;
     RETURN run_id;
 END
