@@ -1078,9 +1078,13 @@ mod tests {
         let fors = rule_for(monitor::RULES).unwrap();
         assert!(fors.len() >= 12, "{fors:?}");
         // A for: that is not a duration is named, not dropped.
-        let bad = "groups:\n- name: x\n  rules:\n  - alert: Broken\n    expr: up == 0\n    for: 10 sec\n";
+        let bad =
+            "groups:\n- name: x\n  rules:\n  - alert: Broken\n    expr: up == 0\n    for: 10 sec\n";
         let e = rule_for(bad).unwrap_err().to_string();
-        assert!(e.contains("line 6") && e.contains("Broken") && e.contains("10 sec"), "{e}");
+        assert!(
+            e.contains("line 6") && e.contains("Broken") && e.contains("10 sec"),
+            "{e}"
+        );
         assert_eq!(fors.get("SummaryDrift"), Some(&Duration::from_secs(10)));
         assert_eq!(fors.get("PartitionSkew"), Some(&Duration::from_secs(60)));
         for f in Fault::ALL {

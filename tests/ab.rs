@@ -70,7 +70,10 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
         !text.contains("REGRESSION") && !text.contains("improvement"),
         "{text}"
     );
-    assert!(!text.contains("INVALID"), "slices without budgets are measured, not invalid: {text}");
+    assert!(
+        !text.contains("INVALID"),
+        "slices without budgets are measured, not invalid: {text}"
+    );
     assert!(
         text.contains("could not tell") && text.contains("p99.9") && text.contains("needs"),
         "{text}"

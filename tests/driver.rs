@@ -875,7 +875,10 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
     // explicitly passes with those rows still counted and listed.
     let (code, md) = gate_cli("a2", &[]);
     assert_eq!(code, Some(3), "A/A:\n{md}");
-    assert!(md.contains("COULD NOT TELL") && md.contains("could not tell"), "{md}");
+    assert!(
+        md.contains("COULD NOT TELL") && md.contains("could not tell"),
+        "{md}"
+    );
     let xml = std::fs::read_to_string(dir.join("a2.xml")).unwrap();
     assert!(
         xml.contains("type=\"inconclusive\"") && !xml.contains("<skipped"),
@@ -883,7 +886,10 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
     );
     let (code, md) = gate_cli("a2", &["--allow-inconclusive"]);
     assert_eq!(code, Some(0), "A/A:\n{md}");
-    assert!(md.contains("inconclusive (allowed)") && md.contains("accepted by --allow-inconclusive"), "{md}");
+    assert!(
+        md.contains("inconclusive (allowed)") && md.contains("accepted by --allow-inconclusive"),
+        "{md}"
+    );
     // The same run as a scenario with no budgets would record it, and no
     // baseline: nothing was judged, and validity alone is no pass (main: exit 0).
     let bare = dir.join("a2-no-budgets");
@@ -903,7 +909,10 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
         .unwrap();
     let md = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{md}");
-    assert!(md.contains("NOTHING JUDGED") && md.contains("Validity alone is no pass"), "{md}");
+    assert!(
+        md.contains("NOTHING JUDGED") && md.contains("Validity alone is no pass"),
+        "{md}"
+    );
     let (code, md) = gate_cli("slow", &[]);
     assert_eq!(code, Some(1), "5 ms slower:\n{md}");
     assert!(

@@ -327,6 +327,27 @@ async fn a_journey_through_serve_writes_goose_reports_and_counts_that_match_them
         "{}",
         String::from_utf8_lossy(&gate.stdout)
     );
+    // Judged both ways, from the same run: a maximum is judged as observed,
+    // so a budget far above it passes and one under it fails.
+    for (limit, code, word) in [("60s", 0, "PASS"), ("1us", 1, "FAIL")] {
+        let file = dir.join(format!("max-{limit}.toml"));
+        std::fs::write(
+            &file,
+            format!("[budgets.\"owner_morning.dashboard\"]\nmax = \"{limit}\"\n"),
+        )
+        .unwrap();
+        let gate = common::rehearse_cmd()
+            .arg("gate")
+            .arg(&dir)
+            .arg("--budgets")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let md = String::from_utf8_lossy(&gate.stdout);
+        assert_eq!(gate.status.code(), Some(code), "max {limit}: {md}");
+        assert!(md.contains(&format!("## rehearse gate: {word}")), "{md}");
+        assert!(md.contains("owner_morning.dashboard max"), "{md}");
+    }
 }
 
 /// Status counts of reads sent while something is stopped.

@@ -367,15 +367,21 @@ fn the_drill_widens_rolls_back_and_widens_again_under_load_losing_nothing() {
     );
     assert_eq!(n("0% (rolled back)", Mode::Partitioned), 0);
     assert_eq!(n("100%", Mode::Legacy), 0);
-    // The 50% cohort came back unchanged after the rollback.
-    let fifty: Vec<u64> = r
+    // The 50% cohort came back unchanged after the rollback: the same
+    // organizations, not merely as many (their ids' digest).
+    let fifty: Vec<(u64, String)> = r
         .spans
         .iter()
         .filter(|s| s.name == "-> 50%")
-        .filter_map(|s| s.change.as_ref().map(|c| c.partitioned_after))
+        .filter_map(|s| {
+            s.change
+                .as_ref()
+                .map(|c| (c.partitioned_after, c.partitioned_digest.clone()))
+        })
         .collect();
     assert_eq!(fifty.len(), 2);
     assert_eq!(fifty[0], fifty[1]);
+    assert_eq!(fifty[0].1.len(), 16, "{fifty:?}");
     assert!(stdout.contains("partitioned p99 ms"), "{stdout}");
 
     // run.json carries the steps as markers and the cohort percentiles; the report leads with the drill.

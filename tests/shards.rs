@@ -221,7 +221,10 @@ fn three_shards_merge_to_the_unsharded_run_and_incomplete_sets_are_refused() {
         // HdrHistogram's Python reader from the shards' own logs: the merge
         // must give these, not merely something between the shards'.
         for (q, key) in [("p50", "p50_ms"), ("p99", "p99_ms")] {
-            let want = union[&format!("legacy/{name}/response")][q].as_f64().unwrap() / 1e6;
+            let want = union[&format!("legacy/{name}/response")][q]
+                .as_f64()
+                .unwrap()
+                / 1e6;
             let got = b["response"][key].as_f64().unwrap();
             assert!(
                 (got - want).abs() <= want * 1e-3 + 1e-6,

@@ -789,9 +789,17 @@ mod tests {
                     operation: "dashboard".into(),
                     metric: "p95".into(),
                     limit: 10.0,
-                    actual: Some(if outcome == BudgetOutcome::Fail { 20.0 } else { 5.0 }),
+                    actual: Some(if outcome == BudgetOutcome::Fail {
+                        20.0
+                    } else {
+                        5.0
+                    }),
                     lower: Some(4.0),
-                    upper: Some(if outcome == BudgetOutcome::Pass { 8.0 } else { 30.0 }),
+                    upper: Some(if outcome == BudgetOutcome::Pass {
+                        8.0
+                    } else {
+                        30.0
+                    }),
                     confidence: 0.99,
                     samples: 1000,
                     effective_samples: 500.0,
@@ -814,7 +822,10 @@ mod tests {
     #[test]
     fn a_probe_is_judged_by_its_budgets_and_the_driver_by_its_typed_reason() {
         use BudgetOutcome::*;
-        assert_eq!(judge(&probe(100.0, 100.0, &[Pass], &[], None), Some(8)), Outcome::Pass);
+        assert_eq!(
+            judge(&probe(100.0, 100.0, &[Pass], &[], None), Some(8)),
+            Outcome::Pass
+        );
         assert!(matches!(
             judge(&probe(100.0, 100.0, &[Fail], &[], None), Some(8)),
             Outcome::Fail { .. }
@@ -825,7 +836,10 @@ mod tests {
             Outcome::Fail { .. }
         ));
         // No budget: never a pass.
-        assert!(matches!(judge(&probe(100.0, 100.0, &[], &[], None), Some(8)), Outcome::Fail { .. }));
+        assert!(matches!(
+            judge(&probe(100.0, 100.0, &[], &[], None), Some(8)),
+            Outcome::Fail { .. }
+        ));
         // The driver's own reason, typed: driver-limited, whatever its words.
         let lag = "p99 of wake-up delay 9 ms > 5 ms";
         assert_eq!(
@@ -851,7 +865,10 @@ mod tests {
         let short = "steady: achieved 60.0 req/s of 100.0 offered";
         assert!(matches!(
             judge(&probe(100.0, 60.0, &[Pass], &[short], None), Some(8)),
-            Outcome::Invalid { driver_limited: true, .. }
+            Outcome::Invalid {
+                driver_limited: true,
+                ..
+            }
         ));
         // Rate not reached with every slot busy: the estate held them.
         let mut busy = probe(100.0, 60.0, &[Pass], &[short], None);

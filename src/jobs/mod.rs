@@ -130,7 +130,8 @@ impl JobRun {
     pub fn exit_code(&self) -> i32 {
         let field = |k: &str| self.detail.get(k).and_then(serde_json::Value::as_i64);
         if self.job == "reconcile" {
-            let (Some(drift), Some(checked)) = (field("drift_rows"), field("checked_chunks")) else {
+            let (Some(drift), Some(checked)) = (field("drift_rows"), field("checked_chunks"))
+            else {
                 return exit::INVALID;
             };
             return if drift > 0 {
@@ -394,7 +395,10 @@ mod tests {
         }
         assert_eq!(run("analyze", true, true, 0).exit_code(), exit::OK);
         assert_eq!(run("analyze", true, false, 0).exit_code(), exit::INVALID);
-        assert_eq!(run("portfolio-refresh", false, true, 0).exit_code(), exit::INVALID);
+        assert_eq!(
+            run("portfolio-refresh", false, true, 0).exit_code(),
+            exit::INVALID
+        );
     }
 
     #[test]

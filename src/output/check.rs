@@ -98,7 +98,9 @@ mod tests {
     use super::*;
 
     fn load(name: &str) -> (std::path::PathBuf, Scenario) {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(name);
         let s = crate::scenario::load(&p).unwrap();
         (p, s)
     }

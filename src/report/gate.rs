@@ -182,7 +182,11 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
         }
         for (key, c) in compare::compare_all(&base, &cand, interval, &o.settings) {
             if c.rows.is_empty() {
-                let side = if c.runs.0 == 0 { "baseline" } else { "candidate" };
+                let side = if c.runs.0 == 0 {
+                    "baseline"
+                } else {
+                    "candidate"
+                };
                 cases.push(Case {
                     suite: "compare",
                     class: format!("compare.{}", key.replace('/', ".")),
@@ -480,17 +484,27 @@ mod tests {
         let v = |cases: &[Case], allow| verdict(cases, allow).0;
         let valid = case("validity", Pass);
         // Validity alone: nothing judged (main: pass).
-        assert_eq!(v(&[valid.clone()], false), "nothing judged");
-        assert_eq!(verdict(&[valid.clone()], true).1, exit::INVALID);
+        assert_eq!(v(std::slice::from_ref(&valid), false), "nothing judged");
+        assert_eq!(verdict(std::slice::from_ref(&valid), true).1, exit::INVALID);
         // A comparison that could not tell: 3, unless accepted.
         let undecided = [valid.clone(), case("compare", Inconclusive)];
-        assert_eq!(verdict(&undecided, false), ("could not tell", exit::INVALID));
+        assert_eq!(
+            verdict(&undecided, false),
+            ("could not tell", exit::INVALID)
+        );
         assert_eq!(verdict(&undecided, true), ("pass", exit::OK));
         // A failure outranks could-not-tell, invalid outranks both.
-        let failed = [valid.clone(), case("compare", Inconclusive), case("compare", Fail)];
+        let failed = [
+            valid.clone(),
+            case("compare", Inconclusive),
+            case("compare", Fail),
+        ];
         assert_eq!(verdict(&failed, false), ("fail", exit::FAIL));
         let invalid = [case("validity", Invalid), case("budgets", Fail)];
         assert_eq!(verdict(&invalid, false), ("invalid", exit::INVALID));
-        assert_eq!(verdict(&[valid, case("budgets", Pass)], false), ("pass", exit::OK));
+        assert_eq!(
+            verdict(&[valid, case("budgets", Pass)], false),
+            ("pass", exit::OK)
+        );
     }
 }

@@ -163,10 +163,28 @@ pub struct ChangeReport {
     pub organizations: u64,
     pub partitioned_before: u64,
     pub partitioned_after: u64,
+    /// FNV-1a (64 bits, hex) of the ids of the organizations partitioned
+    /// after the change, in order: two steps with one digest put the very
+    /// same organizations on the partitioned side, not merely as many.
+    #[serde(default)]
+    pub partitioned_digest: String,
     pub moved_to_partitioned: u64,
     pub moved_to_legacy: u64,
     pub seconds: f64,
     pub summary: String,
+}
+
+/// The digest of [`ChangeReport::partitioned_digest`]: of the ids in `orgs`
+/// (ascending) that `rollout` puts on the partitioned side.
+pub fn cohort_digest(orgs: &[i64], rollout: &Rollout) -> String {
+    let h = orgs
+        .iter()
+        .filter(|o| rollout.partitioned(**o))
+        .flat_map(|o| o.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{h:016x}")
 }
 
 /// How many of `orgs` are partitioned before and after, and how many move.
@@ -251,6 +269,7 @@ pub async fn apply(
         organizations: orgs.len() as u64,
         partitioned_before: before,
         partitioned_after: after,
+        partitioned_digest: cohort_digest(&orgs, &to),
         moved_to_partitioned: to_p,
         moved_to_legacy: to_l,
         seconds: 0.0,
@@ -588,6 +607,37 @@ mod tests {
         let e = salted.apply_to(&at(100)).unwrap_err();
         assert_eq!(e.exit_code(), crate::exit::REFUSED);
         assert!(e.to_string().contains("rollback"), "{e}");
+    }
+
+    #[test]
+    fn the_cohort_digest_tells_the_same_organizations_from_as_many() {
+        let orgs: Vec<i64> = (1..=20_000).collect();
+        let fifty = at(5_000);
+        assert_eq!(
+            cohort_digest(&orgs, &fifty),
+            cohort_digest(&orgs, &at(5_000))
+        );
+        // As many organizations, another salt: other ones, another digest.
+        let other = Rollout {
+            salt: "2027".into(),
+            ..at(5_000)
+        };
+        assert_ne!(cohort_digest(&orgs, &fifty), cohort_digest(&orgs, &other));
+        // One organization swapped for another keeps the count, not the digest.
+        let a = Rollout {
+            deny: [1].into(),
+            allow: [2].into(),
+            ..at(5_000)
+        };
+        let b = Rollout {
+            deny: [2].into(),
+            allow: [1].into(),
+            ..at(5_000)
+        };
+        let n = |r: &Rollout| orgs.iter().filter(|o| r.partitioned(**o)).count();
+        if n(&a) == n(&b) {
+            assert_ne!(cohort_digest(&orgs, &a), cohort_digest(&orgs, &b));
+        }
     }
 
     #[test]

@@ -278,17 +278,16 @@ pub fn quantile(
     let tail = (1.0 - confidence) / 2.0;
     let estimate = ranked.at_fraction(q);
     let with_values: Vec<&Block> = blocks.iter().filter(|b| b.ok() > 0).collect();
-    let exceeding = |x: u64| -> Vec<(u64, u64)> {
-        with_values.iter().map(|b| (b.ok(), b.above(x))).collect()
-    };
+    let exceeding =
+        |x: u64| -> Vec<(u64, u64)> { with_values.iter().map(|b| (b.ok(), b.above(x))).collect() };
     let (at_estimate, _) = design_effect(&exceeding(estimate), tail)
         .ok_or(NoBound::FewIntervals(with_values.len()))?;
     let deff = match at_ms {
         Some(ms) => {
             let pairs = exceeding((ms * 1e6) as u64);
             if pairs.iter().all(|(_, e)| *e == 0) {
-                let (at_budget, _) = design_effect(&pairs, tail)
-                    .ok_or(NoBound::FewIntervals(with_values.len()))?;
+                let (at_budget, _) =
+                    design_effect(&pairs, tail).ok_or(NoBound::FewIntervals(with_values.len()))?;
                 at_budget.min(at_estimate)
             } else {
                 at_estimate
@@ -685,7 +684,10 @@ mod tests {
         let mut h = crate::driver::record::histogram::<u64>();
         h.record(1_000_000).unwrap();
         let blocks = vec![Block::of(Some(&h), 0)];
-        assert_eq!(quantile(&blocks, 0.99, 0.99, None), Err(NoBound::FewIntervals(1)));
+        assert_eq!(
+            quantile(&blocks, 0.99, 0.99, None),
+            Err(NoBound::FewIntervals(1))
+        );
         assert_eq!(quantile(&[], 0.99, 0.99, None), Err(NoBound::Empty));
     }
 

@@ -599,6 +599,86 @@ mod tests {
         );
     }
 
+    /// An open phase of 10 s that offered `offered` and completed `done`.
+    fn open_phase(offered: u64, done: u64, dropped: u64) -> PhaseResult {
+        PhaseResult {
+            name: "steady".into(),
+            model: crate::run::LoadModel::Open,
+            duration_s: 10.0,
+            target_rate: Some(100.0),
+            offered: Some(offered),
+            completed: done,
+            dropped,
+            achieved_rate: done as f64 / 10.0,
+            elapsed_s: 10.0,
+            failure: None,
+        }
+    }
+
+    fn lag(count: u64, p99_ms: f64) -> Latency {
+        Latency {
+            count,
+            p99_ms,
+            ..Latency::default()
+        }
+    }
+
+    #[test]
+    fn validity_names_each_reason_and_never_passes_on_nothing() {
+        let v = scenario::Validity {
+            min_rate: 0.9,
+            max_driver_lag: Dur(Duration::from_millis(5)),
+            confidence: 0.99,
+        };
+        let judge = |phases: &[PhaseResult], l: &Latency| validity(&v, phases, l, 1000);
+        // Clean.
+        let ok = judge(&[open_phase(1000, 1000, 0)], &lag(500, 1.0));
+        assert!(
+            ok.valid && ok.reasons.is_empty() && ok.not_judged.is_empty(),
+            "{ok:?}"
+        );
+        // The rate not reached.
+        let slow = judge(&[open_phase(1000, 500, 0)], &lag(500, 1.0));
+        assert!(
+            !slow.valid && slow.reasons[0].contains("could not keep up"),
+            "{slow:?}"
+        );
+        // Arrivals dropped.
+        let dropped = judge(&[open_phase(1000, 1000, 50)], &lag(500, 1.0));
+        assert!(
+            dropped.reasons.iter().any(|r| r.contains("dropped")),
+            "{dropped:?}"
+        );
+        // A phase with a rate that offered nothing (main skipped it: valid).
+        let none = judge(&[open_phase(0, 0, 0)], &lag(0, 0.0));
+        assert!(
+            !none.valid && none.reasons[0].contains("offered no request"),
+            "{none:?}"
+        );
+        // A dispatcher that died (main read it as offered 0, lag 0).
+        let dead = PhaseResult {
+            failure: Some(
+                "the dispatcher thread panicked (boom); the schedule stopped early".into(),
+            ),
+            ..open_phase(1000, 1000, 0)
+        };
+        let dead = judge(&[dead], &lag(500, 1.0));
+        assert!(
+            !dead.valid && dead.reasons[0].contains("dispatcher thread panicked"),
+            "{dead:?}"
+        );
+        // The driver late, typed for capacity.
+        let late = judge(&[open_phase(1000, 1000, 0)], &lag(500, 9.0));
+        assert!(!late.valid && late.driver_bottleneck.is_some(), "{late:?}");
+        // Too few wake-ups to place a p99: not judged, said, not a reason.
+        let few = judge(&[open_phase(1000, 1000, 0)], &lag(40, 9.0));
+        assert!(few.valid, "{few:?}");
+        assert!(
+            few.not_judged[0].contains("driver lag not judged: 40 wake-ups"),
+            "{few:?}"
+        );
+    }
+
     #[test]
     fn the_interval_decides_where_the_sample_count_rule_did_not() {
         // 1,200 requests: far under 10,000, so the count rule left every p99 unjudged.
