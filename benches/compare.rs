@@ -13,7 +13,7 @@ use rehearse::report::compare::{compare, compare_all, CompareSettings, Runs};
 fn side(rng: &mut SplitMix, intervals: usize, scale: f64) -> Vec<Histogram<u64>> {
     (0..intervals)
         .map(|_| {
-            let mut h = rehearse::driver::record::histogram::<u64>();
+            let mut h = rehearse::run::histogram::histogram::<u64>();
             let load = 0.8 + 0.4 * rng.unit();
             for _ in 0..1_000 {
                 let u = rng.unit().max(1e-12);

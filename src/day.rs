@@ -151,6 +151,23 @@ impl ToSql for Timestamp {
     to_sql_checked!();
 }
 
+/// UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn iso_utc(t: std::time::SystemTime) -> String {
+    let s = t
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let day = Day((s.div_euclid(86_400) - 10_957) as i32);
+    let (y, m, d) = day.ymd();
+    let r = s.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        r / 3600,
+        r % 3600 / 60,
+        r % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

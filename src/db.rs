@@ -7,7 +7,7 @@ use tokio_postgres::{Client, Config};
 
 use crate::error::{DbContext, Error, Result};
 
-use crate::estate::redact;
+use crate::url::redact;
 
 /// A connection string as rehearse uses it: tokio-postgres's settings,
 /// with libpq's TLS settings and a password found where libpq looks.

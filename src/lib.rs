@@ -45,5 +45,6 @@ pub mod shard;
 pub mod stats;
 pub mod text;
 pub mod tls;
+pub mod url;
 
 pub use error::{Error, Result};

@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use crate::driver::record::{histogram, IntervalOp, IntervalSummary};
 use crate::error::{Error, IoContext, Result};
 use crate::repo::RepoStats;
+use crate::run::histogram::{histogram, IntervalOp, IntervalSummary};
 use crate::run::hlog::{self, Hlog};
 use crate::run::{
     judge, Database, Latency, OpResult, PhaseResult, RunResult, Sample, Status, VariantResult,

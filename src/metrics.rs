@@ -23,9 +23,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::driver::record::OpSlot;
 use crate::error::{Error, Result};
 use crate::repo::RepoStats;
+use crate::run::histogram::OpSlot;
 use crate::scenario::Scenario;
 
 type Labels = Vec<(&'static str, String)>;
@@ -493,7 +493,7 @@ pub async fn serve(metrics: Metrics, addr: &MetricsAddr, explicit: bool) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::record::ErrorKind;
+    use crate::run::histogram::ErrorKind;
 
     fn slot(values_ms: &[u64], errors: u64) -> OpSlot {
         let mut s = OpSlot::new();

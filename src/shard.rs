@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::driver::record::{HIGHEST_NS, LOWEST_NS, SIGFIG};
 use crate::error::{Error, Result};
+use crate::run::histogram::{HIGHEST_NS, LOWEST_NS, SIGFIG};
 use crate::scenario::Scenario;
 
 /// A shard's part and its start.
@@ -169,7 +169,7 @@ pub fn parse_rfc3339(text: &str) -> std::result::Result<SystemTime, String> {
 /// UTC, to the millisecond: `2026-12-01T21:00:00.000Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let whole = crate::run::iso_utc(SystemTime::UNIX_EPOCH + Duration::from_secs(d.as_secs()));
+    let whole = crate::day::iso_utc(SystemTime::UNIX_EPOCH + Duration::from_secs(d.as_secs()));
     format!("{}.{:03}Z", whole.trim_end_matches('Z'), d.subsec_millis())
 }
 

@@ -29,7 +29,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{Error, Result};
-use crate::estate::percent_decode;
+use crate::url::percent_decode;
 
 /// libpq's sslmode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

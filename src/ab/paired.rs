@@ -11,12 +11,12 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::Slice;
-use crate::driver::record::histogram;
 use crate::error::{Error, Result};
 use crate::report::compare::{
     decide, run_intervals, t_quantile, t_tail, Change, CompareSettings, Comparison, Row, METRICS,
     THROUGHPUT_FLOOR,
 };
+use crate::run::histogram::histogram;
 
 /// One round's ratios, B over A.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -166,7 +166,7 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
         let keys = pgbench_phase(&text, "primary keys").unwrap_or(0.0);
 
         let scratch = Estate::primary_only(
-            &crate::estate::with_database(&estate.primary.url, SEED_DB),
+            &crate::url::with_database(&estate.primary.url, SEED_DB),
             Source::Flag,
         );
         let mut sopts = SeedOptions::from_profile(Profile::Full);
@@ -185,7 +185,7 @@ pub async fn run(estate: &Estate, opts: &BenchSeedOptions) -> Result<BenchSeedRe
                 .unwrap_or(0.0)
         };
         let pgbench_heap_bytes = heap_bytes(
-            &crate::estate::with_database(&estate.primary.url, PGBENCH_DB),
+            &crate::url::with_database(&estate.primary.url, PGBENCH_DB),
             PGBENCH_TABLES,
         )
         .await?;
@@ -299,7 +299,7 @@ async fn server_copy(
             }
         }
         recreate_database(admin, COPY_DB).await?;
-        let copy_url = crate::estate::with_database(primary_url, COPY_DB);
+        let copy_url = crate::url::with_database(primary_url, COPY_DB);
         {
             let c = db::connect(&copy_url).await?;
             crate::schema::create_shared_tables(&c).await?;
@@ -337,19 +337,19 @@ mod tests {
     #[test]
     fn replaces_the_database_of_a_url() {
         assert_eq!(
-            crate::estate::with_database("postgresql://u@h:5/a", "b"),
+            crate::url::with_database("postgresql://u@h:5/a", "b"),
             "postgresql://u@h:5/b"
         );
         assert_eq!(
-            crate::estate::with_database("postgresql://u@h:5/a?sslmode=disable", "b"),
+            crate::url::with_database("postgresql://u@h:5/a?sslmode=disable", "b"),
             "postgresql://u@h:5/b?sslmode=disable"
         );
         assert_eq!(
-            crate::estate::with_database("postgresql://u@h:5", "b"),
+            crate::url::with_database("postgresql://u@h:5", "b"),
             "postgresql://u@h:5/b"
         );
         assert_eq!(
-            crate::estate::with_database("host=h user=u", "b"),
+            crate::url::with_database("host=h user=u", "b"),
             "host=h user=u dbname=b"
         );
     }

@@ -16,10 +16,11 @@ use crate::bench::{median, recreate_database, Pgbench};
 use crate::db;
 use crate::driver;
 use crate::error::{Error, Result};
-use crate::estate::{with_database, Estate, Source};
+use crate::estate::{Estate, Source};
 use crate::lab::process::run_checked;
 use crate::scenario::{self, Load, SqlParam};
 use crate::schema::safety;
+use crate::url::with_database;
 
 const DB: &str = "rehearse_bench_select";
 /// The scenario this bench runs, as shipped.

@@ -261,7 +261,7 @@ impl State {
 }
 
 pub(crate) fn now_utc() -> String {
-    crate::run::iso_utc(std::time::SystemTime::now())
+    crate::day::iso_utc(std::time::SystemTime::now())
 }
 
 /// Read the cutover state (the default when none was recorded).

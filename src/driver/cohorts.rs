@@ -33,7 +33,7 @@ impl Cohorts {
         let mut h = self.hist.lock().unwrap_or_else(|e| e.into_inner());
         let e = h
             .entry((span, op, mode))
-            .or_insert_with(super::record::histogram::<u64>);
+            .or_insert_with(crate::run::histogram::histogram::<u64>);
         e.saturating_record(latency.as_nanos().min(u64::MAX as u128) as u64);
     }
 

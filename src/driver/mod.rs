@@ -34,10 +34,11 @@ use crate::repo::{Repo, RepoConfig};
 use crate::scenario::{self, Load, Phase, Scenario, Variant};
 use crate::{db, seed};
 
+use crate::run::histogram::ErrorKind;
 use crate::run::hlog::Hlog;
 use crate::run::{PhaseResult, RunResult, VariantResult};
 use ops::{Workload, WriteLog};
-use record::{Collector, ErrorKind, Msg, Recorder, SlotPool};
+use record::{Collector, Msg, Recorder, SlotPool};
 use tenants::{Chooser, TenantSet};
 
 /// Requests released but not yet taken by a worker, at most; later arrivals are dropped.

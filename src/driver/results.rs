@@ -267,7 +267,7 @@ pub struct Sampler {
 
 /// The PgBouncer admin console URL for a PgBouncer database URL.
 pub fn pgbouncer_admin_url(url: &str) -> String {
-    crate::estate::with_database(url, "pgbouncer")
+    crate::url::with_database(url, "pgbouncer")
 }
 
 async fn pool_sample(c: &tokio_postgres::Client, database: &str) -> Option<PoolSample> {

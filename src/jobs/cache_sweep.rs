@@ -13,7 +13,8 @@ use tokio_postgres::Client;
 
 use super::JobOptions;
 use crate::error::{DbContext, Error, Result};
-use crate::estate::{redact, Estate};
+use crate::estate::Estate;
+use crate::url::redact;
 
 /// Keys looked at per SCAN call.
 const SCAN_COUNT: usize = 1_000;
@@ -140,7 +141,7 @@ pub async fn sweep(estate: &Estate, client: &Client, opts: &JobOptions) -> Resul
         "namespace": namespace, "scanned": scanned, "swept": swept, "kept": kept,
         "other": other, "redis": redact(url),
     });
-    let started_ts = crate::run::iso_utc(started_at);
+    let started_ts = crate::day::iso_utc(started_at);
     let row = client
         .query_one(
             "INSERT INTO rehearse_job_runs (job, started_at, finished_at, ok, complete, summary, detail) \

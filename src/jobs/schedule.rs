@@ -14,7 +14,8 @@ use tokio_postgres::Client;
 
 use super::{Job, JobRun};
 use crate::error::{DbContext, Error, Result};
-use crate::estate::{with_database, Estate};
+use crate::estate::Estate;
+use crate::url::with_database;
 use crate::{db, schema};
 
 /// Default schedules (cron syntax, the server's time zone).

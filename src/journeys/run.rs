@@ -31,11 +31,11 @@ use serde::Deserialize;
 
 use super::file::{Journeys, Step};
 use crate::day::Day;
-use crate::driver::record::{histogram, IntervalOp, IntervalSummary};
 use crate::error::{Error, IoContext, Result};
 use crate::estate::Estate;
 use crate::generate::rng::{mix, mix_str, SplitMix};
 use crate::repo::finance::EntryKind;
+use crate::run::histogram::{histogram, IntervalOp, IntervalSummary};
 use crate::run::hlog::Hlog;
 use crate::run::{
     judge, Database, Environment, Host, JourneysInfo, Latency, LoadModel, OpResult, PhaseResult,
@@ -129,7 +129,7 @@ impl Recorder {
 
     fn ok(&mut self, txn: usize, took: Duration) {
         let i = self.idx();
-        let ns = (took.as_nanos() as u64).clamp(1, crate::driver::record::HIGHEST_NS);
+        let ns = (took.as_nanos() as u64).clamp(1, crate::run::histogram::HIGHEST_NS);
         let _ = self
             .hist
             .entry((txn, i))

@@ -163,7 +163,7 @@ pub async fn serve(listen: SocketAddr, url: String) -> Result<()> {
         .map_err(|e| Error::Usage(format!("--listen {listen}: {e}")))?;
     eprintln!(
         "rehearse pgbouncer exporter on http://{listen}/metrics, reading {}",
-        crate::estate::redact(&url)
+        crate::url::redact(&url)
     );
     let url = std::sync::Arc::new(url);
     let task = crate::http::serve_metrics(listener, move || {

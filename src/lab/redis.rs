@@ -89,7 +89,7 @@ pub async fn ping(url: &str) -> Result<String> {
     .map_err(|_| {
         Error::Lab(format!(
             "redis at {} did not answer within 3s",
-            crate::estate::redact(url)
+            crate::url::redact(url)
         ))
     })?
     .map_err(wrap("connecting to redis"))?;

@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::estate::redact;
 use crate::schema::Mode;
+use crate::url::redact;
 
 /// Bump the generation, keep the largest commit LSN (fixed-width hex, so
 /// string order is LSN order), refresh both keys' expiry.

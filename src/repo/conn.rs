@@ -16,7 +16,7 @@ use tokio_postgres::Row;
 
 use crate::db;
 use crate::error::{Error, Result};
-use crate::estate::redact;
+use crate::url::redact;
 
 /// How statements are sent to a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -895,7 +895,7 @@ mod tests {
             .map(|_| {
                 x = m.rho * x + step * normal(rng);
                 let scale = (offset + x).exp();
-                let mut h = crate::driver::record::histogram::<u64>();
+                let mut h = crate::run::histogram::histogram::<u64>();
                 for _ in 0..m.per_interval {
                     let mut ms = 0.8 * scale * (0.5 * normal(rng)).exp();
                     if rng.unit() < 0.01 {
@@ -1215,7 +1215,7 @@ mod tests {
             let mut rng = SplitMix(seed);
             (0..60)
                 .map(|_| {
-                    let mut h = crate::driver::record::histogram::<u64>();
+                    let mut h = crate::run::histogram::histogram::<u64>();
                     for i in 0..2_000 {
                         let ms = if i % 100 == 0 { tail } else { body }
                             * (0.05 * normal(&mut rng)).exp();
@@ -1316,7 +1316,7 @@ mod tests {
             .into_iter()
             .map(|h| {
                 // Three requests in four: 25% less throughput, the same latencies.
-                let mut thin = crate::driver::record::histogram::<u64>();
+                let mut thin = crate::run::histogram::histogram::<u64>();
                 for (i, v) in h.iter_recorded().enumerate() {
                     let n = v.count_at_value() * 3 / 4 + u64::from(i % 4 == 0);
                     thin.record_n(v.value_iterated_to(), n).unwrap();

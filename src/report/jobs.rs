@@ -30,8 +30,8 @@ pub fn impact(dir: &Path, r: &RunResult) -> Result<Vec<JobImpact>> {
         for op in r.scenario.mix.iter().map(|m| &m.name) {
             let tag = format!("{name}/{op}/response");
             let (mut inside, mut outside) = (
-                crate::driver::record::histogram::<u64>(),
-                crate::driver::record::histogram::<u64>(),
+                crate::run::histogram::histogram::<u64>(),
+                crate::run::histogram::histogram::<u64>(),
             );
             hlog::for_each(
                 &dir.join("latency.hlog"),

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
-use crate::driver::record::histogram;
 use crate::error::{Error, IoContext, Result};
+use crate::run::histogram::histogram;
 use crate::run::{hlog, BudgetOutcome, BudgetResult, RunResult, Sample};
 use crate::scenario::Load;
 use charts::{Chart, Dash, Marker, Rule, Series, PALETTE};
@@ -365,7 +365,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         chart.bounds = bounds.clone();
         for (vi, v) in variants.iter().enumerate() {
             let name = v.variant.name.as_str();
-            let pick = |key: fn(&crate::driver::record::IntervalOp) -> f64| -> Vec<(f64, f64)> {
+            let pick = |key: fn(&crate::run::histogram::IntervalOp) -> f64| -> Vec<(f64, f64)> {
                 v.timeline
                     .iter()
                     .filter_map(|i| {
@@ -374,7 +374,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
                     })
                     .collect()
             };
-            type Pick = fn(&crate::driver::record::IntervalOp) -> f64;
+            type Pick = fn(&crate::run::histogram::IntervalOp) -> f64;
             let lines: [(Pick, &str, u32, Dash); 3] = [
                 (|o| o.p50_ms, "p50", 1, Dash::Dashed),
                 (|o| o.p99_ms, "p99", 2, Dash::Solid),

@@ -498,7 +498,7 @@ mod tests {
             .map(|_| {
                 x = m.rho * x + step * normal(rng);
                 let scale = x.exp();
-                let mut h = crate::driver::record::histogram::<u64>();
+                let mut h = crate::run::histogram::histogram::<u64>();
                 for _ in 0..m.per_interval {
                     h.record((latency(rng, scale) * 1e6) as u64).unwrap();
                 }
@@ -637,7 +637,7 @@ mod tests {
         let blocks: Vec<Block> = (0..50)
             .map(|i| {
                 drift = 0.95 * drift + 0.3 * normal(&mut rng);
-                let mut h = crate::driver::record::histogram::<u64>();
+                let mut h = crate::run::histogram::histogram::<u64>();
                 for _ in 0..10 {
                     let us = 20_700.0 + 40.0 * drift + 5.0 * normal(&mut rng) + (i % 2) as f64;
                     h.record((us * 1e3) as u64).unwrap();
@@ -681,7 +681,7 @@ mod tests {
 
     #[test]
     fn too_few_intervals_cannot_measure_dependence() {
-        let mut h = crate::driver::record::histogram::<u64>();
+        let mut h = crate::run::histogram::histogram::<u64>();
         h.record(1_000_000).unwrap();
         let blocks = vec![Block::of(Some(&h), 0)];
         assert_eq!(

@@ -12,8 +12,8 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::driver::record::MAX_VALUE_DIVISOR;
 use crate::error::{Error, IoContext, Result};
+use crate::run::histogram::MAX_VALUE_DIVISOR;
 
 /// An interval log: the interval histograms in HdrHistogram's text format
 /// (V2 + DEFLATE, base64), written line by line as intervals finish.
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_percentile_distribution_reads_like_hdrhistograms() {
-        let mut h = crate::driver::record::histogram::<u64>();
+        let mut h = crate::run::histogram::histogram::<u64>();
         for v in 1..=1000u64 {
             h.record(v * 1_000_000).unwrap(); // 1..1000 ms
         }

@@ -510,7 +510,7 @@ mod tests {
         let mut rng = crate::generate::rng::SplitMix(9);
         let blocks = (0..intervals)
             .map(|_| {
-                let mut h = crate::driver::record::histogram::<u64>();
+                let mut h = crate::run::histogram::histogram::<u64>();
                 for _ in 0..per {
                     let ms = lo_ms * (hi_ms / lo_ms).powf(rng.unit());
                     h.record((ms * 1e6) as u64).unwrap();

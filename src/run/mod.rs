@@ -6,6 +6,7 @@
 
 pub mod bound;
 pub mod evidence;
+pub mod histogram;
 pub mod hlog;
 pub mod judge;
 pub mod result;

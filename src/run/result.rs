@@ -11,11 +11,11 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::driver::record::ms;
-use crate::driver::record::IntervalSummary;
 use crate::error::Result;
 use crate::exit;
 use crate::repo::RepoStats;
+use crate::run::histogram::ms;
+use crate::run::histogram::IntervalSummary;
 use crate::scenario::{Phase, Scenario, Variant};
 
 /// Version of the `run.json` layout; readers refuse what they do not know.
@@ -50,22 +50,7 @@ pub enum Verdict {
     NotJudged,
 }
 
-/// UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn iso_utc(t: SystemTime) -> String {
-    let s = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    let day = crate::day::Day((s.div_euclid(86_400) - 10_957) as i32);
-    let (y, m, d) = day.ymd();
-    let r = s.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        r / 3600,
-        r % 3600 / 60,
-        r % 60
-    )
-}
+pub use crate::day::iso_utc;
 
 /// `20261125T150102-finance_day`: sortable, one per scenario run.
 pub fn run_id(t: SystemTime, scenario: &str) -> String {

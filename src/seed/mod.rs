@@ -461,7 +461,7 @@ async fn check_space(
         // yet; its server's data directory is the same from any database.
         let replica = match db::connect(&r.url).await {
             Ok(c) => Ok(c),
-            Err(first) => db::connect(&crate::estate::with_database(&r.url, "postgres"))
+            Err(first) => db::connect(&crate::url::with_database(&r.url, "postgres"))
                 .await
                 .map_err(|_| first),
         }

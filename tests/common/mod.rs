@@ -180,9 +180,9 @@ impl TestLab {
             ..Default::default()
         };
         let mut estate = Estate::resolve_with(&flags, |_| None).expect("the lab estate resolves");
-        estate.primary.url = rehearse::estate::with_database(&estate.primary.url, name);
+        estate.primary.url = rehearse::url::with_database(&estate.primary.url, name);
         if let Some(r) = estate.replica.as_mut() {
-            r.url = rehearse::estate::with_database(&r.url, name);
+            r.url = rehearse::url::with_database(&r.url, name);
         }
         // PgBouncer serves the lab's own database only.
         estate.pgbouncer = None;
