@@ -544,7 +544,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
     // The workload, with metrics on the lab's port so Prometheus scrapes it.
     let served = crate::metrics::serve(
         crate::metrics::Metrics::for_scenarios([&s]),
-        &estate.default_metrics_addr(),
+        &crate::metrics::MetricsAddr::default_for(estate),
         true,
     )
     .await

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::lab::LabState;
+use crate::labfile::LabView;
 use crate::url::redact;
 
 pub const ENV_PRIMARY: &str = "REHEARSE_PRIMARY_URL";
@@ -138,7 +138,7 @@ impl Estate {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_LAB_DIR));
 
         let (file, file_path) = load_file(flags.config.as_deref(), &env)?;
-        let lab = LabState::load(&lab_dir)?;
+        let lab = LabView::load(&lab_dir)?;
         if let (Some(pf), Some(settings)) = (&file.password_file, &file_path) {
             let pf = settings.parent().map_or_else(|| pf.clone(), |d| d.join(pf));
             crate::tls::set_password_file(&pf)
@@ -218,22 +218,10 @@ impl Estate {
                 urls.map(|u| u.redis.as_str()),
             ),
             primary,
-            lab_metrics_port: lab
-                .as_ref()
-                .filter(|l| l.monitoring.is_some())
-                .map(|l| l.ports.rehearse),
+            lab_metrics_port: lab.as_ref().and_then(|l| l.metrics_port),
             lab_primary_url: lab.map(|l| l.urls.primary),
             lab_dir,
         })
-    }
-
-    /// Where a run serves its metrics unless told: the lab's rehearse port,
-    /// which the lab's Prometheus scrapes; nowhere without a monitored lab.
-    pub fn default_metrics_addr(&self) -> crate::metrics::MetricsAddr {
-        match self.lab_metrics_port {
-            Some(p) => crate::metrics::MetricsAddr::At(([127, 0, 0, 1], p).into()),
-            None => crate::metrics::MetricsAddr::Off,
-        }
     }
 
     /// Settings that point at exactly one primary, for tests and tools that

@@ -27,6 +27,7 @@ pub mod interrupt;
 pub mod jobs;
 pub mod journeys;
 pub mod lab;
+pub mod labfile;
 pub mod merge;
 pub mod metrics;
 pub mod output;

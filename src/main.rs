@@ -309,6 +309,7 @@ async fn run_capacity(cli: &Cli, a: &CapacityArgs) -> anyhow::Result<i32> {
         verbose: !a.quiet,
     };
     let (dir, report) = rehearse::capacity::capacity(&estate, &opts).await?;
+    rehearse::report::capacity::charts(&dir, &report)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

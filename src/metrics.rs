@@ -421,6 +421,17 @@ pub enum MetricsAddr {
     At(SocketAddr),
 }
 
+impl MetricsAddr {
+    /// Where a run serves its metrics unless told: the lab's rehearse port,
+    /// which the lab's Prometheus scrapes; nowhere without a monitored lab.
+    pub fn default_for(estate: &crate::estate::Estate) -> MetricsAddr {
+        match estate.lab_metrics_port {
+            Some(p) => MetricsAddr::At(([127, 0, 0, 1], p).into()),
+            None => MetricsAddr::Off,
+        }
+    }
+}
+
 impl std::str::FromStr for MetricsAddr {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {

@@ -477,6 +477,9 @@ impl Budget {
     }
 }
 
+/// The confidence budgets are judged at unless a scenario or `--confidence` says.
+pub const DEFAULT_CONFIDENCE: f64 = 0.99;
+
 /// When a run's numbers can be trusted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1037,7 +1040,7 @@ impl Checker<'_> {
         let default_validity = Validity {
             min_rate: 0.95,
             max_driver_lag: Dur(Duration::from_millis(5)),
-            confidence: crate::run::judge::DEFAULT_CONFIDENCE,
+            confidence: DEFAULT_CONFIDENCE,
         };
         let validity = match &f.head.validity {
             None => default_validity,

@@ -9,8 +9,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 use crate::run::histogram::{HIGHEST_NS, LOWEST_NS, SIGFIG};
 use crate::scenario::Scenario;
@@ -173,25 +171,7 @@ pub fn rfc3339(t: SystemTime) -> String {
     format!("{}.{:03}Z", whole.trim_end_matches('Z'), d.subsec_millis())
 }
 
-/// What `run.json` says of a shard, or of a merge of shards.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShardInfo {
-    /// This shard's index; None in a merged run.
-    #[serde(default)]
-    pub index: Option<u32>,
-    pub count: u32,
-    /// The scenario as run (rates, durations and variants applied): shards of one run share it.
-    pub scenario_hash: String,
-    pub seed: u64,
-    /// The planned start of the first variant (RFC 3339, UTC).
-    pub start_at: String,
-    /// The interval histograms' settings: shards merge only when they agree.
-    pub histogram: String,
-    /// A merged run: the shards' run directories, by index.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub merged_from: Vec<String>,
-}
+pub use crate::run::ShardInfo;
 
 impl ShardInfo {
     pub fn new(plan: &ShardPlan, s: &Scenario) -> ShardInfo {

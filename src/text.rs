@@ -215,3 +215,11 @@ pub fn duration_s(s: f64) -> String {
         format!("{:.1} h", s / 3600.0)
     }
 }
+
+/// How a command prints what it found: an aligned table, Markdown, or JSON.
+#[derive(Debug, Clone, Copy)]
+pub enum Format {
+    Table,
+    Markdown,
+    Json,
+}

@@ -114,9 +114,9 @@ pub fn render(
     rows: &[CapacityDelta],
     base: &CapacityReport,
     cand: &CapacityReport,
-    format: crate::output::compare::Format,
+    format: crate::text::Format,
 ) -> String {
-    use crate::output::compare::Format;
+    use crate::text::Format;
     if let Format::Json = format {
         let mut t = serde_json::to_string_pretty(rows).expect("capacity deltas serialize");
         t.push('\n');

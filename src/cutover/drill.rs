@@ -206,7 +206,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     // under way and the ledger's counts, for the lab's Prometheus.
     let served = crate::metrics::serve(
         crate::metrics::Metrics::for_scenarios([&s]),
-        &estate.default_metrics_addr(),
+        &crate::metrics::MetricsAddr::default_for(estate),
         false,
     )
     .await?;

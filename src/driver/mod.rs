@@ -131,7 +131,7 @@ pub async fn run(estate: &Estate, opts: &RunOptions) -> Result<Vec<RunOutcome>> 
         &opts
             .metrics_addr
             .clone()
-            .unwrap_or_else(|| estate.default_metrics_addr()),
+            .unwrap_or_else(|| crate::metrics::MetricsAddr::default_for(estate)),
         opts.metrics_addr.is_some(),
     )
     .await?;

@@ -30,8 +30,8 @@ pub use redis::ping as redis_ping;
 use crate::error::{Error, IoContext, Result};
 use process::RunAs;
 
-/// The file in the lab directory that describes the lab.
-pub const STATE_FILE: &str = "lab.json";
+use crate::labfile::STATE_FORMAT;
+pub use crate::labfile::{LabUrls, STATE_FILE};
 /// Default first port: primary, replica, pgbouncer and redis take N..N+3;
 /// Prometheus, the four exporters and rehearse's own metrics N+4..N+9.
 /// Below Linux's ephemeral range (32768-60999 by default), from which the
@@ -69,7 +69,6 @@ pub fn ephemeral_overlap(base: u16, range: (u16, u16)) -> Option<String> {
 }
 /// The database the lab creates and every URL names.
 pub const LAB_DATABASE: &str = "rehearse";
-const STATE_FORMAT: u32 = 1;
 
 /// Ports the lab takes from its base: N..N+9.
 pub const PORTS_USED: u16 = 10;
@@ -206,17 +205,6 @@ impl Ports {
     }
 }
 
-/// Connection URLs of the lab. There are no passwords: the lab listens on
-/// 127.0.0.1 only and trusts loopback connections.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LabUrls {
-    pub primary: String,
-    pub replica: String,
-    pub pgbouncer: String,
-    pub pgbouncer_replica: String,
-    pub redis: String,
-}
-
 /// What `lab.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabState {
@@ -329,20 +317,9 @@ impl LabState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).io("reading the lab state", &path),
         };
-        let state: LabState = serde_json::from_str(&text).map_err(|e| {
-            Error::Lab(format!(
-                "{} is not a lab state file this rehearse can read ({e}); stop that lab with the \
-                 rehearse that made it, or remove the directory",
-                path.display()
-            ))
-        })?;
-        if state.format != STATE_FORMAT {
-            return Err(Error::Lab(format!(
-                "{} has lab format {}, this rehearse knows {STATE_FORMAT}",
-                path.display(),
-                state.format
-            )));
-        }
+        let state: LabState =
+            serde_json::from_str(&text).map_err(|e| crate::labfile::unreadable(&path, &e))?;
+        crate::labfile::check_format(state.format, &path)?;
         Ok(Some(state))
     }
 

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod cache;
+pub mod cohort;
 pub mod conn;
 pub mod explain;
 pub mod finance;

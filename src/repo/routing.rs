@@ -23,7 +23,7 @@ use tokio_postgres::GenericClient;
 
 use super::conn::{Exec, Target};
 use crate::error::{DbContext, Error, Result};
-use crate::rollout::Rollout;
+use crate::repo::cohort::Rollout;
 use crate::schema::Mode;
 
 /// The flag's name, in the environment and in `feature_flags`.
@@ -87,7 +87,7 @@ fn flag_state_of(r: &tokio_postgres::Row) -> Result<FlagState> {
         Some(bp) => Some(Rollout {
             basis_points: u16::try_from(bp)
                 .ok()
-                .filter(|b| *b <= crate::rollout::ALL)
+                .filter(|b| *b <= crate::repo::cohort::ALL)
                 .ok_or_else(|| {
                     Error::Refused(format!(
                         "the rollout of {FLAG} holds {bp} basis points, outside 0..=10000"

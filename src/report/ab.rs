@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::charts::{self, Chart, Dash, Rule, Series, PALETTE};
+use super::compare_table::{render, Format};
 use super::{compare, esc, overlay_svgs, ReportOutcome};
 use crate::error::Result;
-use crate::output::compare::{render, Format};
 
 pub fn report(dir: &Path) -> Result<ReportOutcome> {
     let r = crate::ab::read(dir)?;

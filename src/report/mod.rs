@@ -4,8 +4,10 @@
 //! files for HdrHistogram's usual plotters.
 
 pub mod ab;
+pub mod capacity;
 pub mod charts;
 pub mod compare;
+pub mod compare_table;
 pub mod drill;
 pub mod gate;
 pub mod jobs;
@@ -156,7 +158,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         return ab::report(dir);
     }
     if dir.join("capacity.json").exists() {
-        return crate::capacity::report(dir);
+        return capacity::report(dir);
     }
     let r = crate::run::read(dir)?;
     let drill_report = drill::read(dir)?;

@@ -446,7 +446,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     let cohorts = Arc::new(Cohorts::default());
     let served = crate::metrics::serve(
         crate::metrics::Metrics::for_scenarios([&s]),
-        &estate.default_metrics_addr(),
+        &crate::metrics::MetricsAddr::default_for(estate),
         false,
     )
     .await?;

@@ -24,8 +24,7 @@ pub fn samples_needed(q: f64) -> u64 {
 /// budgets are judged on.
 pub type Evidence = BTreeMap<String, Vec<Block>>;
 
-/// The confidence budgets are judged at unless a scenario or `--confidence` says.
-pub const DEFAULT_CONFIDENCE: f64 = 0.99;
+pub use crate::scenario::DEFAULT_CONFIDENCE;
 
 /// Judge every budget against the operations measured, each by the
 /// interval its figure has at `confidence`: **met** when the whole interval

@@ -419,7 +419,7 @@ pub struct RunResult {
     pub cohorts: Vec<CohortLatency>,
     /// A shard of a run (`run --shard`), or the merge of one (`rehearse merge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<crate::shard::ShardInfo>,
+    pub shard: Option<ShardInfo>,
     /// A journeys run (`rehearse journeys`): how Goose drove the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journeys: Option<JourneysInfo>,
@@ -570,6 +570,26 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d)
+}
+
+/// What `run.json` says of a shard, or of a merge of shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// This shard's index; None in a merged run.
+    #[serde(default)]
+    pub index: Option<u32>,
+    pub count: u32,
+    /// The scenario as run (rates, durations and variants applied): shards of one run share it.
+    pub scenario_hash: String,
+    pub seed: u64,
+    /// The planned start of the first variant (RFC 3339, UTC).
+    pub start_at: String,
+    /// The interval histograms' settings: shards merge only when they agree.
+    pub histogram: String,
+    /// A merged run: the shards' run directories, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 #[cfg(test)]
