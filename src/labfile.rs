@@ -56,38 +56,39 @@ struct RawPorts {
     rehearse: u16,
 }
 
-/// Check the format of a `lab.json` read from `path`.
-pub fn check_format(format: u32, path: &Path) -> Result<()> {
-    if format != STATE_FORMAT {
+/// Read and parse `lab.json` in `dir` as `T` (the lab's whole state, or
+/// the estate's view), checking its format: None when there is no lab.
+pub fn read<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    format: impl Fn(&T) -> u32,
+) -> Result<Option<T>> {
+    let path = dir.join(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).io("reading the lab state", &path),
+    };
+    let state: T = serde_json::from_str(&text).map_err(|e| {
+        Error::Lab(format!(
+            "{} is not a lab state file this rehearse can read ({e}); stop that lab with the \
+             rehearse that made it, or remove the directory",
+            path.display()
+        ))
+    })?;
+    let f = format(&state);
+    if f != STATE_FORMAT {
         return Err(Error::Lab(format!(
-            "{} has lab format {format}, this rehearse knows {STATE_FORMAT}",
+            "{} has lab format {f}, this rehearse knows {STATE_FORMAT}",
             path.display()
         )));
     }
-    Ok(())
-}
-
-/// The refusal of a `lab.json` that does not parse.
-pub fn unreadable(path: &Path, e: &serde_json::Error) -> Error {
-    Error::Lab(format!(
-        "{} is not a lab state file this rehearse can read ({e}); stop that lab with the \
-         rehearse that made it, or remove the directory",
-        path.display()
-    ))
+    Ok(Some(state))
 }
 
 impl LabView {
     /// Read the view from a lab directory; None when there is no lab there.
     pub fn load(dir: &Path) -> Result<Option<LabView>> {
-        let path = dir.join(STATE_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).io("reading the lab state", &path),
-        };
-        let raw: Raw = serde_json::from_str(&text).map_err(|e| unreadable(&path, &e))?;
-        check_format(raw.format, &path)?;
-        Ok(Some(LabView {
+        Ok(read(dir, |r: &Raw| r.format)?.map(|raw| LabView {
             urls: raw.urls,
             pgpass: raw.pgpass,
             metrics_port: raw.monitoring.map(|_| raw.ports.rehearse),

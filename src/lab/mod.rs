@@ -311,16 +311,7 @@ impl LabState {
 
     /// Read `lab.json` from a lab directory; None when there is no lab there.
     pub fn load(dir: &Path) -> Result<Option<LabState>> {
-        let path = dir.join(STATE_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).io("reading the lab state", &path),
-        };
-        let state: LabState =
-            serde_json::from_str(&text).map_err(|e| crate::labfile::unreadable(&path, &e))?;
-        crate::labfile::check_format(state.format, &path)?;
-        Ok(Some(state))
+        crate::labfile::read(dir, |s: &LabState| s.format)
     }
 
     /// Write `lab.json` atomically.
