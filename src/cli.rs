@@ -1227,7 +1227,7 @@ pub enum LabCommand {
         /// Start only the database servers: no Prometheus, no exporters (on first `lab up` only).
         #[arg(long)]
         no_monitoring: bool,
-        /// Start like staging: TLS on PostgreSQL, replica, PgBouncer and Redis with the lab's own CA (plain connections refused); URLs say sslmode=verify-full (on first `lab up` only; such a lab starts without monitoring).
+        /// Start like staging: TLS on PostgreSQL, replica, PgBouncer and Redis with the lab's own CA (plain connections refused); URLs say sslmode=verify-full (on first `lab up` only); the exporters connect the same way.
         #[arg(long)]
         tls: bool,
         /// trust (default), or scram: scram-sha-256 passwords for a generated user `rehearse`, kept in the lab's pgpass file (mode 0600), never in a URL.

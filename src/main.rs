@@ -48,7 +48,16 @@ fn main() {
     let code = match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // rehearse's errors already end in their cause: the chain stops
+            // at the first, or `{err:#}` would print the cause twice.
+            let mut said = Vec::new();
+            for e in err.chain() {
+                said.push(e.to_string());
+                if e.is::<rehearse::Error>() {
+                    break;
+                }
+            }
+            eprintln!("error: {}", said.join(": "));
             err.chain()
                 .find_map(|e| e.downcast_ref::<rehearse::Error>())
                 .map(|e| e.exit_code())

@@ -715,6 +715,13 @@ async fn exit_codes_tell_a_pass_a_missed_budget_an_invalid_run_bad_input_and_an_
     assert!(s(&out).contains("bad.toml:5:13"), "{}", s(&out));
     let out = rehearse(&url, &dir, &["run", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+    // A file that is not there: named, its cause said once, exit 4.
+    let missing = dir.join("missing.toml");
+    let out = rehearse(&url, &dir, &["run", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", s(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.toml"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 
     // Ctrl-C: what was measured is kept and marked interrupted.
     let long = scenario_file(&dir, "long", &probe("5s").replace("\"2s\"", "\"60s\""));

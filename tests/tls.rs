@@ -3,7 +3,9 @@
 //! a short cutover drill, all over verified TLS with the password from the
 //! lab's pgpass file; pg_stat_ssl shows rehearse's connections encrypted;
 //! certificate and password failures are named (exit 4) without the
-//! password; and no byte printed or written holds it.
+//! password; its Prometheus and exporters watch it over the same TLS, and
+//! the alert drill passes on it; and no byte printed or written holds the
+//! password, nor any exporter's command line.
 
 mod common;
 
@@ -398,6 +400,65 @@ async fn a_staging_like_lab_works_over_verified_tls_with_passwords_kept_out_of_s
     std::fs::remove_file(&pw_file).unwrap();
     let status = rehearse(&["lab", "status"], &mut printed);
     assert_eq!(status.status.code(), Some(0), "{}", shown(&status));
+
+    // The staging-like lab is watched too: its exporters connect over
+    // verified TLS with the pgpass password, and the alert drill passes,
+    // every fault fired and resolved within its deadline.
+    let status_text = String::from_utf8_lossy(&status.stdout).to_string();
+    for c in [
+        "primary-exporter",
+        "replica-exporter",
+        "pgbouncer-exporter",
+        "redis-exporter",
+        "prometheus",
+    ] {
+        assert!(
+            status_text
+                .lines()
+                .any(|l| l.starts_with(c) && l.contains(" up ")),
+            "{c}: {status_text}"
+        );
+    }
+    let alerts_dir = work.join("alerts-drill");
+    let drill = rehearse(
+        &[
+            "alerts",
+            "drill",
+            "--steady",
+            "15s",
+            "--standing",
+            "PartitionSkew",
+            "--json",
+            "--out",
+            alerts_dir.to_str().unwrap(),
+        ],
+        &mut printed,
+    );
+    assert_eq!(drill.status.code(), Some(0), "{}", shown(&drill));
+    let report: serde_json::Value = serde_json::from_slice(&drill.stdout).unwrap();
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 5, "{report}");
+    for f in faults {
+        for a in f["alerts"].as_array().unwrap() {
+            assert!(a["fired_after_s"].as_f64().is_some(), "{a}");
+            assert!(a["resolved_after_s"].as_f64().is_some(), "{a}");
+        }
+    }
+    // No exporter holds the password on its command line, and their
+    // logs and configuration do not hold it either.
+    let mut monitoring = Vec::new();
+    files(&dir.join("monitoring"), &mut monitoring);
+    let mut pids = 0;
+    for (p, body) in &monitoring {
+        assert_eq!(hits(body, &password), 0, "{}", p.display());
+        if p.extension().is_some_and(|e| e == "pid") {
+            let pid = String::from_utf8_lossy(body).trim().to_string();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+            assert_eq!(hits(&cmdline, &password), 0, "{}", p.display());
+            pids += 1;
+        }
+    }
+    assert_eq!(pids, 5, "five monitoring processes");
 
     // The password scan: every byte printed and every file written.
     let mut found: Vec<String> = printed

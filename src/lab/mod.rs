@@ -669,15 +669,9 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     }
 
     let bins = opts.search.locate()?;
-    // The exporters do not speak the lab's TLS and passwords yet.
-    let with_monitoring = opts.monitoring && !(opts.tls || opts.scram);
-    if opts.monitoring && !with_monitoring && opts.verbose {
-        eprintln!(
-            "note: the lab's monitoring (Prometheus and its exporters) is not set up for TLS and \
-             passwords yet; this lab starts without it"
-        );
-    }
-    let monitoring = if with_monitoring {
+    // With --tls and --auth scram the exporters connect as rehearse does:
+    // verified TLS against the lab's CA, the password from the lab's pgpass.
+    let monitoring = if opts.monitoring {
         let mut bins = monitor::MonitorBins::locate(|p| opts.search.find(p))?;
         if let Some(b) = &opts.rehearse_bin {
             bins.rehearse = Some(b.clone());
@@ -712,10 +706,11 @@ pub async fn up(opts: &LabOptions) -> Result<LabState> {
     let pgpass = if opts.scram {
         let p = dir.join("pgpass");
         // libpq's format: host:port:database:user:password, this user anywhere.
+        // Owned by the lab user: the exporters, which run as it, read it.
         tls::write_secret(
             &p,
             &format!("*:*:*:{}:{}\n", tls::SCRAM_USER, tls::new_password()?),
-            None,
+            Some(&run_as),
         )?;
         crate::tls::add_passfile(&p);
         Some(p)

@@ -153,6 +153,19 @@ impl LabCtx {
         self.state.dir.join("monitoring")
     }
 
+    /// `PGPASSFILE` for an exporter of a scram lab: the lab's pgpass, made
+    /// the lab user's (mode 0600 kept) so that the exporter, which runs as
+    /// it, can read it. The password is never on a command line.
+    fn pgpass_env(&self) -> Result<Vec<(&'static str, String)>> {
+        match &self.state.pgpass {
+            Some(p) => {
+                self.run_as.own(p)?;
+                Ok(vec![("PGPASSFILE", p.display().to_string())])
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
     pub(super) fn monitor_pid(&self, c: Component) -> Option<i32> {
         read_pid(&self.monitor_dir().join(format!("{}.pid", c.name())))
     }
@@ -184,7 +197,16 @@ impl LabCtx {
                 } else {
                     Component::Replica
                 };
-                let dsn = format!("{}?sslmode=disable", s.url_for_db(server, &s.database));
+                // lib/pq reads the URL's sslmode=verify-full and
+                // sslrootcert as libpq does, and the password from PGPASSFILE.
+                let url = s.url_for_db(server, &s.database);
+                let dsn = if s.tls.is_some() {
+                    url
+                } else {
+                    format!("{url}?sslmode=disable")
+                };
+                let mut env = vec![("DATA_SOURCE_NAME", dsn)];
+                env.extend(self.pgpass_env()?);
                 spawn_daemon(
                     &self.run_as,
                     &bins.postgres_exporter,
@@ -193,24 +215,32 @@ impl LabCtx {
                         format!("--extend.query-path={}", queries.display()),
                         "--disable-settings-metrics".into(),
                     ],
-                    &[("DATA_SOURCE_NAME", dsn)],
+                    &env,
                     &dir,
                     c.name(),
                 )?;
             }
-            Component::RedisExporter => spawn_daemon(
-                &self.run_as,
-                &bins.redis_exporter,
-                &[
-                    "-redis.addr".into(),
-                    s.urls.redis.clone(),
-                    "-web.listen-address".into(),
-                    listen(s.ports.of(c)),
-                ],
-                &[],
-                &dir,
-                c.name(),
-            )?,
+            Component::RedisExporter => {
+                // redis_exporter takes the CA as a flag, not in the URL.
+                let mut args = vec!["-web.listen-address".into(), listen(s.ports.of(c))];
+                match &s.tls {
+                    Some(t) => args.extend([
+                        "-redis.addr".into(),
+                        format!("rediss://127.0.0.1:{}", s.ports.redis),
+                        "-tls-ca-cert-file".into(),
+                        t.ca.display().to_string(),
+                    ]),
+                    None => args.extend(["-redis.addr".into(), s.urls.redis.clone()]),
+                }
+                spawn_daemon(
+                    &self.run_as,
+                    &bins.redis_exporter,
+                    &args,
+                    &[],
+                    &dir,
+                    c.name(),
+                )?
+            }
             Component::PgbouncerExporter => {
                 let exe = match bins.rehearse.clone().filter(|p| p.exists()) {
                     Some(p) => p,
@@ -228,7 +258,7 @@ impl LabCtx {
                         "--pgbouncer".into(),
                         s.url_for_db(Component::Pgbouncer, "pgbouncer"),
                     ],
-                    &[],
+                    &self.pgpass_env()?,
                     &dir,
                     c.name(),
                 )?

@@ -112,7 +112,6 @@ pub fn lab_monitored() -> &'static TestLab {
 /// --auth scram`, without monitoring); a binary uses only this one.
 pub fn lab_staging() -> &'static TestLab {
     shared_lab_with(|o| {
-        o.monitoring = false;
         o.tls = true;
         o.scram = true;
     })
@@ -343,6 +342,33 @@ pub fn hlog_union(hlogs: &[&std::path::Path]) -> serde_json::Value {
     let py = std::process::Command::new(hdr_python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_counts.py"))
         .args(hlogs)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    serde_json::from_slice(&py.stdout).unwrap()
+}
+
+/// One tag of an interval log split at a run's job windows by
+/// ci/hlog_windows.py (HdrHistogram's Python reader): {"inside": {"count",
+/// "p99"}, "outside": {...}}, p99 in the log's unit.
+pub fn hlog_windows(
+    hlog: &std::path::Path,
+    tag: &str,
+    started_s: f64,
+    warmup_s: f64,
+    interval_s: f64,
+    windows: &[(f64, f64)],
+) -> serde_json::Value {
+    let py = std::process::Command::new(hdr_python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_windows.py"))
+        .arg(hlog)
+        .arg(tag)
+        .args([started_s, warmup_s, interval_s].map(|x| x.to_string()))
+        .args(windows.iter().map(|(a, b)| format!("{a}-{b}")))
         .output()
         .unwrap();
     assert!(
