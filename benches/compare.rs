@@ -7,8 +7,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hdrhistogram::Histogram;
+use rehearse::compare::{compare, compare_all, CompareSettings, Runs};
 use rehearse::generate::rng::SplitMix;
-use rehearse::report::compare::{compare, compare_all, CompareSettings, Runs};
 
 fn side(rng: &mut SplitMix, intervals: usize, scale: f64) -> Vec<Histogram<u64>> {
     (0..intervals)

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use rehearse::compare::CompareSettings;
 use rehearse::day::Day;
 use rehearse::exit;
 use rehearse::lab::{Component, DEFAULT_PORT_BASE};
 use rehearse::repo::{Pooling, Via};
-use rehearse::report::compare::CompareSettings;
 use rehearse::scenario::Dur;
 use rehearse::schema::{Mode, Modes, TriggerVariant, DEFAULT_PARTITIONS};
 use rehearse::seed::Profile;

@@ -13,6 +13,7 @@ pub mod ab;
 pub mod alerts;
 pub mod bench;
 pub mod capacity;
+pub mod compare;
 pub mod cutover;
 pub mod day;
 pub mod db;

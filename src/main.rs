@@ -108,7 +108,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             root,
         }) => {
             let dest = rehearse::report::gate::save_baseline(run, root, name, *add, *force)?;
-            let runs = rehearse::report::compare::run_dirs(&root.join(name))?.len();
+            let runs = rehearse::compare::run_dirs(&root.join(name))?.len();
             print!("{}", output::report::baseline_saved(name, &dest, runs));
             Ok(exit::OK)
         }
@@ -730,7 +730,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     Ok(exit::USAGE)
 }
 
-fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::report::compare::CompareSettings> {
+fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::compare::CompareSettings> {
     // Written so that NaN fails every check.
     let ok = (v.alpha > 0.0 && v.alpha < 0.5) && v.run_spread >= 0.0 && v.min_abs_ms >= 0.0;
     if !ok {
@@ -740,7 +740,7 @@ fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::report::compare
         )
         .into());
     }
-    Ok(rehearse::report::compare::CompareSettings {
+    Ok(rehearse::compare::CompareSettings {
         resamples: v.resamples as usize,
         alpha: v.alpha,
         min_abs_ms: v.min_abs_ms,
@@ -750,7 +750,7 @@ fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::report::compare
 }
 
 fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
-    use rehearse::report::compare;
+    use rehearse::compare;
     let format = if args.json {
         rehearse::output::compare::Format::Json
     } else if args.markdown {

@@ -306,7 +306,7 @@ min_rate = 0.5
         .comparisons
         .iter()
         .flat_map(|(_, c)| &c.rows)
-        .all(|r| r.change != rehearse::report::compare::Change::Regression));
+        .all(|r| r.change != rehearse::compare::Change::Regression));
     assert!(saved.ends_with(g_run_id(&out)), "{}", saved.display());
 
     // A run that fails part way (its second variant wants a PgBouncer this
@@ -826,7 +826,8 @@ async fn a_run_survives_the_replica_going_away_and_reports_the_fallbacks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
-    use rehearse::report::{compare, gate};
+    use rehearse::compare;
+    use rehearse::report::gate;
     let _alone = ALONE.write().await;
     let lab = common::lab();
     let url = lab.fresh_database("driver_gate").await;

@@ -7,7 +7,7 @@
 //! round's two slices, neighbours in time, are paired: drift common to both
 //! cancels in their ratio. The verdict comes from the rounds' paired log
 //! ratios (Student's t, rounds − 1 degrees of freedom) through the same
-//! decision as `compare` ([`crate::report::compare::decide`]).
+//! decision as `compare` ([`crate::compare::decide`]).
 //!
 //! A side is a `rehearse` binary (a build; the estate is the one this
 //! command was given) or a settings file with an `[estate]` table (a
@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::{CompareSettings, Comparison};
 use crate::error::{Error, IoContext, Result};
 use crate::estate::{self, EstateFlags};
 use crate::exit;
-use crate::report::compare::{CompareSettings, Comparison};
 
 /// Version of the `ab.json` layout.
 pub const AB_VERSION: u32 = 1;
@@ -318,7 +318,7 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
         || comparisons.iter().any(|(_, c)| {
             c.rows
                 .iter()
-                .any(|r| r.change == crate::report::compare::Change::Regression)
+                .any(|r| r.change == crate::compare::Change::Regression)
         });
     let undecided = comparisons
         .iter()

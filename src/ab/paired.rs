@@ -11,11 +11,11 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::Slice;
-use crate::error::{Error, Result};
-use crate::report::compare::{
+use crate::compare::{
     decide, run_intervals, t_quantile, t_tail, Change, CompareSettings, Comparison, Row, METRICS,
     THROUGHPUT_FLOOR,
 };
+use crate::error::{Error, Result};
 use crate::run::histogram::histogram;
 
 /// One round's ratios, B over A.
@@ -148,7 +148,7 @@ pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged
             if !everywhere {
                 one_sided.push(format!(
                     "{}: in {side}, not in every round of {not}",
-                    crate::report::compare::key_name(k)
+                    crate::compare::key_name(k)
                 ));
             }
         }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::ab::AbReport;
-use crate::report::compare::Change;
+use crate::compare::Change;
 
 pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
     let mut out =
@@ -32,7 +32,7 @@ pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
         .map(|(k, row)| {
             format!(
                 "{} {} x{:.3} ({:.3}-{:.3}): {}",
-                crate::report::compare::key_name(k),
+                crate::compare::key_name(k),
                 row.metric,
                 row.ratio,
                 row.low,

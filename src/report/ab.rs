@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::charts::{self, Chart, Dash, Rule, Series, PALETTE};
 use super::compare_table::{render, Format};
-use super::{compare, esc, overlay_svgs, ReportOutcome};
+use super::{esc, overlay_svgs, ReportOutcome};
+use crate::compare;
 use crate::error::Result;
 
 pub fn report(dir: &Path) -> Result<ReportOutcome> {

@@ -1,7 +1,7 @@
 //! Comparisons as a table, Markdown, or JSON: `rehearse compare` prints
 //! them, and the ab page draws them (`output/compare.rs` hands them on).
 
-use crate::report::compare::{CompareSettings, Comparison};
+use crate::compare::{CompareSettings, Comparison};
 
 pub use crate::text::Format;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::compare::{self, Change, CompareSettings, Comparison};
+use crate::compare::{self, Change, CompareSettings, Comparison};
 use crate::error::{Error, IoContext, Result};
 use crate::exit;
 use crate::run::{judge, BudgetOutcome};

@@ -6,7 +6,6 @@
 pub mod ab;
 pub mod capacity;
 pub mod charts;
-pub mod compare;
 pub mod compare_table;
 pub mod drill;
 pub mod gate;
@@ -18,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
+use crate::compare;
 use crate::error::{Error, IoContext, Result};
 use crate::run::histogram::histogram;
 use crate::run::{hlog, BudgetOutcome, BudgetResult, RunResult, Sample};
