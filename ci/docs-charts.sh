@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates the charts the README shows, from real runs, so they stay true:
-#   docs/spectrum-dashboard.png  the dashboard's percentile spectrum with its
+# Regenerates the charts the book (docs/src) shows, from real runs, so they stay true:
+#   docs/src/spectrum-dashboard.png  the dashboard's percentile spectrum with its
 #                                p99 budget (dashboard_storm, cache on and off)
-#   docs/drill-timeline.png      record_revenue's latency through a cutover
+#   docs/src/drill-timeline.png      record_revenue's latency through a cutover
 #                                drill, its steps marked
-#   docs/drill-steps.png         the workload's p99 during each drill step
+#   docs/src/drill-steps.png         the workload's p99 during each drill step
 # It starts a lab of its own (.rehearse/docs-lab, ports from 55420), seeds the
 # smoke profile, runs, reports, copies the PNGs and removes the lab.
 # Takes about five minutes. Run it after changing how charts are drawn.
@@ -33,7 +33,7 @@ C=(--primary-url "${REHEARSE_PRIMARY_URL%/*}/$CDB" --replica-url "${REHEARSE_REP
 "$R" report "$work/cutover"
 
 mkdir -p docs
-cp "$work/suite/charts/spectrum-dashboard.png" docs/spectrum-dashboard.png
-cp "$work/cutover/charts/timeline-record_revenue.png" docs/drill-timeline.png
-cp "$work/cutover/charts/drill-steps.png" docs/drill-steps.png
-echo "docs-charts: wrote docs/spectrum-dashboard.png, docs/drill-timeline.png, docs/drill-steps.png"
+cp "$work/suite/charts/spectrum-dashboard.png" docs/src/spectrum-dashboard.png
+cp "$work/cutover/charts/timeline-record_revenue.png" docs/src/drill-timeline.png
+cp "$work/cutover/charts/drill-steps.png" docs/src/drill-steps.png
+echo "docs-charts: wrote docs/src/spectrum-dashboard.png, docs/src/drill-timeline.png, docs/src/drill-steps.png"

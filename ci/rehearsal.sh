@@ -10,7 +10,7 @@
 #
 # Exits with the worst exit code: 0 every budget met and the drill passed,
 # 1 a budget missed or the drill lost or changed a write, 3 a run was not
-# valid (see README, "Exit codes").
+# valid (see docs/src/exit-codes.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE="${PROFILE:-full}"
@@ -69,7 +69,7 @@ if [ "$code" -ne 130 ] && [ "$journeys" -gt "$code" ]; then code=$journeys; fi
 # Each scenario's report: charts against the budgets, report.html,
 # summary.md. With BASELINE=name, the CI-gate use: gate each scenario against
 # results/baselines/<name>/<scenario>/ (runs saved with `rehearse baseline
-# save RUN <scenario> --root results/baselines/<name>`, see README). A
+# save RUN <scenario> --root results/baselines/<name>`, see docs/src/reports-and-gates.md). A
 # scenario without a baseline is not judged, and that is not a pass (exit 3).
 gate_code=0
 for d in "$out"/*/; do

@@ -14,17 +14,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::driver::{self, Hooks};
-use crate::error::{Error, IoContext, Result};
+use crate::drill::{workload, write_run, Harness};
+use crate::driver::Hooks;
+use crate::error::{Error, Result};
 use crate::estate::Estate;
 use crate::lab::{monitor, Component, LabCtx};
 use crate::run::Marker;
-use crate::scenario::{self, Dur};
+use crate::scenario::Dur;
 use crate::{db, exit};
 
 /// A fault the drill can inject.
@@ -126,14 +126,9 @@ impl std::str::FromStr for Fault {
 /// How to run the drill.
 #[derive(Debug, Clone)]
 pub struct DrillOptions {
-    pub scenario: PathBuf,
-    pub variant: Option<String>,
+    /// The scenario, variant, rate, steady period, run directory and verbosity.
+    pub common: crate::drill::Options,
     pub faults: Vec<Fault>,
-    /// The healthy period watched for false positives first.
-    pub steady: Duration,
-    pub rate: Option<f64>,
-    pub out: Option<PathBuf>,
-    pub verbose: bool,
     /// Alerts known to fire on this estate whatever the faults (named by
     /// the user): reported, never counted as false positives.
     pub standing: Vec<String>,
@@ -504,7 +499,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             ctx.state.database
         )));
     }
-    let s = scenario::load_steady(&opts.scenario, "alerts", opts.rate, opts.variant.as_ref())?;
+    let s = workload::load_steady(&opts.common, "alerts")?;
     let rules = monitor::RULES;
     let fors = rule_for(rules)?;
     // The lab's Prometheus loads the rules written when it started: an
@@ -533,44 +528,21 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
     let standing: BTreeSet<String> = opts.standing.iter().cloned().collect();
     let mut standing_seen = BTreeSet::new();
     let interval = Duration::from_secs(monitor::INTERVAL_S);
-    let dir = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(crate::run::run_id(
-            SystemTime::now(),
-            &format!("alerts-{}", s.name),
-        ))
-    });
-    std::fs::create_dir_all(&dir).io("creating the run directory", &dir)?;
-
     // The workload, with metrics on the lab's port so Prometheus scrapes it.
-    let served = crate::metrics::serve(
-        crate::metrics::Metrics::for_scenarios([&s]),
-        &crate::metrics::MetricsAddr::default_for(estate),
-        true,
+    let h = Harness::start(
+        estate,
+        &s,
+        crate::drill::Start {
+            kind: "alerts",
+            options: &opts.common,
+            hooks: Hooks::default(),
+            metrics_required: true,
+            on_interrupt: "repairing the fault in progress and stopping; what was measured is kept",
+        },
     )
-    .await
-    .map_err(|e| {
-        Error::Lab(format!(
-            "the drill serves its metrics on the lab's port for Prometheus to scrape, and cannot: {e}. \
-             Is another rehearse run or drill going on this lab?"
-        ))
-    })?;
-    let hooks = Arc::new(Hooks {
-        metrics: Some(served.metrics.clone()),
-        ..Default::default()
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    let interrupted = Arc::new(AtomicBool::new(false));
-    crate::interrupt::on_ctrl_c(
-        "repairing the fault in progress and stopping; what was measured is kept",
-        &[&stop, &interrupted],
-    );
-    let (workload, origin) = driver::start_background(estate, &s, &dir, &stop, &hooks).await?;
-    let now_s = || origin.elapsed().as_secs_f64();
-    let say = |line: &str| {
-        if opts.verbose {
-            eprintln!("[{:7.1} s] {line}", origin.elapsed().as_secs_f64());
-        }
-    };
+    .await?;
+    let now_s = || h.now();
+    let say = |line: &str| h.say(line);
 
     let mut reasons = Vec::new();
     let mut markers = Vec::new();
@@ -583,7 +555,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             if Instant::now() > until {
                 return Err(Error::Lab(format!(
                     "Prometheus at {prom} does not scrape rehearse's metrics on {:?} after 30 s",
-                    served.addr
+                    h.metrics_addr()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -594,13 +566,13 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
         tokio::time::sleep(interval * 3).await;
         say(&format!(
             "under {} ({}): steady for {} s, watching {prom}/api/v1/alerts",
-            opts.scenario.display(),
+            opts.common.scenario.display(),
             s.variants[0].name,
-            opts.steady.as_secs()
+            opts.common.steady.as_secs()
         ));
         let start_s = now_s();
-        let until = Instant::now() + opts.steady;
-        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        let until = Instant::now() + opts.common.steady;
+        while Instant::now() < until && !h.stopped() {
             for a in firing(&active_alerts(&prom_addr).await?) {
                 if standing.contains(&a) {
                     standing_seen.insert(a);
@@ -622,11 +594,11 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             ));
         }
         for &f in &opts.faults {
-            if stop.load(Ordering::SeqCst) {
+            if h.stopped() {
                 break;
             }
             let r = run_fault(
-                f, &ctx, estate, &prom_addr, &fors, &standing, interval, &stop, &now_s, &say,
+                f, &ctx, estate, &prom_addr, &fors, &standing, interval, &h.stop, &now_s, &say,
             )
             .await?;
             markers.push(Marker {
@@ -639,11 +611,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
         Ok(())
     }
     .await;
-    stop.store(true, Ordering::SeqCst);
-    let run = workload
-        .await
-        .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
-    drop(served);
+    let run = h.stop_workload().await?;
     if let Err(e) = outcome {
         reasons.push(e.to_string());
     }
@@ -658,7 +626,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             reasons.push(format!("{}: {}", r.fault.name(), fault_problem(r)));
         }
     }
-    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    let was_interrupted = h.interrupted();
     if was_interrupted {
         reasons.push("interrupted before every fault was drilled".into());
     } else if results.len() < opts.faults.len() && reasons.is_empty() {
@@ -667,27 +635,21 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
     let mut workload_verdict = None;
     match run {
         Ok(mut r) => {
-            r.markers = markers;
-            let elapsed = Duration::from_secs_f64(r.seconds);
-            if let Some(p) = r.scenario.phases.first_mut() {
-                p.duration = Dur(elapsed);
-            }
-            r.finish(was_interrupted, elapsed);
-            r.write(&dir)?;
+            write_run(&h.dir, &mut r, markers, was_interrupted, None)?;
             workload_verdict = serde_json::to_value(r.verdict)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string));
         }
-        Err(e) => reasons.push(format!("the workload failed: {e}")),
+        Err(e) => reasons.push(e),
     }
     let report = AlertsReport {
         schema_version: ALERTS_REPORT_VERSION,
         ok: reasons.is_empty(),
         reasons,
-        scenario: opts.scenario.display().to_string(),
+        scenario: opts.common.scenario.display().to_string(),
         prometheus: prom,
         scrape_interval_s: interval.as_secs_f64(),
-        steady_s: opts.steady.as_secs_f64(),
+        steady_s: opts.common.steady.as_secs_f64(),
         steady_false_positives: steady_fp.into_iter().collect(),
         standing: opts
             .standing
@@ -697,8 +659,8 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
         faults: results,
         workload_verdict,
     };
-    write_report(&dir, &report)?;
-    Ok((dir, report))
+    write_report(&h.dir, &report)?;
+    Ok((h.dir.clone(), report))
 }
 
 fn fault_problem(r: &FaultResult) -> String {

@@ -148,6 +148,21 @@ pub enum AlertsCommand {
     Drill(AlertsDrillArgs),
 }
 
+/// What every drill's workload takes besides its scenario: the variant,
+/// the rate, and the run directory.
+#[derive(Debug, Args)]
+pub struct DrillWorkloadArgs {
+    /// The scenario's variant to run (reads, cache, pool) [default: its first]; in the cutover and rollout drills its mode follows the flag.
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
+    /// Requests per second [default: the scenario's last phase].
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Run directory [default: results/<time>-<drill>-<scenario>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct AlertsDrillArgs {
     /// The workload (its last phase, first variant, runs until the drill ends).
@@ -166,15 +181,8 @@ pub struct AlertsDrillArgs {
     /// Alerts that fire on this estate whatever the faults, for a known reason (e.g. PartitionSkew on a small estate where one chain outweighs a partition): reported, not judged.
     #[arg(long, value_delimiter = ',', value_name = "ALERT,...")]
     pub standing: Vec<String>,
-    /// Run this variant of the scenario [default: its first].
-    #[arg(long, value_name = "NAME")]
-    pub variant: Option<String>,
-    /// Override the scenario's rate (requests/s).
-    #[arg(long, value_name = "PER_SECOND")]
-    pub rate: Option<f64>,
-    /// Run directory [default: results/<time>-alerts-<scenario>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub workload: DrillWorkloadArgs,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -363,15 +371,8 @@ pub struct RolloutDrillArgs {
     /// The baseline at 0% before the first step.
     #[arg(long, default_value = "15s", value_name = "DURATION")]
     pub steady: Dur,
-    /// The scenario's variant to run [default: the first]; its mode follows the flag.
-    #[arg(long, value_name = "NAME")]
-    pub variant: Option<String>,
-    /// Override the scenario's rate (requests/s).
-    #[arg(long, value_name = "PER_SECOND")]
-    pub rate: Option<f64>,
-    /// Run directory [default: results/<time>-rollout-<scenario>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub workload: DrillWorkloadArgs,
     #[command(flatten)]
     pub verify: VerifyArgs,
     #[command(flatten)]
@@ -521,7 +522,7 @@ pub enum CutoverCommand {
     },
     /// Run the whole playbook under a scenario's workload and prove no acknowledged write was lost.
     #[command(after_help = DRILL_HELP)]
-    Drill(DrillArgs),
+    Drill(CutoverDrillArgs),
 }
 
 pub const DRILL_HELP: &str = "\
@@ -542,16 +543,12 @@ otherwise; 2 bad input; 4 estate; 5 refused (not a rehearsal target, or a cutove
 under way); 130 interrupted.";
 
 #[derive(Debug, Args)]
-pub struct DrillArgs {
+pub struct CutoverDrillArgs {
     /// The scenario whose workload runs during the playbook (its mix must write).
     #[arg(long, value_name = "SCENARIO")]
     pub under: PathBuf,
-    /// The scenario's variant to run (reads, cache, pool); its mode follows the flag [default: the first].
-    #[arg(long, value_name = "NAME")]
-    pub variant: Option<String>,
-    /// Requests per second [default: the scenario's last phase].
-    #[arg(long, value_name = "PER_SEC")]
-    pub rate: Option<f64>,
+    #[command(flatten)]
+    pub workload: DrillWorkloadArgs,
     /// Steady state measured before the first step.
     #[arg(long, default_value = "15s", value_name = "DURATION")]
     pub steady: Dur,
@@ -567,9 +564,6 @@ pub struct DrillArgs {
     /// Writes per writer in the trigger race.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub race_writes: u64,
-    /// Run directory [default: results/<run-id>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub backfill: BackfillArgs,
     #[command(flatten)]

@@ -28,32 +28,54 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Read `path` as JSON of type `T`, if the file exists: None when it does
-/// not. A file of another layout is refused with the path of the field at
-/// fault (exit 2), and a `schema_version` other than `version` is refused
-/// before the fields are read.
+/// not. See [`parse_json`] for what is refused.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, version: u32) -> Result<Option<T>> {
-    use crate::error::Error;
-    let text = match std::fs::read_to_string(path) {
+    let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).io("reading", path),
     };
-    #[derive(serde::Deserialize)]
-    struct Version {
-        schema_version: Option<u64>,
-    }
-    let v: Version = serde_json::from_str(&text)
-        .map_err(|e| Error::Usage(format!("{}: not JSON of this layout ({e})", path.display())))?;
-    if v.schema_version != Some(version as u64) {
+    parse_json(
+        path,
+        &text,
+        "schema_version",
+        version,
+        "file of this layout",
+    )
+    .map(Some)
+}
+
+/// Parse `text`, the contents of `path`, as JSON of type `T`, strictly and
+/// in one way for every versioned file rehearse writes: a `version_field`
+/// other than `version` is refused before the fields are read, and a field
+/// missing, unknown or of the wrong type is refused with its path (e.g.
+/// `variants[0].operations[0].response`), never read as a default. `what`
+/// names the file in messages ("run record"). Every refusal is exit 2.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &[u8],
+    version_field: &str,
+    version: u32,
+    what: &str,
+) -> Result<T> {
+    use crate::error::Error;
+    let v: serde_json::Value = serde_json::from_slice(text)
+        .map_err(|e| Error::Usage(format!("{}: not a {what} ({e})", path.display())))?;
+    let found = v.get(version_field).and_then(serde_json::Value::as_u64);
+    if found != Some(u64::from(version)) {
         return Err(Error::Usage(format!(
-            "{}: schema_version {}, this rehearse reads {version}",
+            "{}: {version_field} {}, this rehearse reads {version}",
             path.display(),
-            v.schema_version
-                .map_or("missing".to_string(), |v| v.to_string())
+            found.map_or("missing".to_string(), |v| v.to_string())
         )));
     }
-    let mut de = serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(&mut de)
-        .map(Some)
-        .map_err(|e| Error::Usage(format!("{}: {} at {}", path.display(), e.inner(), e.path())))
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        Error::Usage(format!(
+            "{}: field `{}`: {}; the {what} cannot be trusted",
+            path.display(),
+            e.path(),
+            e.inner()
+        ))
+    })
 }

@@ -11,12 +11,12 @@
 
 pub mod ab;
 pub mod alerts;
-pub mod bench;
 pub mod capacity;
 pub mod compare;
 pub mod cutover;
 pub mod day;
 pub mod db;
+pub mod drill;
 pub mod driver;
 pub mod error;
 pub mod estate;
@@ -32,6 +32,7 @@ pub mod labfile;
 pub mod merge;
 pub mod metrics;
 pub mod output;
+pub mod pgbench;
 pub mod progress;
 pub mod query;
 pub mod repo;

@@ -2,15 +2,17 @@
 //! errors to the documented exit codes.
 
 mod cli;
+#[cfg(test)]
+mod docs_check;
 
 use anyhow::Context;
 use clap::Parser;
 
 use cli::{
     AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand,
-    CapacityArgs, CheckArgs, Cli, Command, CompareArgs, CutoverCommand, GateArgs, JobCommand,
-    JourneysArgs, LabCommand, MergeArgs, QueryArgs, RolloutCommand, RunArgs, SchemaCommand,
-    SeedArgs, ServeArgs, StepArgs, VerdictArgs, VerifyArgs,
+    CapacityArgs, CheckArgs, Cli, Command, CompareArgs, CutoverCommand, DrillWorkloadArgs,
+    GateArgs, JobCommand, JourneysArgs, LabCommand, MergeArgs, QueryArgs, RolloutCommand, RunArgs,
+    SchemaCommand, SeedArgs, ServeArgs, StepArgs, VerdictArgs, VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -20,7 +22,7 @@ use rehearse::query::{self, QueryOptions};
 use rehearse::schema::Mode;
 use rehearse::schema::{self, CreateOptions, DropOptions};
 use rehearse::seed::{self, SeedOptions};
-use rehearse::{bench, db, driver, output};
+use rehearse::{db, driver, output, pgbench};
 
 fn main() {
     // Output piped into `head` and the like: end quietly when the reader
@@ -279,13 +281,8 @@ async fn run_cutover(cli: &Cli, cmd: &CutoverCommand) -> anyhow::Result<i32> {
                 .max_p99_ms
                 .map(|ms| std::time::Duration::from_secs_f64(ms.max(0.0) / 1e3));
             let opts = cutover::drill::DrillOptions {
-                scenario: a.under.clone(),
-                variant: a.variant.clone(),
-                rate: a.rate,
-                steady: a.steady.0,
+                common: drill_options(&a.under, a.steady, &a.workload, !a.step.quiet),
                 soak: a.soak.0,
-                out: a.out.clone(),
-                verbose: !a.step.quiet,
                 step: step_options(&a.step)?,
                 verify: verify_options(&a.verify)?,
                 backfill: b,
@@ -457,15 +454,10 @@ async fn run_rollout(cli: &Cli, cmd: &RolloutCommand) -> anyhow::Result<i32> {
                 p => Some(rollout::parse_percent(p)?),
             };
             let opts = rollout::drill::DrillOptions {
-                scenario: a.under.clone(),
-                variant: a.variant.clone(),
-                rate: a.rate,
+                common: drill_options(&a.under, a.steady, &a.workload, !a.step.quiet),
                 steps: a.steps.clone(),
                 rollback_at,
                 hold: a.hold.0,
-                steady: a.steady.0,
-                out: a.out.clone(),
-                verbose: !a.step.quiet,
                 step: step_options(&a.step)?,
                 verify: verify_options(&a.verify)?,
                 backfill: backfill_options(&a.backfill)?,
@@ -665,7 +657,7 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
             rounds,
             destructive,
         } => {
-            let opts = bench::select::BenchSelectOptions {
+            let opts = pgbench::select::BenchSelectOptions {
                 scale: *scale,
                 clients: *clients,
                 threads: *threads,
@@ -674,7 +666,7 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
                 allow_destructive: destructive.allow_destructive.clone(),
                 verbose: true,
             };
-            let r = bench::select::run(&estate, &opts).await?;
+            let r = pgbench::select::run(&estate, &opts).await?;
             print!("{}", output::bench::select(&r));
         }
         BenchCommand::Seed {
@@ -683,14 +675,14 @@ async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i32> {
             jobs,
             destructive,
         } => {
-            let opts = bench::seed::BenchSeedOptions {
+            let opts = pgbench::seed::BenchSeedOptions {
                 scale: *scale,
                 rounds: *rounds,
                 jobs: jobs.unwrap_or_else(lab::machine_cores),
                 allow_destructive: destructive.allow_destructive.clone(),
                 verbose: true,
             };
-            let r = bench::seed::run(&estate, &opts).await?;
+            let r = pgbench::seed::run(&estate, &opts).await?;
             print!("{}", output::bench::seed(&r));
         }
     }
@@ -878,20 +870,32 @@ fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
     Ok(g.exit_code)
 }
 
+/// What every drill is asked, from its arguments.
+fn drill_options(
+    under: &std::path::Path,
+    steady: rehearse::scenario::Dur,
+    w: &DrillWorkloadArgs,
+    verbose: bool,
+) -> rehearse::drill::Options {
+    rehearse::drill::Options {
+        scenario: under.to_path_buf(),
+        variant: w.variant.clone(),
+        rate: w.rate,
+        steady: steady.0,
+        out: w.out.clone(),
+        verbose,
+    }
+}
+
 async fn run_alerts_drill(cli: &Cli, a: &AlertsDrillArgs) -> anyhow::Result<i32> {
     let estate = Estate::resolve(&estate_flags(cli))?;
     let opts = rehearse::alerts::DrillOptions {
-        scenario: a.under.clone(),
-        variant: a.variant.clone(),
+        common: drill_options(&a.under, a.steady, &a.workload, !a.quiet),
         faults: if a.faults.is_empty() {
             rehearse::alerts::Fault::ALL.to_vec()
         } else {
             a.faults.clone()
         },
-        steady: a.steady.0,
-        rate: a.rate,
-        out: a.out.clone(),
-        verbose: !a.quiet,
         standing: a.standing.clone(),
     };
     let (dir, report) = rehearse::alerts::drill(&estate, &opts).await?;

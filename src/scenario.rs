@@ -503,38 +503,6 @@ pub fn check_confidence(c: f64) -> Result<f64> {
     }
 }
 
-/// A scenario as a drill runs it in the background: its last phase (the
-/// steady load), renamed `phase`, lasting until the drill stops it, one
-/// variant (`variant`, else the first), no warm-up, at `rate` if given.
-pub fn load_steady(
-    path: &Path,
-    phase: &str,
-    rate: Option<f64>,
-    variant: Option<&String>,
-) -> Result<Scenario> {
-    let mut s = load(path)?;
-    let mut last = s
-        .phases
-        .last()
-        .cloned()
-        .expect("a checked scenario has a phase");
-    last.name = phase.into();
-    last.duration = Dur(Duration::from_secs(7 * 24 * 3600));
-    s.phases = vec![last];
-    if let Some(r) = rate {
-        if r.is_nan() || r <= 0.0 {
-            return Err(Error::Usage("--rate must be positive".into()));
-        }
-        s.set_rate(r)?;
-    }
-    if let Some(v) = variant {
-        s.select_variants(std::slice::from_ref(v))?;
-    }
-    s.variants.truncate(1);
-    s.warmup = Dur(Duration::ZERO);
-    Ok(s)
-}
-
 /// A checked scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

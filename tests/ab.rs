@@ -86,7 +86,7 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
     assert!(matches!(r.b, rehearse::ab::Side::Settings(_)));
 
     // B 1 ms slower on a 2 ms statement: a regression at p50, never an improvement.
-    // (The 10% case needs 20 s slices; the README quotes it, measured by hand.)
+    // (The 10% case needs 20 s slices; docs/src/comparing-builds.md quotes it, measured by hand.)
     let (code, text, slow_dir) = ab(&dir, &url, &me, &slow, "slow");
     assert_eq!(code, Some(1), "{text}");
     let r = rehearse::ab::read(&slow_dir).unwrap();

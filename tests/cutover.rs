@@ -44,13 +44,16 @@ async fn the_drill_under_a_mixed_workload_loses_no_acknowledged_write() {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cutover-drill");
     let _ = std::fs::remove_dir_all(&out);
     let opts = drill::DrillOptions {
-        scenario: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/cutover_mixed.toml"),
-        variant: None,
-        rate: Some(80.0),
-        steady: Duration::from_secs(2),
+        common: rehearse::drill::Options {
+            scenario: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios/cutover_mixed.toml"),
+            variant: None,
+            rate: Some(80.0),
+            steady: Duration::from_secs(2),
+            out: Some(out.clone()),
+            verbose: false,
+        },
         soak: Duration::from_secs(3),
-        out: Some(out.clone()),
-        verbose: false,
         step: quiet(),
         verify: verify::VerifyOptions {
             buckets: 16,
@@ -603,7 +606,7 @@ async fn a_cutover_into_partitioned_tables_that_hold_rows_is_refused_before_anyt
 #[test]
 fn the_playbook_names_only_commands_that_exist() {
     let doc = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/cutover-playbook.md"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/src/cutover-playbook.md"),
     )
     .unwrap();
     // Commands are the lines of fenced code blocks and the inline code spans

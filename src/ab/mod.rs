@@ -362,20 +362,7 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
 pub fn read(dir: &Path) -> Result<AbReport> {
     let path = dir.join("ab.json");
     let text = std::fs::read(&path).io("reading the ab report", &path)?;
-    let r: AbReport = serde_json::from_slice(&text).map_err(|e| {
-        Error::Usage(format!(
-            "{}: not an ab report this rehearse reads ({e})",
-            path.display()
-        ))
-    })?;
-    if r.ab_version != AB_VERSION {
-        return Err(Error::Usage(format!(
-            "{}: ab_version {}, this rehearse reads {AB_VERSION}",
-            path.display(),
-            r.ab_version
-        )));
-    }
-    Ok(r)
+    crate::fsutil::parse_json(&path, &text, "ab_version", AB_VERSION, "ab report")
 }
 
 #[cfg(test)]

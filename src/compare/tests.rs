@@ -227,7 +227,7 @@ fn two_level_bootstrap_catches_a_slowdown_between_runs() {
     // conservative between runs (its A/A rate above is 0 of 600): with
     // 3 runs a side even +60% is rarely called, and 5 runs a side catch
     // +60% in about three pairs of four. This floor keeps that power
-    // from falling unnoticed; raising it is work for the gate (README,
+    // from falling unnoticed; raising it is work for the gate (docs/src/reports-and-gates.md,
     // "How much runs of one build differ").
     let p = [power(3, 1.3), power(3, 1.6), power(5, 1.3), power(5, 1.6)];
     assert!(p[3] >= 35, "5 vs 5 runs, +60%: {p:?}");

@@ -6,44 +6,36 @@
 //! after the rollback and at the end, and the trigger race.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::backfill::{self, BackfillOptions};
 use super::race::{self, RaceResult};
 use super::verify::{self, VerifyOptions};
 use super::{Phase, Step, StepOptions, StepReport};
+use crate::drill::{self, workload, Harness, Start, StepLatency};
 use crate::driver::ledger::{Check, Ledger, LedgerCheck};
-use crate::driver::results::Live;
-use crate::driver::{self, Hooks};
-use crate::error::{Error, IoContext, Result};
+use crate::driver::live::Live;
+use crate::driver::Hooks;
+use crate::error::{Error, Result};
 use crate::estate::Estate;
-use crate::exit;
 use crate::progress;
 use crate::repo::{Pooling, Repo, RepoConfig};
-use crate::run::{self, Marker, RunResult, Status};
-use crate::scenario::{self, Dur, Scenario};
+use crate::run::{Marker, Status};
+use crate::scenario::{self, Scenario};
 use crate::schema::Mode;
 use crate::{db, seed};
 
 /// What the drill was asked.
 #[derive(Clone)]
 pub struct DrillOptions {
-    pub scenario: PathBuf,
-    /// The scenario's variant to run (reads, cache, pool); its mode is replaced by the flag.
-    pub variant: Option<String>,
-    /// Requests per second of the workload [default: the scenario's last phase].
-    pub rate: Option<f64>,
-    /// The steady state measured before the first step.
-    pub steady: Duration,
+    /// The scenario, variant, rate, steady period, run directory and verbosity.
+    pub common: drill::Options,
     /// How long the estate runs switched before the rollback.
     pub soak: Duration,
-    pub out: Option<PathBuf>,
-    pub verbose: bool,
     pub step: StepOptions,
     pub verify: VerifyOptions,
     pub backfill: BackfillOptions,
@@ -65,23 +57,6 @@ pub struct DrillStep {
     /// After a switch or rollback: the mode a repository following the flag
     /// chose once the flag's TTL had passed.
     pub repository_mode: Option<Mode>,
-}
-
-/// Latency and errors of the workload over one step.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepLatency {
-    pub step: String,
-    pub start_s: f64,
-    pub end_s: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub error_rate: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    /// p99 over the steady state's p99.
-    pub p99_vs_steady: Option<f64>,
 }
 
 /// Version of the `cutover.json` layout.
@@ -109,28 +84,14 @@ pub struct DrillReport {
     pub exit_code: i32,
 }
 
-/// Seconds into the workload's variant, as its timeline counts.
-pub(crate) struct Clock {
-    pub origin: Instant,
-}
-
-impl Clock {
-    pub fn now(&self) -> f64 {
-        self.origin.elapsed().as_secs_f64()
-    }
-}
-
 /// A step that only lets the workload run (steady state, soak).
-pub(crate) async fn pause(name: &str, d: Duration, clock: &Clock, stop: &AtomicBool) -> DrillStep {
-    let start_s = clock.now();
-    let until = Instant::now() + d;
-    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn pause(name: &str, d: Duration, h: &Harness) -> DrillStep {
+    let start_s = h.now();
+    h.hold(d).await;
     DrillStep {
         name: name.to_string(),
         start_s,
-        end_s: clock.now(),
+        end_s: h.now(),
         report: None,
         ledger: None,
         repository_mode: None,
@@ -140,33 +101,7 @@ pub(crate) async fn pause(name: &str, d: Duration, clock: &Clock, stop: &AtomicB
 /// The workload the drill runs: the scenario's last phase (its steady
 /// load), one variant following the flag, until the drill stops it.
 fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
-    flag_workload(&opts.scenario, "cutover", opts.rate, opts.variant.as_ref())
-}
-
-/// A drill's workload: the scenario's last phase, its first (or the
-/// chosen) variant following the flag, budgets cleared (a drill judges
-/// itself), and a mix that writes, so the ledger can prove something.
-pub(crate) fn flag_workload(
-    path: &std::path::Path,
-    phase: &str,
-    rate: Option<f64>,
-    variant: Option<&String>,
-) -> Result<Scenario> {
-    let mut s = scenario::load_steady(path, phase, rate, variant)?;
-    let v = &mut s.variants[0];
-    // A tag of the interval log: letters, digits, '-' and '_' only.
-    v.name = format!("flag-{}", v.name);
-    v.mode = Mode::Legacy;
-    // The drill judges steps against the steady state, not budgets.
-    s.budgets.clear();
-    if !s.mix.iter().any(|m| m.operation.is_write()) {
-        return Err(Error::Usage(format!(
-            "{}: the drill proves no acknowledged write is lost, and this scenario's mix writes nothing; \
-             use one with finance operations (e.g. scenarios/mixed_peak.toml)",
-            path.display()
-        )));
-    }
-    Ok(s)
+    workload::flag_workload(&opts.common, "cutover")
 }
 
 pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, DrillReport)> {
@@ -192,61 +127,45 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         )));
     }
     super::refuse_filled_partitioned(&client, &database, "cutover drill").await?;
-    let dir = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(run::run_id(
-            SystemTime::now(),
-            &format!("cutover-{}", s.name),
-        ))
-    });
-    std::fs::create_dir_all(&dir).io("creating the run directory", &dir)?;
-
     let ledger = Arc::new(Ledger::default());
     let live = Arc::new(Live::default());
     // Metrics on the lab's port (when it has monitoring), with the step
     // under way and the ledger's counts, for the lab's Prometheus.
-    let served = crate::metrics::serve(
-        crate::metrics::Metrics::for_scenarios([&s]),
-        &crate::metrics::MetricsAddr::default_for(estate),
-        false,
+    let h = Harness::start(
+        estate,
+        &s,
+        Start {
+            kind: "cutover",
+            options: &opts.common,
+            hooks: Hooks {
+                follow_flag: true,
+                ledger: Some(ledger.clone()),
+                live: Some(live.clone()),
+                ..Default::default()
+            },
+            metrics_required: false,
+            on_interrupt: "stopping after the step in progress; what was measured is kept",
+        },
     )
     .await?;
-    let metrics = served.metrics.clone();
-    let hooks = Arc::new(Hooks {
-        follow_flag: true,
-        ledger: Some(ledger.clone()),
-        live: Some(live.clone()),
-        metrics: Some(metrics.clone()),
-        ..Default::default()
-    });
+    let metrics = h.metrics().clone();
     let export_check = |check: &crate::driver::ledger::LedgerCheck| {
         metrics.ledger("acknowledged", ledger.acknowledged());
         metrics.ledger("missing", check.missing);
         metrics.ledger("differing", check.differing);
         metrics.ledger("resurrected", check.resurrected);
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let interrupted = Arc::new(AtomicBool::new(false));
-    crate::interrupt::on_ctrl_c(
-        "stopping after the step in progress; what was measured is kept",
-        &[&stop, &interrupted],
-    );
     // The live line would fight the steps' progress bars: quiet.
-    let (workload, origin) = driver::start_background(estate, &s, &dir, &stop, &hooks).await?;
-    let clock = Clock { origin };
-    let say = |line: &str| {
-        if opts.verbose {
-            eprintln!("[{:7.1} s] {line}", clock.now());
-        }
-    };
+    let say = |line: &str| h.say(line);
     say(&format!(
         "drill under {} ({}), variant {}: steady state for {} s",
-        opts.scenario.display(),
+        opts.common.scenario.display(),
         match &s.phases[0].load {
             scenario::Load::Open { rate, .. } => format!("open, {rate:.0} req/s"),
             scenario::Load::Closed { users, .. } => format!("closed, {users} users"),
         },
         s.variants[0].name,
-        opts.steady.as_secs()
+        opts.common.steady.as_secs()
     ));
 
     // A repository of the drill's own, following the flag as services do.
@@ -263,9 +182,9 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     let settle = s.timeout.0.min(Duration::from_secs(2)) + Duration::from_millis(200);
     let playbook: Result<()> = async {
         metrics.cutover_step("steady");
-        steps.push(pause("steady", opts.steady, &clock, &stop).await);
+        steps.push(pause("steady", opts.common.steady, &h).await);
         let mut bf = opts.backfill.clone();
-        bf.stop = Some(stop.clone());
+        bf.stop = Some(h.stop.clone());
         {
             let m = metrics.clone();
             bf.on_progress = Some(Arc::new(move |r| m.backfill("all", r)));
@@ -296,7 +215,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             ("verify after switch", Step::Verify),
         ];
         for (name, step) in plan {
-            if stop.load(Ordering::SeqCst) {
+            if h.stopped() {
                 return Err(Error::Lab(format!("stopped before {name}")));
             }
             metrics.cutover_step(name);
@@ -305,9 +224,9 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             }
             if name == "soak" {
                 say(&format!("soak: {} s on partitioned", opts.soak.as_secs()));
-                steps.push(pause("soak", opts.soak, &clock, &stop).await);
+                steps.push(pause("soak", opts.soak, &h).await);
                 // What was acknowledged so far is on the authoritative side.
-                let start_s = clock.now();
+                let start_s = h.now();
                 let check = ledger
                     .check(&client, Mode::Partitioned, Check::Live { settle })
                     .await?;
@@ -316,17 +235,17 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 steps.push(DrillStep {
                     name: "check writes (partitioned)".into(),
                     start_s,
-                    end_s: clock.now(),
+                    end_s: h.now(),
                     report: None,
                     ledger: Some(check),
                     repository_mode: None,
                 });
                 continue;
             }
-            let start_s = clock.now();
+            let start_s = h.now();
             say(&format!("{name}: `{}`", step.command()));
             let mut sopts = opts.step.clone();
-            sopts.verbose = opts.verbose;
+            sopts.verbose = opts.common.verbose;
             let report = match step {
                 Step::Prepare => super::prepare(&mut client, estate, &sopts).await?,
                 Step::DualWrite => super::dual_write(&mut client, estate, &sopts).await?,
@@ -349,7 +268,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             let mut entry = DrillStep {
                 name: name.into(),
                 start_s,
-                end_s: clock.now(),
+                end_s: h.now(),
                 report: Some(report),
                 ledger: None,
                 repository_mode: None,
@@ -371,7 +290,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 say(&format!("writes after the rollback: {check}"));
                 export_check(&check);
                 entry.ledger = Some(check);
-                entry.end_s = clock.now();
+                entry.end_s = h.now();
             }
             steps.push(entry);
             if let Some(d) = failed_verify {
@@ -386,15 +305,12 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             }
         }
         metrics.cutover_step("after");
-        steps.push(pause("after", Duration::from_secs(2), &clock, &stop).await);
+        steps.push(pause("after", Duration::from_secs(2), &h).await);
         Ok(())
     }
     .await;
 
-    stop.store(true, Ordering::SeqCst);
-    let run = workload
-        .await
-        .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
+    let run = h.stop_workload().await?;
     let mut reasons = Vec::new();
     if let Err(e) = &playbook {
         reasons.push(e.to_string());
@@ -402,7 +318,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     let mut result = match run {
         Ok(r) => Some(r),
         Err(e) => {
-            reasons.push(format!("the workload failed: {e}"));
+            reasons.push(e);
             None
         }
     };
@@ -423,22 +339,18 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         say(&format!("final check of {side}: {check}"));
         final_ledger.push(check);
     }
-    if final_ledger.is_empty() || ledger.acknowledged() == 0 {
-        reasons.push(
-            "no acknowledged write was checked: the ledger proves nothing (did the workload write?)"
-                .into(),
-        );
-    }
-    for c in steps
+    let checks: Vec<(String, &LedgerCheck)> = steps
         .iter()
         .filter_map(|s| s.ledger.as_ref())
         .chain(&final_ledger)
-    {
-        if !c.ok() {
-            reasons.push(format!("{}: {c}", c.side));
-        }
-    }
-    let race = if opts.race_writers > 0 && !interrupted.load(Ordering::SeqCst) {
+        .map(|c| (c.side.to_string(), c))
+        .collect();
+    reasons.extend(drill::ledger_reasons(
+        ledger.acknowledged(),
+        !final_ledger.is_empty(),
+        &checks,
+    ));
+    let race = if opts.race_writers > 0 && !h.interrupted() {
         say(&format!(
             "trigger race: {} writers x {} writes on the hardened and the naive summary triggers",
             opts.race_writers, opts.race_ops
@@ -475,28 +387,18 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 .iter()
                 .map(|st| (st.name.clone(), st.start_s, st.end_s))
                 .collect();
-            span_latency(&dir, r, &spans).unwrap_or_default()
+            drill::span_latency(&h.dir, r, &spans).unwrap_or_default()
         }
         None => Vec::new(),
     };
-    let was_interrupted = interrupted.load(Ordering::SeqCst);
-    let status = if was_interrupted {
-        Status::Interrupted
-    } else if playbook.is_err() || result.is_none() {
-        Status::Failed
-    } else {
-        Status::Complete
-    };
-    let ok = reasons.is_empty() && status == Status::Complete;
-    let exit_code = if was_interrupted {
-        exit::INTERRUPTED
-    } else if ok {
-        0
-    } else {
-        exit::FAIL
-    };
+    let was_interrupted = h.interrupted();
+    let out = drill::outcome(
+        was_interrupted,
+        playbook.is_err() || result.is_none(),
+        &reasons,
+    );
     if let Some(r) = result.as_mut() {
-        r.markers = steps
+        let markers = steps
             .iter()
             .map(|st| Marker {
                 name: st.name.clone(),
@@ -504,116 +406,28 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 end_s: st.end_s,
             })
             .collect();
-        let elapsed = Duration::from_secs_f64(r.seconds);
-        if let Some(p) = r.scenario.phases.first_mut() {
-            p.duration = Dur(elapsed);
-        }
-        r.finish(was_interrupted, elapsed);
-        if status == Status::Failed {
-            r.status = Status::Failed;
-            r.error = reasons.first().cloned();
-        }
-        r.write(&dir)?;
+        let failed = (out.status == Status::Failed).then(|| reasons.first().cloned());
+        drill::write_run(&h.dir, r, markers, was_interrupted, failed.flatten())?;
     }
     let report = DrillReport {
         schema_version: DRILL_REPORT_VERSION,
-        status,
-        ok,
+        status: out.status,
+        ok: out.ok,
         reasons,
-        scenario: opts.scenario.display().to_string(),
+        scenario: opts.common.scenario.display().to_string(),
         database,
         steps,
         latency,
         final_ledger,
         race,
-        workload_errors: result.as_ref().map_or(0, |r| {
-            r.variants
-                .iter()
-                .flat_map(|v| &v.operations)
-                .map(|o| o.count - o.ok)
-                .sum()
-        }),
-        exit_code,
+        workload_errors: drill::workload_errors(result.as_ref()),
+        exit_code: out.exit_code,
     };
     crate::fsutil::write_atomic(
-        &dir.join("cutover.json"),
+        &h.dir.join("cutover.json"),
         &serde_json::to_vec_pretty(&report).expect("the drill report serializes"),
     )?;
-    Ok((dir, report))
-}
-
-/// Merge the workload's interval histograms over each span (name, start
-/// and end in seconds of the timeline); the first span is the baseline of
-/// `p99_vs_steady`.
-pub(crate) fn span_latency(
-    dir: &std::path::Path,
-    r: &RunResult,
-    steps: &[(String, f64, f64)],
-) -> Result<Vec<StepLatency>> {
-    let Some(v) = r.variants.first() else {
-        return Ok(Vec::new());
-    };
-    let interval = r.scenario.interval.0.as_secs_f64();
-    let offset = v.started_s;
-    // Intervals that overlap a step; a step shorter than an interval gets
-    // the interval it fell in.
-    let overlaps =
-        |st: &(String, f64, f64), t: f64| t < st.2.max(st.1 + 1e-3) && t + interval > st.1;
-    let mut merged: Vec<Histogram<u64>> = steps
-        .iter()
-        .map(|_| Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("bounds are valid"))
-        .collect();
-    crate::run::hlog::for_each(
-        &dir.join("latency.hlog"),
-        |tag| tag.ends_with("/response"),
-        |_, t, ih| {
-            for (st, h) in steps.iter().zip(&mut merged) {
-                if overlaps(st, t - offset) {
-                    let _ = h.add(&ih);
-                }
-            }
-            Ok(())
-        },
-    )?;
-    let mut out: Vec<StepLatency> = Vec::new();
-    for (st, h) in steps.iter().zip(&merged) {
-        let (mut requests, mut errors) = (0, 0);
-        for i in v.timeline.iter().filter(|i| overlaps(st, i.t)) {
-            for o in &i.ops {
-                requests += o.count;
-                errors += o.errors;
-            }
-        }
-        let q = |x: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                h.value_at_quantile(x) as f64 / 1e6
-            }
-        };
-        out.push(StepLatency {
-            step: st.0.clone(),
-            start_s: st.1,
-            end_s: st.2,
-            requests,
-            errors,
-            error_rate: if requests == 0 {
-                0.0
-            } else {
-                errors as f64 / requests as f64
-            },
-            p50_ms: q(0.5),
-            p99_ms: q(0.99),
-            p999_ms: q(0.999),
-            p99_vs_steady: None,
-        });
-    }
-    if let Some(base) = out.first().map(|s| s.p99_ms).filter(|p| *p > 0.0) {
-        for s in &mut out {
-            s.p99_vs_steady = Some(s.p99_ms / base);
-        }
-    }
-    Ok(out)
+    Ok((h.dir.clone(), report))
 }
 
 impl DrillReport {

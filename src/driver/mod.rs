@@ -11,11 +11,12 @@
 //! `users` tasks each send, wait, think, repeat; only service time exists
 //! there and the result says it is closed-loop.
 
+pub mod assemble;
 pub mod cohorts;
 pub mod ledger;
+pub mod live;
 pub mod ops;
 pub mod record;
-pub mod results;
 pub mod schedule;
 
 pub mod tenants;
@@ -187,7 +188,7 @@ pub struct Hooks {
     /// Every acknowledged write is recorded here.
     pub ledger: Option<Arc<ledger::Ledger>>,
     /// The live figures, readable while the run goes.
-    pub live: Option<Arc<results::Live>>,
+    pub live: Option<Arc<live::Live>>,
     /// When the first variant started: the instant, and seconds from the
     /// interval log's start time.
     pub started: OnceLock<(Instant, f64)>,
@@ -342,7 +343,7 @@ async fn run_scenario(
 ) -> Result<RunResult> {
     let started = SystemTime::now();
     let client = db::connect(&estate.primary.url).await?;
-    let environment = results::environment(&client, estate).await?;
+    let environment = assemble::environment(&client, estate).await?;
     let seeded = seed::read_record(&client)
         .await?
         .filter(|r| r.is_complete());
@@ -429,8 +430,8 @@ async fn run_scenario(
             workload.delay = s.inject_delay.0;
             workload.ledger = hooks.ledger.clone();
             let workload = Arc::new(workload);
-            let before = results::statements_snapshot(&client).await;
-            let cpu_before = results::process_cpu();
+            let before = assemble::statements_snapshot(&client).await;
+            let cpu_before = assemble::process_cpu();
             // A shard starts each variant at the instant every shard plans for it.
             if let Some(plan) = &hooks.shard {
                 if verbose {
@@ -488,12 +489,12 @@ async fn run_scenario(
             };
             let mut v = v?;
             v.jobs = jobs;
-            v.driver_cpu_seconds = results::process_cpu() - cpu_before;
+            v.driver_cpu_seconds = assemble::process_cpu() - cpu_before;
             let total: u64 = v.operations.iter().map(|o| o.count).sum();
             if total > 0 {
                 v.driver_cpu_us_per_op = v.driver_cpu_seconds * 1e6 / total as f64;
             }
-            v.database.top_statements = results::statements_delta(&client, before).await;
+            v.database.top_statements = assemble::statements_delta(&client, before).await;
             result.variants.push(v);
             result.write(dir)?;
         }
@@ -529,7 +530,7 @@ async fn run_variant(
     pgbouncer: Option<String>,
     verbose: bool,
     stop: &Arc<AtomicBool>,
-    live: Option<Arc<results::Live>>,
+    live: Option<Arc<live::Live>>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
     cohorts: Option<Arc<cohorts::Cohorts>>,
     shard: Option<crate::shard::ShardPlan>,
@@ -576,8 +577,8 @@ async fn run_variant(
         shard,
     });
     let live = live.unwrap_or_default();
-    let sampler = results::Sampler::start(repo.clone(), pgbouncer, interval, origin);
-    let display = results::Display::start(
+    let sampler = live::Sampler::start(repo.clone(), pgbouncer, interval, origin);
+    let display = live::Display::start(
         verbose,
         &s.name,
         variant,
@@ -666,7 +667,7 @@ async fn run_variant(
     }
     display.finish().await;
     let samples = sampler.stop().await;
-    Ok(results::variant_result(
+    Ok(assemble::variant_result(
         s,
         variant,
         &collector,

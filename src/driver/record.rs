@@ -433,7 +433,7 @@ mod tests {
         slow.ok(0, origin + ms(20), ms(7), ms(7), Some(ms(0)), false);
         // The fast worker moves on to interval 3; the slow one is still in 0.
         fast.ok(0, origin + ms(350), ms(5), ms(4), None, false);
-        let live = crate::driver::results::Live::default();
+        let live = crate::driver::live::Live::default();
         while let Ok(m) = rx.try_recv() {
             live.reported(&m);
             col.absorb(m, None);

@@ -1,6 +1,6 @@
 //! `rehearse bench select|seed`: the medians side by side and their ratio.
 
-use crate::bench::{seed::BenchSeedReport, select::BenchSelectReport};
+use crate::pgbench::{seed::BenchSeedReport, select::BenchSelectReport};
 use crate::progress::thousands;
 
 pub fn select(r: &BenchSelectReport) -> String {

@@ -7,7 +7,7 @@ pub mod ab;
 pub mod capacity;
 pub mod charts;
 pub mod compare_table;
-pub mod drill;
+pub mod cutover;
 pub mod gate;
 pub mod jobs;
 
@@ -161,7 +161,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         return capacity::report(dir);
     }
     let r = crate::run::read(dir)?;
-    let drill_report = drill::read(dir)?;
+    let drill_report = cutover::read(dir)?;
     let lead = match crate::alerts::read(dir)? {
         Some(a) => Some(Lead {
             name: "alert drill",
@@ -538,7 +538,7 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
     // 5. A cutover drill: the steps side by side.
     if let Some(d) = &drill_report {
         let name = "drill-steps";
-        let svg = charts::render_bars(&drill::step_bars(d), &chart_dir, name)?;
+        let svg = charts::render_bars(&cutover::step_bars(d), &chart_dir, name)?;
         svgs.insert(0, (name.to_string(), svg));
     }
 
@@ -548,8 +548,8 @@ pub fn report(dir: &Path) -> Result<ReportOutcome> {
         .collect();
     let (verdict, note) = match &drill_report {
         Some(d) => (
-            format!("{}; workload {}", drill::verdict(d), verdict_word(&r)),
-            drill::two_verdicts(d, &r),
+            format!("{}; workload {}", cutover::verdict(d), verdict_word(&r)),
+            cutover::two_verdicts(d, &r),
         ),
         None => match &lead {
             Some(a) => (
@@ -755,12 +755,12 @@ fn verdict_reasons(r: &RunResult) -> Vec<String> {
     out
 }
 
-fn summary_md(r: &RunResult, d: Option<&drill::DrillReport>) -> String {
+fn summary_md(r: &RunResult, d: Option<&cutover::DrillReport>) -> String {
     let mut s = match d {
         Some(d) => format!(
             "## rehearse: {} — {}; workload {}\n\n",
             r.scenario.name,
-            drill::verdict(d),
+            cutover::verdict(d),
             verdict_word(r).to_uppercase()
         ),
         None => format!(
@@ -774,7 +774,7 @@ fn summary_md(r: &RunResult, d: Option<&drill::DrillReport>) -> String {
         "run `{}`, {} (git {}), PostgreSQL {}\n",
         r.run_id, r.started_at, r.environment.git_commit, r.environment.postgres_version
     );
-    if let Some(note) = d.and_then(|d| drill::two_verdicts(d, r)) {
+    if let Some(note) = d.and_then(|d| cutover::two_verdicts(d, r)) {
         let _ = writeln!(s, "{note}\n");
     }
     for why in verdict_reasons(r) {
@@ -842,7 +842,7 @@ pub struct Lead {
 
 fn html(
     r: &RunResult,
-    d: Option<&drill::DrillReport>,
+    d: Option<&cutover::DrillReport>,
     lead: Option<&Lead>,
     svgs: &[(String, String)],
 ) -> String {
@@ -864,12 +864,12 @@ fn html(
                 "<h1 id=\"verdict\"><span class=\"verdict {}\">{}</span> cutover drill under {}</h1>\
                  <p>The workload's own verdict: <span class=\"{}\">{}</span>.</p>",
                 if d.ok { "pass" } else { "fail" },
-                esc(&drill::verdict(d)),
+                esc(&cutover::verdict(d)),
                 esc(&r.scenario.name),
                 verdict_class(verdict),
                 esc(&verdict.to_uppercase()),
             );
-            if let Some(note) = drill::two_verdicts(d, r) {
+            if let Some(note) = cutover::two_verdicts(d, r) {
                 let _ = write!(h, "<p id=\"two-verdicts\">{}</p>", esc(&note));
             }
         }
@@ -918,7 +918,7 @@ fn html(
         cores = r.environment.host.cores,
     );
     if let Some(d) = d {
-        h += &drill::html(d);
+        h += &cutover::html(d);
     }
     if let Some(a) = lead {
         h += &a.html;

@@ -9,43 +9,37 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::change::{self, Change, ChangeReport};
 use super::percent_text;
-use crate::cutover::drill::{self as cdrill, Clock, StepLatency};
 use crate::cutover::verify::{self, VerifyOptions};
 use crate::cutover::{self, backfill, Phase, StepOptions};
+use crate::drill::{self, workload, Harness, Start, StepLatency};
 use crate::driver::cohorts::Cohorts;
 use crate::driver::ledger::{Check, Ledger, LedgerCheck};
-use crate::driver::results::Live;
-use crate::driver::{self, Hooks};
-use crate::error::{Error, IoContext, Result};
+use crate::driver::live::Live;
+use crate::driver::Hooks;
+use crate::error::{Error, Result};
 use crate::estate::Estate;
-use crate::run::{self, CohortLatency, Marker, Status};
-use crate::scenario::{Dur, Operation, Scenario};
+use crate::run::{CohortLatency, Marker, Status};
+use crate::scenario::{Operation, Scenario};
 use crate::schema::Mode;
-use crate::{db, exit, seed};
+use crate::{db, seed};
 
 /// What the drill does.
 #[derive(Clone)]
 pub struct DrillOptions {
-    pub scenario: PathBuf,
-    pub variant: Option<String>,
-    pub rate: Option<f64>,
+    /// The scenario, variant, rate, steady period, run directory and verbosity.
+    pub common: drill::Options,
     /// The percentages to widen to, in basis points, ascending.
     pub steps: Vec<u16>,
     /// After holding this step, roll back to 0 and widen to it again.
     pub rollback_at: Option<u16>,
     pub hold: Duration,
-    /// The baseline before the first step, everyone on legacy.
-    pub steady: Duration,
-    pub out: Option<PathBuf>,
-    pub verbose: bool,
     pub step: StepOptions,
     pub verify: VerifyOptions,
     pub backfill: backfill::BackfillOptions,
@@ -340,7 +334,7 @@ pub fn read(dir: &std::path::Path) -> Result<Option<DrillReport>> {
 
 /// The workload the drill runs: as the cutover drill's.
 fn drill_scenario(opts: &DrillOptions) -> Result<Scenario> {
-    cdrill::flag_workload(&opts.scenario, "rollout", opts.rate, opts.variant.as_ref())
+    workload::flag_workload(&opts.common, "rollout")
 }
 
 /// The sequence of rollouts: each step, and after `rollback_at`, back to 0
@@ -391,7 +385,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         }
     }
     let say = |at: f64, line: &str| {
-        if opts.verbose {
+        if opts.common.verbose {
             eprintln!("[{at:7.1} s] {line}");
         }
     };
@@ -409,7 +403,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         cutover::refuse_filled_partitioned(&client, &database, "rollout drill").await?;
     }
     let mut sopts = opts.step.clone();
-    sopts.verbose = opts.verbose;
+    sopts.verbose = opts.common.verbose;
     say(
         0.0,
         "setting up: the cutover's prepare, dual-write, backfill and verify (each skipped if done)",
@@ -435,37 +429,26 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     let (_, at0) = change::read(&client).await?;
     let (salt, denied) = (at0.salt.clone(), at0.deny.len());
 
-    let dir = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(run::run_id(
-            SystemTime::now(),
-            &format!("rollout-{}", s.name),
-        ))
-    });
-    std::fs::create_dir_all(&dir).io("creating the run directory", &dir)?;
     let ledger = Arc::new(Ledger::default());
     let cohorts = Arc::new(Cohorts::default());
-    let served = crate::metrics::serve(
-        crate::metrics::Metrics::for_scenarios([&s]),
-        &crate::metrics::MetricsAddr::default_for(estate),
-        false,
+    let h = Harness::start(
+        estate,
+        &s,
+        Start {
+            kind: "rollout",
+            options: &opts.common,
+            hooks: Hooks {
+                follow_flag: true,
+                ledger: Some(ledger.clone()),
+                live: Some(Arc::new(Live::default())),
+                cohorts: Some(cohorts.clone()),
+                ..Default::default()
+            },
+            metrics_required: false,
+            on_interrupt: "stopping after the step in progress; what was measured is kept",
+        },
     )
     .await?;
-    let hooks = Arc::new(Hooks {
-        follow_flag: true,
-        ledger: Some(ledger.clone()),
-        live: Some(Arc::new(Live::default())),
-        metrics: Some(served.metrics.clone()),
-        cohorts: Some(cohorts.clone()),
-        ..Default::default()
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    let interrupted = Arc::new(AtomicBool::new(false));
-    crate::interrupt::on_ctrl_c(
-        "stopping after the step in progress; what was measured is kept",
-        &[&stop, &interrupted],
-    );
-    let (workload, origin) = driver::start_background(estate, &s, &dir, &stop, &hooks).await?;
-    let clock = Clock { origin };
     let settle = s.timeout.0.min(Duration::from_secs(2)) + Duration::from_millis(200);
     let mut spans: Vec<Span> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
@@ -475,36 +458,30 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             name,
             kind,
             basis_points: bp,
-            start_s: clock.now(),
-            end_s: clock.now(),
+            start_s: h.now(),
+            end_s: h.now(),
             change: None,
             ledger: Vec::new(),
             verify: None,
         });
     };
-    let hold = |d: Duration| {
-        let stop = stop.clone();
-        async move {
-            let until = std::time::Instant::now() + d;
-            while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
     let playbook: Result<()> = async {
         open(&mut spans, "steady".into(), SpanKind::Steady, 0);
         say(
-            clock.now(),
-            &format!("steady: {} s, everyone on legacy", opts.steady.as_secs()),
+            h.now(),
+            &format!(
+                "steady: {} s, everyone on legacy",
+                opts.common.steady.as_secs()
+            ),
         );
-        hold(opts.steady).await;
+        h.hold(opts.common.steady).await;
         for (name, bp) in &sequence {
-            if stop.load(Ordering::SeqCst) {
+            if h.stopped() {
                 return Err(Error::Lab(format!("stopped before {name}")));
             }
             let from = spans.last().map_or(0, |s| s.basis_points);
             if let Some(s) = spans.last_mut() {
-                s.end_s = clock.now();
+                s.end_s = h.now();
             }
             open(
                 &mut spans,
@@ -520,19 +497,19 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             let mut quiet = sopts.clone();
             quiet.verbose = false;
             let r = change::apply(&mut client, estate, &ch, &quiet).await?;
-            say(clock.now(), &format!("{name}: {}", r.summary));
+            say(h.now(), &format!("{name}: {}", r.summary));
             spans.last_mut().expect("opened").change = Some(r);
             // Every service has re-read the rollout, and calls that began before have ended.
             tokio::time::sleep(crate::repo::DEFAULT_FLAG_TTL + settle).await;
-            spans.last_mut().expect("opened").end_s = clock.now();
+            spans.last_mut().expect("opened").end_s = h.now();
             open(&mut spans, name.clone(), SpanKind::Hold, *bp);
-            hold(opts.hold).await;
-            spans.last_mut().expect("opened").end_s = clock.now();
+            h.hold(opts.hold).await;
+            spans.last_mut().expect("opened").end_s = h.now();
             open(&mut spans, format!("check {name}"), SpanKind::Check, *bp);
             let mut checks = Vec::new();
             for side in [Mode::Legacy, Mode::Partitioned] {
                 let c = ledger.check(&client, side, Check::Live { settle }).await?;
-                say(clock.now(), &format!("{name}: writes on {side}: {c}"));
+                say(h.now(), &format!("{name}: writes on {side}: {c}"));
                 checks.push(c);
             }
             let last = spans.last_mut().expect("opened");
@@ -542,7 +519,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 let v = verify::verify(&mut client, estate, &quiet, &opts.verify).await?;
                 let v = v.verify.expect("verify reports");
                 say(
-                    clock.now(),
+                    h.now(),
                     &format!(
                         "{name}: verify: {}",
                         v.describe().lines().next().unwrap_or("")
@@ -551,51 +528,46 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 spans.last_mut().expect("opened").verify =
                     Some((v.ok, v.describe().lines().next().unwrap_or("").to_string()));
             }
-            spans.last_mut().expect("opened").end_s = clock.now();
+            spans.last_mut().expect("opened").end_s = h.now();
         }
         Ok(())
     }
     .await;
-    stop.store(true, Ordering::SeqCst);
-    let run = workload
-        .await
-        .map_err(|e| Error::Lab(format!("the workload task failed: {e}")))?;
+    let run = h.stop_workload().await?;
     if let Err(e) = &playbook {
         reasons.push(e.to_string());
     }
     let mut result = match run {
         Ok(r) => Some(r),
         Err(e) => {
-            reasons.push(format!("the workload failed: {e}"));
+            reasons.push(e);
             None
         }
     };
     let mut final_ledger = Vec::new();
     for side in [Mode::Legacy, Mode::Partitioned] {
         let c = ledger.check(&client, side, Check::Final).await?;
-        say(clock.now(), &format!("final check of {side}: {c}"));
+        say(h.now(), &format!("final check of {side}: {c}"));
         final_ledger.push(c);
     }
     let fv = verify::verify(&mut client, estate, &sopts, &opts.verify)
         .await?
         .verify
         .map(|v| (v.ok, v.describe().lines().next().unwrap_or("").to_string()));
-    if ledger.acknowledged() == 0 {
-        reasons.push(
-            "no acknowledged write was checked: the ledger proves nothing (did the workload write?)"
-                .into(),
-        );
-    }
     let mut judged: Vec<(String, &LedgerCheck)> = spans
         .iter()
-        .flat_map(|s| s.ledger.iter().map(move |c| (s.name.clone(), c)))
+        .flat_map(|s| {
+            s.ledger
+                .iter()
+                .map(move |c| (format!("{}, {} side", s.name, c.side), c))
+        })
         .collect();
-    judged.extend(final_ledger.iter().map(|c| ("final".to_string(), c)));
-    for (name, c) in judged {
-        if c.missing + c.differing + c.resurrected > 0 {
-            reasons.push(format!("{name}, {} side: {c}", c.side));
-        }
-    }
+    judged.extend(
+        final_ledger
+            .iter()
+            .map(|c| (format!("final, {} side", c.side), c)),
+    );
+    reasons.extend(drill::ledger_reasons(ledger.acknowledged(), true, &judged));
     for (name, v) in spans
         .iter()
         .filter_map(|s| s.verify.as_ref().map(|v| (s.name.clone(), v)))
@@ -626,28 +598,18 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
                 .iter()
                 .map(|x| (x.name.clone(), x.start_s, x.end_s))
                 .collect();
-            cdrill::span_latency(&dir, r, &sp).unwrap_or_default()
+            drill::span_latency(&h.dir, r, &sp).unwrap_or_default()
         }
         None => Vec::new(),
     };
-    let was_interrupted = interrupted.load(Ordering::SeqCst);
-    let status = if was_interrupted {
-        Status::Interrupted
-    } else if playbook.is_err() || result.is_none() {
-        Status::Failed
-    } else {
-        Status::Complete
-    };
-    let ok = reasons.is_empty() && status == Status::Complete;
-    let exit_code = if was_interrupted {
-        exit::INTERRUPTED
-    } else if ok {
-        exit::OK
-    } else {
-        exit::FAIL
-    };
+    let was_interrupted = h.interrupted();
+    let out = drill::outcome(
+        was_interrupted,
+        playbook.is_err() || result.is_none(),
+        &reasons,
+    );
     if let Some(r) = result.as_mut() {
-        r.markers = spans
+        let markers = spans
             .iter()
             .filter(|x| x.kind != SpanKind::Check)
             .map(|x| Marker {
@@ -657,23 +619,15 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             })
             .collect();
         r.cohorts = cohort_rows.clone();
-        let elapsed = Duration::from_secs_f64(r.seconds);
-        if let Some(p) = r.scenario.phases.first_mut() {
-            p.duration = Dur(elapsed);
-        }
-        r.finish(was_interrupted, elapsed);
-        if status == Status::Failed {
-            r.status = Status::Failed;
-            r.error = reasons.first().cloned();
-        }
-        r.write(&dir)?;
+        let failed = (out.status == Status::Failed).then(|| reasons.first().cloned());
+        drill::write_run(&h.dir, r, markers, was_interrupted, failed.flatten())?;
     }
     let report = DrillReport {
         schema_version: REPORT_VERSION,
-        status,
-        ok,
+        status: out.status,
+        ok: out.ok,
         reasons,
-        scenario: opts.scenario.display().to_string(),
+        scenario: opts.common.scenario.display().to_string(),
         database,
         salt,
         denied,
@@ -683,20 +637,14 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         misrouted,
         final_ledger,
         final_verify: fv,
-        workload_errors: result.as_ref().map_or(0, |r| {
-            r.variants
-                .iter()
-                .flat_map(|v| &v.operations)
-                .map(|o| o.count - o.ok)
-                .sum()
-        }),
-        exit_code,
+        workload_errors: drill::workload_errors(result.as_ref()),
+        exit_code: out.exit_code,
     };
     crate::fsutil::write_atomic(
-        &dir.join(FILE),
+        &h.dir.join(FILE),
         &serde_json::to_vec_pretty(&report).expect("the drill report serializes"),
     )?;
-    Ok((dir, report))
+    Ok((h.dir.clone(), report))
 }
 
 /// Percentiles per span, operation and cohort, and the requests that used

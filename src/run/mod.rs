@@ -32,27 +32,6 @@ pub fn read(dir: &Path) -> Result<RunResult> {
 
 /// Parse the text of a `run.json`; `path` is only used in messages.
 pub fn parse(path: &Path, text: &[u8]) -> Result<RunResult> {
-    #[derive(serde::Deserialize)]
-    struct Version {
-        schema_version: Option<u64>,
-    }
-    let v: Version = serde_json::from_slice(text)
-        .map_err(|e| Error::Usage(format!("{}: not a run record ({e})", path.display())))?;
-    if v.schema_version != Some(SCHEMA_VERSION as u64) {
-        return Err(Error::Usage(format!(
-            "{}: schema_version {}, this rehearse reads {SCHEMA_VERSION}",
-            path.display(),
-            v.schema_version
-                .map_or("missing".to_string(), |v| v.to_string()),
-        )));
-    }
-    let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        Error::Usage(format!(
-            "{}: field `{}`: {}; the run record cannot be trusted, nothing was judged",
-            path.display(),
-            e.path(),
-            e.inner()
-        ))
-    })
+    crate::fsutil::parse_json(path, text, "schema_version", SCHEMA_VERSION, "run record")
+        .map_err(|e| Error::Usage(format!("{e}, nothing was judged")))
 }

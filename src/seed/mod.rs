@@ -55,7 +55,7 @@ impl Profile {
             Profile::Ci => (500, 14),
             // Ten days, not fourteen: with both modes on the primary and
             // again on the replica, fourteen did not fit the 80 GB of the
-            // reference machine (see README, "Disk").
+            // reference machine (see docs/src/schema-and-seed.md, "Disk").
             Profile::Full => (1_000_000, 10),
         }
     }

@@ -13,7 +13,7 @@ use crate::repo::finance::{Adjustment, EntryKind, NewEntry};
 use crate::repo::reporting::{Cursor, ReadOptions};
 use crate::repo::{Pooling, Via};
 
-/// Every route, as documented in `--help` and the README.
+/// Every route, as documented in `--help` and docs/src/journeys.md.
 pub fn routes() -> Vec<&'static str> {
     vec![
         "GET /healthz",

@@ -9,40 +9,12 @@ use super::charts::{self, Bars, Rule};
 use super::esc;
 pub use crate::cutover::drill::DrillReport;
 use crate::cutover::drill::DRILL_REPORT_VERSION;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::run::{RunResult, Status, Verdict};
 
 /// `dir/cutover.json`, when the run is a drill's.
 pub fn read(dir: &Path) -> Result<Option<DrillReport>> {
-    let path = dir.join("cutover.json");
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read(&path)
-        .map_err(|e| Error::Usage(format!("cannot read {} ({e})", path.display())))?;
-    #[derive(serde::Deserialize)]
-    struct Version {
-        schema_version: Option<u64>,
-    }
-    let v: Version = serde_json::from_slice(&text)
-        .map_err(|e| Error::Usage(format!("{}: not a drill report ({e})", path.display())))?;
-    if v.schema_version != Some(DRILL_REPORT_VERSION as u64) {
-        return Err(Error::Usage(format!(
-            "{}: schema_version {}, this rehearse reads {DRILL_REPORT_VERSION}",
-            path.display(),
-            v.schema_version
-                .map_or("missing".to_string(), |v| v.to_string())
-        )));
-    }
-    let de = &mut serde_json::Deserializer::from_slice(&text);
-    serde_path_to_error::deserialize(de).map(Some).map_err(|e| {
-        Error::Usage(format!(
-            "{}: field `{}`: {}; the drill report cannot be trusted",
-            path.display(),
-            e.path(),
-            e.inner()
-        ))
-    })
+    crate::fsutil::read_json(&dir.join("cutover.json"), DRILL_REPORT_VERSION)
 }
 
 /// The drill's verdict in a few words: PASS, or FAIL with the part that failed.

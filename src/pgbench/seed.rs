@@ -17,12 +17,12 @@
 
 use serde::Serialize;
 
-use crate::bench::{median, recreate_database, Pgbench};
 use crate::db;
 use crate::error::{DbContext, Error, IoContext, Result};
 use crate::estate::{Estate, Source};
 use crate::generate::{Generator, OrgRows};
 use crate::lab::process::run_checked;
+use crate::pgbench::{median, recreate_database, Pgbench};
 use crate::schema::{safety, Modes};
 use crate::seed::{self, Profile, SeedOptions};
 

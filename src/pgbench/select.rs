@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bench::{median, recreate_database, Pgbench};
 use crate::db;
 use crate::driver;
 use crate::error::{Error, Result};
 use crate::estate::{Estate, Source};
 use crate::lab::process::run_checked;
+use crate::pgbench::{median, recreate_database, Pgbench};
 use crate::scenario::{self, Load, SqlParam};
 use crate::schema::safety;
 use crate::url::with_database;

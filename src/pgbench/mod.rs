@@ -1,4 +1,4 @@
-//! Benchmarks that run rehearse and a reference tool side by side, in one
+//! `rehearse bench`: benchmarks that run rehearse and pgbench side by side, in one
 //! invocation on the same server, so their ratio means something on a noisy
 //! machine where absolute figures do not.
 
