@@ -58,24 +58,13 @@ fn redact_url(url: &str, scheme_end: usize) -> String {
     format!("{head}{authority}{path}")
 }
 
-/// Percent-decoding of a URL part; a `%` not followed by two hex digits is kept.
+/// Percent-decoding of a URL part; a `%` not followed by two hex digits is
+/// kept, and bytes that are not UTF-8 become U+FFFD (the percent-encoding
+/// crate, already built for tokio-postgres and redis).
 pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A libpq key=value string: `key = value` pairs, a value either unquoted
@@ -154,6 +143,14 @@ pub fn with_database(url: &str, db: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding_keeps_what_is_not_an_escape() {
+        assert_eq!(percent_decode("%41b%2Fc"), "Ab/c");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%E2%82%AC%FF"), "\u{20ac}\u{fffd}");
+        assert_eq!(percent_decode("p%40ss"), "p@ss");
+    }
 
     #[test]
     fn passwords_never_survive_redaction() {
