@@ -11,8 +11,7 @@ use super::{esc, overlay_svgs, ReportOutcome};
 use crate::compare;
 use crate::error::Result;
 
-pub fn report(dir: &Path) -> Result<ReportOutcome> {
-    let r = crate::ab::read(dir)?;
+pub fn report(dir: &Path, r: &crate::ab::AbReport) -> Result<ReportOutcome> {
     let chart_dir = dir.join("charts");
     let side_dirs = |side: &str| -> Vec<PathBuf> {
         r.slices

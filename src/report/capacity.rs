@@ -8,8 +8,8 @@ use std::path::Path;
 use super::charts::{self, Chart, Dash, Rule, Series, PALETTE};
 use super::ReportOutcome;
 use crate::capacity::search::End;
-use crate::capacity::{read, CapacityReport};
-use crate::error::{Error, Result};
+use crate::capacity::CapacityReport;
+use crate::error::Result;
 use crate::run::VariantResult;
 
 /// The capacity charts: per operation, p50 and p99 against the offered
@@ -151,10 +151,8 @@ pub fn charts(dir: &Path, r: &CapacityReport) -> Result<Vec<(String, String)>> {
 }
 
 /// `rehearse report <capacity dir>`: the charts, summary.md and report.html.
-pub fn report(dir: &Path) -> Result<ReportOutcome> {
-    let r =
-        read(dir)?.ok_or_else(|| Error::Usage(format!("{}: no capacity.json", dir.display())))?;
-    let svgs = charts(dir, &r)?;
+pub fn report(dir: &Path, r: &CapacityReport) -> Result<ReportOutcome> {
+    let svgs = charts(dir, r)?;
     let verdict = match r.exit_code {
         0 => "capacity found",
         1 => "capacity FAIL: even --from misses a budget",

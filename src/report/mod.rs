@@ -7,6 +7,7 @@ pub mod ab;
 pub mod capacity;
 pub mod charts;
 pub mod compare_table;
+pub mod contents;
 pub mod cutover;
 pub mod gate;
 pub mod jobs;
@@ -23,6 +24,7 @@ use crate::run::histogram::histogram;
 use crate::run::{hlog, BudgetOutcome, BudgetResult, RunResult, Sample};
 use crate::scenario::Load;
 use charts::{Chart, Dash, Marker, Rule, Series, PALETTE};
+use contents::{Contents, LeadDrill};
 
 /// Points of a line drawn from a side's interval histograms.
 type PointsOf<'a> = dyn Fn(&[Histogram<u64>]) -> Vec<(f64, f64)> + 'a;
@@ -152,30 +154,36 @@ fn overlay_svgs(
     Ok(files)
 }
 
-/// Write the report of the run in `dir`.
+/// Write the report of the run in `dir`, whatever wrote it.
 pub fn report(dir: &Path) -> Result<ReportOutcome> {
-    if dir.join("ab.json").exists() {
-        return ab::report(dir);
+    match contents::read(dir)? {
+        Contents::Ab(r) => ab::report(dir, &r),
+        Contents::Capacity(r) => capacity::report(dir, &r),
+        Contents::Run { run, cutover, lead } => run_report(dir, *run, cutover.map(|c| *c), lead),
     }
-    if dir.join("capacity.json").exists() {
-        return capacity::report(dir);
-    }
-    let r = crate::run::read(dir)?;
-    let drill_report = cutover::read(dir)?;
-    let lead = match crate::alerts::read(dir)? {
-        Some(a) => Some(Lead {
+}
+
+/// The report of a run, and of the drill that ran it, if one did.
+fn run_report(
+    dir: &Path,
+    r: RunResult,
+    drill_report: Option<cutover::DrillReport>,
+    lead: Option<LeadDrill>,
+) -> Result<ReportOutcome> {
+    let lead = lead.map(|l| match l {
+        LeadDrill::Alerts(a) => Lead {
             name: "alert drill",
             ok: a.ok,
             html: crate::alerts::html(&a),
             markdown: crate::alerts::markdown(&a),
-        }),
-        None => crate::rollout::drill::read(dir)?.map(|d| Lead {
+        },
+        LeadDrill::Rollout(d) => Lead {
             name: "rollout drill",
             ok: d.ok,
             html: d.html(),
             markdown: d.markdown(),
-        }),
-    };
+        },
+    });
     let chart_dir = dir.join("charts");
     let hgrm_dir = dir.join("hgrm");
     std::fs::create_dir_all(&hgrm_dir).io("creating", &hgrm_dir)?;
