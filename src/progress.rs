@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 const PLAIN_EVERY: Duration = Duration::from_secs(30);
 
 /// One phase of a long command.
-pub struct Phase {
+pub struct Task {
     name: String,
     unit: String,
     bar: ProgressBar,
@@ -22,10 +22,10 @@ pub struct Phase {
     plain: Option<Mutex<(Instant, String)>>,
 }
 
-impl Phase {
+impl Task {
     /// A phase of `total` units (`unit` names them, e.g. "orgs"); a hidden
     /// bar when `verbose` is false.
-    pub fn start(name: &str, total: u64, unit: &str, verbose: bool) -> Phase {
+    pub fn start(name: &str, total: u64, unit: &str, verbose: bool) -> Task {
         let bar = if verbose {
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
         } else {
@@ -39,7 +39,7 @@ impl Phase {
         bar.enable_steady_tick(Duration::from_millis(500));
         let plain = (verbose && !std::io::stderr().is_terminal())
             .then(|| Mutex::new((Instant::now(), String::new())));
-        Phase {
+        Task {
             name: name.to_string(),
             unit: unit.to_string(),
             bar,

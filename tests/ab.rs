@@ -93,7 +93,7 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
     let p50 = &r.comparisons[0].1.rows[0];
     assert_eq!(
         (p50.metric.as_str(), p50.change),
-        ("p50", rehearse::compare::Change::Regression),
+        ("p50", rehearse::compare::Finding::Regression),
         "{text}"
     );
     assert!(p50.ratio > 1.2 && p50.low > 1.0, "{p50:?}");
@@ -101,7 +101,7 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
         r.comparisons
             .iter()
             .flat_map(|(_, c)| &c.rows)
-            .all(|r| r.change != rehearse::compare::Change::Improvement),
+            .all(|r| r.change != rehearse::compare::Finding::Improvement),
         "{text}"
     );
     assert!(

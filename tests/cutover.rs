@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rehearse::cutover::{self, backfill, drill, verify, Phase, StepOptions};
+use rehearse::cutover::{self, backfill, drill, verify, CutoverPhase, StepOptions};
 use rehearse::estate::Estate;
 use rehearse::repo::finance::{Adjustment, EntryKind, NewEntry};
 use rehearse::repo::{Pooling, Repo, RepoConfig};
@@ -212,11 +212,11 @@ async fn the_drill_under_a_mixed_workload_loses_no_acknowledged_write() {
     let mut c = client(&estate).await;
     assert_eq!(
         cutover::read_state(&c).await.unwrap().phase,
-        Phase::Switched
+        CutoverPhase::Switched
     );
     assert_eq!(cutover::mirror_installed(&c).await.unwrap(), 4);
     let fin = cutover::finalize(&mut c, &estate, &quiet()).await.unwrap();
-    assert_eq!(fin.phase, Phase::Finalized);
+    assert_eq!(fin.phase, CutoverPhase::Finalized);
     assert_eq!(cutover::mirror_installed(&c).await.unwrap(), 0);
     let err = cutover::flip(&mut c, &estate, Mode::Legacy, &quiet())
         .await
@@ -300,7 +300,7 @@ async fn a_stopped_backfill_resumes_where_it_stopped_and_verify_passes() {
     assert!(!b.complete);
     assert_eq!((b.resumed_from, b.next_org, b.batches), (1, 81, 2));
     let state = cutover::read_state(&c).await.unwrap();
-    assert_eq!(state.phase, Phase::DualWrite);
+    assert_eq!(state.phase, CutoverPhase::DualWrite);
     assert_eq!(state.backfill.as_ref().unwrap().next_org, 81);
 
     // Writes while it is stopped, through the repository (legacy, mirrored):
@@ -369,7 +369,7 @@ async fn a_stopped_backfill_resumes_where_it_stopped_and_verify_passes() {
     let r = resumed.backfill.unwrap();
     assert!(r.complete, "{r:?}");
     assert_eq!(r.resumed_from, 81, "it started over instead of resuming");
-    assert_eq!(resumed.phase, Phase::Backfilled);
+    assert_eq!(resumed.phase, CutoverPhase::Backfilled);
     // Copied once each: the legacy rows equal the rows copied plus the three the mirror wrote.
     let legacy = count(
         &c,
@@ -597,7 +597,7 @@ async fn a_cutover_into_partitioned_tables_that_hold_rows_is_refused_before_anyt
     let c = client(&estate).await;
     assert_eq!(
         cutover::read_state(&c).await.unwrap().phase,
-        Phase::NotStarted
+        CutoverPhase::NotStarted
     );
 }
 

@@ -306,7 +306,7 @@ min_rate = 0.5
         .comparisons
         .iter()
         .flat_map(|(_, c)| &c.rows)
-        .all(|r| r.change != rehearse::compare::Change::Regression));
+        .all(|r| r.change != rehearse::compare::Finding::Regression));
     assert!(saved.ends_with(g_run_id(&out)), "{}", saved.display());
 
     // A run that fails part way (its second variant wants a PgBouncer this
@@ -941,7 +941,7 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
     let p50 = &reg.comparisons[0].1.rows[0];
     assert_eq!(
         (p50.metric.as_str(), p50.change),
-        ("p50", compare::Change::Regression),
+        ("p50", compare::Finding::Regression),
         "{p50:?}"
     );
     // The delay is a timer sleep of at least 5 ms: the p50 moves by most of it.
@@ -950,7 +950,7 @@ async fn the_gate_passes_an_a_a_pair_and_fails_an_injected_5ms_delay() {
         .comparisons
         .iter()
         .flat_map(|(_, c)| &c.rows)
-        .all(|r| r.change != compare::Change::Improvement));
+        .all(|r| r.change != compare::Finding::Improvement));
 
     // Overlay charts of the two builds.
     let (base, interval) = compare::runs(&[dir.join("a")]).unwrap();

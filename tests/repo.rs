@@ -1041,7 +1041,7 @@ async fn rehearse_query_prints_what_the_library_returns_and_refuses_bad_input() 
 /// "not found" is a lost write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_check_fails_on_a_deleted_changed_or_resurrected_row() {
-    use rehearse::driver::ledger::{Change, Check, Ledger};
+    use rehearse::driver::ledger::{Check, Ledger, PendingWrite};
     let _shared = COMPONENTS.read().await;
     let f = fixture();
     let org = &f.spare[35];
@@ -1095,7 +1095,7 @@ async fn the_ledger_check_fails_on_a_deleted_changed_or_resurrected_row() {
     let changed = check().await;
     assert_eq!((changed.missing, changed.differing), (1, 1), "{changed}");
     // 3. Voided, acknowledged, then put back.
-    ledger.pending(EntryKind::Revenue, ids[2], org.id, Change::Void);
+    ledger.pending(EntryKind::Revenue, ids[2], org.id, PendingWrite::Void);
     fin.void(org.id, EntryKind::Revenue, ids[2]).await.unwrap();
     ledger.voided(EntryKind::Revenue, ids[2], org.id);
     assert_eq!(check().await.resurrected, 0);
@@ -1110,7 +1110,7 @@ async fn the_ledger_check_fails_on_a_deleted_changed_or_resurrected_row() {
     );
     // 4. An adjust of the deleted entry is answered "not found": that write
     //    is lost, and stays missing even when the row is put back as it was.
-    ledger.pending(EntryKind::Revenue, ids[0], org.id, Change::Amount(5));
+    ledger.pending(EntryKind::Revenue, ids[0], org.id, PendingWrite::Amount(5));
     let a = Adjustment {
         amount_cents: Some(5),
         ..Default::default()
@@ -1132,7 +1132,7 @@ async fn the_ledger_check_fails_on_a_deleted_changed_or_resurrected_row() {
     );
     // 5. An adjust of unknown outcome: fine while the row holds the old or
     //    the new amount, differing once it holds a third.
-    ledger.pending(EntryKind::Revenue, ids[3], org.id, Change::Amount(77));
+    ledger.pending(EntryKind::Revenue, ids[3], org.id, PendingWrite::Amount(77));
     let unknown = check().await;
     assert_eq!(
         (

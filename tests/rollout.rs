@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rehearse::cutover::{self, backfill, verify, Phase, Step, StepOptions};
+use rehearse::cutover::{self, backfill, verify, CutoverPhase, Step, StepOptions};
 use rehearse::estate::Estate;
 use rehearse::repo::finance::NewEntry;
 use rehearse::repo::{Pooling, Repo, RepoConfig};
@@ -199,7 +199,7 @@ async fn cohorts_widen_without_losing_anyone_and_roll_back_to_legacy() {
         .collect();
     assert_eq!(logged.len(), 3, "{logged:?}");
     assert!(logged[1].starts_with("widen: 10% -> 50%"), "{logged:?}");
-    assert_eq!(state.phase, Phase::Backfilled);
+    assert_eq!(state.phase, CutoverPhase::Backfilled);
 
     // A switch overrides the rollout; the cutover's rollback takes it back to 0.
     rollout::apply(&mut c, &estate, &Change::Widen { percent: 2_000 }, &o)

@@ -318,7 +318,7 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
         || comparisons.iter().any(|(_, c)| {
             c.rows
                 .iter()
-                .any(|r| r.change == crate::compare::Change::Regression)
+                .any(|r| r.change == crate::compare::Finding::Regression)
         });
     let undecided = comparisons
         .iter()

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Slice;
 use crate::compare::{
-    decide, run_intervals, t_quantile, t_tail, Change, CompareSettings, Comparison, Row, METRICS,
+    decide, run_intervals, t_quantile, t_tail, CompareSettings, Comparison, Finding, Row, METRICS,
     THROUGHPUT_FLOOR,
 };
 use crate::error::{Error, Result};
@@ -211,7 +211,7 @@ pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged
                 df,
                 significant: false,
                 floor,
-                change: Change::Inconclusive,
+                change: Finding::Inconclusive,
                 note,
             });
         }
@@ -269,7 +269,7 @@ mod tests {
     }
 
     /// One ab of `rounds` rounds judged at p50 (floor 5%): its change.
-    fn one(rng: &mut SplitMix, rounds: usize, effect: f64) -> Change {
+    fn one(rng: &mut SplitMix, rounds: usize, effect: f64) -> Finding {
         let mut drift = 0.3 * normal(rng);
         let logs: Vec<f64> = (0..rounds)
             .map(|_| {
@@ -295,7 +295,7 @@ mod tests {
             df,
             significant: false,
             floor: 0.05,
-            change: Change::Inconclusive,
+            change: Finding::Inconclusive,
             note: None,
         }];
         decide(
@@ -316,18 +316,18 @@ mod tests {
             .filter(|_| {
                 matches!(
                     one(&mut rng, 6, 0.0),
-                    Change::Regression | Change::Improvement
+                    Finding::Regression | Finding::Improvement
                 )
             })
             .count();
         eprintln!("ab A/A, 6 rounds: {alarms} false alarms of {n}");
         assert!(alarms as f64 / n as f64 <= 0.01, "{alarms} of {n}");
         let caught = (0..200)
-            .filter(|_| one(&mut rng, 6, 0.15) == Change::Regression)
+            .filter(|_| one(&mut rng, 6, 0.15) == Finding::Regression)
             .count();
         eprintln!("ab +15%, 6 rounds: caught {caught} of 200");
         assert!(caught >= 140, "caught {caught} of 200");
         // Never the wrong way round.
-        assert!((0..200).all(|_| one(&mut rng, 6, 0.15) != Change::Improvement));
+        assert!((0..200).all(|_| one(&mut rng, 6, 0.15) != Finding::Improvement));
     }
 }

@@ -92,7 +92,7 @@ impl Default for CompareSettings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Change {
+pub enum Finding {
     Regression,
     Improvement,
     /// Faster here while significantly slower at another percentile of the
@@ -104,15 +104,15 @@ pub enum Change {
     Inconclusive,
 }
 
-impl std::fmt::Display for Change {
+impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Change::Regression => "REGRESSION",
-            Change::Improvement => "improvement",
-            Change::Contradictory => "CONTRADICTORY",
-            Change::NoChange => "no change",
-            Change::BelowMinAbs => "below min-abs",
-            Change::Inconclusive => "inconclusive",
+            Finding::Regression => "REGRESSION",
+            Finding::Improvement => "improvement",
+            Finding::Contradictory => "CONTRADICTORY",
+            Finding::NoChange => "no change",
+            Finding::BelowMinAbs => "below min-abs",
+            Finding::Inconclusive => "inconclusive",
         })
     }
 }
@@ -135,7 +135,7 @@ pub struct Row {
     pub df: f64,
     pub significant: bool,
     pub floor: f64,
-    pub change: Change,
+    pub change: Finding,
     pub note: Option<String>,
 }
 
@@ -349,7 +349,7 @@ pub(crate) fn compare_with(
             df,
             significant: false,
             floor: *floor,
-            change: Change::Inconclusive,
+            change: Finding::Inconclusive,
             note: (!enough).then(|| format!("needs {need} samples per side, has {n_a} and {n_b}")),
         });
     }
@@ -366,7 +366,7 @@ pub(crate) fn compare_with(
         df,
         significant: false,
         floor: THROUGHPUT_FLOOR,
-        change: Change::Inconclusive,
+        change: Finding::Inconclusive,
         note: None,
     });
     decide(&mut rows, s);
@@ -412,14 +412,14 @@ pub(crate) fn decide(rows: &mut [Row], s: &CompareSettings) {
     let worse: Vec<(String, f64, bool)> = rows
         .iter()
         .filter(|r| latency(r) && r.note.is_none() && r.ratio > 1.0 + r.floor)
-        .map(|r| (r.metric.clone(), r.ratio, r.change == Change::Regression))
+        .map(|r| (r.metric.clone(), r.ratio, r.change == Finding::Regression))
         .collect();
     if let Some((metric, ratio, significant)) = worse.first() {
         for r in rows
             .iter_mut()
-            .filter(|r| r.change == Change::Improvement && latency(r))
+            .filter(|r| r.change == Finding::Improvement && latency(r))
         {
-            r.change = Change::Contradictory;
+            r.change = Finding::Contradictory;
             r.note = Some(format!(
                 "faster here but {}slower at {metric} (x{ratio:.3}) of this operation",
                 if *significant { "significantly " } else { "" }
@@ -428,7 +428,7 @@ pub(crate) fn decide(rows: &mut [Row], s: &CompareSettings) {
     }
 }
 
-fn verdict(r: &Row, abs: f64, min_abs: f64, higher_is_better: bool) -> Change {
+fn verdict(r: &Row, abs: f64, min_abs: f64, higher_is_better: bool) -> Finding {
     let worse = if higher_is_better {
         r.ratio < 1.0 - r.floor
     } else {
@@ -440,15 +440,15 @@ fn verdict(r: &Row, abs: f64, min_abs: f64, higher_is_better: bool) -> Change {
         r.ratio < 1.0 - r.floor
     };
     if r.low >= 1.0 - r.floor && r.high <= 1.0 + r.floor {
-        Change::NoChange
+        Finding::NoChange
     } else if abs < min_abs {
-        Change::BelowMinAbs
+        Finding::BelowMinAbs
     } else if r.significant && worse {
-        Change::Regression
+        Finding::Regression
     } else if r.significant && better {
-        Change::Improvement
+        Finding::Improvement
     } else {
-        Change::Inconclusive
+        Finding::Inconclusive
     }
 }
 
@@ -456,7 +456,7 @@ impl Row {
     /// Whether this row leaves the comparison undecided: an interval that
     /// straddles the floor, or a gain at one percentile beside a loss at another.
     pub fn undecided(&self) -> bool {
-        matches!(self.change, Change::Inconclusive | Change::Contradictory)
+        matches!(self.change, Finding::Inconclusive | Finding::Contradictory)
     }
 
     /// What would decide an undecided row: how many times the data per side

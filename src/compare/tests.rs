@@ -96,7 +96,7 @@ fn false_alarms(m: Model, runs: usize, trials: u64, spread: f64, r: Resampler) -
                             let c = compare_with(&a, &b, 1.0, &settings(t, spread), r);
                             // Two-sided: an "improvement" of A over A is a false alarm too.
                             c.rows.iter().any(|r| {
-                                matches!(r.change, Change::Regression | Change::Improvement)
+                                matches!(r.change, Finding::Regression | Finding::Improvement)
                             })
                         })
                         .count()
@@ -213,11 +213,11 @@ fn two_level_bootstrap_catches_a_slowdown_between_runs() {
             let a: Vec<_> = (0..runs).map(|_| run(m, &mut rng, 1.0, 0.0)).collect();
             let b: Vec<_> = (0..runs).map(|_| run(m, &mut rng, slowdown, 0.0)).collect();
             let c = compare(&a, &b, 1.0, &settings(t, 0.0));
-            assert!(c.rows.iter().all(|r| r.change != Change::Improvement));
+            assert!(c.rows.iter().all(|r| r.change != Finding::Improvement));
             caught += c
                 .rows
                 .iter()
-                .any(|r| r.metric == "p50" && r.change == Change::Regression)
+                .any(|r| r.metric == "p50" && r.change == Finding::Regression)
                 as usize;
         }
         eprintln!("two-level, {runs} vs {runs} runs, x{slowdown}: caught at p50 in {caught} of 60");
@@ -308,11 +308,11 @@ fn twenty_percent_slower_is_flagged_and_never_called_an_improvement() {
         let b = vec![run(m, &mut rng, 1.2, 0.0)];
         let c = compare(&a, &b, 1.0, &settings(t, 0.0));
         assert!(
-            c.rows.iter().all(|r| r.change != Change::Improvement),
+            c.rows.iter().all(|r| r.change != Finding::Improvement),
             "{:?}",
             c.rows
         );
-        if c.rows.iter().any(|r| r.change == Change::Regression) {
+        if c.rows.iter().any(|r| r.change == Finding::Regression) {
             flagged += 1;
         }
     }
@@ -335,8 +335,8 @@ fn a_uniform_delay_is_never_credited_as_an_improvement() {
         let b = vec![run(m, &mut rng, 1.0, 0.3)];
         let c = compare(&a, &b, 1.0, &settings(t, 0.0));
         for r in &c.rows {
-            assert_ne!(r.change, Change::Improvement, "trial {t}: {r:?}");
-            if r.change == Change::Contradictory {
+            assert_ne!(r.change, Finding::Improvement, "trial {t}: {r:?}");
+            if r.change == Finding::Contradictory {
                 contradictions += 1;
             }
         }
@@ -369,8 +369,8 @@ fn faster_at_one_percentile_slower_at_another_is_contradictory() {
         &settings(1, 0.0),
     );
     let get = |m: &str| c.rows.iter().find(|r| r.metric == m).unwrap().change;
-    assert_eq!(get("p50"), Change::Regression, "{:?}", c.rows);
-    assert_eq!(get("p99.9"), Change::Contradictory, "{:?}", c.rows);
+    assert_eq!(get("p50"), Finding::Regression, "{:?}", c.rows);
+    assert_eq!(get("p99.9"), Finding::Contradictory, "{:?}", c.rows);
 }
 
 #[test]
@@ -387,7 +387,7 @@ fn a_quieter_tail_is_no_improvement_while_the_body_is_slower() {
         df: 4.0,
         significant: false,
         floor,
-        change: Change::Inconclusive,
+        change: Finding::Inconclusive,
         note: None,
     };
     // As a gate of a 20%-slower run against a 3-run baseline saw it on the
@@ -397,8 +397,8 @@ fn a_quieter_tail_is_no_improvement_while_the_body_is_slower() {
         row("p95", 0.359, 0.16, 0.805, 0.004, 0.10),
     ];
     decide(&mut rows, &CompareSettings::default());
-    assert_eq!(rows[0].change, Change::Inconclusive, "{rows:?}");
-    assert_eq!(rows[1].change, Change::Contradictory, "{rows:?}");
+    assert_eq!(rows[0].change, Finding::Inconclusive, "{rows:?}");
+    assert_eq!(rows[1].change, Finding::Contradictory, "{rows:?}");
     assert!(rows[1]
         .note
         .as_deref()
@@ -410,7 +410,7 @@ fn a_quieter_tail_is_no_improvement_while_the_body_is_slower() {
         row("p95", 0.359, 0.16, 0.805, 0.004, 0.10),
     ];
     decide(&mut rows, &CompareSettings::default());
-    assert_eq!(rows[1].change, Change::Improvement, "{rows:?}");
+    assert_eq!(rows[1].change, Finding::Improvement, "{rows:?}");
 }
 
 #[test]
@@ -434,7 +434,7 @@ fn an_interval_straddling_the_floor_is_inconclusive() {
         let p50 = &c.rows[0];
         // Not significant (it holds 1) and not inside the band (it reaches past the floor).
         if p50.low < 1.0 && p50.high > 1.05 {
-            assert_eq!(p50.change, Change::Inconclusive, "{p50:?}");
+            assert_eq!(p50.change, Finding::Inconclusive, "{p50:?}");
             seen += 1;
         }
     }
@@ -463,7 +463,7 @@ fn lower_throughput_is_a_regression() {
         .collect();
     let c = compare(&a, &[b], 1.0, &settings(1, 0.0));
     let tp = c.rows.iter().find(|r| r.metric == "throughput").unwrap();
-    assert_eq!(tp.change, Change::Regression, "{tp:?}");
+    assert_eq!(tp.change, Finding::Regression, "{tp:?}");
     assert!(tp.ratio < 0.8 && tp.high < 1.0, "{tp:?}");
 }
 
@@ -483,12 +483,12 @@ fn a_change_below_min_abs_is_its_own_label() {
         .filter(|r| r.metric != "throughput" && r.note.is_none())
     {
         assert!(
-            matches!(r.change, Change::BelowMinAbs | Change::NoChange),
+            matches!(r.change, Finding::BelowMinAbs | Finding::NoChange),
             "{r:?}"
         );
     }
     assert!(
-        c.rows.iter().any(|r| r.change == Change::BelowMinAbs),
+        c.rows.iter().any(|r| r.change == Finding::BelowMinAbs),
         "{:?}",
         c.rows
     );
@@ -506,8 +506,8 @@ fn too_few_samples_are_inconclusive_not_a_verdict() {
     let b = vec![run(m, &mut rng, 3.0, 0.0)];
     let c = compare(&a, &b, 1.0, &settings(1, 0.0));
     let p999 = c.rows.iter().find(|r| r.metric == "p99.9").unwrap();
-    assert_eq!(p999.change, Change::Inconclusive);
+    assert_eq!(p999.change, Finding::Inconclusive);
     assert!(p999.note.as_deref().unwrap().contains("100000"));
     let p50 = c.rows.iter().find(|r| r.metric == "p50").unwrap();
-    assert_eq!(p50.change, Change::Regression, "{p50:?}");
+    assert_eq!(p50.change, Finding::Regression, "{p50:?}");
 }

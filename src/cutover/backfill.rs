@@ -15,7 +15,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 
 use super::{
-    gate, lock_state, print_sql, say, write_state, BackfillProgress, Gate, Phase, Step,
+    gate, lock_state, print_sql, say, write_state, BackfillProgress, CutoverPhase, Gate, Step,
     StepOptions, StepReport,
 };
 use crate::error::{DbContext, Error, Result};
@@ -157,7 +157,7 @@ pub async fn backfill(
         ..Default::default()
     };
     let total = (last - first + 1).max(0) as u64;
-    let bar = progress::Phase::start("backfill", total, "orgs", opts.verbose);
+    let bar = progress::Task::start("backfill", total, "orgs", opts.verbose);
     bar.inc((resumed_from - first).max(0) as u64);
     let stopped = || {
         bopts
@@ -275,7 +275,7 @@ async fn batch(
         .await
         .db(|| "beginning a backfill batch".into())?;
     let mut state = lock_state(&tx).await?;
-    if state.phase != Phase::DualWrite {
+    if state.phase != CutoverPhase::DualWrite {
         return Err(Error::Refused(format!(
             "cutover backfill: the estate moved to {} meanwhile; stopping",
             state.phase
@@ -290,7 +290,7 @@ async fn batch(
     progress.last_org = progress.last_org.max(last);
     let lo = progress.next_org;
     if lo > progress.last_org {
-        state.phase = Phase::Backfilled;
+        state.phase = CutoverPhase::Backfilled;
         write_state(&tx, &state).await?;
         tx.commit().await.db(|| "committing the backfill".into())?;
         return Ok(None);
@@ -313,7 +313,7 @@ async fn batch(
     progress.seconds += started.elapsed().as_secs_f64();
     let complete = hi >= progress.last_org;
     if complete {
-        state.phase = Phase::Backfilled;
+        state.phase = CutoverPhase::Backfilled;
     }
     write_state(&tx, &state).await?;
     tx.commit()

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::backfill::{self, BackfillOptions};
 use super::race::{self, RaceResult};
 use super::verify::{self, VerifyOptions};
-use super::{Phase, Step, StepOptions, StepReport};
+use super::{CutoverPhase, Step, StepOptions, StepReport};
 use crate::drill::{self, workload, Harness, Start, StepLatency};
 use crate::driver::ledger::{Check, Ledger, LedgerCheck};
 use crate::driver::live::Live;
@@ -119,7 +119,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         }
     }
     let state = super::read_state(&client).await?;
-    if state.phase != Phase::NotStarted {
+    if state.phase != CutoverPhase::NotStarted {
         return Err(Error::Refused(format!(
             "cutover drill refused: the estate's cutover is already {}; the drill starts from legacy \
              only. `rehearse cutover reset` drops the partitioned side and starts over",
@@ -332,7 +332,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
         &[Mode::Legacy]
     };
     for &side in sides {
-        if side == Mode::Partitioned && final_phase < Phase::DualWrite {
+        if side == Mode::Partitioned && final_phase < CutoverPhase::DualWrite {
             continue;
         }
         let check = ledger.check(&client, side, Check::Final).await?;

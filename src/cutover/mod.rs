@@ -150,7 +150,7 @@ impl fmt::Display for Step {
 /// Where the estate stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Phase {
+pub enum CutoverPhase {
     /// No cutover has begun: legacy only.
     #[default]
     NotStarted,
@@ -168,23 +168,23 @@ pub enum Phase {
     Finalized,
 }
 
-impl Phase {
+impl CutoverPhase {
     pub fn name(self) -> &'static str {
         match self {
-            Phase::NotStarted => "not started",
-            Phase::Prepared => "prepared",
-            Phase::DualWrite => "dual-write",
-            Phase::Backfilled => "backfilled",
-            Phase::Switched => "switched",
-            Phase::RolledBack => "rolled back",
-            Phase::Finalized => "finalized",
+            CutoverPhase::NotStarted => "not started",
+            CutoverPhase::Prepared => "prepared",
+            CutoverPhase::DualWrite => "dual-write",
+            CutoverPhase::Backfilled => "backfilled",
+            CutoverPhase::Switched => "switched",
+            CutoverPhase::RolledBack => "rolled back",
+            CutoverPhase::Finalized => "finalized",
         }
     }
 
     /// The side the services read and write in this phase.
     pub fn authoritative(self) -> Mode {
         match self {
-            Phase::Switched | Phase::Finalized => Mode::Partitioned,
+            CutoverPhase::Switched | CutoverPhase::Finalized => Mode::Partitioned,
             _ => Mode::Legacy,
         }
     }
@@ -193,12 +193,15 @@ impl Phase {
     pub fn mirrored(self) -> bool {
         matches!(
             self,
-            Phase::DualWrite | Phase::Backfilled | Phase::Switched | Phase::RolledBack
+            CutoverPhase::DualWrite
+                | CutoverPhase::Backfilled
+                | CutoverPhase::Switched
+                | CutoverPhase::RolledBack
         )
     }
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for CutoverPhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -221,7 +224,7 @@ pub struct BackfillProgress {
 pub struct Verified {
     pub ok: bool,
     /// The phase it verified: a later step makes it stale.
-    pub phase: Phase,
+    pub phase: CutoverPhase,
     pub at: String,
     pub mismatching_buckets: usize,
 }
@@ -238,7 +241,7 @@ pub struct LogEntry {
 /// What `rehearse_meta` says of the cutover.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
-    pub phase: Phase,
+    pub phase: CutoverPhase,
     pub backfill: Option<BackfillProgress>,
     pub verified: Option<Verified>,
     pub log: Vec<LogEntry>,
@@ -311,7 +314,7 @@ pub enum Gate {
 /// Whether `step` may run in `state`: run, already done, or refused with
 /// the step to run first.
 pub fn gate(state: &State, step: Step) -> Result<Gate> {
-    use Phase::*;
+    use CutoverPhase::*;
     let what = match step {
         Step::Rollout => "a rollout change".to_string(),
         _ => format!("cutover {step}"),
@@ -324,7 +327,7 @@ pub fn gate(state: &State, step: Step) -> Result<Gate> {
         )))
     };
     // The next step of the forward path, for a phase before the switch.
-    let next_forward = |p: Phase| match p {
+    let next_forward = |p: CutoverPhase| match p {
         NotStarted => Step::Prepare,
         Prepared => Step::DualWrite,
         DualWrite => Step::Backfill,
@@ -472,7 +475,7 @@ pub struct StepReport {
     pub step: Step,
     /// False when it was already done (or a dry run).
     pub ran: bool,
-    pub phase: Phase,
+    pub phase: CutoverPhase,
     pub seconds: f64,
     pub summary: String,
     /// Lock acquisition and the writers it blocked, for steps that take locks.
@@ -483,7 +486,7 @@ pub struct StepReport {
 
 impl StepReport {
     /// A step that ran, started at `started`.
-    fn ran(step: Step, phase: Phase, started: Instant, summary: String) -> StepReport {
+    fn ran(step: Step, phase: CutoverPhase, started: Instant, summary: String) -> StepReport {
         StepReport {
             ran: true,
             seconds: started.elapsed().as_secs_f64(),
@@ -491,7 +494,7 @@ impl StepReport {
         }
     }
 
-    fn skipped(step: Step, phase: Phase, summary: String) -> StepReport {
+    fn skipped(step: Step, phase: CutoverPhase, summary: String) -> StepReport {
         StepReport {
             step,
             ran: false,
@@ -704,7 +707,7 @@ pub async fn prepare(
         }
         _ => routing::set_flag(&tx, Mode::Legacy).await?,
     }
-    state.phase = Phase::Prepared;
+    state.phase = CutoverPhase::Prepared;
     let summary = format!(
         "partitioned tables {} ({partitions} partitions); {} = legacy",
         if exists {
@@ -768,7 +771,11 @@ pub async fn dual_write(
         .batch_execute(&sql)
         .await
         .db(|| "creating the mirror functions".into())?;
-    let expect = if repair { state.phase } else { Phase::Prepared };
+    let expect = if repair {
+        state.phase
+    } else {
+        CutoverPhase::Prepared
+    };
     let locks = locks::ddl_step(client, &estate.primary.url, &ddl, &opts.locks, |state| {
         if state.phase != expect {
             return Err(Error::Refused(format!(
@@ -777,7 +784,7 @@ pub async fn dual_write(
             )));
         }
         if !repair {
-            state.phase = Phase::DualWrite;
+            state.phase = CutoverPhase::DualWrite;
         }
         Ok(())
     })
@@ -792,7 +799,7 @@ pub async fn dual_write(
             if repair {
                 state.phase
             } else {
-                Phase::DualWrite
+                CutoverPhase::DualWrite
             },
             started,
             summary,
@@ -871,8 +878,8 @@ pub async fn flip(
         gate(s, step).and_then(|g| match g {
             Gate::Run => {
                 s.phase = match to {
-                    Mode::Partitioned => Phase::Switched,
-                    Mode::Legacy => Phase::RolledBack,
+                    Mode::Partitioned => CutoverPhase::Switched,
+                    Mode::Legacy => CutoverPhase::RolledBack,
                 };
                 Ok(())
             }
@@ -924,13 +931,13 @@ pub async fn finalize(
     );
     let started = Instant::now();
     let locks = locks::ddl_step(client, &estate.primary.url, &ddl, &opts.locks, |s| {
-        if s.phase != Phase::Switched {
+        if s.phase != CutoverPhase::Switched {
             return Err(Error::Refused(format!(
                 "cutover finalize: the estate moved to {} meanwhile",
                 s.phase
             )));
         }
-        s.phase = Phase::Finalized;
+        s.phase = CutoverPhase::Finalized;
         Ok(())
     })
     .await?;
@@ -942,7 +949,7 @@ pub async fn finalize(
     say(opts, &format!("cutover finalize: done: {summary}"));
     Ok(StepReport {
         locks: Some(locks),
-        ..StepReport::ran(step, Phase::Finalized, started, summary)
+        ..StepReport::ran(step, CutoverPhase::Finalized, started, summary)
     })
 }
 
@@ -988,7 +995,7 @@ pub async fn reset(client: &mut Client, estate: &Estate, opts: &StepOptions) -> 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub database: String,
-    pub phase: Phase,
+    pub phase: CutoverPhase,
     pub flag: Option<Mode>,
     pub authoritative: Mode,
     /// Mirror triggers in place, of 4.
@@ -1008,18 +1015,18 @@ pub async fn status(client: &Client) -> Result<Status> {
         0
     };
     let next = match state.phase {
-        Phase::NotStarted => Some(Step::Prepare),
-        Phase::Prepared => Some(Step::DualWrite),
-        Phase::DualWrite => Some(Step::Backfill),
-        Phase::Backfilled | Phase::RolledBack => Some(match state.verified_now() {
+        CutoverPhase::NotStarted => Some(Step::Prepare),
+        CutoverPhase::Prepared => Some(Step::DualWrite),
+        CutoverPhase::DualWrite => Some(Step::Backfill),
+        CutoverPhase::Backfilled | CutoverPhase::RolledBack => Some(match state.verified_now() {
             Some(v) if v.ok => Step::Switch,
             _ => Step::Verify,
         }),
-        Phase::Switched => Some(match state.verified_now() {
+        CutoverPhase::Switched => Some(match state.verified_now() {
             Some(v) if v.ok => Step::Finalize,
             _ => Step::Verify,
         }),
-        Phase::Finalized => None,
+        CutoverPhase::Finalized => None,
     }
     .map(|s| s.command());
     Ok(Status {
@@ -1113,7 +1120,7 @@ impl fmt::Display for Status {
 mod tests {
     use super::*;
 
-    fn at(phase: Phase, verified: Option<(bool, Phase)>) -> State {
+    fn at(phase: CutoverPhase, verified: Option<(bool, CutoverPhase)>) -> State {
         State {
             phase,
             verified: verified.map(|(ok, phase)| Verified {
@@ -1142,9 +1149,9 @@ mod tests {
     fn the_forward_path_runs_each_step_once_in_order() {
         let mut s = State::default();
         for (step, next) in [
-            (Step::Prepare, Phase::Prepared),
-            (Step::DualWrite, Phase::DualWrite),
-            (Step::Backfill, Phase::Backfilled),
+            (Step::Prepare, CutoverPhase::Prepared),
+            (Step::DualWrite, CutoverPhase::DualWrite),
+            (Step::Backfill, CutoverPhase::Backfilled),
         ] {
             assert!(
                 matches!(gate(&s, step), Ok(Gate::Run)),
@@ -1155,37 +1162,59 @@ mod tests {
             assert!(matches!(gate(&s, step), Ok(Gate::Done(_))), "{step} twice");
         }
         assert!(refused(&s, Step::Switch).contains("`rehearse cutover verify`"));
-        s.verified = at(Phase::Backfilled, Some((true, Phase::Backfilled))).verified;
+        s.verified = at(
+            CutoverPhase::Backfilled,
+            Some((true, CutoverPhase::Backfilled)),
+        )
+        .verified;
         assert!(matches!(gate(&s, Step::Switch), Ok(Gate::Run)));
-        s.phase = Phase::Switched;
+        s.phase = CutoverPhase::Switched;
         // The verify of the backfilled phase does not count after the switch.
         assert!(refused(&s, Step::Finalize).contains("`rehearse cutover verify`"));
         assert!(matches!(gate(&s, Step::Rollback), Ok(Gate::Run)));
-        s.verified = at(Phase::Switched, Some((true, Phase::Switched))).verified;
+        s.verified = at(CutoverPhase::Switched, Some((true, CutoverPhase::Switched))).verified;
         assert!(matches!(gate(&s, Step::Finalize), Ok(Gate::Run)));
     }
 
     #[test]
     fn steps_out_of_order_name_the_step_to_run_first() {
         let cases = [
-            (at(Phase::NotStarted, None), Step::DualWrite, "prepare"),
-            (at(Phase::NotStarted, None), Step::Switch, "prepare"),
-            (at(Phase::Prepared, None), Step::Backfill, "dual-write"),
-            (at(Phase::Prepared, None), Step::Verify, "dual-write"),
-            (at(Phase::DualWrite, None), Step::Verify, "backfill"),
-            (at(Phase::DualWrite, None), Step::Switch, "backfill"),
-            (at(Phase::Backfilled, None), Step::Rollback, "switch"),
             (
-                at(Phase::Backfilled, Some((true, Phase::Backfilled))),
+                at(CutoverPhase::NotStarted, None),
+                Step::DualWrite,
+                "prepare",
+            ),
+            (at(CutoverPhase::NotStarted, None), Step::Switch, "prepare"),
+            (
+                at(CutoverPhase::Prepared, None),
+                Step::Backfill,
+                "dual-write",
+            ),
+            (at(CutoverPhase::Prepared, None), Step::Verify, "dual-write"),
+            (at(CutoverPhase::DualWrite, None), Step::Verify, "backfill"),
+            (at(CutoverPhase::DualWrite, None), Step::Switch, "backfill"),
+            (at(CutoverPhase::Backfilled, None), Step::Rollback, "switch"),
+            (
+                at(
+                    CutoverPhase::Backfilled,
+                    Some((true, CutoverPhase::Backfilled)),
+                ),
                 Step::Finalize,
                 "switch",
             ),
             (
-                at(Phase::RolledBack, Some((true, Phase::Switched))),
+                at(
+                    CutoverPhase::RolledBack,
+                    Some((true, CutoverPhase::Switched)),
+                ),
                 Step::Switch,
                 "verify",
             ),
-            (at(Phase::Prepared, None), Step::Finalize, "dual-write"),
+            (
+                at(CutoverPhase::Prepared, None),
+                Step::Finalize,
+                "dual-write",
+            ),
         ];
         for (state, step, first) in cases {
             let msg = refused(&state, step);
@@ -1199,9 +1228,12 @@ mod tests {
 
     #[test]
     fn a_failed_verify_blocks_the_switch_and_finalize_ends_the_way_back() {
-        let failed = at(Phase::Backfilled, Some((false, Phase::Backfilled)));
+        let failed = at(
+            CutoverPhase::Backfilled,
+            Some((false, CutoverPhase::Backfilled)),
+        );
         assert!(refused(&failed, Step::Switch).contains("mismatching"));
-        let done = at(Phase::Finalized, None);
+        let done = at(CutoverPhase::Finalized, None);
         assert!(refused(&done, Step::Rollback).contains("finalized"));
         assert!(refused(&done, Step::Verify).contains("finalized"));
         assert!(matches!(gate(&done, Step::Prepare), Ok(Gate::Done(_))));

@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio_postgres::{Client, GenericClient, IsolationLevel};
 
 use super::{
-    gate, lock_state, print_sql, say, write_state, Gate, Phase, Step, StepOptions, StepReport,
-    Verified,
+    gate, lock_state, print_sql, say, write_state, CutoverPhase, Gate, Step, StepOptions,
+    StepReport, Verified,
 };
 use crate::db;
 use crate::error::{DbContext, Result};
@@ -111,7 +111,7 @@ pub struct Parity {
 #[serde(deny_unknown_fields)]
 pub struct VerifyReport {
     pub ok: bool,
-    pub phase: Phase,
+    pub phase: CutoverPhase,
     pub buckets: u32,
     pub first_org: i64,
     pub last_org: i64,
@@ -262,7 +262,7 @@ pub async fn compare(
     client: &mut Client,
     url: &str,
     opts: &VerifyOptions,
-    phase: Phase,
+    phase: CutoverPhase,
     verbose: bool,
 ) -> Result<VerifyReport> {
     let started = Instant::now();
@@ -280,7 +280,7 @@ pub async fn compare(
         checksum_sql(Mode::Partitioned),
         diff_sql(),
     ));
-    let bar = Arc::new(progress::Phase::start(
+    let bar = Arc::new(progress::Task::start(
         "verify",
         buckets as u64,
         "buckets",

@@ -51,7 +51,7 @@ pub fn describe(e: &NewEntry) -> String {
 
 /// A change sent for an entry, not yet acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub enum PendingWrite {
     /// A new amount.
     Amount(i64),
     Void,
@@ -64,7 +64,7 @@ enum State {
     /// A change of it is in flight, failed, or was abandoned (a timeout drops
     /// the request): it may or may not have committed. Keeps the content
     /// last acknowledged and the change.
-    Unknown(Option<Content>, Option<Change>),
+    Unknown(Option<Content>, Option<PendingWrite>),
     /// The repository answered "not found" for an entry acknowledged as present.
     Lost(Content),
 }
@@ -122,7 +122,7 @@ impl Ledger {
     /// A change of an entry is about to be sent: until it is acknowledged
     /// the entry's state is unknown, and stays so if the change fails or is
     /// abandoned.
-    pub fn pending(&self, kind: EntryKind, id: i64, org: i64, change: Change) {
+    pub fn pending(&self, kind: EntryKind, id: i64, org: i64, change: PendingWrite) {
         self.update(kind, id, org, |last| match last {
             // A lost entry stays lost: nothing later undoes that evidence.
             State::Lost(c) => State::Lost(c),
@@ -302,11 +302,11 @@ fn judge(expected: &State, found: Option<&Content>) -> Option<Problem> {
         (State::Lost(_), _) => Some(Problem::Missing),
         // The change either committed or it did not: the old content, or
         // what the change makes of it, is fine.
-        (State::Unknown(Some(_), Some(Change::Void)), None) => None,
+        (State::Unknown(Some(_), Some(PendingWrite::Void)), None) => None,
         (State::Unknown(Some(_), _), None) => Some(Problem::Missing),
         (State::Unknown(Some(c), change), Some(f)) => {
             let changed = match change {
-                Some(Change::Amount(a)) => Some(Content {
+                Some(PendingWrite::Amount(a)) => Some(Content {
                     amount_cents: *a,
                     ..c.clone()
                 }),
@@ -428,17 +428,17 @@ mod tests {
     fn the_last_acknowledged_write_decides_and_unfinished_changes_are_unknown() {
         let l = Ledger::default();
         l.recorded(1, 3, &entry(100));
-        l.pending(EntryKind::Revenue, 1, 3, Change::Amount(250));
+        l.pending(EntryKind::Revenue, 1, 3, PendingWrite::Amount(250));
         l.adjusted(EntryKind::Revenue, 1, 3, 250);
         l.recorded(2, 3, &entry(5));
-        l.pending(EntryKind::Revenue, 2, 3, Change::Void);
+        l.pending(EntryKind::Revenue, 2, 3, PendingWrite::Void);
         l.voided(EntryKind::Revenue, 2, 3);
         // An adjust that never came back (failed, or dropped by a timeout).
         l.recorded(4, 3, &entry(9));
-        l.pending(EntryKind::Revenue, 4, 3, Change::Amount(10));
+        l.pending(EntryKind::Revenue, 4, 3, PendingWrite::Amount(10));
         // A void answered "not found": the acknowledged entry was lost.
         l.recorded(5, 3, &entry(11));
-        l.pending(EntryKind::Revenue, 5, 3, Change::Void);
+        l.pending(EntryKind::Revenue, 5, 3, PendingWrite::Void);
         l.not_found(EntryKind::Revenue, 5, 3);
         assert_eq!(l.acknowledged(), 6);
         let m = l.entries.lock().unwrap();
@@ -448,7 +448,9 @@ mod tests {
         }
         assert_eq!(m[&(EntryKind::Revenue, 2)].state, State::Deleted);
         match &m[&(EntryKind::Revenue, 4)].state {
-            State::Unknown(Some(c), Some(Change::Amount(10))) => assert_eq!(c.amount_cents, 9),
+            State::Unknown(Some(c), Some(PendingWrite::Amount(10))) => {
+                assert_eq!(c.amount_cents, 9)
+            }
             s => panic!("{s:?}"),
         }
         assert_eq!(m[&(EntryKind::Revenue, 5)].state, State::Lost(entry(11)));
@@ -496,7 +498,7 @@ mod tests {
             amount_cents: 7,
             ..c.clone()
         };
-        let adjust = State::Unknown(Some(c.clone()), Some(Change::Amount(250)));
+        let adjust = State::Unknown(Some(c.clone()), Some(PendingWrite::Amount(250)));
         assert!(judge(&adjust, Some(&c)).is_none(), "not committed");
         assert!(judge(&adjust, Some(&adjusted)).is_none(), "committed");
         assert!(matches!(
@@ -504,7 +506,7 @@ mod tests {
             Some(Problem::Differing)
         ));
         assert!(matches!(judge(&adjust, None), Some(Problem::Missing)));
-        let void = State::Unknown(Some(c.clone()), Some(Change::Void));
+        let void = State::Unknown(Some(c.clone()), Some(PendingWrite::Void));
         assert!(judge(&void, None).is_none(), "the void committed");
         assert!(judge(&void, Some(&c)).is_none(), "the void did not commit");
         assert!(matches!(

@@ -14,7 +14,7 @@ use crate::repo::Repo;
 use crate::scenario::{MixEntry, Operation, SqlParam, Variant};
 use crate::schema::Mode;
 
-use super::ledger::{Change, Ledger};
+use super::ledger::{Ledger, PendingWrite};
 use super::tenants::{Chooser, TenantSet};
 
 const VENDORS: [&str; 6] = [
@@ -222,7 +222,7 @@ impl Workload {
                     // Unknown until acknowledged: a timeout drops this future
                     // with the change perhaps committed.
                     if let Some(l) = ledger {
-                        l.pending(kind, id, eorg, Change::Amount(amount));
+                        l.pending(kind, id, eorg, PendingWrite::Amount(amount));
                     }
                     let w = fin
                         .adjust(eorg, kind, id, &a)
@@ -235,7 +235,7 @@ impl Workload {
                     Ok(Some(w.mode))
                 } else {
                     if let Some(l) = ledger {
-                        l.pending(kind, id, eorg, Change::Void);
+                        l.pending(kind, id, eorg, PendingWrite::Void);
                     }
                     let w = fin
                         .void(eorg, kind, id)

@@ -799,7 +799,7 @@ async fn check_flag_is_free(client: &tokio_postgres::Client, estate: &Estate) ->
     )
     .await?;
     let state = crate::cutover::read_state(client).await?;
-    if state.phase != crate::cutover::Phase::NotStarted {
+    if state.phase != crate::cutover::CutoverPhase::NotStarted {
         return Err(Error::Refused(format!(
             "the estate's cutover is {}: journeys will not move the flag under it; \
              run with --as-is to measure the service as it routes now",

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::ab::AbReport;
-use crate::compare::Change;
+use crate::compare::Finding;
 
 pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
     let mut out =
@@ -60,7 +60,7 @@ pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
         .comparisons
         .iter()
         .flat_map(|(k, c)| c.rows.iter().map(move |row| (k, row)))
-        .filter(|(_, row)| row.change == Change::Regression)
+        .filter(|(_, row)| row.change == Finding::Regression)
         .map(|(k, row)| format!("{k} {} x{:.3}", row.metric, row.ratio))
         .collect();
     let _ = writeln!(

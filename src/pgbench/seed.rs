@@ -312,7 +312,7 @@ async fn server_copy(
             .iter()
             .map(|(table, f)| format!("COPY {table} FROM '{}' (FORMAT binary)", f.display()))
             .collect();
-        let quiet = std::sync::Arc::new(crate::progress::Phase::start("copy", 0, "files", false));
+        let quiet = std::sync::Arc::new(crate::progress::Task::start("copy", 0, "files", false));
         let started = std::time::Instant::now();
         crate::seed::parallel::run(&copy_url, loads, jobs, quiet).await?;
         Ok::<f64, Error>(started.elapsed().as_secs_f64())

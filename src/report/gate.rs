@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::compare::{self, Change, CompareSettings, Comparison};
+use crate::compare::{self, CompareSettings, Comparison, Finding};
 use crate::error::{Error, IoContext, Result};
 use crate::exit;
 use crate::run::{judge, BudgetOutcome};
@@ -27,7 +27,7 @@ pub struct GateOptions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub enum Outcome {
     Pass,
     Fail,
     Invalid,
@@ -43,7 +43,7 @@ pub struct Case {
     pub suite: &'static str,
     pub class: String,
     pub name: String,
-    pub status: Status,
+    pub status: Outcome,
     pub message: String,
 }
 
@@ -68,7 +68,7 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
             suite: "validity",
             class: "validity".into(),
             name: "run complete".into(),
-            status: Status::Invalid,
+            status: Outcome::Invalid,
             message: match &r.error {
                 Some(e) => format!("the run is {:?}, not complete: {e}", r.status),
                 None => format!("the run is {:?}, not complete", r.status),
@@ -87,7 +87,7 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
             suite: "validity",
             class: "validity".into(),
             name: "variants measured".into(),
-            status: Status::Invalid,
+            status: Outcome::Invalid,
             message: "the run measured no variant".into(),
         });
     }
@@ -114,9 +114,9 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
             class: format!("validity.{name}"),
             name: "target rate reached, driver not the bottleneck".into(),
             status: if validity.valid {
-                Status::Pass
+                Outcome::Pass
             } else {
-                Status::Invalid
+                Outcome::Invalid
             },
             message: validity
                 .reasons
@@ -133,9 +133,9 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
         let measured = (v.seconds - v.warmup_s).max(1e-9);
         for b in judge::budgets(budgets, &v.operations, ev, confidence, measured) {
             let (status, message) = match b.outcome {
-                BudgetOutcome::Pass => (Status::Pass, b.describe()),
-                BudgetOutcome::Fail => (Status::Fail, b.describe()),
-                BudgetOutcome::Unjudged => (Status::Invalid, b.describe()),
+                BudgetOutcome::Pass => (Outcome::Pass, b.describe()),
+                BudgetOutcome::Fail => (Outcome::Fail, b.describe()),
+                BudgetOutcome::Unjudged => (Outcome::Invalid, b.describe()),
             };
             let limit = if b.metric == "error_rate" {
                 b.limit.to_string()
@@ -176,7 +176,7 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
                 suite: "compare",
                 class: format!("compare.{}", key.replace('/', ".")),
                 name: "measured on both sides".into(),
-                status: Status::Fail,
+                status: Outcome::Fail,
                 message: format!("{}: {side}", compare::key_name(&key)),
             });
         }
@@ -191,7 +191,7 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
                     suite: "compare",
                     class: format!("compare.{}", key.replace('/', ".")),
                     name: "compared".into(),
-                    status: Status::Inconclusive,
+                    status: Outcome::Inconclusive,
                     message: format!(
                         "{}: the {side} has no measured interval of it, so nothing was compared; a run whose measured part holds it would decide",
                         compare::key_name(&key)
@@ -209,20 +209,20 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
                     row.floor * 100.0
                 );
                 let (status, message) = match row.change {
-                    Change::Regression => (
-                        Status::Fail,
+                    Finding::Regression => (
+                        Outcome::Fail,
                         format!("{:.3} -> {:.3}: {ci}", row.baseline, row.candidate),
                     ),
                     _ if row.undecided() => (
-                        Status::Inconclusive,
+                        Outcome::Inconclusive,
                         match (&row.note, row.change) {
-                            (Some(n), Change::Contradictory) => {
+                            (Some(n), Finding::Contradictory) => {
                                 format!("{}: {ci}; {n}", row.change)
                             }
                             _ => format!("{}: {ci}; {}", row.change, row.to_decide()),
                         },
                     ),
-                    ch => (Status::Pass, format!("{ch}: {ci}")),
+                    ch => (Outcome::Pass, format!("{ch}: {ci}")),
                 };
                 cases.push(Case {
                     suite: "compare",
@@ -255,15 +255,15 @@ pub fn gate(o: &GateOptions) -> Result<GateOutcome> {
 /// regression), then a comparison that could not tell (unless allowed),
 /// then nothing judged at all: no budget and no comparison is no pass.
 fn verdict(cases: &[Case], allow_inconclusive: bool) -> (&'static str, i32) {
-    let any = |s: Status| cases.iter().any(|c| c.status == s);
+    let any = |s: Outcome| cases.iter().any(|c| c.status == s);
     let judged = cases
         .iter()
-        .any(|c| c.suite != "validity" && c.status != Status::Invalid);
-    if any(Status::Invalid) {
+        .any(|c| c.suite != "validity" && c.status != Outcome::Invalid);
+    if any(Outcome::Invalid) {
         ("invalid", exit::INVALID)
-    } else if any(Status::Fail) {
+    } else if any(Outcome::Fail) {
         ("fail", exit::FAIL)
-    } else if any(Status::Inconclusive) && !allow_inconclusive {
+    } else if any(Outcome::Inconclusive) && !allow_inconclusive {
         ("could not tell", exit::INVALID)
     } else if !judged {
         ("nothing judged", exit::INVALID)
@@ -283,8 +283,8 @@ fn xml(s: &str) -> String {
 pub fn junit(g: &GateOutcome) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let failing = |c: &Case| {
-        matches!(c.status, Status::Fail | Status::Invalid)
-            || (c.status == Status::Inconclusive && !g.allow_inconclusive)
+        matches!(c.status, Outcome::Fail | Outcome::Invalid)
+            || (c.status == Outcome::Inconclusive && !g.allow_inconclusive)
     };
     let failures = g.cases.iter().filter(|c| failing(c)).count();
     let _ = writeln!(
@@ -311,7 +311,7 @@ pub fn junit(g: &GateOutcome) -> String {
                 xml(&c.name)
             );
             match c.status {
-                Status::Pass => {
+                Outcome::Pass => {
                     let _ = writeln!(
                         out,
                         "><system-out>{}</system-out></testcase>",
@@ -320,22 +320,22 @@ pub fn junit(g: &GateOutcome) -> String {
                 }
                 // What it is, not "skipped": a failure of its own type, or,
                 // accepted by --allow-inconclusive, a case that says so.
-                Status::Inconclusive if g.allow_inconclusive => {
+                Outcome::Inconclusive if g.allow_inconclusive => {
                     let _ = writeln!(
                         out,
                         "><properties><property name=\"outcome\" value=\"inconclusive\"/></properties><system-out>inconclusive, accepted by --allow-inconclusive: {}</system-out></testcase>",
                         xml(&c.message)
                     );
                 }
-                Status::Inconclusive => {
+                Outcome::Inconclusive => {
                     let _ = writeln!(
                         out,
                         "><properties><property name=\"outcome\" value=\"inconclusive\"/></properties><failure type=\"inconclusive\" message=\"{}\"/></testcase>",
                         xml(&c.message)
                     );
                 }
-                Status::Fail | Status::Invalid => {
-                    let kind = if c.status == Status::Invalid {
+                Outcome::Fail | Outcome::Invalid => {
+                    let kind = if c.status == Outcome::Invalid {
                         "invalid"
                     } else {
                         "fail"
@@ -361,16 +361,16 @@ pub fn markdown(g: &GateOutcome) -> String {
         g.verdict.to_uppercase(),
         g.run
     );
-    let count = |st: Status| g.cases.iter().filter(|c| c.status == st).count();
+    let count = |st: Outcome| g.cases.iter().filter(|c| c.status == st).count();
     let _ = writeln!(
         s,
         "{} checks: {} passed, {} failed, {} invalid, {} could not tell{}\n",
         g.cases.len(),
-        count(Status::Pass),
-        count(Status::Fail),
-        count(Status::Invalid),
-        count(Status::Inconclusive),
-        if g.allow_inconclusive && count(Status::Inconclusive) > 0 {
+        count(Outcome::Pass),
+        count(Outcome::Fail),
+        count(Outcome::Invalid),
+        count(Outcome::Inconclusive),
+        if g.allow_inconclusive && count(Outcome::Inconclusive) > 0 {
             " (accepted by --allow-inconclusive)"
         } else {
             ""
@@ -382,11 +382,11 @@ pub fn markdown(g: &GateOutcome) -> String {
     s += "| | check | | result |\n|---|---|---|---|\n";
     for c in &g.cases {
         let mark = match c.status {
-            Status::Pass => "pass",
-            Status::Fail => "**FAIL**",
-            Status::Invalid => "**INVALID**",
-            Status::Inconclusive if g.allow_inconclusive => "inconclusive (allowed)",
-            Status::Inconclusive => "**COULD NOT TELL**",
+            Outcome::Pass => "pass",
+            Outcome::Fail => "**FAIL**",
+            Outcome::Invalid => "**INVALID**",
+            Outcome::Inconclusive if g.allow_inconclusive => "inconclusive (allowed)",
+            Outcome::Inconclusive => "**COULD NOT TELL**",
         };
         let _ = writeln!(
             s,
@@ -468,7 +468,7 @@ pub fn save_baseline(
 mod tests {
     use super::*;
 
-    fn case(suite: &'static str, status: Status) -> Case {
+    fn case(suite: &'static str, status: Outcome) -> Case {
         Case {
             suite,
             class: suite.into(),
@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn the_verdict_fails_closed_in_order() {
-        use Status::*;
+        use Outcome::*;
         let v = |cases: &[Case], allow| verdict(cases, allow).0;
         let valid = case("validity", Pass);
         // Validity alone: nothing judged (main: pass).

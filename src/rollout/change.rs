@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 
 use super::{percent_text, Rollout, RolloutView, ALL};
-use crate::cutover::{self, Gate, Phase, Step, StepOptions};
+use crate::cutover::{self, CutoverPhase, Gate, Step, StepOptions};
 use crate::error::{DbContext, Error, Result};
 use crate::estate::Estate;
 use crate::repo::routing::{self, FLAG};
@@ -391,7 +391,7 @@ pub struct SideRows {
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutStatus {
     pub database: String,
-    pub phase: Phase,
+    pub phase: CutoverPhase,
     /// The flag row: None when there is none.
     pub flag: Option<bool>,
     pub rollout: RolloutView,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::change::{self, Change, ChangeReport};
 use super::percent_text;
 use crate::cutover::verify::{self, VerifyOptions};
-use crate::cutover::{self, backfill, Phase, StepOptions};
+use crate::cutover::{self, backfill, CutoverPhase, StepOptions};
 use crate::drill::{self, workload, Harness, Start, StepLatency};
 use crate::driver::cohorts::Cohorts;
 use crate::driver::ledger::{Check, Ledger, LedgerCheck};
@@ -391,7 +391,10 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
     };
     // Both sides complete and mirrored, and a passing verify, before any load.
     let state = cutover::read_state(&client).await?;
-    if matches!(state.phase, Phase::Switched | Phase::Finalized) {
+    if matches!(
+        state.phase,
+        CutoverPhase::Switched | CutoverPhase::Finalized
+    ) {
         return Err(Error::Refused(format!(
             "rollout drill refused: the cutover is {}, so every organization is already partitioned; \
              the rollout is rehearsed before the switch (`rehearse cutover rollback`, or \
@@ -399,7 +402,7 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Dri
             state.phase
         )));
     }
-    if state.phase == Phase::NotStarted {
+    if state.phase == CutoverPhase::NotStarted {
         cutover::refuse_filled_partitioned(&client, &database, "rollout drill").await?;
     }
     let mut sopts = opts.step.clone();

@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 use crate::db;
 use crate::error::{DbContext, Result};
 use crate::generate::{Counts, Generator, OrgRows};
-use crate::progress::Phase;
+use crate::progress::Task;
 use crate::schema::FinanceTables;
 
 /// Organizations a job takes at a time.
@@ -90,7 +90,7 @@ pub async fn load_job(
     modes: Vec<&'static FinanceTables>,
     generator: Arc<Generator>,
     next: Arc<AtomicU64>,
-    phase: Arc<Phase>,
+    phase: Arc<Task>,
 ) -> Result<JobTotals> {
     let orgs = generator.params().orgs;
     let mut o = Stream::open(

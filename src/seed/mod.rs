@@ -25,7 +25,7 @@ use crate::db;
 use crate::error::{DbContext, Error, Result};
 use crate::estate::Estate;
 use crate::generate::{Counts, Generator, Params};
-use crate::progress::{peak_rss_kib, thousands, Phase};
+use crate::progress::{peak_rss_kib, thousands, Task};
 use crate::schema::{self, meta, Mode, Modes, TriggerVariant};
 
 /// The last business day of a dataset unless `--end-date` says otherwise:
@@ -236,7 +236,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     }
 
     // Reset: one transaction, so a failure here leaves the old state.
-    let phase = Phase::start("reset", 1, "steps", opts.verbose);
+    let phase = Task::start("reset", 1, "steps", opts.verbose);
     {
         let tx = schema::guarded_transaction(
             &mut client,
@@ -270,7 +270,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     ));
 
     // Load every mode by COPY: the same rows, entries with their summaries.
-    let phase = Arc::new(Phase::start("load", opts.params.orgs, "orgs", opts.verbose));
+    let phase = Arc::new(Task::start("load", opts.params.orgs, "orgs", opts.verbose));
     let next = Arc::new(AtomicU64::new(0));
     // A JoinSet aborts its tasks when dropped: an interrupted seed stops
     // its streams instead of leaving them to copy into tables being reset.
@@ -327,7 +327,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
         let mib = key_table_mib(&client, &sql).await?;
         weighted.push((sql, mib));
     }
-    let phase = Arc::new(Phase::start(
+    let phase = Arc::new(Task::start(
         "keys",
         weighted.iter().map(|w| w.1).sum::<u64>()
             + u64::from(!first.is_empty())
@@ -350,7 +350,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
     record.phases.push(("keys".into(), secs));
 
     // Triggers back on, sequences past the generated ids, statistics.
-    let phase = Phase::start("triggers", modes.len() as u64, "modes", opts.verbose);
+    let phase = Task::start("triggers", modes.len() as u64, "modes", opts.verbose);
     for &m in &modes {
         schema::create_triggers(&client, m, TriggerVariant::Hardened).await?;
         phase.inc(1);
@@ -394,7 +394,7 @@ pub async fn seed(estate: &Estate, opts: &SeedOptions) -> Result<SeedRecord> {
 
     // The portfolio's rankings as of the estate's last day: a seeded estate
     // serves every operation (the job keeps them after, on its schedule).
-    let phase = Phase::start("rankings", 1, "refreshes", opts.verbose);
+    let phase = Task::start("rankings", 1, "refreshes", opts.verbose);
     crate::jobs::install_functions(&client).await?;
     client
         .query_one(
@@ -504,7 +504,7 @@ async fn run_phase(
     opts: &SeedOptions,
     summary: &str,
 ) -> Result<f64> {
-    let phase = Arc::new(Phase::start(name, work.len() as u64, "steps", opts.verbose));
+    let phase = Arc::new(Task::start(name, work.len() as u64, "steps", opts.verbose));
     parallel::run(url, work, opts.jobs, phase.clone()).await?;
     Ok(phase.finish(summary))
 }

@@ -5,16 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::db;
 use crate::error::{DbContext, Result};
-use crate::progress::Phase;
+use crate::progress::Task;
 
 /// Run every statement over `connections` connections, at most that many at once,
 /// ticking `phase` per job. The first error stops the phase.
-pub async fn run(
-    url: &str,
-    jobs: Vec<String>,
-    connections: usize,
-    phase: Arc<Phase>,
-) -> Result<()> {
+pub async fn run(url: &str, jobs: Vec<String>, connections: usize, phase: Arc<Task>) -> Result<()> {
     let jobs = jobs.into_iter().map(|j| (j, 1)).collect();
     run_with(url, jobs, connections, phase, "").await
 }
@@ -26,7 +21,7 @@ pub async fn run_with(
     url: &str,
     jobs: Vec<(String, u64)>,
     connections: usize,
-    phase: Arc<Phase>,
+    phase: Arc<Task>,
     setup: &str,
 ) -> Result<()> {
     let queue = Arc::new(Mutex::new(jobs.into_iter().rev().collect::<Vec<_>>()));
