@@ -54,14 +54,30 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, version: u32) -> R
 pub fn parse_json<T: serde::de::DeserializeOwned>(
     path: &Path,
     text: &[u8],
-    version_field: &str,
+    version_field: &'static str,
     version: u32,
     what: &str,
 ) -> Result<T> {
     use crate::error::Error;
-    let v: serde_json::Value = serde_json::from_slice(text)
+    // The version alone first (other fields skipped, not built into a tree:
+    // a run.json can be megabytes).
+    #[derive(serde::Deserialize)]
+    struct Versions {
+        schema_version: Option<u64>,
+        ab_version: Option<u64>,
+    }
+    let v: Versions = serde_json::from_slice(text)
         .map_err(|e| Error::Usage(format!("{}: not a {what} ({e})", path.display())))?;
-    let found = v.get(version_field).and_then(serde_json::Value::as_u64);
+    let found = match version_field {
+        "schema_version" => v.schema_version,
+        "ab_version" => v.ab_version,
+        other => {
+            return Err(Error::Usage(format!(
+                "{}: no reader knows the version field {other}",
+                path.display()
+            )))
+        }
+    };
     if found != Some(u64::from(version)) {
         return Err(Error::Usage(format!(
             "{}: {version_field} {}, this rehearse reads {version}",
@@ -78,4 +94,45 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
             e.inner()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        #[allow(dead_code)]
+        schema_version: u32,
+        #[allow(dead_code)]
+        inner: Inner,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        #[allow(dead_code)]
+        p50_ms: f64,
+    }
+
+    #[test]
+    fn a_versioned_file_is_read_strictly_or_refused_naming_the_field() {
+        let p = Path::new("x.json");
+        let read = |t: &str| parse_json::<Doc>(p, t.as_bytes(), "schema_version", 2, "doc");
+        assert!(read(r#"{"schema_version": 2, "inner": {"p50_ms": 1.5}}"#).is_ok());
+        let e = read(r#"{"schema_version": 1, "inner": {"p50_ms": 1.5}}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("schema_version 1, this rehearse reads 2"),
+            "{e}"
+        );
+        let e = read(r#"{"inner": {"p50_ms": 1.5}}"#).unwrap_err();
+        assert!(e.to_string().contains("schema_version missing"), "{e}");
+        let e = read(r#"{"schema_version": 2, "inner": {"p50": 1.5}}"#).unwrap_err();
+        assert!(e.to_string().contains("field `inner.p50`: unknown field `p50`"), "{e}");
+        let e = read("not json").unwrap_err();
+        assert!(e.to_string().contains("not a doc"), "{e}");
+        let e = parse_json::<Doc>(p, b"{}", "version", 2, "doc").unwrap_err();
+        assert!(e.to_string().contains("version field"), "{e}");
+    }
 }

@@ -448,20 +448,7 @@ fn the_lab_scrapes_a_run_every_dashboard_panel_has_data_and_the_alert_drill_pass
     );
     assert_eq!(code, 0, "{out}\n{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let faults = report["faults"].as_array().unwrap();
-    assert_eq!(faults.len(), 5, "{out}");
-    for f in faults {
-        for a in f["alerts"].as_array().unwrap() {
-            let fired = a["fired_after_s"].as_f64().expect("fired");
-            let resolved = a["resolved_after_s"].as_f64().expect("resolved");
-            assert!(fired <= a["fire_deadline_s"].as_f64().unwrap(), "{a}");
-            assert!(
-                fired >= a["for_s"].as_f64().unwrap(),
-                "fired before its for: {a}"
-            );
-            assert!(resolved <= a["resolve_deadline_s"].as_f64().unwrap(), "{a}");
-        }
-    }
+    common::assert_alert_drill_passed(&report);
     assert!(drill_dir.join("alerts-drill.md").exists());
     // What a user reads: the report leads with the drill's verdict and table.
     let (code, out, err) = cli(lab, &["report", d]);

@@ -339,14 +339,29 @@ pub fn hlog_counts(hlog: &std::path::Path) -> serde_json::Value {
 /// [`hlog_counts`] of several logs at once: the counts summed, the
 /// quantiles of the union of all their intervals.
 pub fn hlog_union(hlogs: &[&std::path::Path]) -> serde_json::Value {
+    hdr_script(
+        "hlog_counts.py",
+        hlogs.iter().map(|p| p.as_os_str().to_owned()),
+    )
+}
+
+/// Run one of ci/'s HdrHistogram scripts with its arguments; its JSON.
+fn hdr_script(
+    script: &str,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> serde_json::Value {
     let py = std::process::Command::new(hdr_python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_counts.py"))
-        .args(hlogs)
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("ci")
+                .join(script),
+        )
+        .args(args)
         .output()
         .unwrap();
     assert!(
         py.status.success(),
-        "{}",
+        "{script}: {}",
         String::from_utf8_lossy(&py.stderr)
     );
     serde_json::from_slice(&py.stdout).unwrap()
@@ -363,20 +378,30 @@ pub fn hlog_windows(
     interval_s: f64,
     windows: &[(f64, f64)],
 ) -> serde_json::Value {
-    let py = std::process::Command::new(hdr_python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/hlog_windows.py"))
-        .arg(hlog)
-        .arg(tag)
-        .args([started_s, warmup_s, interval_s].map(|x| x.to_string()))
-        .args(windows.iter().map(|(a, b)| format!("{a}-{b}")))
-        .output()
-        .unwrap();
-    assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    serde_json::from_slice(&py.stdout).unwrap()
+    let mut args = vec![hlog.as_os_str().to_owned(), tag.into()];
+    args.extend([started_s, warmup_s, interval_s].map(|x| x.to_string().into()));
+    args.extend(windows.iter().map(|(a, b)| format!("{a}-{b}").into()));
+    hdr_script("hlog_windows.py", args)
+}
+
+/// The JSON report of `rehearse alerts drill`: every fault drilled (5), each
+/// expected alert fired no sooner than its `for:` and within its deadline,
+/// and resolved within its deadline.
+pub fn assert_alert_drill_passed(report: &serde_json::Value) {
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 5, "{report}");
+    for f in faults {
+        for a in f["alerts"].as_array().unwrap() {
+            let fired = a["fired_after_s"].as_f64().expect("fired");
+            let resolved = a["resolved_after_s"].as_f64().expect("resolved");
+            assert!(fired <= a["fire_deadline_s"].as_f64().unwrap(), "{a}");
+            assert!(
+                fired >= a["for_s"].as_f64().unwrap(),
+                "fired before its for: {a}"
+            );
+            assert!(resolved <= a["resolve_deadline_s"].as_f64().unwrap(), "{a}");
+        }
+    }
 }
 
 /// Every file under `dir`, read whole (for the password scans).
