@@ -86,82 +86,17 @@ pub fn parse_shard(text: &str) -> std::result::Result<(u32, u32), String> {
 }
 
 /// An RFC 3339 time: `2026-12-01T21:00:00Z`, with optional fractions of a
-/// second and a `+HH:MM` / `-HH:MM` offset instead of `Z`.
+/// second and a `+HH:MM` / `-HH:MM` offset instead of `Z` (the `time`
+/// crate's parser).
 pub fn parse_rfc3339(text: &str) -> std::result::Result<SystemTime, String> {
-    let bad =
-        |why: &str| format!("{text:?}: not an RFC 3339 time ({why}); e.g. 2026-12-01T21:00:00Z");
-    let t = text.trim();
-    if t.len() < 20 || !t.is_ascii() {
-        return Err(bad("too short"));
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|e| {
+        format!("{text:?}: not an RFC 3339 time ({e}); e.g. 2026-12-01T21:00:00Z")
+    })?;
+    if t.unix_timestamp() < 0 {
+        return Err(format!("{text:?}: before 1970"));
     }
-    let (date, rest) = t.split_at(10);
-    let num = |s: &str, what: &str| -> std::result::Result<u32, String> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad(&format!("the {what} {s:?}")));
-        }
-        s.parse().map_err(|_| bad(what))
-    };
-    let d: Vec<&str> = date.split('-').collect();
-    if d.len() != 3 || d[0].len() != 4 || d[1].len() != 2 || d[2].len() != 2 {
-        return Err(bad("the date is YYYY-MM-DD"));
-    }
-    let (y, m, dd) = (num(d[0], "year")?, num(d[1], "month")?, num(d[2], "day")?);
-    let day = crate::day::Day::from_ymd(y as i32, m, dd);
-    if !(1..=12).contains(&m) || day.ymd() != (y as i32, m, dd) {
-        return Err(bad("no such date"));
-    }
-    let rest = rest
-        .strip_prefix(['T', 't', ' '])
-        .ok_or_else(|| bad("a T between date and time"))?;
-    let (clock, offset_s): (&str, i64) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
-        (c, 0)
-    } else {
-        if rest.len() < 6 {
-            return Err(bad("the offset is Z or +HH:MM"));
-        }
-        let (c, o) = rest.split_at(rest.len() - 6);
-        let sign = match &o[..1] {
-            "+" => 1,
-            "-" => -1,
-            _ => return Err(bad("the offset is Z or +HH:MM")),
-        };
-        if &o[3..4] != ":" {
-            return Err(bad("the offset is Z or +HH:MM"));
-        }
-        let (oh, om) = (
-            num(&o[1..3], "offset hour")?,
-            num(&o[4..6], "offset minute")?,
-        );
-        if oh > 23 || om > 59 {
-            return Err(bad("the offset is out of range"));
-        }
-        (c, sign * (oh as i64 * 3600 + om as i64 * 60))
-    };
-    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
-    let h: Vec<&str> = hms.split(':').collect();
-    if h.len() != 3 || h.iter().any(|x| x.len() != 2) {
-        return Err(bad("the time is HH:MM:SS"));
-    }
-    let (hh, mm, ss) = (
-        num(h[0], "hour")?,
-        num(h[1], "minute")?,
-        num(h[2], "second")?,
-    );
-    if hh > 23 || mm > 59 || ss > 60 {
-        return Err(bad("the time is out of range"));
-    }
-    let nanos = if frac.is_empty() {
-        0
-    } else {
-        let f = num(&frac[..frac.len().min(9)], "fraction")?;
-        f * 10u32.pow(9 - frac.len().min(9) as u32)
-    };
-    let unix_days = day.0 as i64 + 10_957;
-    let secs = unix_days * 86_400 + (hh * 3600 + mm * 60 + ss) as i64 - offset_s;
-    if secs < 0 {
-        return Err(bad("before 1970"));
-    }
-    Ok(SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nanos))
+    Ok(SystemTime::from(t))
 }
 
 /// UTC, to the millisecond: `2026-12-01T21:00:00.000Z`.

@@ -138,58 +138,6 @@ mod bytes_tests {
     }
 }
 
-/// A Markdown table; a `|` inside a cell is escaped.
-pub fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut t = format!(
-        "| {} |\n|{}\n",
-        header.join(" | "),
-        "---|".repeat(header.len())
-    );
-    for row in rows {
-        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
-        t += &format!("| {} |\n", cells.join(" | "));
-    }
-    t
-}
-
-/// An HTML table with an id, every cell escaped.
-pub fn html_table(id: &str, header: &[&str], rows: &[Vec<String>]) -> String {
-    let esc = |t: &str| {
-        t.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let mut t = format!("<table id=\"{id}\"><tr>");
-    for h in header {
-        t += &format!("<th>{}</th>", esc(h));
-    }
-    t += "</tr>";
-    for row in rows {
-        t += "<tr>";
-        for c in row {
-            t += &format!("<td>{}</td>", esc(c));
-        }
-        t += "</tr>";
-    }
-    t + "</table>"
-}
-
-#[cfg(test)]
-mod table_tests {
-    #[test]
-    fn markdown_and_html_tables_escape_what_would_break_them() {
-        let rows = vec![vec!["a|b".to_string(), "<x>".to_string()]];
-        assert_eq!(
-            super::md_table(&["k", "v"], &rows),
-            "| k | v |\n|---|---|\n| a\\|b | <x> |\n"
-        );
-        assert_eq!(
-            super::html_table("t", &["k", "v"], &rows),
-            "<table id=\"t\"><tr><th>k</th><th>v</th></tr><tr><td>a|b</td><td>&lt;x&gt;</td></tr></table>"
-        );
-    }
-}
-
 /// A latency for a sentence: "0.412 ms", "23.5 ms", "19.2 s".
 pub fn duration_ms(ms: f64) -> String {
     if !ms.is_finite() {

@@ -182,7 +182,7 @@ async fn the_drill_under_a_mixed_workload_loses_no_acknowledged_write() {
     let page = common::render_in_chromium(&rep.html);
     common::assert_page_reads_well(&page);
     assert!(
-        page.first_heading.1.starts_with("drill PASS"),
+        page.first_heading.1.starts_with("cutover drill PASS"),
         "{:?}",
         page.first_heading
     );

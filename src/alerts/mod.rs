@@ -13,11 +13,10 @@
 //!
 //! This file holds the faults, the rules' `for:` and the report's types;
 //! `steps.rs` the drill's steps, `faults.rs` injecting and repairing,
-//! `prometheus.rs` what it asks Prometheus, `render.rs` its Markdown and HTML.
+//! `prometheus.rs` what it asks Prometheus. Its page is `report/alerts.rs`.
 
 mod faults;
 mod prometheus;
-mod render;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -46,26 +45,15 @@ pub enum Fault {
 /// Alerts that are consequences users would see of any fault: allowed to fire during it.
 const HARNESS: [&str; 2] = ["HarnessP99OverBudget", "HarnessErrorBudgetBurn"];
 
+crate::named!("fault", Fault {
+    ReplicaDown = "replica-down",
+    ReplicaLag = "replica-lag",
+    RedisDown = "redis-down",
+    PgbouncerDown = "pgbouncer-down",
+    SummaryDrift = "summary-drift",
+});
+
 impl Fault {
-    pub const ALL: [Fault; 5] = [
-        Fault::ReplicaDown,
-        Fault::ReplicaLag,
-        Fault::RedisDown,
-        Fault::PgbouncerDown,
-        Fault::SummaryDrift,
-    ];
-    pub const NAMES: [&'static str; 5] = [
-        "replica-down",
-        "replica-lag",
-        "redis-down",
-        "pgbouncer-down",
-        "summary-drift",
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
     /// The alerts that must fire.
     pub fn expected(self) -> &'static [&'static str] {
         match self {
@@ -112,21 +100,6 @@ impl Fault {
     }
 }
 
-impl std::str::FromStr for Fault {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Fault> {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| Self::ALL[i])
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "unknown fault {s:?}; one of {}",
-                    Self::NAMES.join(", ")
-                ))
-            })
-    }
-}
 
 /// How to run the drill.
 #[derive(Debug, Clone)]
@@ -225,13 +198,11 @@ pub struct AlertsReport {
 }
 
 pub use prometheus::active_alerts;
-pub use render::{html, markdown};
 pub use steps::drill;
 
 fn write_report(dir: &Path, r: &AlertsReport) -> Result<()> {
     let json = serde_json::to_string_pretty(r).expect("the report serializes");
-    crate::fsutil::write_atomic(&dir.join(ALERTS_FILE), json.as_bytes())?;
-    crate::fsutil::write_atomic(&dir.join("alerts-drill.md"), markdown(r).as_bytes())
+    crate::fsutil::write_atomic(&dir.join(ALERTS_FILE), json.as_bytes())
 }
 
 /// Read alerts-drill.json from a run directory, if there is one.

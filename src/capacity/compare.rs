@@ -150,7 +150,12 @@ pub fn render(
         })
         .collect();
     let mut t = match format {
-        Format::Markdown => crate::text::md_table(&header, &body),
+        Format::Markdown => {
+            use crate::render::{Doc, Markdown, Renderer as _, Table};
+            let mut doc = Doc::default();
+            doc.push(Table::new(&header).numeric_from(1).rows(body).block());
+            Markdown.render(&doc)
+        }
         _ => crate::text::table(&header, &body),
     };
     t += &format!(

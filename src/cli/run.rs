@@ -154,7 +154,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
     pub addr: std::net::SocketAddr,
     /// How this instance reaches PostgreSQL: its own direct pools, or the estate's PgBouncer.
-    #[arg(long, default_value = "direct", value_parser = choice::<Pooling>(&["direct", "pgbouncer"]))]
+    #[arg(long, default_value = "direct", value_parser = choice::<Pooling>(&Pooling::NAMES))]
     pub pool: Pooling,
     /// Connections per target (primary, each replica) of this instance.
     #[arg(long, default_value_t = 16, value_name = "N")]

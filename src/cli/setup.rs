@@ -93,13 +93,13 @@ pub struct QueryArgs {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: u32,
     /// Read this mode's tables instead of following the flag.
-    #[arg(long, value_parser = choice::<Mode>(&["legacy", "partitioned"]))]
+    #[arg(long, value_parser = choice::<Mode>(&Mode::NAMES))]
     pub mode: Option<Mode>,
     /// Where the read goes: primary only, replica only (fails when none is healthy), or auto (replica, else primary).
-    #[arg(long, default_value = "auto", value_parser = choice::<Via>(&["primary", "replica", "auto"]))]
+    #[arg(long, default_value = "auto", value_parser = choice::<Via>(&Via::NAMES))]
     pub via: Via,
     /// Connect directly (prepared statements) or through the estate's PgBouncer (unnamed statements).
-    #[arg(long, default_value = "direct", value_parser = choice::<Pooling>(&["direct", "pgbouncer"]))]
+    #[arg(long, default_value = "direct", value_parser = choice::<Pooling>(&Pooling::NAMES))]
     pub pool: Pooling,
     /// Ask the Redis cache first (dashboard, pnl, properties).
     #[arg(long, default_value = "on", action = clap::ArgAction::Set, value_parser = PossibleValuesParser::new(["on", "off"]).map(|s| s == "on"))]

@@ -11,13 +11,12 @@
 pub mod cache_sweep;
 pub mod schedule;
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use crate::error::{DbContext, Error, Result};
+use crate::error::{DbContext, Result};
 use crate::estate::Estate;
 use crate::{db, exit, schema};
 
@@ -36,25 +35,6 @@ pub enum Job {
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [
-        Job::Reconcile,
-        Job::Analyze,
-        Job::PartitionReport,
-        Job::CacheSweep,
-        Job::PortfolioRefresh,
-    ];
-    pub const NAMES: [&'static str; 5] = [
-        "reconcile",
-        "analyze",
-        "partition-report",
-        "cache-sweep",
-        "portfolio-refresh",
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
     /// The SQL that runs it in the database (None: it runs from rehearse only).
     pub fn sql_call(self, budget: Duration) -> Option<String> {
         let b = format!("interval '{} milliseconds'", budget.as_millis());
@@ -68,23 +48,13 @@ impl Job {
     }
 }
 
-impl std::str::FromStr for Job {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Job> {
-        Job::ALL.into_iter().find(|j| j.name() == s).ok_or_else(|| {
-            Error::Usage(format!(
-                "unknown job {s:?}; one of {}",
-                Job::NAMES.join(", ")
-            ))
-        })
-    }
-}
-
-impl fmt::Display for Job {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+crate::named!("job", Job {
+    Reconcile = "reconcile",
+    Analyze = "analyze",
+    PartitionReport = "partition-report",
+    CacheSweep = "cache-sweep",
+    PortfolioRefresh = "portfolio-refresh",
+});
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -249,112 +219,6 @@ pub async fn run(estate: &Estate, job: Job, opts: &JobOptions) -> Result<JobRun>
         None => cache_sweep::sweep(estate, &client, opts).await?,
     };
     read_run(&client, id).await
-}
-
-impl fmt::Display for JobRun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = match (self.ok, self.complete) {
-            (true, _) => "ok",
-            (false, true) => "FOUND PROBLEMS",
-            (false, false) => "INCOMPLETE",
-        };
-        writeln!(
-            f,
-            "job {} (run {}): {verdict} in {:.2} s: {}",
-            self.job, self.id, self.seconds, self.summary
-        )?;
-        let d = &self.detail;
-        match self.job.as_str() {
-            "reconcile" => {
-                if let Some(modes) = d["modes"].as_object() {
-                    for (mode, m) in modes {
-                        let orgs: Vec<String> = m["organizations"]
-                            .as_array()
-                            .map(|a| a.iter().map(|o| o.to_string()).collect())
-                            .unwrap_or_default();
-                        writeln!(
-                            f,
-                            "  {mode:<12} {} of {} chunks checked, {} summary rows differ{}",
-                            m["checked"],
-                            m["chunks"],
-                            m["drift_rows"],
-                            if orgs.is_empty() {
-                                String::new()
-                            } else {
-                                format!("; organizations {}", orgs.join(","))
-                            }
-                        )?;
-                    }
-                }
-                for c in d["chunks"].as_array().into_iter().flatten() {
-                    if c["checked"] == false {
-                        writeln!(f, "  NOT CHECKED  {} {}", c["mode"], c["chunk"])?;
-                    } else if c["drift_rows"].as_i64().unwrap_or(0) > 0 {
-                        writeln!(
-                            f,
-                            "  drift        {} {}: {} rows",
-                            c["mode"], c["chunk"], c["drift_rows"]
-                        )?;
-                    }
-                }
-            }
-            "analyze" => {
-                for t in d["analyzed"].as_array().into_iter().flatten() {
-                    writeln!(
-                        f,
-                        "  analyzed  {:<48} {:>8} s  {}",
-                        t["table"].as_str().unwrap_or("?"),
-                        t["seconds"],
-                        t["why"].as_str().unwrap_or("")
-                    )?;
-                }
-                for t in d["left"].as_array().into_iter().flatten() {
-                    writeln!(f, "  left      {}", t["table"].as_str().unwrap_or("?"))?;
-                }
-            }
-            "partition-report" => {
-                let rows: Vec<Vec<String>> = d["partitions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|p| {
-                        let s = |k: &str| match &p[k] {
-                            serde_json::Value::String(s) => s.clone(),
-                            serde_json::Value::Null => "-".into(),
-                            v => v.to_string(),
-                        };
-                        vec![
-                            s("partition"),
-                            s("rows"),
-                            crate::text::bytes(p["bytes"].as_u64().unwrap_or(0)),
-                            s("skew"),
-                            s("dead_rows"),
-                            s("dead_ratio"),
-                            s("analyzed_at"),
-                        ]
-                    })
-                    .collect();
-                f.write_str(&crate::text::table(
-                    &[
-                        "partition",
-                        "rows (est.)",
-                        "size",
-                        "skew",
-                        "dead rows",
-                        "dead ratio",
-                        "analyzed",
-                    ],
-                    &rows,
-                ))?;
-            }
-            _ => {
-                for (k, v) in d.as_object().into_iter().flatten() {
-                    writeln!(f, "  {k:<18} {v}")?;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

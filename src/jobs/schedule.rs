@@ -6,7 +6,6 @@
 //! cannot reach: it runs from a crontab line or a Kubernetes CronJob
 //! (`deploy/cron/`).
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -231,63 +230,3 @@ pub async fn list(estate: &Estate) -> Result<Listing> {
     })
 }
 
-impl fmt::Display for Listing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "database {}", self.database)?;
-        match &self.cron {
-            Err(why) => writeln!(f, "pg_cron: {why}")?,
-            Ok(s) if s.is_empty() => writeln!(
-                f,
-                "pg_cron: no rehearse schedule; `rehearse job install` adds them"
-            )?,
-            Ok(s) => {
-                let rows: Vec<Vec<String>> = s
-                    .iter()
-                    .map(|j| {
-                        vec![
-                            j.name.clone(),
-                            j.schedule.clone(),
-                            if j.active { "yes" } else { "no" }.into(),
-                            j.runs.to_string(),
-                            j.last_start.clone().unwrap_or_else(|| "-".into()),
-                            j.last_status.clone().unwrap_or_else(|| "never ran".into()),
-                            j.last_message.clone().unwrap_or_default(),
-                        ]
-                    })
-                    .collect();
-                f.write_str(&crate::text::table(
-                    &[
-                        "pg_cron job",
-                        "schedule",
-                        "active",
-                        "runs",
-                        "last start",
-                        "last status",
-                        "message",
-                    ],
-                    &rows,
-                ))?;
-            }
-        }
-        if self.last_runs.is_empty() {
-            writeln!(f, "no job has run here yet")?;
-        } else {
-            writeln!(f, "last runs (rehearse_job_runs):")?;
-            for r in &self.last_runs {
-                writeln!(
-                    f,
-                    "  {:<17} {}  {}  {}",
-                    r.job,
-                    r.finished_at,
-                    match (r.ok, r.complete) {
-                        (true, _) => "ok",
-                        (false, true) => "FOUND PROBLEMS",
-                        (false, false) => "INCOMPLETE",
-                    },
-                    r.summary
-                )?;
-            }
-        }
-        Ok(())
-    }
-}

@@ -87,19 +87,20 @@ pub enum Component {
     Prometheus,
 }
 
+// In start order; stop order is the reverse.
+crate::named!("lab component", Component {
+    Primary = "primary",
+    Replica = "replica",
+    Pgbouncer = "pgbouncer",
+    Redis = "redis",
+    PrimaryExporter = "primary-exporter",
+    ReplicaExporter = "replica-exporter",
+    PgbouncerExporter = "pgbouncer-exporter",
+    RedisExporter = "redis-exporter",
+    Prometheus = "prometheus",
+});
+
 impl Component {
-    /// In start order; stop order is the reverse.
-    pub const ALL: [Component; 9] = [
-        Component::Primary,
-        Component::Replica,
-        Component::Pgbouncer,
-        Component::Redis,
-        Component::PrimaryExporter,
-        Component::ReplicaExporter,
-        Component::PgbouncerExporter,
-        Component::RedisExporter,
-        Component::Prometheus,
-    ];
     /// The database servers, without the monitoring.
     pub const SERVERS: [Component; 4] = [
         Component::Primary,
@@ -107,43 +108,12 @@ impl Component {
         Component::Pgbouncer,
         Component::Redis,
     ];
-    pub const NAMES: [&'static str; 9] = [
-        "primary",
-        "replica",
-        "pgbouncer",
-        "redis",
-        "primary-exporter",
-        "replica-exporter",
-        "pgbouncer-exporter",
-        "redis-exporter",
-        "prometheus",
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
     /// Prometheus or an exporter.
     pub fn is_monitoring(self) -> bool {
         !Self::SERVERS.contains(&self)
     }
 }
 
-impl std::str::FromStr for Component {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| Self::ALL[i])
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "unknown lab component {s:?}; one of {}",
-                    Self::NAMES.join(", ")
-                ))
-            })
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ports {

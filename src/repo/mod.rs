@@ -56,18 +56,8 @@ pub enum Pooling {
     PgBouncer,
 }
 
-impl std::str::FromStr for Pooling {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Pooling> {
-        match s {
-            "direct" => Ok(Pooling::Direct),
-            "pgbouncer" => Ok(Pooling::PgBouncer),
-            _ => Err(Error::Usage(format!(
-                "unknown pooling {s:?}; one of direct, pgbouncer"
-            ))),
-        }
-    }
-}
+
+crate::named!("pooling", Pooling { Direct = "direct", PgBouncer = "pgbouncer" });
 
 /// Everything the repository needs to start.
 #[derive(Debug, Clone)]

@@ -30,19 +30,8 @@ pub enum Via {
     Auto,
 }
 
-impl std::str::FromStr for Via {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Via> {
-        match s {
-            "primary" => Ok(Via::Primary),
-            "replica" => Ok(Via::Replica),
-            "auto" => Ok(Via::Auto),
-            _ => Err(Error::Usage(format!(
-                "unknown read target {s:?}; one of primary, replica, auto"
-            ))),
-        }
-    }
-}
+
+crate::named!("read target", Via { Primary = "primary", Replica = "replica", Auto = "auto" });
 
 /// Why a read that could have gone to a replica went to the primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,14 +2,14 @@
 //! p99 timelines (slices one after another), the paired ratio of every
 //! round over time, and the verdict table, as `report.html` and `summary.md`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::charts::{self, Chart, Dash, Rule, Series, PALETTE};
-use super::compare_table::{render, Format};
-use super::{esc, overlay_svgs, ReportOutcome};
+use crate::render::charts::{self, Chart, Dash, Rule, Series, PALETTE};
+use super::overlay::overlay_svgs;
+use super::{compare_table, ReportOutcome};
 use crate::compare;
 use crate::error::Result;
+use crate::render::{Block, Doc, Line, Tone};
 
 pub fn report(dir: &Path, r: &crate::ab::AbReport) -> Result<ReportOutcome> {
     let chart_dir = dir.join("charts");
@@ -57,78 +57,47 @@ pub fn report(dir: &Path, r: &crate::ab::AbReport) -> Result<ReportOutcome> {
         let svg = charts::render(&chart, &chart_dir, &name)?;
         svgs.push((name, svg));
     }
-    let table = render(&r.comparisons, &r.settings, Format::Markdown)?;
     let order: String = r.slices.iter().map(|x| x.side.to_uppercase()).collect();
-    let mut md = format!(
-        "## rehearse ab: {} — {}\n\nA: {}; B: {}; {} rounds of {:.0} s slices, in the order {order}\n\n",
-        r.scenario,
-        r.verdict.to_uppercase(),
-        r.a,
-        r.b,
-        r.rounds,
-        r.slice_s
-    );
-    for why in &r.invalid {
-        let _ = writeln!(md, "**invalid**: {why}\n");
-    }
-    md += &table;
-    let summary = dir.join("summary.md");
-    crate::fsutil::write_atomic(&summary, md.as_bytes())?;
-
-    let color = match r.verdict.as_str() {
-        "pass" => "#0a7d3c",
-        "fail" => "#c00000",
-        _ => "#a06000",
+    let tone = match r.verdict.as_str() {
+        "pass" => Tone::Pass,
+        "fail" => Tone::Fail,
+        _ => Tone::Warn,
     };
-    let mut h = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>rehearse ab: {name}</title>\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}\
-         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
-         .verdict{{font-size:1.6em;color:{color}}}svg{{max-width:100%;height:auto}}</style></head><body>\
-         <h1>rehearse ab: {name}</h1><p class=\"verdict\">{verdict}</p>\
-         <p>A: {a}<br>B: {b}<br>{rounds} rounds of {slice:.0} s slices, in the order {order}</p>",
-        name = esc(&r.scenario),
-        verdict = esc(&r.verdict.to_uppercase()),
-        a = esc(&r.a.to_string()),
-        b = esc(&r.b.to_string()),
-        rounds = r.rounds,
-        slice = r.slice_s,
+    let mut doc = Doc::new(format!("rehearse ab: {}", r.scenario));
+    doc.push(
+        Block::heading(
+            1,
+            Line::default()
+                .toned(tone, r.verdict.to_uppercase())
+                .text(format!(" rehearse ab: {}", r.scenario)),
+        )
+        .id("verdict"),
     );
-    for why in &r.invalid {
-        let _ = write!(h, "<p style=\"color:#c00000\">invalid: {}</p>", esc(why));
-    }
-    h += "<h2>Paired verdicts</h2><table><tr><th>variant/operation</th><th>metric</th><th>A</th><th>B</th><th>ratio</th><th>interval</th><th>verdict</th></tr>";
-    for (key, c) in &r.comparisons {
-        for row in &c.rows {
-            let unit = if row.metric == "throughput" {
-                "/s"
-            } else {
-                " ms"
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{:.3}{unit}</td><td>{:.3}{unit}</td><td>x{:.3}</td><td>{:.3}-{:.3}</td><td>{}</td></tr>",
-                esc(key),
-                esc(&row.metric),
-                row.baseline,
-                row.candidate,
-                row.ratio,
-                row.low,
-                row.high,
-                esc(&match &row.note {
-                    Some(n) => format!("{} ({n})", row.change),
-                    None => row.change.to_string(),
-                })
-            );
-        }
-    }
-    h += "</table><h2>Charts</h2>";
-    for (name, svg) in &svgs {
-        let _ = write!(h, "<h3>{}</h3>{}", esc(name), svg);
-    }
-    h += "</body></html>\n";
-    let html = dir.join("report.html");
-    crate::fsutil::write_atomic(&html, h.as_bytes())?;
+    doc.push(Block::list([
+        format!("A: {}", r.a),
+        format!("B: {}", r.b),
+        format!(
+            "{} rounds of {:.0} s slices, in the order {order}",
+            r.rounds, r.slice_s
+        ),
+    ]));
+    doc.push(
+        Block::list(
+            r.invalid
+                .iter()
+                .map(|why| Line::default().toned(Tone::Fail, format!("invalid: {why}"))),
+        )
+        .id("why"),
+    );
+    doc.push(Block::heading(2, "Paired verdicts"));
+    doc.extend(compare_table::blocks(&r.comparisons, &r.settings));
+    doc.push(Block::heading(2, "Charts"));
+    doc.extend(svgs.iter().map(|(name, svg)| Block::Figure {
+        name: name.clone(),
+        png: format!("charts/{name}.png"),
+        svg: svg.clone(),
+    }));
+    let (summary, html) = crate::render::write_pages(dir, &doc)?;
     Ok(ReportOutcome {
         html,
         summary,

@@ -5,11 +5,12 @@
 
 use std::path::Path;
 
-use super::charts::{self, Chart, Dash, Rule, Series, PALETTE};
+use crate::render::charts::{self, Chart, Dash, Rule, Series, PALETTE};
 use super::ReportOutcome;
 use crate::capacity::search::End;
 use crate::capacity::CapacityReport;
 use crate::error::Result;
+use crate::render::{Block, Doc};
 use crate::run::VariantResult;
 
 /// The capacity charts: per operation, p50 and p99 against the offered
@@ -158,47 +159,37 @@ pub fn report(dir: &Path, r: &CapacityReport) -> Result<ReportOutcome> {
         1 => "capacity FAIL: even --from misses a budget",
         _ => "capacity INVALID: the driver or a probe, not the estate, set the limit",
     };
-    let md = format!(
-        "# {verdict}: {}\n\nStep {:.0} s (longer at low rates where a budget's percentile needs the samples: up to {:.0} s) after a {:.0} s warm-up, resolution {:.0}%, {} trials before a failure counts.\n\n```\n{}```\n",
-        r.scenario,
+    let longest = r
+        .variants
+        .iter()
+        .flat_map(|v| v.steps_s.iter().copied())
+        .fold(r.step_s, f64::max);
+    let mut doc = Doc::new(format!("rehearse capacity: {}", r.scenario));
+    doc.push(Block::heading(1, format!("{verdict} under {}", r.scenario)).id("verdict"));
+    doc.push(Block::para(format!(
+        "Step {:.0} s (longer at low rates where a budget's percentile needs the samples: up to {:.0} s) \
+         after a {:.0} s warm-up, resolution {:.0}%, {} trials before a failure counts.",
         r.step_s,
-        r.variants
-            .iter()
-            .flat_map(|v| v.steps_s.iter().copied())
-            .fold(r.step_s, f64::max),
+        longest,
         r.warmup_s,
         r.resolution * 100.0,
         r.trials,
-        r.table()
-    ) + &match r.drift_lines() {
-        d if d.is_empty() => String::new(),
-        d => format!(
-            "\nTrials that disagreed (the estate or the machine changed during the search; \
-             a scenario that writes grows the estate probe by probe):\n\n```\n{d}```\n"
-        ),
-    };
-    let summary = dir.join("summary.md");
-    crate::fsutil::write_atomic(&summary, md.as_bytes())?;
-    let esc = |t: &str| {
-        t.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let mut h = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>rehearse capacity: {}</title>\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}svg{{max-width:100%;height:auto}}</style></head><body>\
-         <h1 id=\"verdict\">{} under {}</h1><pre id=\"capacity\">{}</pre>",
-        esc(&r.scenario),
-        esc(verdict),
-        esc(&r.scenario),
-        esc(&r.table())
-    );
-    for (name, svg) in &svgs {
-        h += &format!("<figure id=\"chart-{}\">{svg}</figure>", esc(name));
+    )));
+    doc.push(Block::pre(r.table()).id("capacity"));
+    let drift = r.drift_lines();
+    if !drift.is_empty() {
+        doc.push(Block::para(
+            "Trials that disagreed (the estate or the machine changed during the search; \
+             a scenario that writes grows the estate probe by probe):",
+        ));
+        doc.push(Block::pre(drift).id("drift"));
     }
-    h += "</body></html>\n";
-    let html = dir.join("report.html");
-    crate::fsutil::write_atomic(&html, h.as_bytes())?;
+    doc.extend(svgs.iter().map(|(name, svg)| Block::Figure {
+        name: name.clone(),
+        png: format!("charts/{name}.png"),
+        svg: svg.clone(),
+    }));
+    let (summary, html) = crate::render::write_pages(dir, &doc)?;
     Ok(ReportOutcome {
         html,
         summary,

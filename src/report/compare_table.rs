@@ -2,20 +2,13 @@
 //! them, and the ab page draws them (`output/compare.rs` hands them on).
 
 use crate::compare::{CompareSettings, Comparison};
+use crate::render::{Block, Doc, Markdown, Renderer as _, Table};
 
 pub use crate::text::Format;
 
-/// Every compared row, with how the between-run spread was accounted for.
-pub fn render(
-    out: &[(String, Comparison)],
-    s: &CompareSettings,
-    format: Format,
-) -> crate::Result<String> {
-    if let Format::Json = format {
-        let mut text = serde_json::to_string_pretty(out).expect("comparisons serialize");
-        text.push('\n');
-        return Ok(text);
-    }
+/// The header and rows of every compared row, and the notes on how the
+/// between-run spread was accounted for.
+fn rows(out: &[(String, Comparison)], s: &CompareSettings) -> (Vec<String>, Vec<Vec<String>>, Vec<String>) {
     let ci = format!("{:.0}% CI", (1.0 - s.alpha) * 100.0);
     let header = [
         "variant/operation",
@@ -25,7 +18,9 @@ pub fn render(
         "ratio",
         ci.as_str(),
         "verdict",
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     for (key, c) in out {
@@ -51,23 +46,44 @@ pub fn render(
         }
     }
     notes.dedup_by(|a, b| a.split_once(": ").map(|x| x.1) == b.split_once(": ").map(|x| x.1));
-    let mut text = match format {
-        Format::Markdown => {
-            let mut t = format!(
-                "| {} |\n|{}|\n",
-                header.join(" | "),
-                header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
-            );
-            for r in rows {
-                t += &format!("| {} |\n", r.join(" | "));
-            }
-            t
+    (header, rows, notes)
+}
+
+/// The comparison as a page's blocks: the table, then the notes.
+pub fn blocks(out: &[(String, Comparison)], s: &CompareSettings) -> Vec<Block> {
+    let (header, rows, notes) = rows(out, s);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    vec![
+        Table::new(&header).numeric_from(2).wrap(6).rows(rows).block(),
+        Block::list(notes),
+    ]
+}
+
+/// Every compared row, with how the between-run spread was accounted for.
+pub fn render(
+    out: &[(String, Comparison)],
+    s: &CompareSettings,
+    format: Format,
+) -> crate::Result<String> {
+    match format {
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(out).expect("comparisons serialize");
+            text.push('\n');
+            Ok(text)
         }
-        _ => crate::text::table(&header, &rows),
-    };
-    text.push('\n');
-    for n in notes {
-        text += &format!("{n}\n");
+        Format::Markdown => Ok(Markdown.render(&Doc {
+            title: String::new(),
+            blocks: blocks(out, s),
+        })),
+        Format::Table => {
+            let (header, rows, notes) = rows(out, s);
+            let header: Vec<&str> = header.iter().map(String::as_str).collect();
+            let mut text = crate::text::table(&header, &rows);
+            text.push('\n');
+            for n in notes {
+                text += &format!("{n}\n");
+            }
+            Ok(text)
+        }
     }
-    Ok(text)
 }

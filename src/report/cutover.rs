@@ -2,14 +2,13 @@
 //! the steps with their latency against the steady state, the write checks,
 //! the verifies, the locks and the trigger race, read from `cutover.json`.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
-use super::charts::{self, Bars, Rule};
-use super::esc;
+use crate::render::charts::{self, Bars, Rule};
 pub use crate::cutover::drill::DrillReport;
 use crate::cutover::drill::DRILL_REPORT_VERSION;
 use crate::error::Result;
+use crate::render::{Block, Cell, Line, Table, Tone};
 use crate::run::{RunResult, Status, Verdict};
 
 /// `dir/cutover.json`, when the run is a drill's.
@@ -95,99 +94,132 @@ pub fn step_bars(d: &DrillReport) -> Bars {
     }
 }
 
-/// The drill's section of report.html.
-pub fn html(d: &DrillReport) -> String {
-    let mut h = String::new();
-    h += "<h2>Cutover drill steps</h2><table id=\"drill-steps\"><tr><th>step</th><th>at s</th><th>seconds</th><th>requests</th><th>errors</th><th>p50</th><th>p99</th><th>p99.9</th><th>p99 vs steady</th><th class=\"text\">what it did</th></tr>";
+/// The drill's section of a run's report.
+pub fn section(d: &DrillReport) -> Block {
+    let mut b = vec![Block::heading(2, "Cutover drill steps")];
+    let mut steps = Table::new(&[
+        "step",
+        "at s",
+        "seconds",
+        "requests",
+        "errors",
+        "p50",
+        "p99",
+        "p99.9",
+        "p99 vs steady",
+        "what it did",
+    ])
+    .id("drill-steps")
+    .numeric_from(1)
+    .wrap(9);
     for (l, st) in d.latency.iter().zip(&d.steps) {
         let did = st
             .report
             .as_ref()
             .map(|r| r.summary.clone())
             .unwrap_or_else(|| "the workload ran".into());
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{} ({:.2}%)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
-            esc(&l.step),
-            l.start_s,
-            l.end_s - l.start_s,
-            l.requests,
-            l.errors,
-            l.error_rate * 100.0,
+        steps.row([
+            l.step.clone(),
+            format!("{:.1}", l.start_s),
+            format!("{:.2}", l.end_s - l.start_s),
+            l.requests.to_string(),
+            format!("{} ({:.2}%)", l.errors, l.error_rate * 100.0),
             ms(l.p50_ms),
             ms(l.p99_ms),
             ms(l.p999_ms),
             l.p99_vs_steady.map_or("-".into(), |x| format!("{x:.2}x")),
-            esc(&did)
-        );
+            did,
+        ]);
     }
-    h += "</table>";
+    b.push(steps.block());
 
-    h += "<h2>Write checks</h2><p>Every write the workload had acknowledged is looked up on the side that was authoritative at the time. Missing, differing and resurrected must all be 0.</p><table id=\"drill-writes\"><tr><th>check</th><th>side</th><th>acknowledged</th><th>checked</th><th>missing</th><th>differing</th><th>resurrected</th><th>unknown outcome</th><th>verdict</th></tr>";
+    b.push(Block::heading(2, "Write checks"));
+    b.push(Block::para(
+        "Every write the workload had acknowledged is looked up on the side that was authoritative \
+         at the time. Missing, differing and resurrected must all be 0.",
+    ));
+    let mut writes = Table::new(&[
+        "check",
+        "side",
+        "acknowledged",
+        "checked",
+        "missing",
+        "differing",
+        "resurrected",
+        "unknown outcome",
+        "verdict",
+    ])
+    .id("drill-writes")
+    .numeric_from(2);
+    writes.columns[8].numeric = false;
+    writes.empty = Some(Cell::toned(
+        Tone::Fail,
+        "no write check was made: the drill's writes are not proven",
+    ));
     let checks = d
         .steps
         .iter()
         .filter_map(|s| s.ledger.as_ref().map(|c| (format!("after {}", s.name), c)))
         .chain(d.final_ledger.iter().map(|c| ("final".to_string(), c)));
-    let mut any = false;
     for (when, c) in checks {
-        any = true;
         let unknown = if c.unknown_resolved {
             format!("{} (judged from the rows)", c.unknown_outcome)
         } else {
             c.unknown_outcome.to_string()
         };
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-            esc(&when),
-            c.side,
-            c.acknowledged,
-            c.entries_checked,
-            c.missing,
-            c.differing,
-            c.resurrected,
-            esc(&unknown),
-            if c.ok() { "pass" } else { "fail" },
-            if c.ok() { "pass" } else { "FAIL" },
-        );
+        writes.row([
+            Cell::from(when),
+            Cell::from(c.side.to_string()),
+            Cell::from(c.acknowledged.to_string()),
+            Cell::from(c.entries_checked.to_string()),
+            Cell::from(c.missing.to_string()),
+            Cell::from(c.differing.to_string()),
+            Cell::from(c.resurrected.to_string()),
+            Cell::from(unknown),
+            Cell::toned(Tone::of(c.ok()), if c.ok() { "pass" } else { "FAIL" }),
+        ]);
     }
-    if !any {
-        h += "<tr><td colspan=\"9\" class=\"fail\">no write check was made: the drill's writes are not proven</td></tr>";
-    }
-    h += "</table>";
+    b.push(writes.block());
     for c in &d.final_ledger {
         if !c.examples.is_empty() {
-            let _ = write!(h, "<p>examples on {}:</p><ul>", c.side);
-            for e in &c.examples {
-                let _ = write!(h, "<li><code>{}</code></li>", esc(e));
-            }
-            h += "</ul>";
+            b.push(Block::para(format!("examples on {}:", c.side)));
+            b.push(Block::list(
+                c.examples.iter().map(|e| Line::default().code(e.as_str())),
+            ));
         }
     }
 
-    h += "<h2>Verifies</h2><table id=\"drill-verifies\"><tr><th>step</th><th>verdict</th><th>legacy rows (revenue / expense / summaries)</th><th>partitioned rows</th><th>buckets differing</th><th>seconds</th></tr>";
+    b.push(Block::heading(2, "Verifies"));
+    let mut verifies = Table::new(&[
+        "step",
+        "verdict",
+        "legacy rows (revenue / expense / summaries)",
+        "partitioned rows",
+        "buckets differing",
+        "seconds",
+    ])
+    .id("drill-verifies")
+    .numeric_from(2);
     for st in &d.steps {
         let Some(v) = st.report.as_ref().and_then(|r| r.verify.as_ref()) else {
             continue;
         };
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{} / {} / {}</td><td>{} / {} / {}</td><td>{}</td><td>{:.1}</td></tr>",
-            esc(&st.name),
-            if v.ok { "pass" } else { "fail" },
-            if v.ok { "match" } else { "DIFFER" },
-            v.legacy.revenue,
-            v.legacy.expense,
-            v.legacy.summaries,
-            v.partitioned.revenue,
-            v.partitioned.expense,
-            v.partitioned.summaries,
-            v.mismatching_buckets.len(),
-            v.seconds
-        );
+        verifies.row([
+            Cell::from(st.name.as_str()),
+            Cell::toned(Tone::of(v.ok), if v.ok { "match" } else { "DIFFER" }),
+            Cell::from(format!(
+                "{} / {} / {}",
+                v.legacy.revenue, v.legacy.expense, v.legacy.summaries
+            )),
+            Cell::from(format!(
+                "{} / {} / {}",
+                v.partitioned.revenue, v.partitioned.expense, v.partitioned.summaries
+            )),
+            Cell::from(v.mismatching_buckets.len().to_string()),
+            Cell::from(format!("{:.1}", v.seconds)),
+        ]);
     }
-    h += "</table>";
+    b.push(verifies.block());
 
     let locks: Vec<(&str, &crate::cutover::locks::LockReport)> = d
         .steps
@@ -195,58 +227,80 @@ pub fn html(d: &DrillReport) -> String {
         .filter_map(|s| Some((s.name.as_str(), s.report.as_ref()?.locks.as_ref()?)))
         .collect();
     if !locks.is_empty() {
-        h += "<h2>Locks</h2><table id=\"drill-locks\"><tr><th>step</th><th>held</th><th>attempts</th><th>lock timeouts</th><th>waited</th><th>backends blocked</th><th>longest block</th></tr>";
+        b.push(Block::heading(2, "Locks"));
+        let mut t = Table::new(&[
+            "step",
+            "held",
+            "attempts",
+            "lock timeouts",
+            "waited",
+            "backends blocked",
+            "longest block",
+        ])
+        .id("drill-locks")
+        .numeric_from(1);
         for (name, l) in locks {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(name),
+            t.row([
+                name.to_string(),
                 ms(l.held_ms),
-                l.attempts,
-                l.lock_timeouts,
+                l.attempts.to_string(),
+                l.lock_timeouts.to_string(),
                 ms(l.waited_ms),
-                l.blocked_backends,
-                ms(l.longest_block_ms)
-            );
+                l.blocked_backends.to_string(),
+                ms(l.longest_block_ms),
+            ]);
         }
-        h += "</table>";
+        b.push(t.block());
     }
     for st in &d.steps {
-        if let Some(b) = st.report.as_ref().and_then(|r| r.backfill.as_ref()) {
-            let _ = write!(
-                h,
-                "<p>backfill ({}): {} rows at {:.0} rows/s, {} batches; throttled {} times ({} for replica lag, {} for p99), {:.1} s paused{}</p>",
-                esc(&st.name),
-                b.rows,
-                b.rows_per_sec,
-                b.batches,
-                b.throttled,
-                b.throttled_for_lag,
-                b.throttled_for_p99,
-                b.paused_s,
-                if b.complete { "" } else { "; <span class=\"fail\">not complete</span>" }
-            );
+        if let Some(f) = st.report.as_ref().and_then(|r| r.backfill.as_ref()) {
+            let mut line = Line::from(format!(
+                "backfill ({}): {} rows at {:.0} rows/s, {} batches; throttled {} times ({} for replica lag, {} for p99), {:.1} s paused",
+                st.name,
+                f.rows,
+                f.rows_per_sec,
+                f.batches,
+                f.throttled,
+                f.throttled_for_lag,
+                f.throttled_for_p99,
+                f.paused_s,
+            ));
+            if !f.complete {
+                line = line.text("; ").toned(Tone::Fail, "not complete");
+            }
+            b.push(Block::para(line));
         }
     }
-    h += "<h2>Trigger race</h2>";
+    b.push(Block::heading(2, "Trigger race"));
     if d.race.is_empty() {
-        h += "<p>not run (<code>--race-writers 0</code>)</p>";
+        b.push(Block::para(
+            Line::default()
+                .text("not run (")
+                .code("--race-writers 0")
+                .text(")"),
+        ));
     } else {
-        h += "<table id=\"drill-race\"><tr><th>triggers</th><th>writers</th><th>writes</th><th>failed writes</th><th>summary rows wrong</th><th>lost updates</th></tr>";
+        let mut t = Table::new(&[
+            "triggers",
+            "writers",
+            "writes",
+            "failed writes",
+            "summary rows wrong",
+            "lost updates",
+        ])
+        .id("drill-race")
+        .numeric_from(1);
         for r in &d.race {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} of {}</td><td>{}</td></tr>",
-                r.variant.name(),
-                r.writers,
-                r.burst.writes,
-                r.burst.failed_writes,
-                r.wrong_summary_rows,
-                r.summary_rows,
-                r.lost_updates
-            );
+            t.row([
+                r.variant.name().to_string(),
+                r.writers.to_string(),
+                r.burst.writes.to_string(),
+                r.burst.failed_writes.to_string(),
+                format!("{} of {}", r.wrong_summary_rows, r.summary_rows),
+                r.lost_updates.to_string(),
+            ]);
         }
-        h += "</table>";
+        b.push(t.block());
     }
-    h
+    Block::section("cutover-drill", b)
 }

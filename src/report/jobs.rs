@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::render::{Block, Table};
 use crate::run::{hlog, RunResult};
 
 /// One operation of one variant, inside and outside the job windows.
@@ -115,21 +116,29 @@ const IMPACT_HEADER: [&str; 7] = [
     "during/otherwise",
 ];
 
-pub fn markdown(r: &RunResult, impact: &[JobImpact]) -> String {
-    let (windows, table) = rows(r, impact);
-    format!(
-        "\n## Maintenance jobs\n\n{}\n### p99 during the jobs' windows and otherwise\n\n{}",
-        crate::text::md_table(&WINDOW_HEADER, &windows),
-        crate::text::md_table(&IMPACT_HEADER, &table)
-    )
-}
-
-pub fn html(r: &RunResult, impact: &[JobImpact]) -> String {
+/// The jobs' section of a run's report.
+pub fn section(r: &RunResult, impact: &[JobImpact]) -> Block {
     let (windows, rows) = rows(r, impact);
-    format!(
-        "<section id=\"jobs\"><h2>Maintenance jobs</h2>{}<h3>p99 during the jobs' windows and otherwise</h3>\
-         <p>Intervals that overlap a job's window against the rest, warm-up left out: what running the job beside the workload costs.</p>{}</section>",
-        crate::text::html_table("job-windows", &WINDOW_HEADER, &windows),
-        crate::text::html_table("job-impact", &IMPACT_HEADER, &rows)
+    Block::section(
+        "jobs",
+        vec![
+            Block::heading(2, "Maintenance jobs"),
+            Table::new(&WINDOW_HEADER)
+                .id("job-windows")
+                .numeric_from(2)
+                .wrap(5)
+                .rows(windows)
+                .block(),
+            Block::heading(3, "p99 during the jobs' windows and otherwise"),
+            Block::para(
+                "Intervals that overlap a job's window against the rest, warm-up left out: \
+                 what running the job beside the workload costs.",
+            ),
+            Table::new(&IMPACT_HEADER)
+                .id("job-impact")
+                .numeric_from(2)
+                .rows(rows)
+                .block(),
+        ],
     )
 }

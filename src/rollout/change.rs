@@ -4,7 +4,6 @@
 //! `cutover switch`), supports `--dry-run`, and is recorded in the cutover's
 //! step log under the cutover lock.
 
-use std::fmt;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -351,32 +350,6 @@ pub async fn apply(
     Ok(report)
 }
 
-impl fmt::Display for ChangeReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = if self.ran {
-            "done"
-        } else if self.dry_run {
-            "dry run, nothing changed"
-        } else {
-            "already done"
-        };
-        writeln!(f, "rollout {}: {status}", self.change)?;
-        writeln!(f, "  {}", self.summary)?;
-        writeln!(
-            f,
-            "  percentage     {} -> {} (salt {:?})",
-            self.from.percent, self.to.percent, self.to.salt
-        )?;
-        writeln!(
-            f,
-            "  organizations  {} of {} partitioned ({:+})",
-            self.partitioned_after,
-            self.organizations,
-            self.partitioned_after as i64 - self.partitioned_before as i64
-        )
-    }
-}
-
 /// Entry rows on one side's tables.
 #[derive(Debug, Clone, Serialize)]
 pub struct SideRows {
@@ -469,79 +442,6 @@ pub async fn status(client: &Client) -> Result<RolloutStatus> {
         rows,
         next,
     })
-}
-
-impl fmt::Display for RolloutStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |v: &[i64]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                let shown: Vec<String> = v.iter().take(20).map(|o| o.to_string()).collect();
-                let more = v.len().saturating_sub(20);
-                format!(
-                    "{}{}",
-                    shown.join(","),
-                    if more > 0 {
-                        format!(" and {more} more")
-                    } else {
-                        String::new()
-                    }
-                )
-            }
-        };
-        writeln!(f, "database       {}", self.database)?;
-        writeln!(f, "cutover phase  {}", self.phase)?;
-        writeln!(
-            f,
-            "flag           {}",
-            match self.flag {
-                Some(true) => format!("{FLAG}=true: everyone partitioned, the rollout is not read"),
-                Some(false) => format!("{FLAG}=false: each organization by its cohort"),
-                None => format!("{FLAG} not set in feature_flags"),
-            }
-        )?;
-        writeln!(
-            f,
-            "rollout        {} ({} basis points), salt {:?}",
-            self.rollout.percent, self.rollout.basis_points, self.rollout.salt
-        )?;
-        writeln!(f, "allow list     {}", list(&self.rollout.allow))?;
-        writeln!(f, "deny list      {}", list(&self.rollout.deny))?;
-        let share = |n: u64| {
-            if self.organizations == 0 {
-                "-".to_string()
-            } else {
-                format!("{:.2}%", 100.0 * n as f64 / self.organizations as f64)
-            }
-        };
-        writeln!(
-            f,
-            "organizations  {} partitioned ({}), {} legacy, {} in all",
-            self.partitioned_orgs,
-            share(self.partitioned_orgs),
-            self.legacy_orgs,
-            self.organizations
-        )?;
-        if !self.rows.is_empty() {
-            writeln!(
-                f,
-                "entries        {:<20} {:>14} {:>20} {:>16}",
-                "tables", "all", "partitioned cohort", "legacy cohort"
-            )?;
-            for r in &self.rows {
-                writeln!(
-                    f,
-                    "               {:<20} {:>14} {:>20} {:>16}",
-                    format!("{} tables", r.side),
-                    r.entries,
-                    r.partitioned_cohort,
-                    r.entries - r.partitioned_cohort
-                )?;
-            }
-        }
-        writeln!(f, "next           {}", self.next)
-    }
 }
 
 #[cfg(test)]

@@ -49,37 +49,21 @@ pub enum Operation {
     Sql,
 }
 
+crate::named!("operation", Operation {
+    RecordRevenue = "record_revenue",
+    RecordExpense = "record_expense",
+    Adjust = "adjust",
+    Void = "void",
+    PostBatch = "post_batch",
+    Dashboard = "dashboard",
+    Pnl = "pnl",
+    Properties = "properties",
+    Ledger = "ledger",
+    Portfolio = "portfolio",
+    Sql = "sql",
+});
+
 impl Operation {
-    pub const ALL: [Operation; 11] = [
-        Operation::RecordRevenue,
-        Operation::RecordExpense,
-        Operation::Adjust,
-        Operation::Void,
-        Operation::PostBatch,
-        Operation::Dashboard,
-        Operation::Pnl,
-        Operation::Properties,
-        Operation::Ledger,
-        Operation::Portfolio,
-        Operation::Sql,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::RecordRevenue => "record_revenue",
-            Operation::RecordExpense => "record_expense",
-            Operation::Adjust => "adjust",
-            Operation::Void => "void",
-            Operation::PostBatch => "post_batch",
-            Operation::Dashboard => "dashboard",
-            Operation::Pnl => "pnl",
-            Operation::Properties => "properties",
-            Operation::Ledger => "ledger",
-            Operation::Portfolio => "portfolio",
-            Operation::Sql => "sql",
-        }
-    }
-
     pub fn is_write(self) -> bool {
         matches!(
             self,

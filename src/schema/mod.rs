@@ -72,26 +72,8 @@ pub enum TriggerVariant {
     Naive,
 }
 
-impl TriggerVariant {
-    pub const NAMES: [&'static str; 2] = ["hardened", "naive"];
 
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-}
-
-impl std::str::FromStr for TriggerVariant {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "hardened" => Ok(TriggerVariant::Hardened),
-            "naive" => Ok(TriggerVariant::Naive),
-            _ => Err(Error::Usage(format!(
-                "unknown trigger variant {s:?}; one of hardened, naive"
-            ))),
-        }
-    }
-}
+crate::named!("trigger variant", TriggerVariant { Hardened = "hardened", Naive = "naive" });
 
 /// What `schema create` builds.
 #[derive(Debug, Clone)]

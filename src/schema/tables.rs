@@ -1,10 +1,6 @@
 //! The table names of each mode. With the routing code of the repository
 //! layer, this is the only place that names a finance table.
 
-use std::fmt;
-
-use crate::error::{Error, Result};
-
 /// One storage layout of the finance tables.
 #[derive(
     Debug,
@@ -37,12 +33,6 @@ pub enum Modes {
 }
 
 impl Modes {
-    pub const NAMES: [&'static str; 3] = ["legacy", "partitioned", "both"];
-
-    pub fn name(self) -> &'static str {
-        Modes::NAMES[self as usize]
-    }
-
     pub fn list(self) -> &'static [Mode] {
         match self {
             Modes::Legacy => &[Mode::Legacy],
@@ -52,41 +42,11 @@ impl Modes {
     }
 }
 
-impl std::str::FromStr for Modes {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "legacy" => Ok(Modes::Legacy),
-            "partitioned" => Ok(Modes::Partitioned),
-            "both" => Ok(Modes::Both),
-            _ => Err(Error::Usage(format!(
-                "unknown mode {s:?}; one of legacy, partitioned, both"
-            ))),
-        }
-    }
-}
 
-impl std::str::FromStr for Mode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "legacy" => Ok(Mode::Legacy),
-            "partitioned" => Ok(Mode::Partitioned),
-            _ => Err(Error::Usage(format!(
-                "unknown mode {s:?}; one of legacy, partitioned"
-            ))),
-        }
-    }
-}
 
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Legacy => "legacy",
-            Mode::Partitioned => "partitioned",
-        })
-    }
-}
+
+crate::named!("mode", Modes { Legacy = "legacy", Partitioned = "partitioned", Both = "both" });
+crate::named!("mode", Mode { Legacy = "legacy", Partitioned = "partitioned" });
 
 /// The names of one mode's finance tables and trigger functions.
 #[derive(Debug, Clone, Copy)]

@@ -46,8 +46,6 @@ pub enum Profile {
 }
 
 impl Profile {
-    pub const NAMES: [&'static str; 3] = ["smoke", "ci", "full"];
-
     /// (organizations, days)
     pub fn defaults(self) -> (u64, u32) {
         match self {
@@ -61,19 +59,8 @@ impl Profile {
     }
 }
 
-impl std::str::FromStr for Profile {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "smoke" => Ok(Profile::Smoke),
-            "ci" => Ok(Profile::Ci),
-            "full" => Ok(Profile::Full),
-            _ => Err(Error::Usage(format!(
-                "unknown profile {s:?}; one of smoke, ci, full"
-            ))),
-        }
-    }
-}
+
+crate::named!("profile", Profile { Smoke = "smoke", Ci = "ci", Full = "full" });
 
 /// What `rehearse seed` does.
 #[derive(Debug, Clone)]

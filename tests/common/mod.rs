@@ -288,8 +288,12 @@ pub fn assert_page_reads_well(p: &RenderedPage) {
             "INVALID",
             "INTERRUPTED",
             "FAILED",
-            "drill PASS",
-            "drill FAIL"
+            "cutover drill PASS",
+            "cutover drill FAIL",
+            "rollout drill PASS",
+            "rollout drill FAIL",
+            "alert drill PASS",
+            "alert drill FAIL"
         ]
         .iter()
         .any(|v| verdict.starts_with(v)),

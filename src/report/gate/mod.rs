@@ -2,7 +2,6 @@
 //! baseline) the relative check of `compare`. An invalid run is reported as
 //! invalid, never as a pass or a regression.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -11,6 +10,11 @@ use crate::compare::{self, CompareSettings, Comparison, Finding};
 use crate::error::{Error, IoContext, Result};
 use crate::exit;
 use crate::run::{judge, BudgetOutcome};
+
+mod junit;
+mod page;
+pub use junit::junit;
+pub use page::{markdown, page};
 
 #[derive(Debug, Clone)]
 pub struct GateOptions {
@@ -270,133 +274,6 @@ fn verdict(cases: &[Case], allow_inconclusive: bool) -> (&'static str, i32) {
     } else {
         ("pass", exit::OK)
     }
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// JUnit XML: a test suite each for validity, budgets and compare.
-pub fn junit(g: &GateOutcome) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let failing = |c: &Case| {
-        matches!(c.status, Outcome::Fail | Outcome::Invalid)
-            || (c.status == Outcome::Inconclusive && !g.allow_inconclusive)
-    };
-    let failures = g.cases.iter().filter(|c| failing(c)).count();
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"rehearse gate\" tests=\"{}\" failures=\"{failures}\">",
-        g.cases.len()
-    );
-    for suite in ["validity", "budgets", "compare"] {
-        let cases: Vec<&Case> = g.cases.iter().filter(|c| c.suite == suite).collect();
-        if cases.is_empty() {
-            continue;
-        }
-        let f = cases.iter().filter(|c| failing(c)).count();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{f}\">",
-            cases.len()
-        );
-        for c in cases {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"{}\" name=\"{}\"",
-                xml(&c.class),
-                xml(&c.name)
-            );
-            match c.status {
-                Outcome::Pass => {
-                    let _ = writeln!(
-                        out,
-                        "><system-out>{}</system-out></testcase>",
-                        xml(&c.message)
-                    );
-                }
-                // What it is, not "skipped": a failure of its own type, or,
-                // accepted by --allow-inconclusive, a case that says so.
-                Outcome::Inconclusive if g.allow_inconclusive => {
-                    let _ = writeln!(
-                        out,
-                        "><properties><property name=\"outcome\" value=\"inconclusive\"/></properties><system-out>inconclusive, accepted by --allow-inconclusive: {}</system-out></testcase>",
-                        xml(&c.message)
-                    );
-                }
-                Outcome::Inconclusive => {
-                    let _ = writeln!(
-                        out,
-                        "><properties><property name=\"outcome\" value=\"inconclusive\"/></properties><failure type=\"inconclusive\" message=\"{}\"/></testcase>",
-                        xml(&c.message)
-                    );
-                }
-                Outcome::Fail | Outcome::Invalid => {
-                    let kind = if c.status == Outcome::Invalid {
-                        "invalid"
-                    } else {
-                        "fail"
-                    };
-                    let _ = writeln!(
-                        out,
-                        "><failure type=\"{kind}\" message=\"{}\"/></testcase>",
-                        xml(&c.message)
-                    );
-                }
-            }
-        }
-        out += "  </testsuite>\n";
-    }
-    out += "</testsuites>\n";
-    out
-}
-
-/// The gate's verdict and every case that did not pass, in Markdown.
-pub fn markdown(g: &GateOutcome) -> String {
-    let mut s = format!(
-        "## rehearse gate: {}\n\n`{}`\n\n",
-        g.verdict.to_uppercase(),
-        g.run
-    );
-    let count = |st: Outcome| g.cases.iter().filter(|c| c.status == st).count();
-    let _ = writeln!(
-        s,
-        "{} checks: {} passed, {} failed, {} invalid, {} could not tell{}\n",
-        g.cases.len(),
-        count(Outcome::Pass),
-        count(Outcome::Fail),
-        count(Outcome::Invalid),
-        count(Outcome::Inconclusive),
-        if g.allow_inconclusive && count(Outcome::Inconclusive) > 0 {
-            " (accepted by --allow-inconclusive)"
-        } else {
-            ""
-        }
-    );
-    if g.verdict == "nothing judged" {
-        s += "Nothing was judged: the run has no budgets (the scenario's, or --budgets FILE) and no --baseline to compare with. Validity alone is no pass.\n\n";
-    }
-    s += "| | check | | result |\n|---|---|---|---|\n";
-    for c in &g.cases {
-        let mark = match c.status {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "**FAIL**",
-            Outcome::Invalid => "**INVALID**",
-            Outcome::Inconclusive if g.allow_inconclusive => "inconclusive (allowed)",
-            Outcome::Inconclusive => "**COULD NOT TELL**",
-        };
-        let _ = writeln!(
-            s,
-            "| {mark} | {} | {} | {} |",
-            c.class,
-            c.name,
-            c.message.replace('|', "\\|")
-        );
-    }
-    s
 }
 
 /// Copy a run's record and interval log into `<root>/<name>/<run-id>/`.
