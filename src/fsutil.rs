@@ -129,7 +129,11 @@ mod tests {
         let e = read(r#"{"inner": {"p50_ms": 1.5}}"#).unwrap_err();
         assert!(e.to_string().contains("schema_version missing"), "{e}");
         let e = read(r#"{"schema_version": 2, "inner": {"p50": 1.5}}"#).unwrap_err();
-        assert!(e.to_string().contains("field `inner.p50`: unknown field `p50`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("field `inner.p50`: unknown field `p50`"),
+            "{e}"
+        );
         let e = read("not json").unwrap_err();
         assert!(e.to_string().contains("not a doc"), "{e}");
         let e = parse_json::<Doc>(p, b"{}", "version", 2, "doc").unwrap_err();

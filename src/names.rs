@@ -61,14 +61,19 @@ mod tests {
             assert_eq!(f.to_string(), f.name());
         }
         let e = "pear".parse::<Fruit>().unwrap_err().to_string();
-        assert!(e.contains("unknown fruit \"pear\"; one of apple, blood-orange"), "{e}");
+        assert!(
+            e.contains("unknown fruit \"pear\"; one of apple, blood-orange"),
+            "{e}"
+        );
     }
 
     /// serde writes these enums in run.json and the reports: its names
     /// must be the ones `named!` parses and prints.
     #[test]
     fn serde_writes_the_same_names() {
-        fn same<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Copy>(
+        fn same<
+            T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Copy,
+        >(
             all: &[T],
             name: fn(T) -> &'static str,
         ) {

@@ -90,9 +90,8 @@ pub fn parse_shard(text: &str) -> std::result::Result<(u32, u32), String> {
 /// crate's parser).
 pub fn parse_rfc3339(text: &str) -> std::result::Result<SystemTime, String> {
     use time::format_description::well_known::Rfc3339;
-    let t = time::OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|e| {
-        format!("{text:?}: not an RFC 3339 time ({e}); e.g. 2026-12-01T21:00:00Z")
-    })?;
+    let t = time::OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .map_err(|e| format!("{text:?}: not an RFC 3339 time ({e}); e.g. 2026-12-01T21:00:00Z"))?;
     if t.unix_timestamp() < 0 {
         return Err(format!("{text:?}: before 1970"));
     }

@@ -109,7 +109,10 @@ mod tests {
             (0.995, 1e7, 2.575_829_303_548_900_4),
         ] {
             let got = t_quantile(p, df);
-            assert!(close(got, want, 1e-6), "t_quantile({p}, {df}) = {got}, SciPy {want}");
+            assert!(
+                close(got, want, 1e-6),
+                "t_quantile({p}, {df}) = {got}, SciPy {want}"
+            );
         }
         for (x, df, want) in [
             (2.0, 3.0, 0.069_662_984_279_421_52),
@@ -117,7 +120,10 @@ mod tests {
             (4.0, 200.0, 4.456_547_609_296_721e-5),
         ] {
             let got = t_tail(x, df);
-            assert!(close(got, want, 1e-6), "t_tail({x}, {df}) = {got}, SciPy {want}");
+            assert!(
+                close(got, want, 1e-6),
+                "t_tail({x}, {df}) = {got}, SciPy {want}"
+            );
         }
         for (x, want) in [
             (1.96, 0.024_997_895_148_220_435),
@@ -125,7 +131,10 @@ mod tests {
             (5.0, 2.866_515_718_791_933e-7),
         ] {
             let got = normal_tail(x);
-            assert!(close(got, want, 1e-9), "normal_tail({x}) = {got}, SciPy {want}");
+            assert!(
+                close(got, want, 1e-9),
+                "normal_tail({x}) = {got}, SciPy {want}"
+            );
         }
         for (a, b, x, want) in [
             (2.0, 3.0, 0.4, 0.524_8),
@@ -133,7 +142,10 @@ mod tests {
             (0.5, 200.0, 0.001, 0.472_755_892_974_764_4),
         ] {
             let got = incomplete_beta(a, b, x);
-            assert!(close(got, want, 1e-9), "I_{x}({a}, {b}) = {got}, SciPy {want}");
+            assert!(
+                close(got, want, 1e-9),
+                "I_{x}({a}, {b}) = {got}, SciPy {want}"
+            );
         }
         // The limits the binomial tails meet.
         assert_eq!(incomplete_beta(0.0, 5.0, 0.3), 1.0);

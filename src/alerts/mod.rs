@@ -100,7 +100,6 @@ impl Fault {
     }
 }
 
-
 /// How to run the drill.
 #[derive(Debug, Clone)]
 pub struct DrillOptions {

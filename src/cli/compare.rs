@@ -92,6 +92,36 @@ Exit codes:
   4    a slice could not run (the estate or a binary)
   130  interrupted after the slice in progress; what ran is kept";
 
+pub const READINESS_HELP: &str = "\
+Reads every run, drill, capacity search and kept job run (job-*.json) under
+the directories, each through its own reader, and writes readiness.html,
+readiness.md and readiness.json. GO only when every required piece is
+present and passes: each suite scenario's budgets in the partitioned mode,
+the cutover drill (0 acknowledged writes lost), the rollout drill (0 lost,
+its rollback verified), the alert drill (every alert in time), and the
+reconcile job (no drift). The page prints the list, sets legacy against
+partitioned per operation (ratio and interval), and gives each piece its
+figure, its table and its chart.
+
+Exit codes:
+  0    GO
+  1    NO-GO: a required piece failed (the page names it, with its figure)
+  2    bad usage or input
+  3    UNKNOWN: a required piece is missing, unreadable or not judged";
+
+#[derive(Debug, Args)]
+pub struct ReadinessArgs {
+    /// Directories of results (a main job's results directory, run and drill directories).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write readiness.html, readiness.md and readiness.json [default: the first DIR].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print readiness.json instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct GateArgs {
     /// The run directory to gate.

@@ -115,6 +115,9 @@ pub enum Command {
     /// Gate CI on a run: validity, then budgets, then (with --baseline) regressions against a baseline.
     #[command(after_help = GATE_HELP)]
     Gate(GateArgs),
+    /// One verdict for USE_PARTITIONED_TABLES, GO, NO-GO or UNKNOWN, from every result under the directories.
+    #[command(after_help = READINESS_HELP)]
+    Readiness(ReadinessArgs),
     /// Manage committed baselines (results/baselines/<name>/).
     #[command(subcommand, after_help = exit::HELP)]
     Baseline(BaselineCommand),

@@ -111,6 +111,9 @@ pub enum JobCommand {
         /// Print the run as JSON.
         #[arg(long)]
         json: bool,
+        /// Also keep the run in DIR/job-<JOB>.json (what `rehearse readiness` reads).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
         #[command(flatten)]
         destructive: DestructiveArgs,
     },

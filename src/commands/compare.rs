@@ -130,3 +130,14 @@ pub(crate) fn run_gate(args: &GateArgs) -> anyhow::Result<i32> {
     }
     Ok(g.exit_code)
 }
+
+pub(crate) fn run_readiness(args: &ReadinessArgs) -> anyhow::Result<i32> {
+    let out = args.out.clone().unwrap_or_else(|| args.dirs[0].clone());
+    let w = rehearse::report::readiness::readiness(&args.dirs, &out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&w.readiness)?);
+    } else {
+        print!("{}", output::readiness::summary(&w));
+    }
+    Ok(w.readiness.exit_code)
+}

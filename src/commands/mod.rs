@@ -20,8 +20,8 @@ use anyhow::Context;
 use crate::cli::{
     AbArgs, AlertsCommand, AlertsDrillArgs, BackfillArgs, BaselineCommand, BenchCommand,
     CapacityArgs, CheckArgs, Cli, Command, CompareArgs, CutoverCommand, DrillWorkloadArgs,
-    GateArgs, JobCommand, JourneysArgs, LabCommand, MergeArgs, QueryArgs, RolloutCommand, RunArgs,
-    SchemaCommand, SeedArgs, ServeArgs, StepArgs, VerdictArgs, VerifyArgs,
+    GateArgs, JobCommand, JourneysArgs, LabCommand, MergeArgs, QueryArgs, ReadinessArgs,
+    RolloutCommand, RunArgs, SchemaCommand, SeedArgs, ServeArgs, StepArgs, VerdictArgs, VerifyArgs,
 };
 use rehearse::cutover;
 use rehearse::estate::{Estate, EstateFlags, DEFAULT_LAB_DIR, ENV_LAB_DIR};
@@ -32,7 +32,6 @@ use rehearse::schema::Mode;
 use rehearse::schema::{self, CreateOptions, DropOptions};
 use rehearse::seed::{self, SeedOptions};
 use rehearse::{db, driver, output, pgbench};
-
 
 pub(crate) fn estate_flags(cli: &Cli) -> EstateFlags {
     let e = &cli.estate;
@@ -67,6 +66,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Merge(args) => run_merge(args),
         Command::Ab(args) => run_ab(&cli, args),
         Command::Gate(args) => run_gate(args),
+        Command::Readiness(args) => run_readiness(args),
         Command::Baseline(BaselineCommand::Save {
             run,
             name,
@@ -96,7 +96,9 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-pub(crate) fn verdict_settings(v: &VerdictArgs) -> anyhow::Result<rehearse::compare::CompareSettings> {
+pub(crate) fn verdict_settings(
+    v: &VerdictArgs,
+) -> anyhow::Result<rehearse::compare::CompareSettings> {
     // Written so that NaN fails every check.
     let ok = (v.alpha > 0.0 && v.alpha < 0.5) && v.run_spread >= 0.0 && v.min_abs_ms >= 0.0;
     if !ok {

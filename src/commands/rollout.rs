@@ -31,7 +31,9 @@ pub(crate) fn verify_options(a: &VerifyArgs) -> anyhow::Result<cutover::verify::
     })
 }
 
-pub(crate) fn backfill_options(a: &BackfillArgs) -> anyhow::Result<cutover::backfill::BackfillOptions> {
+pub(crate) fn backfill_options(
+    a: &BackfillArgs,
+) -> anyhow::Result<cutover::backfill::BackfillOptions> {
     if a.batch_orgs < 1 || a.max_lag_mib < 0 {
         return Err(rehearse::Error::Usage(
             "--batch-orgs must be at least 1 and --max-lag-mib not negative".into(),
@@ -179,6 +181,7 @@ pub(crate) async fn run_job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<i32> 
             job,
             bounds,
             json,
+            out,
             destructive,
         } => {
             let opts = JobOptions {
@@ -187,6 +190,9 @@ pub(crate) async fn run_job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<i32> 
                 allow_destructive: destructive.allow_destructive.clone(),
             };
             let run = jobs::run(&estate, *job, &opts).await?;
+            if let Some(dir) = out {
+                jobs::write_run(dir, &run)?;
+            }
             if *json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else {

@@ -20,10 +20,9 @@ pub mod backfill;
 pub mod drill;
 pub mod locks;
 pub mod race;
-pub mod verify;
 mod state;
 mod steps;
-
+pub mod verify;
 
 use serde::Serialize;
 use tokio_postgres::Client;

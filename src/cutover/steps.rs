@@ -56,7 +56,12 @@ pub struct StepReport {
 
 impl StepReport {
     /// A step that ran, started at `started`.
-    pub(super) fn ran(step: Step, phase: CutoverPhase, started: Instant, summary: String) -> StepReport {
+    pub(super) fn ran(
+        step: Step,
+        phase: CutoverPhase,
+        started: Instant,
+        summary: String,
+    ) -> StepReport {
         StepReport {
             ran: true,
             seconds: started.elapsed().as_secs_f64(),
@@ -378,7 +383,12 @@ pub async fn dual_write(
 }
 
 /// Append a line to the step log.
-pub(super) async fn log_step(client: &mut Client, step: Step, started: Instant, outcome: &str) -> Result<()> {
+pub(super) async fn log_step(
+    client: &mut Client,
+    step: Step,
+    started: Instant,
+    outcome: &str,
+) -> Result<()> {
     let tx = client
         .transaction()
         .await

@@ -16,8 +16,8 @@ pub mod cohorts;
 pub mod ledger;
 pub mod live;
 pub mod ops;
-pub mod record;
 mod phases;
+pub mod record;
 pub mod schedule;
 pub mod tenants;
 
@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
-
 
 use crate::error::{Error, IoContext, Result};
 use crate::estate::Estate;
@@ -38,8 +37,8 @@ use crate::run::histogram::ErrorKind;
 use crate::run::hlog::Hlog;
 use crate::run::{PhaseResult, RunResult, VariantResult};
 use ops::{Workload, WriteLog};
-use record::{Collector, Msg, Recorder, SlotPool};
 use phases::{closed_phase, open_phase};
+use record::{Collector, Msg, Recorder, SlotPool};
 use tenants::{Chooser, TenantSet};
 
 /// Requests released but not yet taken by a worker, at most; later arrivals are dropped.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use crate::error::{DbContext, Result};
+use crate::error::{DbContext, IoContext, Result};
 use crate::estate::Estate;
 use crate::{db, exit, schema};
 
@@ -90,6 +90,42 @@ pub struct JobRun {
     pub complete: bool,
     pub summary: String,
     pub detail: serde_json::Value,
+}
+
+/// A kept run's file in a results directory: `job-<name>.json`.
+pub fn run_file(job: &str) -> String {
+    format!("job-{job}.json")
+}
+
+/// Keep `run` in `dir/job-<name>.json`, atomically.
+pub fn write_run(dir: &std::path::Path, run: &JobRun) -> Result<()> {
+    std::fs::create_dir_all(dir).io("creating", dir)?;
+    let json = serde_json::to_string_pretty(run).expect("a job run serializes");
+    crate::fsutil::write_atomic(&dir.join(run_file(&run.job)), json.as_bytes())
+}
+
+/// The runs kept in `dir` (`job-*.json`), strictly parsed, by file name.
+pub fn read_runs(dir: &std::path::Path) -> Result<Vec<(std::path::PathBuf, JobRun)>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("job-") && n.ends_with(".json"))
+        })
+        .collect();
+    paths.sort();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).io("reading", &p)?;
+        let run: JobRun = serde_json::from_str(&text)
+            .map_err(|e| crate::Error::Usage(format!("{}: not a job run: {e}", p.display())))?;
+        out.push((p, run));
+    }
+    Ok(out)
 }
 
 impl JobRun {

@@ -229,4 +229,3 @@ pub async fn list(estate: &Estate) -> Result<Listing> {
         last_runs: super::last_runs(&client).await?,
     })
 }
-

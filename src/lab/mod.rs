@@ -114,7 +114,6 @@ impl Component {
     }
 }
 
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ports {
     pub primary: u16,

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod lab;
 pub mod ledger;
 pub mod query;
+pub mod readiness;
 pub mod report;
 pub mod rollout;
 pub mod run;

@@ -79,6 +79,7 @@ fn line(l: &Line) -> Markup {
                 Inline::Code(s) => code { (s) },
                 Inline::Strong(s) => b { (s) },
                 Inline::Toned(t, s) => span class=(t.class()) { (s) },
+                Inline::Link(s, href) => a href=(href) { (s) },
             }
         }
     }

@@ -74,6 +74,7 @@ pub(super) fn line(l: &Line) -> String {
             Inline::Code(s) => format!("`{s}`"),
             Inline::Strong(s) => format!("**{s}**"),
             Inline::Toned(t, s) => toned(Some(*t), s),
+            Inline::Link(s, href) => format!("[{s}]({})", href.replace(' ', "%20")),
         })
         .collect()
 }

@@ -83,6 +83,8 @@ pub enum Inline {
     Code(String),
     Strong(String),
     Toned(Tone, String),
+    /// Text that links elsewhere: (text, href).
+    Link(String, String),
 }
 
 /// Text: a row of inlines.
@@ -107,6 +109,11 @@ impl Line {
 
     pub fn toned(mut self, tone: Tone, s: impl Into<String>) -> Line {
         self.0.push(Inline::Toned(tone, s.into()));
+        self
+    }
+
+    pub fn link(mut self, text: impl Into<String>, href: impl Into<String>) -> Line {
+        self.0.push(Inline::Link(text.into(), href.into()));
         self
     }
 }

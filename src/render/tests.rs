@@ -2,11 +2,30 @@ use super::*;
 
 fn sample() -> Doc {
     let mut d = Doc::new("a <page> & more");
-    d.push(Block::heading(1, Line::default().toned(Tone::Fail, "FAIL").text(" under <x>")).id("verdict"));
+    d.push(
+        Block::heading(
+            1,
+            Line::default().toned(Tone::Fail, "FAIL").text(" under <x>"),
+        )
+        .id("verdict"),
+    );
     d.push(Block::list(vec![Line::default().toned(Tone::Fail, "a|b <script>")]).id("why"));
-    d.push(Block::para(Line::default().text("run ").code("r&1")));
-    let mut t = Table::new(&["step", "p99", "what"]).numeric_from(1).wrap(2).id("t");
-    t.row([Cell::from("a|b"), Cell::toned(Tone::Pass, "ok"), Cell::from("<i>")]);
+    d.push(Block::para(
+        Line::default()
+            .text("run ")
+            .code("r&1")
+            .text("; ")
+            .link("its <report>", "a b/report.html#x\"y"),
+    ));
+    let mut t = Table::new(&["step", "p99", "what"])
+        .numeric_from(1)
+        .wrap(2)
+        .id("t");
+    t.row([
+        Cell::from("a|b"),
+        Cell::toned(Tone::Pass, "ok"),
+        Cell::from("<i>"),
+    ]);
     d.push(t.block());
     let mut empty = Table::new(&["x", "y"]).id("e");
     empty.empty = Some(Cell::toned(Tone::Fail, "nothing was checked"));
@@ -27,7 +46,7 @@ fn markdown_escapes_cells_and_sets_what_did_not_pass_in_bold() {
         md,
         "# **FAIL** under <x>\n\n\
          - **a|b <script>**\n\n\
-         run `r&1`\n\n\
+         run `r&1`; [its <report>](a%20b/report.html#x\"y)\n\n\
          | step | p99 | what |\n|---|---:|---|\n| a\\|b | ok | <i> |\n\n\
          | x | y |\n|---|---|\n| **nothing was checked** |\n\n\
          ```\na  b\n```\n\n\
@@ -42,7 +61,7 @@ fn html_escapes_every_text_and_embeds_only_the_charts() {
     for want in [
         "<h1 id=\"verdict\"><span class=\"fail\">FAIL</span> under &lt;x&gt;</h1>",
         "<ul id=\"why\"><li><span class=\"fail\">a|b &lt;script&gt;</span></li></ul>",
-        "<p>run <code>r&amp;1</code></p>",
+        "<p>run <code>r&amp;1</code>; <a href=\"a b/report.html#x&quot;y\">its &lt;report&gt;</a></p>",
         "<table id=\"t\"><tr><th>step</th><th>p99</th><th class=\"text\">what</th></tr>\
          <tr><td>a|b</td><td class=\"pass\">ok</td><td class=\"text\">&lt;i&gt;</td></tr></table>",
         "<tr><td colspan=\"2\" class=\"fail\">nothing was checked</td></tr>",

@@ -56,7 +56,6 @@ pub enum Pooling {
     PgBouncer,
 }
 
-
 crate::named!("pooling", Pooling { Direct = "direct", PgBouncer = "pgbouncer" });
 
 /// Everything the repository needs to start.

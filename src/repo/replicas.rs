@@ -30,7 +30,6 @@ pub enum Via {
     Auto,
 }
 
-
 crate::named!("read target", Via { Primary = "primary", Replica = "replica", Auto = "auto" });
 
 /// Why a read that could have gone to a replica went to the primary.

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::render::charts::{self, Chart, Dash, Rule, Series, PALETTE};
 use super::overlay::overlay_svgs;
 use super::{compare_table, ReportOutcome};
 use crate::compare;
 use crate::error::Result;
+use crate::render::charts::{self, Chart, Dash, Rule, Series, PALETTE};
 use crate::render::{Block, Doc, Line, Tone};
 
 pub fn report(dir: &Path, r: &crate::ab::AbReport) -> Result<ReportOutcome> {

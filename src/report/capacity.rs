@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use crate::render::charts::{self, Chart, Dash, Rule, Series, PALETTE};
 use super::ReportOutcome;
 use crate::capacity::search::End;
 use crate::capacity::CapacityReport;
 use crate::error::Result;
+use crate::render::charts::{self, Chart, Dash, Rule, Series, PALETTE};
 use crate::render::{Block, Doc};
 use crate::run::VariantResult;
 

@@ -8,7 +8,10 @@ pub use crate::text::Format;
 
 /// The header and rows of every compared row, and the notes on how the
 /// between-run spread was accounted for.
-fn rows(out: &[(String, Comparison)], s: &CompareSettings) -> (Vec<String>, Vec<Vec<String>>, Vec<String>) {
+fn rows(
+    out: &[(String, Comparison)],
+    s: &CompareSettings,
+) -> (Vec<String>, Vec<Vec<String>>, Vec<String>) {
     let ci = format!("{:.0}% CI", (1.0 - s.alpha) * 100.0);
     let header = [
         "variant/operation",
@@ -54,7 +57,11 @@ pub fn blocks(out: &[(String, Comparison)], s: &CompareSettings) -> Vec<Block> {
     let (header, rows, notes) = rows(out, s);
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     vec![
-        Table::new(&header).numeric_from(2).wrap(6).rows(rows).block(),
+        Table::new(&header)
+            .numeric_from(2)
+            .wrap(6)
+            .rows(rows)
+            .block(),
         Block::list(notes),
     ]
 }

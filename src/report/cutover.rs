@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use crate::render::charts::{self, Bars, Rule};
 pub use crate::cutover::drill::DrillReport;
 use crate::cutover::drill::DRILL_REPORT_VERSION;
 use crate::error::Result;
+use crate::render::charts::{self, Bars, Rule};
 use crate::render::{Block, Cell, Line, Table, Tone};
 use crate::run::{RunResult, Status, Verdict};
 

@@ -19,6 +19,7 @@ pub mod cutover;
 pub mod gate;
 pub mod jobs;
 pub mod overlay;
+pub mod readiness;
 pub mod rollout;
 mod run;
 mod run_charts;

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
-use crate::render::charts::{self, Chart, Dash, Series, PALETTE};
 use crate::compare;
 use crate::error::Result;
+use crate::render::charts::{self, Chart, Dash, Series, PALETTE};
 use crate::run::histogram::histogram;
 
 /// Points of a line drawn from a side's interval histograms.

@@ -86,9 +86,7 @@ pub fn cohort_rows(d: &DrillReport) -> Vec<Vec<String>> {
             let (ln, lp) = cell(get(Mode::Legacy));
             let (pn, pp) = cell(get(Mode::Partitioned));
             let ratio = match (get(Mode::Legacy), get(Mode::Partitioned)) {
-                (Some(l), Some(p))
-                    if l.p99_ms > 0.0 && l.requests >= 20 && p.requests >= 20 =>
-                {
+                (Some(l), Some(p)) if l.p99_ms > 0.0 && l.requests >= 20 && p.requests >= 20 => {
                     format!("{:.2}x", p.p99_ms / l.p99_ms)
                 }
                 _ => "-".into(),
@@ -140,7 +138,6 @@ pub fn section(d: &DrillReport) -> Block {
     )
 }
 
-
 pub const COHORT_HEADER: [&str; 7] = [
     "step",
     "operation",
@@ -159,4 +156,3 @@ pub const STEP_HEADER: [&str; 6] = [
     "writes checked (missing/differing/resurrected)",
     "verify",
 ];
-

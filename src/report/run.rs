@@ -172,10 +172,18 @@ fn page(
     );
     let e = &r.environment;
     doc.push(Block::para(
-        Line::default().text("run ").code(r.run_id.as_str()).text(format!(
-            ", started {}, {:.0} s; rehearse {} (git {}); PostgreSQL {}; {} cores",
-            r.started_at, r.seconds, e.rehearse_version, e.git_commit, e.postgres_version, e.host.cores
-        )),
+        Line::default()
+            .text("run ")
+            .code(r.run_id.as_str())
+            .text(format!(
+                ", started {}, {:.0} s; rehearse {} (git {}); PostgreSQL {}; {} cores",
+                r.started_at,
+                r.seconds,
+                e.rehearse_version,
+                e.git_commit,
+                e.postgres_version,
+                e.host.cores
+            )),
     ));
     doc.extend(drill_section);
 
@@ -386,4 +394,3 @@ fn verdict_reasons(r: &RunResult) -> Vec<String> {
     }
     out
 }
-

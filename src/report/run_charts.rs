@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
-use crate::render::charts::{self, Chart, Dash, Marker, Rule, Series, PALETTE};
 use super::overlay::spectrum_points;
 use super::{cutover, ms_label, ms_short, secs_label, DASHES};
 use crate::error::{Error, IoContext, Result};
+use crate::render::charts::{self, Chart, Dash, Marker, Rule, Series, PALETTE};
 use crate::run::histogram::histogram;
 use crate::run::{hlog, BudgetOutcome, RunResult, Sample};
 use crate::scenario::Load;

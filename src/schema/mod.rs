@@ -72,7 +72,6 @@ pub enum TriggerVariant {
     Naive,
 }
 
-
 crate::named!("trigger variant", TriggerVariant { Hardened = "hardened", Naive = "naive" });
 
 /// What `schema create` builds.

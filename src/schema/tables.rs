@@ -42,9 +42,6 @@ impl Modes {
     }
 }
 
-
-
-
 crate::named!("mode", Modes { Legacy = "legacy", Partitioned = "partitioned", Both = "both" });
 crate::named!("mode", Mode { Legacy = "legacy", Partitioned = "partitioned" });
 

@@ -59,7 +59,6 @@ impl Profile {
     }
 }
 
-
 crate::named!("profile", Profile { Smoke = "smoke", Ci = "ci", Full = "full" });
 
 /// What `rehearse seed` does.

@@ -293,7 +293,10 @@ pub fn assert_page_reads_well(p: &RenderedPage) {
             "rollout drill PASS",
             "rollout drill FAIL",
             "alert drill PASS",
-            "alert drill FAIL"
+            "alert drill FAIL",
+            "GO ",
+            "NO-GO ",
+            "UNKNOWN "
         ]
         .iter()
         .any(|v| verdict.starts_with(v)),

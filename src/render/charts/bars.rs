@@ -188,4 +188,3 @@ pub(super) fn draw_bars<DB: DrawingBackend>(
     root.present().map_err(e)?;
     Ok(drawn)
 }
-

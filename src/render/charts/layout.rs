@@ -315,4 +315,3 @@ pub(super) fn y_area(labels: &[String]) -> i32 {
     // Tick length, a gap, the labels, a gap, the rotated description.
     widest + 10 + 10 + DESC_FONT as i32 + 8
 }
-

@@ -169,7 +169,6 @@ pub struct Drawn {
 }
 
 /// The smallest of 1, 2 or 5 times a power of ten at or above `v`.
-
 mod bars;
 mod layout;
 mod line;
@@ -177,8 +176,8 @@ mod line;
 mod tests;
 
 use bars::draw_bars;
-use layout::*;
 pub use layout::tick_label;
+use layout::*;
 use line::draw;
 
 /// Grouped bars: per category (operation, step), one bar per group (variant).
@@ -252,4 +251,3 @@ fn render_with(
     crate::fsutil::write_atomic(&dir.join(format!("{name}.svg")), svg.as_bytes())?;
     Ok((svg, drawn))
 }
-

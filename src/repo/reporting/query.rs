@@ -84,7 +84,8 @@ ORDER BY r.rank";
 pub const PORTFOLIO_DEPTH: u32 = 1000;
 
 /// Whether an organization exists; the same table in both modes.
-pub(super) const ORGANIZATION_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)";
+pub(super) const ORGANIZATION_EXISTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)";
 
 /// The reporting statements of one mode.
 pub(crate) struct Sql {

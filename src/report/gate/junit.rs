@@ -79,4 +79,3 @@ pub fn junit(g: &GateOutcome) -> String {
     out += "</testsuites>\n";
     out
 }
-
