@@ -4,13 +4,17 @@
 # scenario suite on legacy and partitioned (replica and cache on), print the
 # side-by-side summary, run the Goose user journeys through `rehearse serve`
 # in both modes, write each report (and, with BASELINE=name, gate
-# it against results/baselines/<name>); then rehearse the cutover itself under load (the whole
-# playbook, with the write ledger) on a database of its own, seeded legacy-only
-# (CUTOVER_PROFILE, smoke by default; DRILL=0 skips it), and show the lab.
+# it against results/baselines/<name>); then rehearse the cutover itself under
+# load (the whole playbook, with the write ledger) and the phased rollout
+# (1, 10, 50, 100%, rolled back at 50%), each on a database of its own seeded
+# legacy-only (CUTOVER_PROFILE, smoke by default), the alert drill on the
+# suite's estate, and the reconcile job; DRILL=0 skips the drills. It ends
+# with `rehearse readiness` on the results directory: one page, GO, NO-GO or
+# UNKNOWN, for USE_PARTITIONED_TABLES.
 #
-# Exits with the worst exit code: 0 every budget met and the drill passed,
-# 1 a budget missed or the drill lost or changed a write, 3 a run was not
-# valid (see docs/src/exit-codes.md).
+# Exits with the readiness verdict: 0 GO, 1 NO-GO, 3 UNKNOWN (a piece
+# missing, invalid or not judged); 130 when interrupted (see
+# docs/src/exit-codes.md). Each step's own exit code is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE="${PROFILE:-full}"
@@ -109,13 +113,52 @@ if [ "${DRILL:-1}" != 0 ]; then
   set -e
   $R report "$out/cutover" || true
   if [ "$drill" -ne 0 ] && { [ "$code" -eq 0 ] || [ "$drill" -eq 130 ]; }; then code=$drill; fi
+  # The phased rollout, on a legacy-only database of its own (Redis db 2).
+  RDB=rehearse_rollout
+  psql -X -q "$REHEARSE_PRIMARY_URL" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $RDB WITH (FORCE)" -c "CREATE DATABASE $RDB"
+  RO=(--primary-url "${REHEARSE_PRIMARY_URL%/*}/$RDB" --replica-url "${REHEARSE_REPLICA_URL%/*}/$RDB"
+      --redis-url "${REHEARSE_REDIS_URL%/}/2")
+  $R "${RO[@]}" seed --profile "${CUTOVER_PROFILE:-smoke}" --mode legacy --allow-destructive "$RDB"
+  set +e
+  $R "${RO[@]}" rollout drill --under scenarios/cutover_mixed.toml --steps 1,10,50,100 --rollback-at 50 \
+    ${HOLD:+--hold "$HOLD"} --out "$out/rollout"
+  rollout=$?
+  set -e
+  $R report "$out/rollout" || true
+  # The alert drill on the suite's estate: it stops and breaks the lab's
+  # servers one at a time and waits for each alert to fire and resolve. The
+  # ci and smoke estates hold a true PartitionSkew (one chain of hundreds of
+  # properties): named as standing, reported and not judged.
+  set +e
+  $R alerts drill --standing PartitionSkew -q --out "$out/alerts"
+  alerts=$?
+  set -e
+  $R report "$out/alerts" || true
 fi
+# The reconcile job over the suite's estate, kept for the readiness page.
+set +e
+$R job run reconcile --budget "${RECONCILE_BUDGET:-10m}" --out "$out/jobs"
+reconcile=$?
+set -e
+# One verdict from all of it.
+set +e
+$R readiness "$out"
+readiness=$?
+set -e
 $R lab status
 # Everything the job decided, and everything it could not, in one place.
 echo
 echo "== rehearsal summary =="
 sed -n '/^== suite verdict ==$/,$p' "$out/run.log"
 echo "journeys (scenarios/journeys_hotel.toml): exit $journeys, $out/journeys_hotel"
-if [ "${DRILL:-1}" != 0 ]; then echo "cutover drill: exit $drill, $out/cutover"; fi
-echo "rehearsal: results in $out (exit $code)"
-exit $code
+if [ "${DRILL:-1}" != 0 ]; then
+  echo "cutover drill: exit $drill, $out/cutover"
+  echo "rollout drill: exit $rollout, $out/rollout"
+  echo "alert drill: exit $alerts, $out/alerts"
+fi
+echo "reconcile: exit $reconcile, $out/jobs"
+echo "suite, journeys and gates: exit $code"
+echo "readiness: exit $readiness, $out/readiness.html"
+# The job's verdict is the page's; an interrupted job stays interrupted.
+if [ "$code" -eq 130 ]; then exit 130; fi
+exit $readiness
