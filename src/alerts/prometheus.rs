@@ -73,7 +73,18 @@ pub(super) async fn loaded_rules(prom_addr: &str) -> Result<BTreeSet<String>> {
 
 /// Why summary drift cannot be judged here, if it cannot: the exporter's
 /// query reports `checked` 0 on estates too large for it.
-pub(super) async fn drift_unchecked(prom_addr: &str) -> Result<Option<String>> {
+/// Whether the exporter computes summary drift on this estate.
+pub(super) enum DriftCheck {
+    /// It does: SummaryDrift can fire.
+    Checked,
+    /// The estate is too large for its query (2M summary rows or more):
+    /// only reconcile sees drift, and ReconcileFoundDrift alone can fire.
+    TooLarge,
+    /// Prometheus has no series of it: why.
+    Absent(String),
+}
+
+pub(super) async fn drift_check(prom_addr: &str) -> Result<DriftCheck> {
     let q = crate::http::encode("rehearse_summary_drift_checked{role=\"primary\"}");
     let v = prom_get(prom_addr, &format!("/api/v1/query?query={q}")).await?;
     let values: Vec<&str> = v["data"]["result"]
@@ -83,11 +94,11 @@ pub(super) async fn drift_unchecked(prom_addr: &str) -> Result<Option<String>> {
         .filter_map(|r| r["value"][1].as_str())
         .collect();
     Ok(if values.is_empty() {
-        Some("Prometheus has no rehearse_summary_drift_checked series: the primary's exporter does not run the drift query (restart it with this rehearse: `rehearse lab stop primary-exporter && rehearse lab start primary-exporter`)".into())
+        DriftCheck::Absent("Prometheus has no rehearse_summary_drift_checked series: the primary's exporter does not run the drift query (restart it with this rehearse: `rehearse lab stop primary-exporter && rehearse lab start primary-exporter`)".into())
     } else if values.contains(&"0") {
-        Some("the exporter does not compute summary drift on this estate (2M summary rows or more; see observability/postgres-queries.yml): leave summary-drift out of --faults".into())
+        DriftCheck::TooLarge
     } else {
-        None
+        DriftCheck::Checked
     })
 }
 

@@ -60,3 +60,17 @@ fn a_fault_that_never_fired_is_named_in_the_reasons() {
     assert!(p.contains("RedisDown never fired (deadline 23 s)"), "{p}");
     assert!(p.contains("unexpected alerts fired: ReplicaDown"), "{p}");
 }
+
+#[test]
+fn on_an_estate_too_large_for_the_drift_query_only_reconcile_must_alert() {
+    use super::prometheus::DriftCheck;
+    use super::steps::expected_for;
+    let (small, _) = expected_for(Fault::SummaryDrift, Some(&DriftCheck::Checked));
+    assert_eq!(small, ["SummaryDrift", "ReconcileFoundDrift"]);
+    let (large, how) = expected_for(Fault::SummaryDrift, Some(&DriftCheck::TooLarge));
+    assert_eq!(large, ["ReconcileFoundDrift"]);
+    assert!(how.contains("SummaryDrift is not expected"), "{how}");
+    // Other faults keep theirs whatever the estate.
+    let (redis, _) = expected_for(Fault::RedisDown, Some(&DriftCheck::TooLarge));
+    assert_eq!(redis, ["RedisDown"]);
+}

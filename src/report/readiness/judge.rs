@@ -95,7 +95,7 @@ fn suite(f: &Found) -> Piece {
     let mut states = Vec::new();
     let mut reasons = Vec::new();
     let mut sources = Vec::new();
-    let (mut scenarios, mut met) = (0, 0);
+    let (mut scenarios, mut met, mut missed, mut unjudged) = (0, 0, 0, 0);
     let mut orgs = None;
     for (dir, r) in &f.runs {
         let parts: Vec<_> = r
@@ -140,6 +140,7 @@ fn suite(f: &Found) -> Piece {
                 match b.outcome {
                     BudgetOutcome::Pass => met += 1,
                     BudgetOutcome::Fail => {
+                        missed += 1;
                         states.push(State::Fail);
                         reasons.push(format!(
                             "{name} [{vn}]: {} {} missed: {}",
@@ -149,6 +150,7 @@ fn suite(f: &Found) -> Piece {
                         ));
                     }
                     BudgetOutcome::Unjudged => {
+                        unjudged += 1;
                         states.push(State::Unknown);
                         reasons.push(format!(
                             "{name} [{vn}]: {} {} could not be judged: {}",
@@ -173,7 +175,7 @@ fn suite(f: &Found) -> Piece {
         "suite",
         worst(states),
         format!(
-            "{scenarios} scenario{} in the partitioned mode; {met} budget{} met",
+            "{scenarios} scenario{} in the partitioned mode: {met} budget{} met, {missed} missed, {unjudged} not judged",
             if scenarios == 1 { "" } else { "s" },
             if met == 1 { "" } else { "s" }
         ),
@@ -549,6 +551,23 @@ fn estate_note(pieces: &[Piece]) -> String {
     note
 }
 
+/// Why a piece is not a pass, in a line: its first reasons, and how many
+/// more its own section lists.
+pub(super) fn brief(p: &Piece) -> String {
+    const SHOWN: usize = 3;
+    if p.reasons.is_empty() {
+        return p.figure.clone();
+    }
+    let mut s = p.reasons[..p.reasons.len().min(SHOWN)].join("; ");
+    if p.reasons.len() > SHOWN {
+        s += &format!(
+            "; and {} more (the piece's section lists them)",
+            p.reasons.len() - SHOWN
+        );
+    }
+    s
+}
+
 /// Judge what was found under `dirs`.
 pub fn judge(f: &Found, dirs: &[PathBuf]) -> Readiness {
     let mut pieces = vec![suite(f), cutover(f), rollout(f), alerts(f), reconcile(f)];
@@ -568,12 +587,7 @@ pub fn judge(f: &Found, dirs: &[PathBuf]) -> Readiness {
         .iter()
         .filter(|p| p.required && p.state != State::Pass)
     {
-        let why = if p.reasons.is_empty() {
-            p.figure.clone()
-        } else {
-            p.reasons.join("; ")
-        };
-        reasons.push(format!("{} {}: {why}", p.title, p.state.word()));
+        reasons.push(format!("{} {}: {}", p.title, p.state.word(), brief(p)));
     }
     for (d, e) in &f.unreadable {
         reasons.push(format!("{} could not be read: {e}", d.display()));

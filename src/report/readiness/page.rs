@@ -128,14 +128,9 @@ pub fn page(r: &Readiness, out: &Path) -> Result<Doc> {
         .iter()
         .filter(|p| p.required && p.state != State::Pass)
         .map(|p| {
-            let text = if p.reasons.is_empty() {
-                p.figure.clone()
-            } else {
-                p.reasons.join("; ")
-            };
             Line::default()
                 .toned(tone(p.state), format!("{} {}", p.title, p.state.word()))
-                .text(format!(": {text}"))
+                .text(format!(": {}", super::judge::brief(p)))
         })
         .collect();
     why.extend(r.unreadable.iter().map(|(d, e)| {
