@@ -316,6 +316,23 @@ fn each_verdict_from_real_result_directories() {
     common::assert_page_reads_well(&page);
     assert!(page.first_heading.1.starts_with("UNKNOWN"));
 
+    // An alert drill that was interrupted (its workload's run says so;
+    // alerts-drill.json kept what it had): UNKNOWN, not a pass.
+    let stopped = tmp("readiness-interrupted");
+    copy_dir(&root, &stopped);
+    edit_json(&stopped.join("alerts/run.json"), |v| {
+        v["status"] = "interrupted".into();
+    });
+    let (code, r, _) = readiness(lab, &stopped);
+    assert_eq!(code, 3, "UNKNOWN: {r:#}");
+    assert_eq!(piece(&r, "alert-drill")["state"], "unknown");
+    assert!(
+        r["reasons"]
+            .to_string()
+            .contains("the alert drill was interrupted"),
+        "{r:#}"
+    );
+
     // An invalid suite run: UNKNOWN, never GO.
     let invalid = tmp("readiness-invalid");
     copy_dir(&root, &invalid);

@@ -358,6 +358,11 @@ fn alerts(f: &Found) -> Piece {
                     .into_iter()
                     .map(|e| format!("the alert drill could not run a fault: {e}")),
             );
+        } else if run.status != Status::Complete {
+            // alerts-drill.json has no status of its own: its workload's
+            // run says whether the drill ran to its end.
+            states.push(State::Unknown);
+            reasons.push(format!("the alert drill {}", status_word(run.status)));
         } else if expected.is_empty() {
             states.push(State::Unknown);
             reasons.push("the alert drill injected no fault".into());
