@@ -88,6 +88,17 @@ pub struct EstateFlags {
 struct FileSettings {
     #[serde(default)]
     estate: FileEstate,
+    #[serde(default)]
+    repository: FileRepository,
+    attribution: Option<Sampling>,
+}
+
+/// The `[repository]` table: how the repository layer talks to the estate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRepository {
+    /// `leaf` (the default) or `parent`.
+    partition_routing: Option<crate::schema::PartitionRouting>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +112,48 @@ struct FileEstate {
     /// A file whose first line is the PostgreSQL password, for URLs without
     /// one (mode 0600 or less); relative to the settings file.
     password_file: Option<PathBuf>,
+}
+
+/// How attribution samples (`[attribution]` in the settings file; see [`crate::attribution`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    /// Sample pg_stat_activity every this many milliseconds; 0 turns
+    /// attribution off (no sampler, no trace, no statement snapshots).
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// Read pg_locks every this many rounds (0: never).
+    #[serde(default = "default_lock_every")]
+    pub lock_every: u32,
+}
+
+fn default_interval() -> u64 {
+    10
+}
+fn default_lock_every() -> u32 {
+    20
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            interval_ms: default_interval(),
+            lock_every: default_lock_every(),
+        }
+    }
+}
+
+impl Sampling {
+    pub fn off() -> Sampling {
+        Sampling {
+            interval_ms: 0,
+            lock_every: 0,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.interval_ms > 0
+    }
 }
 
 /// Resolved settings: where each component of the estate is.
@@ -118,6 +171,11 @@ pub struct Estate {
     lab_primary_url: Option<String>,
     /// The port the lab's Prometheus scrapes rehearse on, when it has monitoring.
     pub lab_metrics_port: Option<u16>,
+    /// Where the partitioned mode's single-tenant statements go
+    /// (`[repository] partition_routing`).
+    pub partition_routing: crate::schema::PartitionRouting,
+    /// How runs sample the server for attribution (`[attribution]`).
+    pub sampling: Sampling,
 }
 
 impl Estate {
@@ -137,7 +195,7 @@ impl Estate {
             .or_else(|| env(ENV_LAB_DIR).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_LAB_DIR));
 
-        let (file, file_path) = load_file(flags.config.as_deref(), &env)?;
+        let (file, repository, sampling, file_path) = load_file(flags.config.as_deref(), &env)?;
         let lab = LabView::load(&lab_dir)?;
         if let (Some(pf), Some(settings)) = (&file.password_file, &file_path) {
             let pf = settings.parent().map_or_else(|| pf.clone(), |d| d.join(pf));
@@ -221,6 +279,8 @@ impl Estate {
             lab_metrics_port: lab.as_ref().and_then(|l| l.metrics_port),
             lab_primary_url: lab.map(|l| l.urls.primary),
             lab_dir,
+            partition_routing: repository.partition_routing.unwrap_or_default(),
+            sampling: sampling.unwrap_or_default(),
         })
     }
 
@@ -239,6 +299,8 @@ impl Estate {
             lab_dir: PathBuf::from(DEFAULT_LAB_DIR),
             lab_primary_url: None,
             lab_metrics_port: None,
+            partition_routing: Default::default(),
+            sampling: Sampling::default(),
         }
     }
 
@@ -253,7 +315,12 @@ impl Estate {
 fn load_file(
     flag: Option<&Path>,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(FileEstate, Option<PathBuf>)> {
+) -> Result<(
+    FileEstate,
+    FileRepository,
+    Option<Sampling>,
+    Option<PathBuf>,
+)> {
     let (path, required) = match (flag, env(ENV_CONFIG)) {
         (Some(p), _) => (p.to_path_buf(), true),
         (None, Some(p)) => (PathBuf::from(p), true),
@@ -262,13 +329,18 @@ fn load_file(
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            return Ok((FileEstate::default(), None))
+            return Ok((FileEstate::default(), FileRepository::default(), None, None))
         }
         Err(e) => return Err(e).io("reading the settings file", &path),
     };
     let parsed: FileSettings = toml::from_str(&text)
         .map_err(|e| Error::Usage(crate::text::toml_error_at(&path, &text, &e)))?;
-    Ok((parsed.estate, Some(path)))
+    Ok((
+        parsed.estate,
+        parsed.repository,
+        parsed.attribution,
+        Some(path),
+    ))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 pub mod ab;
 pub mod alerts;
+pub mod attribution;
 pub mod capacity;
 pub mod compare;
 pub mod cutover;

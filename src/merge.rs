@@ -445,6 +445,7 @@ fn merge_variant(
             repo,
             samples,
             top_statements: vs[0].database.top_statements.clone(),
+            attribution: None,
         },
         timeline,
         budgets,

@@ -424,7 +424,23 @@ async fn a_single_tenant_query_touches_one_partition_and_the_portfolio_none() {
             limit: 50,
         },
     ];
+    // The organization's partition of each table, as the server placed its rows.
+    let c = primary().await;
+    let mut leaf_of = BTreeMap::new();
+    for parent in Mode::Partitioned.tables().all() {
+        let row = c
+            .query_one(
+                &format!("SELECT tableoid::regclass::text FROM {parent} WHERE organization_id = $1 LIMIT 1"),
+                &[&org],
+            )
+            .await
+            .unwrap();
+        leaf_of.insert(parent.to_string(), row.get::<_, String>(0));
+    }
     let partitioned = repo(Pooling::Direct, Mode::Partitioned).await;
+    let mut cfg = config(Pooling::Direct, Some(Mode::Partitioned));
+    cfg.partition_routing = rehearse::schema::PartitionRouting::Parent;
+    let on_parent = Repo::connect(cfg).await.unwrap();
     for q in &tenant_queries {
         let e = partitioned
             .reporting()
@@ -442,8 +458,49 @@ async fn a_single_tenant_query_touches_one_partition_and_the_portfolio_none() {
                 q.name(),
                 e.plan
             );
+            // Leaf routing: the statement names the partition the server
+            // put the organization's rows in, and nothing else is planned.
+            assert_eq!(
+                t.leaf.as_ref(),
+                leaf_of.get(&t.table),
+                "{}:\n{}",
+                q.name(),
+                e.plan
+            );
+            assert_eq!(
+                (t.partitions_planned, t.subplans_removed),
+                (1, 0),
+                "{}",
+                e.plan
+            );
         }
+        // The parent, pruned by the server: the same partition, found by it.
+        let e = on_parent
+            .reporting()
+            .explain(q, Via::Primary)
+            .await
+            .unwrap();
+        for t in &e.tables {
+            assert_eq!(t.leaf, None, "{}", e.plan);
+            assert_eq!(t.partitions_touched, 1, "{}", e.plan);
+            assert!(e.plan.contains(leaf_of[&t.table].as_str()), "{}", e.plan);
+        }
+        // And the same answer either way.
+        let opts = ReadOptions {
+            via: Via::Primary,
+            cache: false,
+            min_lsn: None,
+        };
+        assert_eq!(
+            partitioned.reporting().run(q, &opts).await.unwrap().data,
+            on_parent.reporting().run(q, &opts).await.unwrap().data,
+            "{}",
+            q.name()
+        );
     }
+    assert_eq!(partitioned.stats().leaves.modulus, Some(PARTITIONS));
+    assert_eq!(partitioned.stats().leaves.fallback, None);
+    assert_eq!(on_parent.stats().leaves.modulus, None);
     let portfolio = Query::Portfolio {
         from: oct(18),
         to: oct(31),

@@ -577,6 +577,7 @@ mod tests {
                 repo: Default::default(),
                 samples: Vec::new(),
                 top_statements: None,
+                attribution: None,
             },
             timeline: Vec::new(),
             budgets: budgets

@@ -63,6 +63,19 @@ pub(crate) fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
         "{}",
         rehearse::output::compare::render(&out, &settings, format)?
     );
+    // Where the server time went, first run of each side (not in --json,
+    // whose shape consumers parse).
+    if format != rehearse::output::compare::Format::Json {
+        if let (Some(b), Some(c)) = (args.baseline.first(), args.candidate.first()) {
+            if let (Ok(b), Ok(c)) = (rehearse::run::read(b), rehearse::run::read(c)) {
+                if let Some(t) = rehearse::report::attribution::compare_table(&b, &c) {
+                    println!(
+                        "\nwhere the server time went (pg_stat_statements and sampled waits):\n{t}"
+                    );
+                }
+            }
+        }
+    }
     Ok(exit::OK)
 }
 

@@ -151,6 +151,7 @@ pub fn variant_result(
             repo,
             samples,
             top_statements: None,
+            attribution: None,
         },
         timeline: c.timeline.clone(),
         budgets,

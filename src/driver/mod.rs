@@ -428,6 +428,15 @@ async fn run_scenario(
             let mut workload = Workload::new(s.mix.clone(), set, chooser, today);
             workload.delay = s.inject_delay.0;
             workload.ledger = hooks.ledger.clone();
+            // Where the time goes on the server: the primary and the
+            // replica, sampled directly (not through PgBouncer).
+            let mut servers = vec![("primary", estate.primary.url.as_str())];
+            if let Some(r) = &estate.replica {
+                servers.push(("replica", r.url.as_str()));
+            }
+            let attribution =
+                crate::attribution::session::Session::start(&servers, estate.sampling).await;
+            workload.trace = attribution.as_ref().map(|a| a.trace());
             let workload = Arc::new(workload);
             let before = assemble::statements_snapshot(&client).await;
             let cpu_before = assemble::process_cpu();
@@ -463,7 +472,7 @@ async fn run_scenario(
             let v = run_variant(
                 s,
                 variant,
-                repo,
+                repo.clone(),
                 workload,
                 &mut hlog,
                 offset,
@@ -494,6 +503,10 @@ async fn run_scenario(
                 v.driver_cpu_us_per_op = v.driver_cpu_seconds * 1e6 / total as f64;
             }
             v.database.top_statements = assemble::statements_delta(&client, before).await;
+            if let Some(a) = attribution {
+                let names: Vec<String> = s.mix.iter().map(|m| m.name.clone()).collect();
+                v.database.attribution = a.finish(&names, &repo).await;
+            }
             result.variants.push(v);
             result.write(dir)?;
         }

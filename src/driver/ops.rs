@@ -66,6 +66,8 @@ pub struct Workload {
     pub delay: std::time::Duration,
     /// Where acknowledged writes are recorded (the cutover drill's ledger).
     pub ledger: Option<Arc<Ledger>>,
+    /// The statements each operation sends, for attribution.
+    pub trace: Option<Arc<crate::repo::trace::Trace>>,
 }
 
 /// One drawn request.
@@ -98,6 +100,7 @@ impl Workload {
             today,
             delay: std::time::Duration::ZERO,
             ledger: None,
+            trace: None,
         }
     }
 
@@ -128,8 +131,25 @@ impl Workload {
         Request { op, org, rng }
     }
 
-    /// Run a request through the repository.
+    /// Run a request through the repository (inside the trace's scope of
+    /// its operation, when attribution is on).
     pub async fn execute(
+        &self,
+        repo: &Repo,
+        variant: &Variant,
+        req: &mut Request,
+        log: &mut WriteLog,
+    ) -> Result<Option<Mode>> {
+        match &self.trace {
+            Some(t) => {
+                t.scope(req.op as u16, self.send(repo, variant, req, log))
+                    .await
+            }
+            None => self.send(repo, variant, req, log).await,
+        }
+    }
+
+    async fn send(
         &self,
         repo: &Repo,
         variant: &Variant,

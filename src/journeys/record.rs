@@ -230,6 +230,7 @@ pub(super) fn variant_result(
             repo: Default::default(),
             samples: Vec::new(),
             top_statements: None,
+            attribution: None,
         },
         timeline,
         budgets,

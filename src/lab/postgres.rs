@@ -82,6 +82,8 @@ fn fixed_settings(port: u16, cron: bool) -> Vec<(&'static str, String)> {
         ("shared_preload_libraries", preload.into()),
         ("pg_stat_statements.track", "top".into()),
         ("pg_stat_statements.max", "5000".into()),
+        // Planning time per statement: where the partitioned mode's time goes.
+        ("pg_stat_statements.track_planning", "on".into()),
         ("track_io_timing", "on".into()),
         ("log_line_prefix", "'%m [%p] %q%a '".into()),
         ("log_min_duration_statement", "-1".into()),

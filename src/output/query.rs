@@ -127,10 +127,24 @@ pub fn result(out: &QueryOutcome) -> String {
         for t in &x.tables {
             if t.partitions == 0 {
                 s += &format!("{}: a plain table\n", t.table);
+            } else if let Some(leaf) = &t.leaf {
+                s += &format!(
+                    "{}: the organization's partition {leaf} named directly: 1 of {} partitions planned, {} run, none pruned\n",
+                    t.table, t.partitions, t.partitions_touched
+                );
             } else {
                 s += &format!(
-                    "{}: {} of {} partitions touched\n",
-                    t.table, t.partitions_touched, t.partitions
+                    "{}: {} of {} partitions planned, {} run; Subplans Removed: {}{}\n",
+                    t.table,
+                    t.partitions_planned,
+                    t.partitions,
+                    t.partitions_touched,
+                    t.subplans_removed,
+                    if t.subplans_removed > 0 {
+                        " (pruned at executor start-up, each still locked)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }

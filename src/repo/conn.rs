@@ -50,22 +50,29 @@ pub struct Target {
 
 impl Target {
     /// A pool of at most `size` connections; none is opened until used.
+    /// `settings` are server settings for each direct connection (`-c
+    /// name=value` at startup; PgBouncer does not pass them on).
     pub fn new(
         name: &str,
         cfg: &TargetConfig,
         size: usize,
         statement_timeout: Option<Duration>,
+        settings: &[(&str, String)],
     ) -> Result<Target> {
         let db::Conn {
             config: mut pg,
             tls,
         } = db::config(&cfg.url)?;
-        if let (Some(t), false) = (statement_timeout, cfg.via_pgbouncer) {
+        if !cfg.via_pgbouncer {
             let mut options = pg.get_options().unwrap_or("").to_string();
-            if !options.is_empty() {
-                options.push(' ');
+            let timeout =
+                statement_timeout.map(|t| ("statement_timeout", t.as_millis().max(1).to_string()));
+            for (k, v) in timeout.iter().chain(settings) {
+                if !options.is_empty() {
+                    options.push(' ');
+                }
+                options.push_str(&format!("-c {k}={v}"));
             }
-            options.push_str(&format!("-c statement_timeout={}", t.as_millis().max(1)));
             pg.options(&options);
         }
         let manager = Manager::from_config(
@@ -114,6 +121,42 @@ impl Target {
         })
     }
 
+    /// Each prepared statement's plan counts, summed over this pool's open
+    /// connections (`pg_prepared_statements` is per session): statement
+    /// text, generic plans, custom plans. Call it when the workload has
+    /// stopped: it takes every connection the pool holds at once.
+    pub async fn prepared_plans(&self) -> Vec<(String, i64, i64)> {
+        if self.statements == StatementMode::Unnamed {
+            return Vec::new();
+        }
+        let open = self.pool.status().size;
+        let mut held = Vec::with_capacity(open);
+        for _ in 0..open {
+            match tokio::time::timeout(Duration::from_secs(2), self.pool.get()).await {
+                Ok(Ok(c)) => held.push(c),
+                _ => break,
+            }
+        }
+        let mut sum: std::collections::HashMap<String, (i64, i64)> = Default::default();
+        for c in &held {
+            let Ok(rows) = c
+                .query(
+                    "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements",
+                    &[],
+                )
+                .await
+            else {
+                continue;
+            };
+            for r in rows {
+                let e = sum.entry(r.get(0)).or_default();
+                e.0 += r.get::<_, i64>(1);
+                e.1 += r.get::<_, i64>(2);
+            }
+        }
+        sum.into_iter().map(|(s, (g, c))| (s, g, c)).collect()
+    }
+
     /// Close idle connections, so that a restarted server is reached anew.
     pub fn drain_idle(&self) {
         self.pool.retain(|_, _| false);
@@ -140,6 +183,7 @@ macro_rules! exec_impl {
                 sql: &str,
                 params: &[Param<'_>],
             ) -> Result<Vec<Row>, tokio_postgres::Error> {
+                super::trace::note(sql);
                 match mode {
                     StatementMode::Prepared => {
                         let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();

@@ -98,21 +98,28 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
+    #[cfg(test)]
     pub(crate) fn render(t: &FinanceTables) -> Sql {
+        Sql::render_as(t, [t.revenue, t.expense, t.summary])
+    }
+
+    /// The statements on other relations: one organization's leaf partitions.
+    pub(crate) fn render_as(t: &FinanceTables, names: [&str; 3]) -> Sql {
+        let r = |template: &str| t.render_as(template, names);
         let per_kind = |template: &str| {
             [
-                t.render(&template.replace("{{entries}}", "{{revenue}}")),
-                t.render(&template.replace("{{entries}}", "{{expense}}")),
+                r(&template.replace("{{entries}}", "{{revenue}}")),
+                r(&template.replace("{{entries}}", "{{expense}}")),
             ]
         };
         Sql {
-            record_revenue: t.render(RECORD_REVENUE),
-            record_expense: t.render(RECORD_EXPENSE),
+            record_revenue: r(RECORD_REVENUE),
+            record_expense: r(RECORD_EXPENSE),
             adjust: per_kind(ADJUST),
             void: per_kind(VOID),
-            lock_summaries: t.render(LOCK_SUMMARIES),
-            batch_revenue: t.render(BATCH_REVENUE),
-            batch_expense: t.render(BATCH_EXPENSE),
+            lock_summaries: r(LOCK_SUMMARIES),
+            batch_revenue: r(BATCH_REVENUE),
+            batch_expense: r(BATCH_EXPENSE),
         }
     }
 }
@@ -364,7 +371,8 @@ impl Finance {
         let rows = conn
             .run(primary.statements, sql, params)
             .await
-            .db(|| format!("{what} on the primary"))?;
+            .db(|| format!("{what} on the primary"))
+            .inspect_err(|e| self.core.failed(e))?;
         Ok(rows.first().map(|r| r.get(0)))
     }
 
@@ -372,7 +380,8 @@ impl Finance {
     pub async fn record(&self, org: i64, e: &NewEntry) -> Result<Written> {
         e.check()?;
         let mode = self.core.mode(Some(org)).await;
-        let sql = &self.core.sql(mode).finance;
+        let stmts = self.core.sql(mode, Some(org)).await;
+        let sql = &stmts.finance;
         let (id, attempts) = self
             .retrying(|| async {
                 let mut p: Vec<Param<'_>> = vec![
@@ -424,7 +433,8 @@ impl Finance {
             check_category(kind, c)?;
         }
         let mode = self.core.mode(Some(org)).await;
-        let sql = &self.core.sql(mode).finance.adjust[kind.index()];
+        let stmts = self.core.sql(mode, Some(org)).await;
+        let sql = &stmts.finance.adjust[kind.index()];
         let params: [Param<'_>; 6] = [
             (&org, Type::INT8),
             (&id, Type::INT8),
@@ -458,7 +468,8 @@ impl Finance {
     /// Delete an entry; its summary row is corrected by the trigger.
     pub async fn void(&self, org: i64, kind: EntryKind, id: i64) -> Result<Written> {
         let mode = self.core.mode(Some(org)).await;
-        let sql = &self.core.sql(mode).finance.void[kind.index()];
+        let stmts = self.core.sql(mode, Some(org)).await;
+        let sql = &stmts.finance.void[kind.index()];
         let params: [Param<'_>; 2] = [(&org, Type::INT8), (&id, Type::INT8)];
         let (found, attempts) = self
             .retrying(|| self.one("voiding an entry", sql, &params))
@@ -501,10 +512,12 @@ impl Finance {
         keys.sort_unstable();
         keys.dedup();
         let mode = self.core.mode(Some(org)).await;
-        let sql = &self.core.sql(mode).finance;
+        let stmts = self.core.sql(mode, Some(org)).await;
+        let sql = &stmts.finance;
         let (ids, attempts) = self
             .retrying(|| self.batch_once(org, entries, &order, &keys, sql))
-            .await?;
+            .await
+            .inspect_err(|e| self.core.failed(e))?;
         Ok(BatchWritten {
             organization_id: org,
             ids,

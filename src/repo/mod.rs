@@ -23,9 +23,11 @@ pub mod cohort;
 pub mod conn;
 pub mod explain;
 pub mod finance;
+pub mod leaf;
 pub mod replicas;
 pub mod reporting;
 pub mod routing;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,7 @@ use crate::schema::Mode;
 use cache::{CacheSettings, CacheStats, ReportCache};
 use conn::{Exec, Target, TargetConfig};
 use finance::FinanceStats;
+use leaf::{LeafRouting, LeafStats, PartitionRouting};
 use replicas::{ReplicaManager, ReplicaSettings, RoutingStats};
 use routing::ModeSource;
 
@@ -77,6 +80,9 @@ pub struct RepoConfig {
     pub cache: CacheSettings,
     /// Attempts after a serialization failure or deadlock before a write gives up.
     pub max_retries: u32,
+    /// Where single-tenant statements of the partitioned mode go: the
+    /// organization's leaf partition (the default) or the parent.
+    pub partition_routing: PartitionRouting,
     /// The server cancels a statement after this long (direct connections:
     /// a startup option; PgBouncer ignores startup options). A caller that
     /// stops waiting should not leave the statement running: in a full
@@ -121,6 +127,7 @@ impl RepoConfig {
             cache: CacheSettings::default(),
             max_retries: 5,
             statement_timeout: None,
+            partition_routing: estate.partition_routing,
         })
     }
 }
@@ -130,10 +137,41 @@ const PROPERTY_PAGE: &str = "SELECT organization_id, id FROM properties \
      WHERE (organization_id, id) > ($1, $2) ORDER BY organization_id, id LIMIT $3";
 const PROPERTY_PAGE_SIZE: i64 = 100_000;
 
-/// The statements of one mode, rendered with its table names.
-struct ModeSql {
+/// The statements of one mode, rendered with its table names (or with
+/// one organization's leaf partitions).
+pub(crate) struct ModeSql {
     finance: finance::Sql,
     reporting: reporting::Sql,
+}
+
+impl ModeSql {
+    fn render(t: &crate::schema::FinanceTables, names: [&str; 3]) -> ModeSql {
+        ModeSql {
+            finance: finance::Sql::render_as(t, names),
+            reporting: reporting::Sql::render_as(t, names),
+        }
+    }
+}
+
+/// A call's statements: its mode's, or its organization's leaf partitions'.
+pub(crate) enum Stmts<'a> {
+    Mode(&'a ModeSql),
+    Leaf(Arc<leaf::LeafSet<ModeSql>>, i64),
+}
+
+impl std::ops::Deref for Stmts<'_> {
+    type Target = ModeSql;
+    fn deref(&self) -> &ModeSql {
+        match self {
+            Stmts::Mode(m) => m,
+            Stmts::Leaf(set, org) => set.sql(*org, |n| {
+                ModeSql::render(
+                    Mode::Partitioned.tables(),
+                    [n[0].as_str(), n[1].as_str(), n[2].as_str()],
+                )
+            }),
+        }
+    }
 }
 
 pub(crate) struct Core {
@@ -143,15 +181,39 @@ pub(crate) struct Core {
     mode: ModeSource,
     legacy: ModeSql,
     partitioned: ModeSql,
+    leaves: LeafRouting<ModeSql>,
     finance: finance::Counters,
     max_retries: u32,
 }
 
 impl Core {
-    fn sql(&self, mode: Mode) -> &ModeSql {
-        match mode {
-            Mode::Legacy => &self.legacy,
-            Mode::Partitioned => &self.partitioned,
+    /// The statements of a call in `mode` for `org` (None: a call spanning
+    /// organizations): in the partitioned mode, a single-tenant call's go
+    /// to the organization's leaf partitions once they were found and checked.
+    async fn sql(&self, mode: Mode, org: Option<i64>) -> Stmts<'_> {
+        match (mode, org) {
+            (Mode::Legacy, _) => Stmts::Mode(&self.legacy),
+            (Mode::Partitioned, None) => Stmts::Mode(&self.partitioned),
+            (Mode::Partitioned, Some(o)) => {
+                match self
+                    .leaves
+                    .get(&self.primary, Mode::Partitioned.tables())
+                    .await
+                {
+                    Some(set) => Stmts::Leaf(set, o),
+                    None => Stmts::Mode(&self.partitioned),
+                }
+            }
+        }
+    }
+
+    /// After a failed statement: a leaf that is gone sends the next call
+    /// back to the catalog.
+    fn failed(&self, e: &Error) {
+        if let Error::Db { source, .. } = e {
+            if source.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+                self.leaves.forget();
+            }
         }
     }
 
@@ -176,17 +238,34 @@ pub struct RepoStats {
     pub cache: Option<CacheStats>,
     pub finance: FinanceStats,
     pub flag_read_errors: u64,
+    /// Where the partitioned mode's single-tenant statements went.
+    #[serde(default)]
+    pub leaves: LeafStats,
 }
 
 impl Repo {
     /// Open the pools, check the primary answers, check each replica once
     /// and start their background check.
     pub async fn connect(cfg: RepoConfig) -> Result<Repo> {
+        // With leaf routing, each organization's partition has statements
+        // of its own, prepared per connection: PostgreSQL plans the first
+        // five executions of each afresh before it may settle on a generic
+        // plan, so 64 partitions times the pool's connections would spend
+        // most of a run planning (seen in the attribution: 166 custom plans
+        // in 195 dashboard calls). On a plain leaf a generic plan is what
+        // legacy's plain tables settle on, and it locks one relation; on
+        // the parent it would lock every partition, so the parent keeps
+        // PostgreSQL's choice.
+        let settings: Vec<(&str, String)> = match cfg.partition_routing {
+            PartitionRouting::Leaf => vec![("plan_cache_mode", "force_generic_plan".into())],
+            PartitionRouting::Parent => Vec::new(),
+        };
         let primary = Arc::new(Target::new(
             "primary",
             &cfg.primary,
             cfg.pool_size,
             cfg.statement_timeout,
+            &settings,
         )?);
         let database: String = {
             let c = primary.get().await?;
@@ -206,7 +285,7 @@ impl Repo {
                 } else {
                     format!("replica {}", i + 1)
                 };
-                Target::new(&name, t, cfg.pool_size, cfg.statement_timeout)
+                Target::new(&name, t, cfg.pool_size, cfg.statement_timeout, &settings)
             })
             .collect::<Result<Vec<_>>>()?;
         let cache = match &cfg.redis_url {
@@ -214,9 +293,9 @@ impl Repo {
             None => None,
         };
         let manager = ReplicaManager::start(primary.clone(), replicas, cfg.replica.clone()).await;
-        let render = |m: Mode| ModeSql {
-            finance: finance::Sql::render(m.tables()),
-            reporting: reporting::Sql::render(m.tables()),
+        let render = |m: Mode| {
+            let t = m.tables();
+            ModeSql::render(t, [t.revenue, t.expense, t.summary])
         };
         Ok(Repo {
             core: Arc::new(Core {
@@ -226,6 +305,7 @@ impl Repo {
                 mode: ModeSource::new(cfg.mode_override, cfg.default_mode, cfg.flag_ttl),
                 legacy: render(Mode::Legacy),
                 partitioned: render(Mode::Partitioned),
+                leaves: LeafRouting::new(cfg.partition_routing),
                 finance: finance::Counters::default(),
                 max_retries: cfg.max_retries,
             }),
@@ -310,12 +390,23 @@ impl Repo {
         self.core.primary.url()
     }
 
+    /// Plan counts of the prepared statements on every pool (primary and
+    /// replicas): statement, generic plans, custom plans.
+    pub async fn prepared_plans(&self) -> Vec<(String, i64, i64)> {
+        let mut out = self.core.primary.prepared_plans().await;
+        for r in self.core.replicas.targets() {
+            out.extend(r.prepared_plans().await);
+        }
+        out
+    }
+
     pub fn stats(&self) -> RepoStats {
         RepoStats {
             routing: self.core.replicas.stats(),
             cache: self.core.cache.as_ref().map(|c| c.stats()),
             finance: self.core.finance.snapshot(),
             flag_read_errors: self.core.mode.read_errors(),
+            leaves: self.core.leaves.stats(),
         }
     }
 }

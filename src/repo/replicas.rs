@@ -394,6 +394,11 @@ impl ReplicaManager {
             .join("; ")
     }
 
+    /// The replicas' pools.
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.replicas.iter().map(|r| &r.target)
+    }
+
     pub fn stats(&self) -> RoutingStats {
         RoutingStats {
             reads_primary: self.reads_primary.load(Ordering::Relaxed),

@@ -12,6 +12,7 @@
 
 pub mod ab;
 pub mod alerts;
+pub mod attribution;
 pub mod capacity;
 pub mod compare_table;
 pub mod contents;

@@ -267,6 +267,9 @@ fn page(
         "Response time is measured from each request's intended start (open phases); \
          closed phases record service time.",
     ));
+    if let Some(blocks) = super::attribution::section(r) {
+        doc.extend(blocks);
+    }
     if let Some(i) = impact {
         doc.push(jobs::section(r, i));
     }

@@ -384,7 +384,12 @@ pub(super) fn draw(
         add(file, &chart, &mut svgs)?;
     }
 
-    // 5. A cutover drill: the steps side by side.
+    // 5. Where each operation's server time went, per variant.
+    if let Some(named) = super::attribution::chart(dir, r)? {
+        svgs.push(named);
+    }
+
+    // 6. A cutover drill: the steps side by side.
     if let Some(d) = drill_report {
         let name = "drill-steps";
         let svg = charts::render_bars(&cutover::step_bars(d), &chart_dir, name)?;

@@ -360,6 +360,11 @@ pub struct Database {
     /// (pg_stat_statements deltas); None when the extension is missing.
     #[serde(deserialize_with = "required")]
     pub top_statements: Option<Vec<Statement>>,
+    /// Where each operation's server time went (pg_stat_statements,
+    /// sampled waits and locks, plan counts); None when attribution was off
+    /// or the servers had no pg_stat_statements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<crate::attribution::Attribution>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 pub use meta::SchemaInfo;
-pub use tables::{partition_name_of, FinanceTables, Mode, Modes};
+pub use tables::{partition_name_of, FinanceTables, Mode, Modes, PartitionRouting};
 
 use crate::error::{DbContext, Error, Result};
 use crate::estate::Estate;

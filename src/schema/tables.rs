@@ -24,6 +24,20 @@ pub enum Mode {
     Partitioned,
 }
 
+/// Where a single-tenant statement of the partitioned mode goes
+/// (`[repository] partition_routing` in the settings file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionRouting {
+    /// The organization's leaf partition, computed by the repository.
+    #[default]
+    Leaf,
+    /// The partitioned parent: PostgreSQL prunes (the behaviour before leaf routing).
+    Parent,
+}
+
+crate::named!("partition routing", PartitionRouting { Leaf = "leaf", Parent = "parent" });
+
 /// Which modes a command acts on (`--mode legacy|partitioned|both`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Modes {
@@ -95,14 +109,20 @@ impl FinanceTables {
 
     /// Fill a SQL template's `{{name}}` placeholders with this mode's names.
     pub fn render(&self, template: &str) -> String {
+        self.render_as(template, [self.revenue, self.expense, self.summary])
+    }
+
+    /// [`FinanceTables::render`], with other relations for the revenue,
+    /// expense and summary tables (one organization's leaf partitions).
+    pub fn render_as(&self, template: &str, [revenue, expense, summary]: [&str; 3]) -> String {
         let partition_by = match self.mode {
             Mode::Legacy => "",
             Mode::Partitioned => "PARTITION BY HASH (organization_id)",
         };
         template
-            .replace("{{revenue}}", self.revenue)
-            .replace("{{expense}}", self.expense)
-            .replace("{{summary}}", self.summary)
+            .replace("{{revenue}}", revenue)
+            .replace("{{expense}}", expense)
+            .replace("{{summary}}", summary)
             .replace("{{trigger_fn}}", self.trigger_fn)
             .replace("{{apply_fn}}", self.apply_fn)
             .replace("{{entry_key}}", self.entry_key)

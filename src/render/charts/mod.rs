@@ -172,6 +172,7 @@ pub struct Drawn {
 mod bars;
 mod layout;
 mod line;
+mod stacked;
 #[cfg(test)]
 mod tests;
 
@@ -179,6 +180,7 @@ use bars::draw_bars;
 pub use layout::tick_label;
 use layout::*;
 use line::draw;
+pub use stacked::{render_stacked, Stacked};
 
 /// Grouped bars: per category (operation, step), one bar per group (variant).
 #[derive(Debug, Clone)]

@@ -173,3 +173,44 @@ fn spectrum_budget_labels_sit_beside_their_crosses_and_bars_carry_values() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stacked_bars_of_seven_operations_in_two_variants_keep_their_labels_apart() {
+    let ops = [
+        "record_revenue",
+        "record_expense",
+        "adjust",
+        "void",
+        "post_batch",
+        "dashboard",
+        "ledger",
+    ];
+    let layer = |k: f64| vec![0.05 * k, 0.2 * k, 0.0, 0.03, 0.01, 0.02 * k, 0.0];
+    let s = Stacked {
+        title: "finance_day: server time per request, where it went".into(),
+        y_desc: "server ms per request".into(),
+        categories: ops.iter().map(|s| s.to_string()).collect(),
+        groups: vec![
+            ("legacy".into(), "A".into()),
+            ("partitioned".into(), "B".into()),
+        ],
+        layers: ["planning", "CPU", "Lock", "LWLock", "IO", "Client", "other"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        values: vec![
+            (0..ops.len()).map(|i| layer(1.0 + i as f64)).collect(),
+            (0..ops.len()).map(|i| layer(2.0 + i as f64)).collect(),
+        ],
+        value: |v| format!("{v:.2} ms"),
+    };
+    let dir = std::env::temp_dir().join(format!("rehearse-stacked-{}", std::process::id()));
+    let (svg, drawn) = render_stacked(&s, &dir, "stacked").unwrap();
+    no_two_overlap(&drawn);
+    assert!(
+        svg.contains("post_batch") && svg.contains("B = partitioned"),
+        "{svg}"
+    );
+    assert!(dir.join("stacked.png").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

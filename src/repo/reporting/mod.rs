@@ -338,8 +338,12 @@ impl Reporting {
         via: Via,
         min_lsn: Option<u64>,
     ) -> Result<(ReportData, Source)> {
-        let (sql, args) = q.statement(&self.core.sql(mode).reporting);
-        let (rows, source) = self.read_sql(q.name(), sql, &args, via, min_lsn).await?;
+        let stmts = self.core.sql(mode, q.org()).await;
+        let (sql, args) = q.statement(&stmts.reporting);
+        let (rows, source) = self
+            .read_sql(q.name(), sql, &args, via, min_lsn)
+            .await
+            .inspect_err(|e| self.core.failed(e))?;
         if let Query::Portfolio { from, to, .. } = q {
             if rows.is_empty() {
                 return Err(Error::Refused(format!(

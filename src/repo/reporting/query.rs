@@ -97,12 +97,19 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
+    #[cfg(test)]
     pub(crate) fn render(t: &FinanceTables) -> Sql {
+        Sql::render_as(t, [t.revenue, t.expense, t.summary])
+    }
+
+    /// The statements on other relations: one organization's leaf
+    /// partitions. The portfolio spans organizations and keeps the parents.
+    pub(crate) fn render_as(t: &FinanceTables, names: [&str; 3]) -> Sql {
         Sql {
-            dashboard: t.render(DASHBOARD),
-            pnl: t.render(PNL),
-            properties: t.render(PROPERTIES),
-            ledger: t.render(LEDGER),
+            dashboard: t.render_as(DASHBOARD, names),
+            pnl: t.render_as(PNL, names),
+            properties: t.render_as(PROPERTIES, names),
+            ledger: t.render_as(LEDGER, names),
             portfolio: t.render(PORTFOLIO),
         }
     }

@@ -32,6 +32,10 @@ pub struct ModeRow {
     /// faster, slower, no difference within the floor, or inconclusive.
     pub verdict: String,
     pub note: Option<String>,
+    /// Where partitioned's extra server time went, from the run's
+    /// attribution, when the latency is slower.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// What a finding means with partitioned as the candidate. Throughput's
@@ -120,6 +124,11 @@ pub fn rows(dir: &Path, r: &RunResult, s: &CompareSettings) -> Result<Vec<ModeRo
                     high: row.high,
                     verdict: word(row.change).to_string(),
                     note: row.note.clone(),
+                    why: (row.change == Finding::Regression && row.metric != "throughput")
+                        .then(|| {
+                            crate::report::attribution::why_slower(r, &legacy, &partitioned, &op)
+                        })
+                        .flatten(),
                 });
             }
         }

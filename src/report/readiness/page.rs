@@ -181,10 +181,13 @@ pub fn page(r: &Readiness, out: &Path) -> Result<Doc> {
                 "faster" => Some(Tone::Pass),
                 _ => None,
             };
-            let verdict = match &m.note {
+            let mut verdict = match &m.note {
                 Some(n) => format!("{} ({n})", m.verdict),
                 None => m.verdict.clone(),
             };
+            if let Some(w) = &m.why {
+                verdict.push_str(&format!("; {w}"));
+            }
             t.row([
                 Cell::from(if m.pair.is_empty() {
                     m.scenario.clone()
