@@ -99,6 +99,20 @@ struct FileSettings {
 struct FileRepository {
     /// `leaf` (the default) or `parent`.
     partition_routing: Option<crate::schema::PartitionRouting>,
+    /// With leaf routing: `generic` (the default) plans each leaf's
+    /// statement once per connection; `auto` leaves it to PostgreSQL.
+    leaf_plans: Option<LeafPlans>,
+}
+
+/// How the repository's statements on leaf partitions are planned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeafPlans {
+    /// `plan_cache_mode = force_generic_plan` on the repository's direct connections.
+    #[default]
+    Generic,
+    /// PostgreSQL's own choice (five custom plans per connection and statement first).
+    Auto,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,6 +188,8 @@ pub struct Estate {
     /// Where the partitioned mode's single-tenant statements go
     /// (`[repository] partition_routing`).
     pub partition_routing: crate::schema::PartitionRouting,
+    /// How leaf statements are planned (`[repository] leaf_plans`).
+    pub leaf_plans: LeafPlans,
     /// How runs sample the server for attribution (`[attribution]`).
     pub sampling: Sampling,
 }
@@ -280,6 +296,7 @@ impl Estate {
             lab_primary_url: lab.map(|l| l.urls.primary),
             lab_dir,
             partition_routing: repository.partition_routing.unwrap_or_default(),
+            leaf_plans: repository.leaf_plans.unwrap_or_default(),
             sampling: sampling.unwrap_or_default(),
         })
     }
@@ -300,6 +317,7 @@ impl Estate {
             lab_primary_url: None,
             lab_metrics_port: None,
             partition_routing: Default::default(),
+            leaf_plans: LeafPlans::default(),
             sampling: Sampling::default(),
         }
     }

@@ -82,7 +82,12 @@ impl Target {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Last in, first out: a burst's requests reuse the connections that
+        // just served, whose plans and relation caches are warm, instead of
+        // cycling through the whole pool. With leaf routing each connection
+        // warms per partition, so the pool's breadth multiplies by 64.
         let pool = Pool::builder(manager)
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .max_size(size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(10)))

@@ -83,6 +83,8 @@ pub struct RepoConfig {
     /// Where single-tenant statements of the partitioned mode go: the
     /// organization's leaf partition (the default) or the parent.
     pub partition_routing: PartitionRouting,
+    /// With leaf routing: generic plans (once per connection and leaf) or PostgreSQL's choice.
+    pub leaf_plans: crate::estate::LeafPlans,
     /// The server cancels a statement after this long (direct connections:
     /// a startup option; PgBouncer ignores startup options). A caller that
     /// stops waiting should not leave the statement running: in a full
@@ -128,6 +130,7 @@ impl RepoConfig {
             max_retries: 5,
             statement_timeout: None,
             partition_routing: estate.partition_routing,
+            leaf_plans: estate.leaf_plans,
         })
     }
 }
@@ -256,9 +259,11 @@ impl Repo {
         // legacy's plain tables settle on, and it locks one relation; on
         // the parent it would lock every partition, so the parent keeps
         // PostgreSQL's choice.
-        let settings: Vec<(&str, String)> = match cfg.partition_routing {
-            PartitionRouting::Leaf => vec![("plan_cache_mode", "force_generic_plan".into())],
-            PartitionRouting::Parent => Vec::new(),
+        let settings: Vec<(&str, String)> = match (cfg.partition_routing, cfg.leaf_plans) {
+            (PartitionRouting::Leaf, crate::estate::LeafPlans::Generic) => {
+                vec![("plan_cache_mode", "force_generic_plan".into())]
+            }
+            _ => Vec::new(),
         };
         let primary = Arc::new(Target::new(
             "primary",
