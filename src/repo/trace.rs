@@ -16,11 +16,13 @@ tokio::task_local! {
     static CURRENT: (u16, Arc<Trace>);
 }
 
+/// (operation, address and length of a statement's text) → its text and calls.
+type Seen = HashMap<(u16, usize, usize), (String, u64)>;
+
 /// One variant's statements per operation.
 #[derive(Default)]
 pub struct Trace {
-    /// (operation, address and length of the statement's text) → its text and calls.
-    seen: Mutex<HashMap<(u16, usize, usize), (String, u64)>>,
+    seen: Mutex<Seen>,
 }
 
 /// A statement an operation sent, and how often.
