@@ -98,11 +98,25 @@ struct FileSettings {
 #[serde(deny_unknown_fields)]
 struct FileRepository {
     /// `leaf` (the default) or `parent`.
-    partition_routing: Option<crate::schema::PartitionRouting>,
+    partition_routing: Option<PartitionRouting>,
     /// With leaf routing: `generic` (the default) plans each leaf's
     /// statement once per connection; `auto` leaves it to PostgreSQL.
     leaf_plans: Option<LeafPlans>,
 }
+
+/// Where a single-tenant statement of the partitioned mode goes
+/// (`[repository] partition_routing` in the settings file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionRouting {
+    /// The organization's leaf partition, computed by the repository.
+    #[default]
+    Leaf,
+    /// The partitioned parent: PostgreSQL prunes (the behaviour before leaf routing).
+    Parent,
+}
+
+crate::named!("partition routing", PartitionRouting { Leaf = "leaf", Parent = "parent" });
 
 /// How the repository's statements on leaf partitions are planned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -187,7 +201,8 @@ pub struct Estate {
     pub lab_metrics_port: Option<u16>,
     /// Where the partitioned mode's single-tenant statements go
     /// (`[repository] partition_routing`).
-    pub partition_routing: crate::schema::PartitionRouting,
+    pub partition_routing: PartitionRouting,
+
     /// How leaf statements are planned (`[repository] leaf_plans`).
     pub leaf_plans: LeafPlans,
     /// How runs sample the server for attribution (`[attribution]`).

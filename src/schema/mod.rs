@@ -13,8 +13,9 @@ pub mod tables;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, GenericClient, Transaction};
 
+pub use crate::estate::PartitionRouting;
 pub use meta::SchemaInfo;
-pub use tables::{partition_name_of, FinanceTables, Mode, Modes, PartitionRouting};
+pub use tables::{partition_name_of, FinanceTables, Mode, Modes};
 
 use crate::error::{DbContext, Error, Result};
 use crate::estate::Estate;

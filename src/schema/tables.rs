@@ -24,20 +24,6 @@ pub enum Mode {
     Partitioned,
 }
 
-/// Where a single-tenant statement of the partitioned mode goes
-/// (`[repository] partition_routing` in the settings file).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PartitionRouting {
-    /// The organization's leaf partition, computed by the repository.
-    #[default]
-    Leaf,
-    /// The partitioned parent: PostgreSQL prunes (the behaviour before leaf routing).
-    Parent,
-}
-
-crate::named!("partition routing", PartitionRouting { Leaf = "leaf", Parent = "parent" });
-
 /// Which modes a command acts on (`--mode legacy|partitioned|both`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Modes {
