@@ -29,27 +29,7 @@ pub(super) fn draw_bars<DB: DrawingBackend>(
     let plot_left = MARGIN + y_area;
     let plot_right = width_px - MARGIN;
     let slot_w = (plot_right - plot_left) as f64 / n as f64;
-    // Category labels under the axis: centred, in as many rows as they need
-    // (up to three), else their number with the name in the legend.
-    let mut rows: Vec<Vec<(i32, i32)>> = vec![Vec::new(); 3];
-    let cat_slots: Vec<Slot> = b
-        .categories
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let mid = plot_left + ((i as f64 + 0.5) * slot_w).round() as i32;
-            let w = text_size(t, LABEL_FONT).0;
-            // Centred under the category: the side is not used.
-            if let Some(r) = take_row(&mut rows, mid - w / 2, mid + w / 2) {
-                return Slot::Full(r, Side::Right);
-            }
-            let w = text_size(&(i + 1).to_string(), LABEL_FONT).0;
-            match take_row(&mut rows, mid - w / 2, mid + w / 2) {
-                Some(r) => Slot::Number(r, Side::Right),
-                None => Slot::KeyOnly,
-            }
-        })
-        .collect();
+    let cat_slots = category_slots(&b.categories, plot_left, slot_w);
     let cat_rows = rows_used(&cat_slots).unwrap_or(1);
     let row_h = row_height();
     let mut entries: Vec<Entry> = b
@@ -100,27 +80,13 @@ pub(super) fn draw_bars<DB: DrawingBackend>(
         .map_err(e)?;
     let (xr, yr) = chart.plotting_area().get_pixel_range();
     drawn.plot = (xr.start, yr.start, xr.end, yr.end);
-    for (i, s) in cat_slots.iter().enumerate() {
-        let (text, row) = match s {
-            Slot::Full(r, _) => (b.categories[i].clone(), *r),
-            Slot::Number(r, _) => ((i + 1).to_string(), *r),
-            Slot::KeyOnly => continue,
-        };
-        let mid = chart.backend_coord(&(i as f64 + 0.5, 0.0)).0;
-        let (w, h) = text_size(&text, LABEL_FONT);
-        let y = drawn.plot.3 + 5 + row as i32 * row_h;
-        root.draw(&Text::new(
-            text.clone(),
-            (mid - w / 2, y),
-            ("sans-serif", LABEL_FONT)
-                .into_font()
-                .color(&RGBColor(40, 40, 40)),
-        ))
-        .map_err(e)?;
-        drawn
-            .labels
-            .push(Placed::new(&text, mid - w / 2, y, (w, h)));
-    }
+    draw_category_labels(
+        &root,
+        &b.categories,
+        &cat_slots,
+        |i| chart.backend_coord(&(i as f64 + 0.5, 0.0)).0,
+        &mut drawn,
+    )?;
     let width = 0.8 / g;
     // Value labels: above each bar, alternating two heights when they are
     // wider than the bars.
@@ -187,4 +153,61 @@ pub(super) fn draw_bars<DB: DrawingBackend>(
     )?;
     root.present().map_err(e)?;
     Ok(drawn)
+}
+
+/// Category labels under the axis: centred, in as many rows as they need
+/// (up to three), else their number with the name in the legend.
+pub(super) fn category_slots(categories: &[String], plot_left: i32, slot_w: f64) -> Vec<Slot> {
+    let mut rows: Vec<Vec<(i32, i32)>> = vec![Vec::new(); 3];
+    categories
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mid = plot_left + ((i as f64 + 0.5) * slot_w).round() as i32;
+            let w = text_size(t, LABEL_FONT).0;
+            // Centred under the category: the side is not used.
+            if let Some(r) = take_row(&mut rows, mid - w / 2, mid + w / 2) {
+                return Slot::Full(r, Side::Right);
+            }
+            let w = text_size(&(i + 1).to_string(), LABEL_FONT).0;
+            match take_row(&mut rows, mid - w / 2, mid + w / 2) {
+                Some(r) => Slot::Number(r, Side::Right),
+                None => Slot::KeyOnly,
+            }
+        })
+        .collect()
+}
+
+/// Draw the category labels `slots` placed under the plot (`drawn.plot`),
+/// category `i` centred at `mid(i)`.
+pub(super) fn draw_category_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    categories: &[String],
+    slots: &[Slot],
+    mid: impl Fn(usize) -> i32,
+    drawn: &mut Drawn,
+) -> std::result::Result<(), String> {
+    let row_h = row_height();
+    for (i, s) in slots.iter().enumerate() {
+        let (text, row) = match s {
+            Slot::Full(r, _) => (categories[i].clone(), *r),
+            Slot::Number(r, _) => ((i + 1).to_string(), *r),
+            Slot::KeyOnly => continue,
+        };
+        let mid = mid(i);
+        let (w, h) = text_size(&text, LABEL_FONT);
+        let y = drawn.plot.3 + 5 + row as i32 * row_h;
+        root.draw(&Text::new(
+            text.clone(),
+            (mid - w / 2, y),
+            ("sans-serif", LABEL_FONT)
+                .into_font()
+                .color(&RGBColor(40, 40, 40)),
+        ))
+        .map_err(|x| x.to_string())?;
+        drawn
+            .labels
+            .push(Placed::new(&text, mid - w / 2, y, (w, h)));
+    }
+    Ok(())
 }

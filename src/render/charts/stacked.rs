@@ -4,6 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::bars::{category_slots, draw_category_labels};
 use super::*;
 
 /// Per category (operation), one bar per group (variant), stacked by layer.
@@ -58,24 +59,7 @@ pub(super) fn draw_stacked<DB: DrawingBackend>(
     let plot_left = MARGIN + y_area;
     let plot_right = width_px - MARGIN;
     let slot_w = (plot_right - plot_left) as f64 / n as f64;
-    let mut rows: Vec<Vec<(i32, i32)>> = vec![Vec::new(); 3];
-    let cat_slots: Vec<Slot> = s
-        .categories
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let mid = plot_left + ((i as f64 + 0.5) * slot_w).round() as i32;
-            let w = text_size(t, LABEL_FONT).0;
-            if let Some(r) = take_row(&mut rows, mid - w / 2, mid + w / 2) {
-                return Slot::Full(r, Side::Right);
-            }
-            let w = text_size(&(i + 1).to_string(), LABEL_FONT).0;
-            match take_row(&mut rows, mid - w / 2, mid + w / 2) {
-                Some(r) => Slot::Number(r, Side::Right),
-                None => Slot::KeyOnly,
-            }
-        })
-        .collect();
+    let cat_slots = category_slots(&s.categories, plot_left, slot_w);
     let cat_rows = rows_used(&cat_slots).unwrap_or(1);
     let row_h = row_height();
     let mut entries: Vec<Entry> = s
@@ -125,27 +109,13 @@ pub(super) fn draw_stacked<DB: DrawingBackend>(
         .map_err(e)?;
     let (xr, yr) = chart.plotting_area().get_pixel_range();
     drawn.plot = (xr.start, yr.start, xr.end, yr.end);
-    for (i, slot) in cat_slots.iter().enumerate() {
-        let (text, row) = match slot {
-            Slot::Full(r, _) => (s.categories[i].clone(), *r),
-            Slot::Number(r, _) => ((i + 1).to_string(), *r),
-            Slot::KeyOnly => continue,
-        };
-        let mid = chart.backend_coord(&(i as f64 + 0.5, 0.0)).0;
-        let (w, h) = text_size(&text, LABEL_FONT);
-        let y = drawn.plot.3 + 5 + row as i32 * row_h;
-        root.draw(&Text::new(
-            text.clone(),
-            (mid - w / 2, y),
-            ("sans-serif", LABEL_FONT)
-                .into_font()
-                .color(&RGBColor(40, 40, 40)),
-        ))
-        .map_err(e)?;
-        drawn
-            .labels
-            .push(Placed::new(&text, mid - w / 2, y, (w, h)));
-    }
+    draw_category_labels(
+        &root,
+        &s.categories,
+        &cat_slots,
+        |i| chart.backend_coord(&(i as f64 + 0.5, 0.0)).0,
+        &mut drawn,
+    )?;
     let width = 0.8 / g;
     let bar_px = (slot_w * width * 0.9) as i32;
     for (j, cats) in s.values.iter().enumerate() {
