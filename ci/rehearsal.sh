@@ -100,7 +100,9 @@ if [ -n "${BASELINE:-}" ]; then
 fi
 # The reconcile job over the suite's estate, kept for the readiness page.
 # Before the alert drill: on an estate too large for the exporter's own
-# drift query, DriftUnchecked fires until a reconcile has run.
+# drift query, DriftUnchecked fires until a reconcile has run; and the
+# drill's summary-drift fault reconciles only the corrupted organization
+# (seconds, not minutes, at 1M), carrying this run's state.
 set +e
 $R job run reconcile --budget "${RECONCILE_BUDGET:-10m}" --out "$out/jobs"
 reconcile=$?

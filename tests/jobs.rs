@@ -166,6 +166,152 @@ fn reconcile_names_the_organization_whose_summary_drifted_on_either_side() {
     let (code, out, _) = job(&estate, &["run", "reconcile"]);
     assert_eq!(code, 0, "re-attached: {out}");
 
+    // A scoped reconcile (--org) checks only its organizations and carries
+    // the last full run's state: a clean scoped run must not clear drift it
+    // did not check. Judged by what Prometheus would see (the exporter's own
+    // query, from observability/postgres-queries.yml) against differing rows
+    // counted directly in SQL.
+    let url2 = url.clone();
+    let sql = move |q: String| {
+        let url = url2.clone();
+        common::block_on(async move {
+            let c = rehearse::db::connect(&url).await.unwrap();
+            c.query(&q, &[]).await.unwrap()
+        })
+    };
+    let orgs: Vec<i64> = sql("SELECT id FROM organizations ORDER BY id LIMIT 3 OFFSET 5".into())
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let shift = |table: &str, org: i64, delta: i64| {
+        let n = sql(format!(
+            "UPDATE {table} SET expense_cents = expense_cents + {delta}
+              WHERE (organization_id, property_id, business_date) =
+                    (SELECT organization_id, property_id, business_date FROM {table}
+                      WHERE organization_id = {org} ORDER BY 2, 3 LIMIT 1)
+              RETURNING 1"
+        ));
+        assert_eq!(
+            n.len(),
+            1,
+            "{table} has a summary row of organization {org}"
+        );
+    };
+    let queries = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("observability/postgres-queries.yml"),
+    )
+    .unwrap();
+    let exported_query = queries
+        .split("\nrehearse_reconcile:\n  query: |\n")
+        .nth(1)
+        .and_then(|rest| rest.split("  metrics:").next())
+        .expect("the exporter's rehearse_reconcile query")
+        .to_string();
+    let exported = || -> std::collections::BTreeMap<String, (f64, f64)> {
+        sql(exported_query.clone())
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    (r.get::<_, f64>(1), r.get::<_, f64>(3)),
+                )
+            })
+            .collect()
+    };
+    let counted = |mode: &str| -> f64 {
+        let (rev, exp, summ) = if mode == "legacy" {
+            (
+                "revenue_entries",
+                "expense_entries",
+                "daily_financial_summaries",
+            )
+        } else {
+            (
+                "revenue_entries_partitioned",
+                "expense_entries_partitioned",
+                "daily_financial_summaries_partitioned",
+            )
+        };
+        sql(format!(
+            "SELECT count(*)::float8 FROM {summ} s
+              WHERE (s.revenue_cents, s.revenue_count, s.expense_cents, s.expense_count) IS DISTINCT FROM
+                    ((SELECT coalesce(sum(amount_cents), 0) FROM {rev} e WHERE (e.organization_id, e.property_id, e.business_date) = (s.organization_id, s.property_id, s.business_date)),
+                     (SELECT count(*) FROM {rev} e WHERE (e.organization_id, e.property_id, e.business_date) = (s.organization_id, s.property_id, s.business_date)),
+                     (SELECT coalesce(sum(amount_cents), 0) FROM {exp} e WHERE (e.organization_id, e.property_id, e.business_date) = (s.organization_id, s.property_id, s.business_date)),
+                     (SELECT count(*) FROM {exp} e WHERE (e.organization_id, e.property_id, e.business_date) = (s.organization_id, s.property_id, s.business_date)))"
+        ))[0]
+            .get(0)
+    };
+    let agree = |what: &str| {
+        let e = exported();
+        for mode in ["legacy", "partitioned"] {
+            assert_eq!(
+                e[mode].0,
+                counted(mode),
+                "{what}: {mode} drift, exported {e:?}"
+            );
+            assert_eq!(
+                e[mode].1, 1.0,
+                "{what}: {mode} stays complete (the full run's coverage)"
+            );
+        }
+        e
+    };
+    let (a, b, c) = (orgs[0], orgs[1], orgs[2]);
+    let pt = "daily_financial_summaries_partitioned";
+    shift(pt, a, 5);
+    shift(pt, c, 5);
+    shift("daily_financial_summaries", b, 5);
+    let (code, out, _) = job(&estate, &["run", "reconcile"]);
+    assert_eq!(code, 1, "{out}");
+    let e = agree("after the full run");
+    assert_eq!((e["partitioned"].0, e["legacy"].0), (2.0, 1.0));
+    // A repaired, its scoped run clean: C's drift (and B's) still stand.
+    shift(pt, a, -5);
+    let (code, out, err) = job(&estate, &["run", "reconcile", "--org", &a.to_string()]);
+    assert_eq!(code, 0, "A's rows are clean: {out}{err}");
+    assert!(out.contains("job reconcile-scoped"), "{out}");
+    let e = agree("after A's scoped run");
+    assert_eq!(
+        (e["partitioned"].0, e["legacy"].0),
+        (1.0, 1.0),
+        "C and B still drift"
+    );
+    // B not repaired: found again, not counted twice.
+    let (code, out, _) = job(
+        &estate,
+        &["run", "reconcile", "--org", &b.to_string(), "--json"],
+    );
+    assert_eq!(code, 1, "{out}");
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["detail"]["scope_drift_rows"], 1, "{out}");
+    assert_eq!(agree("after B's scoped run")["legacy"].0, 1.0);
+    // Both repaired, one scoped run for both: the estate is clean again.
+    shift(pt, c, -5);
+    shift("daily_financial_summaries", b, -5);
+    let (code, out, _) = job(&estate, &["run", "reconcile", "--org", &format!("{b},{c}")]);
+    assert_eq!(code, 0, "{out}");
+    let e = agree("after the repairs");
+    assert_eq!((e["partitioned"].0, e["legacy"].0), (0.0, 0.0));
+    // Only a full run is the estate checked: ReconcileStale and
+    // DriftUnchecked read job_name="reconcile", whose last run is the full one.
+    let last = sql(
+        "SELECT job, max(id) FROM rehearse_job_runs WHERE job LIKE 'reconcile%' GROUP BY job ORDER BY job".into(),
+    );
+    let last: Vec<(String, i64)> = last.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert!(
+        last[0].0 == "reconcile" && last[1].0 == "reconcile-scoped" && last[0].1 < last[1].1,
+        "{last:?}"
+    );
+    // --org belongs to reconcile.
+    let (code, _, err) = job(&estate, &["run", "analyze", "--org", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--org is for `job run reconcile` only"),
+        "{err}"
+    );
+
     // The other database jobs say what they did, and the server agrees:
     // each parent's own last analyze (autovacuum never analyzes a parent)
     // is later than the job's start.

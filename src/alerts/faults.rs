@@ -89,12 +89,11 @@ pub(super) async fn inject(f: Fault, ctx: &LabCtx, estate: &Estate) -> Result<Un
                     source,
                 })?;
                 if let Some(r) = rows.first() {
-                    // The reconcile job sees it on any day of any estate size.
-                    reconcile(estate).await?;
-                    return Ok(Undo::Summary {
-                        table,
-                        key: (r.get(0), r.get(1), r.get(2)),
-                    });
+                    // The reconcile job sees it on any day of any estate
+                    // size; scoped to the row's organization, in seconds.
+                    let key: (i64, i64, crate::day::Day) = (r.get(0), r.get(1), r.get(2));
+                    reconcile(estate, key.0).await?;
+                    return Ok(Undo::Summary { table, key });
                 }
             }
             Err(Error::Usage(
@@ -104,9 +103,31 @@ pub(super) async fn inject(f: Fault, ctx: &LabCtx, estate: &Estate) -> Result<Un
     }
 }
 
-/// Run the reconcile job, as pg_cron would, for ReconcileFoundDrift.
-pub(super) async fn reconcile(estate: &Estate) -> Result<()> {
-    crate::jobs::run(estate, crate::jobs::Job::Reconcile, &Default::default())
+/// Reconcile the corrupted row's organization (job reconcile-scoped), for
+/// ReconcileFoundDrift: the exporter carries the last full run's state with
+/// that organization's rows replaced, so the alert fires on the drift and
+/// resolves on the repair without a full pass over the estate (minutes at
+/// 1M organizations). With no complete full run to carry, the state would be
+/// unknown (ReconcileIncomplete): then the whole estate, as pg_cron would.
+pub(super) async fn reconcile(estate: &Estate, org: i64) -> Result<()> {
+    let primary = db::connect(&estate.primary.url).await?;
+    let full_done: bool = primary
+        .query_one(
+            "SELECT to_regclass('rehearse_job_runs') IS NOT NULL
+                AND EXISTS (SELECT 1 FROM rehearse_job_runs WHERE job = 'reconcile' AND complete)",
+            &[],
+        )
+        .await
+        .map_err(|source| Error::Db {
+            what: "looking for a complete reconcile run".into(),
+            source,
+        })?
+        .get(0);
+    let opts = crate::jobs::JobOptions {
+        orgs: if full_done { vec![org] } else { vec![] },
+        ..Default::default()
+    };
+    crate::jobs::run(estate, crate::jobs::Job::Reconcile, &opts)
         .await
         .map(|_| ())
 }
@@ -147,7 +168,7 @@ pub(super) async fn repair(undo: &Undo, ctx: &LabCtx, estate: &Estate) -> Result
                     what: format!("repairing the summary row of {table}"),
                     source,
                 })?;
-            reconcile(estate).await
+            reconcile(estate, key.0).await
         }
     }
 }

@@ -85,7 +85,7 @@ impl Fault {
             Fault::RedisDown => "stop Redis",
             Fault::PgbouncerDown => "stop PgBouncer",
             Fault::SummaryDrift => {
-                "add 1 cent to one daily summary row of the latest day, then `rehearse job run reconcile`"
+                "add 1 cent to one daily summary row of the latest day, then `rehearse job run reconcile --org <its organization>` (the whole estate when no complete reconcile has run); repaired the same way"
             }
         }
     }

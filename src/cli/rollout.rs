@@ -95,6 +95,11 @@ spent (what was left is named). Each run is recorded in rehearse_job_runs, which
 lab's postgres_exporter exports (rehearse_job_*). The database jobs are SQL functions
 (rehearse_job_reconcile() ...), so pg_cron runs the same code as `job run`.
 
+`job run reconcile --org ID,...` checks only those organizations (a repair, a drill):
+job reconcile-scoped. It judges its organizations; the estate's drift it reports (and the
+exporter exports) is the last full run's, with theirs replaced, so a clean scoped run
+never clears drift elsewhere. Only a full run makes the estate checked.
+
 Exit codes (job run): 0 done, nothing wrong; 1 reconcile found drift; 3 reconcile could
 not check everything within its budget (the rest is unknown, not a pass); 2 usage;
 4 the estate (or Redis) is not usable; 5 refused (not a rehearsal target; pg_cron missing).";
@@ -108,6 +113,9 @@ pub enum JobCommand {
         job: rehearse::jobs::Job,
         #[command(flatten)]
         bounds: JobBounds,
+        /// Reconcile only these organizations (repeatable or comma-separated): recorded as job reconcile-scoped, which carries the last full run's state with their rows checked again. It never counts as a full reconcile.
+        #[arg(long = "org", value_name = "ID,...", value_delimiter = ',')]
+        orgs: Vec<i64>,
         /// Print the run as JSON.
         #[arg(long)]
         json: bool,

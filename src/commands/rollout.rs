@@ -180,6 +180,7 @@ pub(crate) async fn run_job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<i32> 
         JobCommand::Run {
             job,
             bounds,
+            orgs,
             json,
             out,
             destructive,
@@ -188,6 +189,7 @@ pub(crate) async fn run_job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<i32> 
                 budget: bounds.budget.0,
                 lock_timeout: bounds.lock_timeout.0,
                 allow_destructive: destructive.allow_destructive.clone(),
+                orgs: orgs.clone(),
             };
             let run = jobs::run(&estate, *job, &opts).await?;
             if let Some(dir) = out {

@@ -19,7 +19,32 @@ impl fmt::Display for JobRun {
         )?;
         let d = &self.detail;
         match self.job.as_str() {
-            "reconcile" => {
+            "reconcile" | crate::jobs::SCOPED_RECONCILE => {
+                let scoped = self.job == crate::jobs::SCOPED_RECONCILE;
+                if scoped {
+                    let orgs: Vec<String> = d["scope"]
+                        .as_array()
+                        .map(|a| a.iter().map(|o| o.to_string()).collect())
+                        .unwrap_or_default();
+                    writeln!(
+                        f,
+                        "  scope        organizations {}: {} chunks checked, {} NOT checked, {} summary rows differ",
+                        orgs.join(","),
+                        d["checked_chunks"],
+                        d["unchecked_chunks"],
+                        d["scope_drift_rows"]
+                    )?;
+                    match d["base_full_run"].as_i64() {
+                        Some(id) => writeln!(
+                            f,
+                            "  the estate, as of full run {id} with the scoped runs since (its coverage is that run's):"
+                        )?,
+                        None => writeln!(
+                            f,
+                            "  the estate: no full reconcile has run, so beyond the scope it is unchecked:"
+                        )?,
+                    }
+                }
                 if let Some(modes) = d["modes"].as_object() {
                     for (mode, m) in modes {
                         let orgs: Vec<String> = m["organizations"]
@@ -41,7 +66,7 @@ impl fmt::Display for JobRun {
                     }
                 }
                 for c in d["chunks"].as_array().into_iter().flatten() {
-                    if c["checked"] == false {
+                    if c["checked"] == false && !scoped {
                         writeln!(f, "  NOT CHECKED  {} {}", c["mode"], c["chunk"])?;
                     } else if c["drift_rows"].as_i64().unwrap_or(0) > 0 {
                         writeln!(
