@@ -325,10 +325,18 @@ mod tests {
         // A scoped run is judged on its own organizations' drift.
         let mut scoped = run(SCOPED_RECONCILE, true, true, 4);
         scoped.detail["scope_drift_rows"] = 0.into();
-        assert_eq!(scoped.exit_code(), exit::OK, "drift elsewhere is reported, not its verdict");
+        assert_eq!(
+            scoped.exit_code(),
+            exit::OK,
+            "drift elsewhere is reported, not its verdict"
+        );
         scoped.detail["scope_drift_rows"] = 1.into();
         assert_eq!(scoped.exit_code(), exit::FAIL);
-        scoped.detail.as_object_mut().unwrap().remove("scope_drift_rows");
+        scoped
+            .detail
+            .as_object_mut()
+            .unwrap()
+            .remove("scope_drift_rows");
         assert_eq!(scoped.exit_code(), exit::INVALID);
         assert_eq!(run("analyze", true, true, 0).exit_code(), exit::OK);
         assert_eq!(run("analyze", true, false, 0).exit_code(), exit::INVALID);

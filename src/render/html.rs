@@ -11,12 +11,14 @@ use super::{Block, Cell, Doc, Inline, Line, Renderer, Table};
 
 pub struct Html;
 
-/// One stylesheet for every page.
+/// One stylesheet for every page. Headers may wrap: a wide table keeps its
+/// figures on one line and fits the page by breaking its column names.
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1200px}\
 table{border-collapse:collapse;margin:1em 0}\
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}\
 .text{white-space:normal;text-align:left!important;min-width:18em}\
 td:first-child,th:first-child{text-align:left}\
+th{white-space:normal;vertical-align:bottom}\
 .pass{color:#0a7d3c}.fail{color:#c00000;font-weight:bold}.warn{color:#a06000;font-weight:bold}\
 h1 .pass,h1 .fail,h1 .warn{margin-right:.2em}figure{margin:1em 0}svg{max-width:100%;height:auto}";
 

@@ -121,17 +121,16 @@ pub(super) fn section(r: &RunResult) -> Option<Vec<Block>> {
     let mut t = Table::new(&[
         "operation",
         "variant",
-        "server per request",
+        "server / request",
         "planning",
-        "plans per call",
-        "generic / custom plans",
-        "sampled time (largest shares)",
-        "locks held (not fast-path)",
-        "buffers hit / read per call",
+        "plans / call (generic / custom)",
+        "sampled time (largest shares; samples)",
+        "locks (not fast-path)",
+        "buffers hit / read",
     ])
     .id("server-time")
     .numeric_from(2)
-    .wrap(6);
+    .wrap(5);
     for m in &r.scenario.mix {
         for (v, var) in r.variants.iter().enumerate() {
             let Some(a) = &var.database.attribution else {
@@ -146,7 +145,6 @@ pub(super) fn section(r: &RunResult) -> Option<Vec<Block>> {
                     m.name.clone(),
                     var.variant.name.clone(),
                     "no statements seen".into(),
-                    String::new(),
                     String::new(),
                     String::new(),
                     String::new(),
@@ -180,13 +178,12 @@ pub(super) fn section(r: &RunResult) -> Option<Vec<Block>> {
                 } else {
                     "not timed".into()
                 },
-                format!("{:.2}", o.plans / o.calls),
                 match (o.generic_plans, o.custom_plans) {
-                    (Some(g), Some(c)) => format!("{g:.0} / {c:.0}"),
-                    _ => "unnamed statements".into(),
+                    (Some(g), Some(c)) => format!("{:.2} ({g:.0} / {c:.0})", o.plans / o.calls),
+                    _ => format!("{:.2} (unnamed statements)", o.plans / o.calls),
                 },
                 if o.sampled > 0.0 {
-                    format!("{} ({:.0} samples)", waits.join(", "), o.sampled)
+                    format!("{} ({:.0})", waits.join(", "), o.sampled)
                 } else {
                     "none sampled".into()
                 },

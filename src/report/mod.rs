@@ -19,6 +19,7 @@ pub mod contents;
 pub mod cutover;
 pub mod gate;
 pub mod jobs;
+pub mod modes;
 pub mod overlay;
 pub mod readiness;
 pub mod rollout;

@@ -68,7 +68,17 @@ pub(super) fn report(
     } else {
         None
     };
-    let doc = page(&r, drill_report.as_ref(), lead, impact.as_deref(), svgs);
+    // Legacy against partitioned in the same run, when it held both modes.
+    let modes = super::modes::rows(dir, &r, &crate::compare::CompareSettings::default())
+        .map_err(|e| e.to_string());
+    let doc = page(
+        &r,
+        drill_report.as_ref(),
+        lead,
+        impact.as_deref(),
+        &modes,
+        svgs,
+    );
     let (summary, html) = render::write_pages(dir, &doc)?;
     Ok(ReportOutcome {
         html,
@@ -104,6 +114,7 @@ fn page(
     d: Option<&cutover::DrillReport>,
     lead: Option<Lead>,
     impact: Option<&[jobs::JobImpact]>,
+    modes: &std::result::Result<Vec<super::modes::ModeRow>, String>,
     svgs: Vec<(String, String)>,
 ) -> Doc {
     let word = verdict_word(r);
@@ -267,6 +278,28 @@ fn page(
         "Response time is measured from each request's intended start (open phases); \
          closed phases record service time.",
     ));
+    match modes {
+        Ok(rows) if rows.is_empty() => {}
+        Ok(rows) => {
+            doc.push(Block::heading(2, "Legacy against partitioned").id("modes"));
+            doc.push(Block::para(
+                "Both modes ran on one schedule and one seed, one after the other. The ratio is \
+                 partitioned over legacy, with its 99% interval from the two-level block bootstrap \
+                 of `rehearse compare`. Where partitioned took over 10% longer, or was slower, the \
+                 verdict says where its extra server time went (the next section has the figures).",
+            ));
+            if let Some(line) = super::modes::parity_summary(rows) {
+                doc.push(Block::para(line).id("parity"));
+            }
+            doc.push(super::modes::table(rows, false).block());
+        }
+        Err(e) => {
+            doc.push(Block::para(Line::default().toned(
+                Tone::Warn,
+                format!("Legacy against partitioned could not be computed: {e}"),
+            )));
+        }
+    }
     if let Some(blocks) = super::attribution::section(r) {
         doc.extend(blocks);
     }

@@ -11,7 +11,7 @@
 
 mod gather;
 mod judge;
-pub mod modes;
+pub use super::modes;
 mod page;
 
 use std::path::{Path, PathBuf};

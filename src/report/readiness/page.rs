@@ -155,58 +155,10 @@ pub fn page(r: &Readiness, out: &Path) -> Result<Doc> {
              with its interval from the two-level block bootstrap of `rehearse compare` (99%; one run per side, \
              so a 5% spread between runs is allowed for).",
         ));
-        let mut t = Table::new(&[
-            "scenario",
-            "operation",
-            "figure",
-            "legacy",
-            "partitioned",
-            "ratio",
-            "99% interval",
-            "verdict",
-        ])
-        .id("modes-table")
-        .numeric_from(3)
-        .wrap(7);
-        for m in &r.modes {
-            let unit = |x: f64| {
-                if m.metric == "throughput" {
-                    format!("{x:.1}/s")
-                } else {
-                    crate::text::duration_ms(x)
-                }
-            };
-            let verdict_tone = match m.verdict.as_str() {
-                "slower" if m.metric != "throughput" => Some(Tone::Fail),
-                "faster" => Some(Tone::Pass),
-                _ => None,
-            };
-            let mut verdict = match &m.note {
-                Some(n) => format!("{} ({n})", m.verdict),
-                None => m.verdict.clone(),
-            };
-            if let Some(w) = &m.why {
-                verdict.push_str(&format!("; {w}"));
-            }
-            t.row([
-                Cell::from(if m.pair.is_empty() {
-                    m.scenario.clone()
-                } else {
-                    format!("{} [{}]", m.scenario, m.pair)
-                }),
-                Cell::from(m.operation.as_str()),
-                Cell::from(m.metric.as_str()),
-                Cell::from(unit(m.legacy)),
-                Cell::from(unit(m.partitioned)),
-                Cell::from(format!("{:.2}x", m.ratio)),
-                Cell::from(format!("{:.2}-{:.2}", m.low, m.high)),
-                Cell {
-                    text: verdict,
-                    tone: verdict_tone,
-                    wrap: true,
-                },
-            ]);
+        if let Some(line) = crate::report::modes::parity_summary(&r.modes) {
+            doc.push(Block::para(line).id("parity"));
         }
+        let t = crate::report::modes::table(&r.modes, true);
         doc.push(t.block());
         if let Some((name, svg)) = ratio_chart(r, out)? {
             doc.push(Block::Figure {
