@@ -315,12 +315,6 @@ impl Table {
         self
     }
 
-    /// Column `i` holds a word, not a figure: aligned as text, not wrapped.
-    pub fn text(mut self, i: usize) -> Table {
-        self.columns[i].numeric = false;
-        self
-    }
-
     pub fn id(mut self, id: impl Into<String>) -> Table {
         self.id = Some(id.into());
         self
