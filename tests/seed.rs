@@ -319,3 +319,62 @@ async fn the_disk_estimate_holds_for_a_real_seed_and_a_seed_that_cannot_fit_is_r
     assert_eq!(seeded.counts, record.counts);
     assert_eq!(seeded.params.orgs, 20_000);
 }
+
+/// The seed hands over a steady estate: it does not return before the
+/// replica has replayed it. Replay is paused on the replica while a seed
+/// runs: the seed must wait it out (its settle phase), and when it returns
+/// the replica must already hold every row.
+#[tokio::test]
+async fn the_seed_waits_for_the_replica_to_replay_it() {
+    let lab = common::lab();
+    let url = lab.fresh_database("seed_settle").await;
+    let mut estate = lab.estate(&url);
+    estate.replica = Some(rehearse::estate::Endpoint {
+        url: lab.replica_url("seed_settle"),
+        source: Source::Flag,
+    });
+    let replica_admin = db::connect(&lab.replica_url("postgres")).await.unwrap();
+    replica_admin
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
+    let seeding = tokio::spawn({
+        let estate = estate.clone();
+        async move { seed::seed(&estate, &options(300, 11, 2)).await }
+    });
+    let paused = std::time::Duration::from_secs(6);
+    tokio::time::sleep(paused).await;
+    let waited = !seeding.is_finished();
+    replica_admin
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+    assert!(
+        waited,
+        "the seed returned while the replica's replay was paused"
+    );
+    let record = seeding.await.unwrap().unwrap();
+    let settle = record
+        .phases
+        .iter()
+        .find(|(p, _)| p == "settle")
+        .expect("a settle phase")
+        .1;
+    assert!(settle > 1.0, "settle took {settle} s with replay paused");
+    let primary = db::connect(&url).await.unwrap();
+    let replica = db::connect(&lab.replica_url("seed_settle")).await.unwrap();
+    for t in [
+        "revenue_entries",
+        "expense_entries_partitioned",
+        "daily_financial_summaries",
+    ] {
+        let sql = format!("SELECT count(*) FROM {t}");
+        let p: i64 = primary.query_one(&sql, &[]).await.unwrap().get(0);
+        let r: i64 = replica.query_one(&sql, &[]).await.unwrap().get(0);
+        assert!(p > 0);
+        assert_eq!(
+            p, r,
+            "{t}: the replica had not replayed the seed when it returned"
+        );
+    }
+}
