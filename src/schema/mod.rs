@@ -585,7 +585,7 @@ mod key_job_tests {
             j.first
         );
         assert!(j.first.contains(
-            &"ALTER TABLE ONLY revenue_entries_partitioned ADD CONSTRAINT revenue_entries_partitioned_pkey PRIMARY KEY (organization_id, id)".to_string()
+            &"ALTER TABLE ONLY revenue_entries_partitioned ADD CONSTRAINT revenue_entries_partitioned_pkey PRIMARY KEY (id, organization_id)".to_string()
         ), "{:?}", j.first);
         assert!(j.parallel.contains(
             &"CREATE INDEX IF NOT EXISTS expense_entries_partitioned_p003_org_date_idx ON expense_entries_partitioned_p003 (organization_id, business_date, id)".to_string()

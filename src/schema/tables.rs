@@ -75,7 +75,12 @@ const PARTITIONED: FinanceTables = FinanceTables {
     summary: "daily_financial_summaries_partitioned",
     trigger_fn: "rehearse_summary_trigger_partitioned",
     apply_fn: "rehearse_summary_apply_partitioned",
-    entry_key: "organization_id, id",
+    // id first: ids come from one sequence, so a new row lands on the
+    // key's rightmost page, as on legacy's (id). Keyed (organization_id,
+    // id), each insert dirtied one more random leaf page than legacy's:
+    // at 1M organizations, after a checkpoint, 1.11 against 0.52 pages
+    // dirtied and 1.1 against 0.5 full-page images per row (2026-12-06).
+    entry_key: "id, organization_id",
 };
 
 impl Mode {
