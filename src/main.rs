@@ -18,10 +18,17 @@ fn main() {
     // before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    // REHEARSE_THREADS: the driver's worker threads (default: one per core).
-    if let Some(n) = std::env::var("REHEARSE_THREADS")
-        .ok()
+    // REHEARSE_THREADS: the driver's worker threads (default: one per core;
+    // `current`: one runtime on the main thread, tokio's current-thread
+    // scheduler, which never hands a wake-up to another thread).
+    let threads = std::env::var("REHEARSE_THREADS").ok();
+    let mut builder = if threads.as_deref() == Some("current") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if let Some(n) = threads
+        .as_deref()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
     {
