@@ -444,14 +444,18 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(900);
 /// undecided. A role that may not CHECKPOINT skips that step (the wait
 /// still runs); an estate without a replica only checkpoints.
 async fn settle(primary: &tokio_postgres::Client, estate: &Estate, verbose: bool) -> Result<f64> {
+    // Replay positions are the server's, from any database.
     let replica = match &estate.replica {
-        // A database just created on the primary may not be on the replica
-        // yet; replay positions are the server's, from any database.
-        Some(r) => match db::connect(&r.url).await {
+        Some(r) => match connect_replica_server(&r.url).await {
             Ok(c) => Some(c),
-            Err(_) => db::connect(&crate::url::with_database(&r.url, "postgres"))
-                .await
-                .ok(),
+            Err(e) => {
+                eprintln!(
+                    "seed: warning: the replica {} did not answer ({e}); the seed did not wait \
+                     for it to replay, and a run started now may measure that replay",
+                    r.redacted()
+                );
+                None
+            }
         },
         None => None,
     };
@@ -521,6 +525,18 @@ async fn is_superuser(client: &tokio_postgres::Client) -> Result<bool> {
     Ok(row.get(0))
 }
 
+/// A connection to the replica's server: to `url`'s database, or, when
+/// that database was just created on the primary and has not reached the
+/// replica yet, to `postgres` there. The first error is the one returned.
+async fn connect_replica_server(url: &str) -> Result<tokio_postgres::Client> {
+    match db::connect(url).await {
+        Ok(c) => Ok(c),
+        Err(first) => db::connect(&crate::url::with_database(url, "postgres"))
+            .await
+            .map_err(|_| first),
+    }
+}
+
 /// Bytes of WAL the replica has yet to replay up to `target`.
 async fn replay_behind(replica: &tokio_postgres::Client, target: &str) -> Result<i64> {
     let row = replica
@@ -571,15 +587,8 @@ async fn check_space(
 ) -> Result<()> {
     let mut landings = vec![footprint::landing(primary, "primary").await?];
     if let Some(r) = &estate.replica {
-        // A database just created on the primary may not be on the replica
-        // yet; its server's data directory is the same from any database.
-        let replica = match db::connect(&r.url).await {
-            Ok(c) => Ok(c),
-            Err(first) => db::connect(&crate::url::with_database(&r.url, "postgres"))
-                .await
-                .map_err(|_| first),
-        }
-        .map_err(|e| {
+        // Its server's data directory is the same from any database.
+        let replica = connect_replica_server(&r.url).await.map_err(|e| {
             Error::NoSpace(format!(
                 "the replica {} did not answer, so its free space is unknown ({e}); start it, \
                  or pass --no-space-check to seed without the check",
