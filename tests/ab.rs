@@ -1,7 +1,10 @@
 //! `rehearse ab` on the lab: an A/A of one build against itself (one side a
-//! binary, the other a settings file naming the same estate) passes, and a
-//! build made 50% slower (a wrapper adding --inject-delay) fails at p50; the
-//! report draws both sides and the per-round ratios.
+//! binary, the other a settings file naming the same estate) is told SAME by
+//! the sequential design, before its last round, and lists what the fixed
+//! design could not tell; a build made 50% slower (a wrapper adding
+//! --inject-delay) is DIFFERENT at the first look; an interrupted ab keeps
+//! and judges its rounds; the report draws both sides and the per-round
+//! ratios.
 
 mod common;
 
@@ -13,7 +16,14 @@ const SCENARIO: &str = "name = \"sleep2\"\nwarmup = \"1s\"\n\
 [[variant]]\nname = \"direct\"\nmode = \"legacy\"\nreads = \"primary\"\ncache = false\n\
 [validity]\nmax_driver_lag = \"200ms\"\n";
 
-fn ab(dir: &Path, url: &str, a: &Path, b: &Path, out: &str) -> (Option<i32>, String, PathBuf) {
+fn ab(
+    dir: &Path,
+    url: &str,
+    a: &Path,
+    b: &Path,
+    out: &str,
+    design: &[&str],
+) -> (Option<i32>, String, PathBuf) {
     let out_dir = dir.join(out);
     let o = common::rehearse_cmd()
         .args(["--primary-url", url, "--lab-dir"])
@@ -24,7 +34,8 @@ fn ab(dir: &Path, url: &str, a: &Path, b: &Path, out: &str) -> (Option<i32>, Str
         .arg(a)
         .arg("--b")
         .arg(b)
-        .args(["--rounds", "6", "--slice", "5s", "-q", "--out"])
+        .args(design)
+        .args(["--slice", "5s", "-q", "--out"])
         .arg(&out_dir)
         .output()
         .unwrap();
@@ -61,10 +72,10 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
     .unwrap();
     std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
-    // A/A: a binary against a settings file of the same estate.
-    // Its p99 and p99.9 rest on too few requests to decide: the pair
-    // cannot be told same, so ab exits 3 and lists them (main said pass).
-    let (code, text, aa) = ab(&dir, &url, &me, &settings, "aa");
+    // A/A: a binary against a settings file of the same estate, in the
+    // fixed design. Its p99 rests on too few requests to decide: the pair
+    // cannot be told same, so ab exits 3 and lists it (main said pass).
+    let (code, text, aa) = ab(&dir, &url, &me, &settings, "aa", &["--rounds", "6"]);
     assert_eq!(code, Some(3), "{text}");
     assert!(
         !text.contains("REGRESSION") && !text.contains("improvement"),
@@ -75,21 +86,49 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
         "slices without budgets are measured, not invalid: {text}"
     );
     assert!(
-        text.contains("could not tell") && text.contains("p99.9") && text.contains("needs"),
+        text.contains("could not tell") && text.contains(" p99 x") && text.contains("needs 10000"),
         "{text}"
     );
-    assert!(text.contains("ab COULD NOT TELL"), "{text}");
+    assert!(text.contains("ab COULD NOT TELL [UNKNOWN]"), "{text}");
     let r = rehearse::ab::read(&aa).unwrap();
     let order: String = r.slices.iter().map(|s| s.side.as_str()).collect();
     assert_eq!(order, "abbabaababba");
     assert_eq!(r.round_ratios[0].1.len(), 6);
     assert!(matches!(r.b, rehearse::ab::Side::Settings(_)));
 
-    // B 1 ms slower on a 2 ms statement: a regression at p50, never an improvement.
+    // The same A/A in the sequential design, judged at p50 with a 25%
+    // min-effect: SAME, before its last round (each look is one more chance
+    // of a false alarm, which the level accounts for).
+    let seq = [
+        "--max-rounds",
+        "6",
+        "--min-effect",
+        "25%",
+        "--metrics",
+        "p50",
+    ];
+    let (code, text, aa_seq) = ab(&dir, &url, &me, &settings, "aa-seq", &seq);
+    assert_eq!(code, Some(0), "{text}");
+    let r = rehearse::ab::read(&aa_seq).unwrap();
+    assert_eq!(r.decision, "SAME", "{text}");
+    assert!(r.rounds < 6 && r.rounds >= 3, "{} rounds: {text}", r.rounds);
+    let d = r.design.as_ref().unwrap();
+    assert!(d.looks() == 4 && d.level < 0.01, "{d:?}");
+    assert_eq!(r.looks.last().unwrap().undecided, 0, "{:?}", r.looks);
+    assert!(r.detectable[0].expected > 0.0 && r.detectable[0].reached.unwrap() < 0.25);
+    assert!(
+        text.contains("sequential: ") && text.contains("every figure decided"),
+        "{text}"
+    );
+
+    // B 1 ms slower on a 2 ms statement: DIFFERENT at p50 at the first
+    // look, never an improvement.
     // (The 10% case needs 20 s slices; docs/src/comparing-builds.md quotes it, measured by hand.)
-    let (code, text, slow_dir) = ab(&dir, &url, &me, &slow, "slow");
+    let (code, text, slow_dir) = ab(&dir, &url, &me, &slow, "slow", &seq);
     assert_eq!(code, Some(1), "{text}");
     let r = rehearse::ab::read(&slow_dir).unwrap();
+    assert_eq!(r.rounds, 3, "stopped at the first look: {text}");
+    assert_eq!(r.decision, "DIFFERENT: B regressed", "{text}");
     let p50 = &r.comparisons[0].1.rows[0];
     assert_eq!(
         (p50.metric.as_str(), p50.change),
@@ -153,4 +192,46 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
     };
     refused(&dir.join("nowhere"), &[], "--b");
     refused(&me, &["--rounds", "1"], "--rounds");
+    refused(&me, &["--max-rounds", "2"], "--max-rounds");
+    refused(&me, &["--min-effect", "ten"], "--min-effect");
+    refused(&me, &["--metrics", "p42"], "--metrics p42");
+    refused(&me, &["--rounds", "4", "--budget", "5m"], "--budget");
+
+    // Interrupted after its first round: the slices that ran are kept,
+    // exit 130.
+    let int_dir = dir.join("interrupted");
+    let mut child = common::rehearse_cmd()
+        .args(["--primary-url", &url, "--lab-dir"])
+        .arg(dir.join("no-lab"))
+        .arg("ab")
+        .arg(dir.join("sleep2.toml"))
+        .arg("--a")
+        .arg(&me)
+        .arg("--b")
+        .arg(&me)
+        .args(["--max-rounds", "6", "--slice", "3s", "-q", "--out"])
+        .arg(&int_dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // ab.json appears once the first round is done.
+    let t0 = std::time::Instant::now();
+    while !int_dir.join("ab.json").exists() {
+        assert!(t0.elapsed().as_secs() < 60, "no round finished in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let r = rehearse::ab::read(&int_dir).unwrap();
+    assert!(r.interrupted && r.decision == "INTERRUPTED", "{r:?}");
+    assert!(r.slices.len() >= 2, "{:?}", r.slices);
+    assert!(r.slices.len() < 12, "it ran on: {:?}", r.slices);
+    for s in &r.slices {
+        assert!(
+            int_dir.join(&s.dir).join("run.json").exists(),
+            "{:?}",
+            s.dir
+        );
+    }
 }

@@ -17,6 +17,7 @@
 //! verdicts, which `rehearse report DIR` draws.
 
 pub mod paired;
+pub mod sequential;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,7 @@ use crate::compare::{CompareSettings, Comparison};
 use crate::error::{Error, IoContext, Result};
 use crate::estate::{self, EstateFlags};
 use crate::exit;
+use sequential::{Design, FIRST_LOOK};
 
 /// Version of the `ab.json` layout.
 pub const AB_VERSION: u32 = 1;
@@ -78,8 +80,19 @@ pub struct AbOptions {
     pub scenario: PathBuf,
     pub a: Side,
     pub b: Side,
-    /// Rounds of one A and one B slice each, at least 2.
-    pub rounds: u32,
+    /// Exactly this many rounds and one look at the end (the fixed design);
+    /// None for the sequential one.
+    pub rounds: Option<u32>,
+    /// The sequential design's last round.
+    pub max_rounds: u32,
+    /// The sequential design's wall-clock bound: no round is started that
+    /// the rounds so far say would end past it.
+    pub budget: Option<Duration>,
+    /// The smallest change that matters, for every figure (a fraction);
+    /// each figure's floor when None.
+    pub min_effect: Option<f64>,
+    /// The figures judged: p50, p95, p99, p99.9, throughput.
+    pub metrics: Vec<String>,
     /// Each slice's measured length (the scenario's phases scaled to it).
     pub slice: Duration,
     pub warmup: Option<Duration>,
@@ -135,21 +148,76 @@ pub struct AbReport {
     /// pass, fail, could not tell, invalid or interrupted.
     pub verdict: String,
     pub exit_code: i32,
+    /// The looks planned and their level (absent in reports of rehearse
+    /// before the sequential design).
+    #[serde(default)]
+    pub design: Option<Design>,
+    /// The wall-clock bound asked, in seconds.
+    #[serde(default)]
+    pub budget_s: Option<f64>,
+    /// The smallest change that matters, as a fraction, when asked.
+    #[serde(default)]
+    pub min_effect: Option<f64>,
+    /// Each look: its round, and how many figures it left undecided.
+    #[serde(default)]
+    pub looks: Vec<Look>,
+    /// Why the rounds stopped.
+    #[serde(default)]
+    pub stopped: String,
+    /// SAME, DIFFERENT (B regressed or improved), UNKNOWN, INVALID or
+    /// INTERRUPTED.
+    #[serde(default)]
+    pub decision: String,
+    /// Per variant/operation at p50: the change the design expected to
+    /// detect from the first look's spread, and the one it could show at
+    /// the end.
+    #[serde(default)]
+    pub detectable: Vec<Detectable>,
 }
 
-/// The order of the slices: ABBA, then BAAB, and so on, so that neither
-/// side always goes first.
+/// One look of the sequential design.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Look {
+    pub round: u32,
+    /// Seconds from the first slice's start to the look.
+    pub at_s: f64,
+    pub figures: usize,
+    pub undecided: usize,
+    pub regressions: usize,
+}
+
+/// What an operation's p50 could show.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detectable {
+    pub key: String,
+    /// The spread of its per-round log ratio at the first look.
+    pub sd: f64,
+    /// The change (ratio − 1) the last planned look finds nine times in
+    /// ten at that spread.
+    pub expected: f64,
+    /// The half-width of the final interval, as a ratio − 1: a change
+    /// larger than this would have been shown.
+    pub reached: Option<f64>,
+}
+
+/// The order of round `round`'s (from 1) two slices: ABBA, then BAAB,
+/// and so on, so that neither side always goes first.
+pub fn round_order(round: u32) -> [&'static str; 2] {
+    let r = round - 1;
+    let first_a = (r / 2) % 2 == 0;
+    if (r % 2 == 0) == first_a {
+        ["a", "b"]
+    } else {
+        ["b", "a"]
+    }
+}
+
+/// The order of the slices of `rounds` rounds.
 pub fn order(rounds: u32) -> Vec<(u32, &'static str)> {
-    (0..rounds)
-        .flat_map(|r| {
-            let first_a = (r / 2) % 2 == 0;
-            let pair = if (r % 2 == 0) == first_a {
-                ["a", "b"]
-            } else {
-                ["b", "a"]
-            };
-            pair.map(|s| (r + 1, s))
-        })
+    (1..=rounds)
+        .flat_map(|r| round_order(r).map(|s| (r, s)))
         .collect()
 }
 
@@ -219,74 +287,246 @@ fn slice_command(o: &AbOptions, side: &Side, dir: &Path) -> Result<Command> {
     Ok(cmd)
 }
 
-/// Run the slices in order, then pair and judge them.
+/// Run one slice and record it; Ok(false) when it was interrupted.
+fn run_slice(
+    o: &AbOptions,
+    round: u32,
+    side_name: &'static str,
+    started: Instant,
+    slices: &mut Vec<Slice>,
+) -> Result<bool> {
+    let side = if side_name == "a" { &o.a } else { &o.b };
+    let rel = PathBuf::from("slices").join(format!("{round:02}-{side_name}"));
+    let dir = o.out.join(&rel);
+    let _ = std::fs::remove_dir_all(&dir);
+    if o.verbose {
+        eprintln!("ab: round {round}, slice {side_name}: {side}");
+    }
+    let started_s = started.elapsed().as_secs_f64();
+    let out = slice_command(o, side, &dir)?
+        .stdin(std::process::Stdio::null())
+        .output()
+        .io("running a slice", &dir)?;
+    let code = out.status.code().unwrap_or(exit::INTERRUPTED);
+    slices.push(Slice {
+        round,
+        side: side_name.to_string(),
+        dir: rel,
+        started_s,
+        exit_code: code,
+    });
+    match code {
+        exit::OK | exit::FAIL | exit::INVALID => Ok(true),
+        exit::INTERRUPTED => Ok(false),
+        other => Err(Error::Lab(format!(
+            "slice {} (round {round}, {side_name}) exited {other}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
+/// Every figure the comparisons judged, and those they left undecided and
+/// found regressed.
+fn tally(comparisons: &[(String, Comparison)]) -> (usize, usize, usize) {
+    let rows = comparisons.iter().flat_map(|(_, c)| &c.rows);
+    let (mut all, mut undecided, mut regressed) = (0, 0, 0);
+    for r in rows {
+        all += 1;
+        undecided += r.undecided() as usize;
+        regressed += (r.change == crate::compare::Finding::Regression) as usize;
+    }
+    (all, undecided, regressed)
+}
+
+/// Per operation, the spread of its rounds' p50 log ratio.
+fn p50_spreads(ratios: &[(String, Vec<paired::RoundRatio>)]) -> Vec<(String, f64)> {
+    ratios
+        .iter()
+        .filter_map(|(k, rs)| {
+            let logs: Vec<f64> = rs.iter().map(|r| r.p50.max(1e-12).ln()).collect();
+            sequential::spread(&logs).map(|sd| (k.clone(), sd))
+        })
+        .collect()
+}
+
+/// Run rounds of slices, looking after each from the design's first look,
+/// until the rounds decide, the design's last round, or the budget; then
+/// pair and judge them.
 pub fn ab(o: &AbOptions) -> Result<AbReport> {
-    if o.rounds < 2 {
-        return Err(Error::Usage(
-            "--rounds must be at least 2: the paired interval needs two rounds (4 or more recommended)".into(),
-        ));
+    if let Some(n) = o.rounds {
+        if n < 2 {
+            return Err(Error::Usage(
+                "--rounds must be at least 2: the paired interval needs two rounds (4 or more recommended)".into(),
+            ));
+        }
+    } else if o.max_rounds < FIRST_LOOK {
+        return Err(Error::Usage(format!(
+            "--max-rounds must be at least {FIRST_LOOK}: the first look is after round {FIRST_LOOK}"
+        )));
     }
     if o.slice.is_zero() {
         return Err(Error::Usage("--slice must be more than zero".into()));
+    }
+    if let Some(e) = o.min_effect {
+        if !(e > 0.0 && e < 1.0) {
+            return Err(Error::Usage(
+                "--min-effect must lie between 0 and 100% (for example 10%)".into(),
+            ));
+        }
+    }
+    for m in &o.metrics {
+        let known = crate::compare::METRICS.iter().any(|x| x.0 == m) || m == "throughput";
+        if !known {
+            return Err(Error::Usage(format!(
+                "--metrics {m}: not a figure ab judges (p50, p95, p99, p99.9, throughput)"
+            )));
+        }
     }
     crate::scenario::load(&o.scenario)?;
     std::fs::create_dir_all(o.out.join("slices")).io("creating", &o.out)?;
     let stop = o.stop.clone().unwrap_or_default();
     let started = Instant::now();
+    let alpha = o.settings.alpha;
+    // A budget sets the last round once the first says how long one takes.
+    let mut design = match (o.rounds, o.budget) {
+        (Some(n), _) => Some(Design::fixed(n, alpha)),
+        (None, None) => Some(Design::calibrate(
+            FIRST_LOOK,
+            o.max_rounds,
+            alpha,
+            o.settings.seed,
+        )),
+        (None, Some(_)) => None,
+    };
+    let sequential = o.rounds.is_none();
     let mut slices = Vec::new();
+    let mut looks = Vec::new();
+    let mut detectable: Vec<Detectable> = Vec::new();
     let mut interrupted = false;
-    let plan = order(o.rounds);
-    for (i, (round, side_name)) in plan.iter().enumerate() {
-        if stop.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
-        let side = if *side_name == "a" { &o.a } else { &o.b };
-        let rel = PathBuf::from("slices").join(format!("{round:02}-{side_name}"));
-        let dir = o.out.join(&rel);
-        let _ = std::fs::remove_dir_all(&dir);
-        if o.verbose {
-            eprintln!(
-                "ab: slice {}/{} (round {round}, {side_name}): {side}",
-                i + 1,
-                plan.len(),
-            );
-        }
-        let started_s = started.elapsed().as_secs_f64();
-        let out = slice_command(o, side, &dir)?
-            .stdin(std::process::Stdio::null())
-            .output()
-            .io("running a slice", &dir)?;
-        let code = out.status.code().unwrap_or(exit::INTERRUPTED);
-        slices.push(Slice {
-            round: *round,
-            side: side_name.to_string(),
-            dir: rel,
-            started_s,
-            exit_code: code,
-        });
-        match code {
-            exit::OK | exit::FAIL | exit::INVALID => {}
-            exit::INTERRUPTED => {
-                interrupted = true;
-                break;
-            }
-            other => {
-                return Err(Error::Lab(format!(
-                    "slice {} (round {round}, {side_name}) exited {other}: {}",
-                    dir.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )))
-            }
+    let mut invalid_slice = false;
+    let stopped: String;
+    fn judging<'a>(o: &'a AbOptions, design: &'a Design) -> paired::Judging<'a> {
+        paired::Judging {
+            design,
+            min_effect: o.min_effect,
+            metrics: &o.metrics,
         }
     }
-    // A slice exits 3 when invalid, and also when its scenario has no
-    // budgets (measured, not judged): ab judges the measurements, so only
-    // the first makes a slice unusable. Its run.json says which.
     let not_judged = |s: &Slice| {
         crate::run::read(&o.out.join(&s.dir))
             .is_ok_and(|r| r.verdict == crate::run::Verdict::NotJudged)
     };
+    let mut round = 0u32;
+    'rounds: loop {
+        let last = design.as_ref().map_or(o.max_rounds, |d| d.max_rounds);
+        if round >= last {
+            stopped = if sequential {
+                format!("the design's last round ({last})")
+            } else {
+                format!("the {last} rounds asked for")
+            };
+            break;
+        }
+        if let (Some(budget), true) = (o.budget, round > 0) {
+            let spent = started.elapsed();
+            if spent + spent / round > budget {
+                stopped = format!(
+                    "the budget: another round would end past {:.0} s",
+                    budget.as_secs_f64()
+                );
+                break;
+            }
+        }
+        round += 1;
+        for side_name in round_order(round) {
+            if stop.load(Ordering::SeqCst) || !run_slice(o, round, side_name, started, &mut slices)?
+            {
+                interrupted = true;
+                stopped = "interrupted".into();
+                break 'rounds;
+            }
+            let s = slices.last().expect("a slice was just run");
+            if s.exit_code == exit::INVALID && !not_judged(s) {
+                invalid_slice = true;
+                stopped = format!("an invalid slice (round {round}, {side_name})");
+                break 'rounds;
+            }
+        }
+        if design.is_none() {
+            let per_round = started.elapsed().as_secs_f64();
+            let budget = o.budget.expect("no design without a budget").as_secs_f64();
+            let fits = (budget / per_round).floor() as u32;
+            let last = fits.clamp(FIRST_LOOK, o.max_rounds);
+            if o.verbose {
+                eprintln!(
+                    "ab: a round takes {per_round:.0} s: the budget of {budget:.0} s holds {fits} round(s); looking from round {FIRST_LOOK} to round {last}{}",
+                    if fits < FIRST_LOOK { " (past the budget: the first look needs them)" } else { "" }
+                );
+            }
+            design = Some(Design::calibrate(FIRST_LOOK, last, alpha, o.settings.seed));
+        }
+        let d = design.as_ref().expect("the design is set after round 1");
+        if round == 1 && sequential && o.verbose {
+            eprintln!(
+                "ab: sequential: looks after rounds {} to {}, each at the level {:.4}, so that all of them together alarm at most at alpha {}",
+                d.first_look, d.max_rounds, d.level, d.alpha
+            );
+        }
+        if sequential && round >= d.first_look {
+            let (comparisons, ratios, one_sided) =
+                paired::judge(&o.out, &slices, &o.settings, judging(o, d))?;
+            let (figures, undecided, regressions) = tally(&comparisons);
+            looks.push(Look {
+                round,
+                at_s: started.elapsed().as_secs_f64(),
+                figures,
+                undecided,
+                regressions,
+            });
+            if round == d.first_look {
+                detectable = p50_spreads(&ratios)
+                    .into_iter()
+                    .map(|(key, sd)| Detectable {
+                        expected: d.detectable(sd),
+                        key,
+                        sd,
+                        reached: None,
+                    })
+                    .collect();
+                if o.verbose {
+                    for x in &detectable {
+                        eprintln!(
+                            "ab: {} p50 varies {:.1}% per round: by round {} it can detect about {:.1}%",
+                            crate::compare::key_name(&x.key),
+                            x.sd * 100.0,
+                            d.max_rounds,
+                            x.expected * 100.0
+                        );
+                    }
+                }
+            }
+            if o.verbose {
+                eprintln!(
+                    "ab: look at round {round}: {} of {figures} figures decided, {regressions} regressed",
+                    figures - undecided
+                );
+            }
+            if regressions > 0 || !one_sided.is_empty() {
+                stopped = format!("B regressed (round {round})");
+                break;
+            }
+            if figures > 0 && undecided == 0 {
+                stopped = format!("every figure decided (round {round})");
+                break;
+            }
+        }
+        // What ran so far is kept, whatever stops the rounds.
+        write_partial(o, &slices, round)?;
+    }
+    // A slice exits 3 when invalid, and also when its scenario has no
+    // budgets (measured, not judged): ab judges the measurements, so only
+    // the first makes a slice unusable. Its run.json says which.
     let mut invalid: Vec<String> = slices
         .iter()
         .filter(|s| s.exit_code == exit::INVALID && !not_judged(s))
@@ -299,47 +539,62 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
             )
         })
         .collect();
+    debug_assert!(!invalid_slice || !invalid.is_empty());
     let complete_rounds = paired::complete_rounds(&slices);
     if complete_rounds < 2 {
         invalid.push(format!(
             "{complete_rounds} complete round(s): at least 2 are needed to pair"
         ));
     }
+    let design = design.unwrap_or_else(|| Design::fixed(2, alpha));
     let (comparisons, round_ratios, one_sided) = if complete_rounds >= 2 {
-        paired::judge(&o.out, &slices, &o.settings)?
+        paired::judge(&o.out, &slices, &o.settings, judging(o, &design))?
     } else {
         (Vec::new(), Vec::new(), Vec::new())
     };
     if complete_rounds >= 2 && comparisons.is_empty() {
         invalid.push("the slices share no variant and operation".into());
     }
+    for x in detectable.iter_mut() {
+        x.reached = comparisons
+            .iter()
+            .find(|(k, _)| *k == x.key)
+            .and_then(|(_, c)| c.rows.iter().find(|r| r.metric == "p50"))
+            .map(|r| ((r.high.max(1e-12).ln() - r.low.max(1e-12).ln()) / 2.0).exp() - 1.0);
+    }
     // An operation only one side measured is a failed check, as in the gate.
-    let regressed = !one_sided.is_empty()
-        || comparisons.iter().any(|(_, c)| {
-            c.rows
-                .iter()
-                .any(|r| r.change == crate::compare::Finding::Regression)
-        });
-    let undecided = comparisons
-        .iter()
-        .any(|(_, c)| c.rows.iter().any(|r| r.undecided()));
-    let (verdict, exit_code) = if interrupted {
-        ("interrupted", exit::INTERRUPTED)
+    let (_, undecided, regressions) = tally(&comparisons);
+    let regressed = !one_sided.is_empty() || regressions > 0;
+    let improved = comparisons.iter().any(|(_, c)| {
+        c.rows
+            .iter()
+            .any(|r| r.change == crate::compare::Finding::Improvement)
+    });
+    let (verdict, decision, exit_code) = if interrupted {
+        ("interrupted", "INTERRUPTED", exit::INTERRUPTED)
     } else if !invalid.is_empty() {
-        ("invalid", exit::INVALID)
+        ("invalid", "INVALID", exit::INVALID)
     } else if regressed {
-        ("fail", exit::FAIL)
-    } else if undecided && !o.allow_inconclusive {
-        ("could not tell", exit::INVALID)
+        ("fail", "DIFFERENT: B regressed", exit::FAIL)
+    } else if undecided > 0 && !o.allow_inconclusive {
+        ("could not tell", "UNKNOWN", exit::INVALID)
+    } else if undecided > 0 {
+        (
+            "pass",
+            "UNKNOWN (accepted by --allow-inconclusive)",
+            exit::OK,
+        )
+    } else if improved {
+        ("pass", "DIFFERENT: B improved", exit::OK)
     } else {
-        ("pass", exit::OK)
+        ("pass", "SAME", exit::OK)
     };
     let report = AbReport {
         ab_version: AB_VERSION,
         scenario: o.scenario.display().to_string(),
         a: o.a.clone(),
         b: o.b.clone(),
-        rounds: o.rounds,
+        rounds: complete_rounds as u32,
         slice_s: o.slice.as_secs_f64(),
         settings: o.settings.clone(),
         slices,
@@ -350,12 +605,54 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
         interrupted,
         verdict: verdict.into(),
         exit_code,
+        design: Some(design),
+        budget_s: o.budget.map(|b| b.as_secs_f64()),
+        min_effect: o.min_effect,
+        looks,
+        stopped,
+        decision: decision.into(),
+        detectable,
     };
     crate::fsutil::write_atomic(
         &o.out.join("ab.json"),
         &serde_json::to_vec_pretty(&report).expect("the ab report serializes"),
     )?;
     Ok(report)
+}
+
+/// After each round, an `ab.json` that says the rounds are in progress:
+/// what an ab killed outright leaves (Ctrl-C writes the full report).
+fn write_partial(o: &AbOptions, slices: &[Slice], round: u32) -> Result<()> {
+    let report = AbReport {
+        ab_version: AB_VERSION,
+        scenario: o.scenario.display().to_string(),
+        a: o.a.clone(),
+        b: o.b.clone(),
+        rounds: round,
+        slice_s: o.slice.as_secs_f64(),
+        settings: o.settings.clone(),
+        slices: slices.to_vec(),
+        comparisons: Vec::new(),
+        round_ratios: Vec::new(),
+        invalid: Vec::new(),
+        one_sided: Vec::new(),
+        interrupted: true,
+        verdict: "interrupted".into(),
+        exit_code: exit::INTERRUPTED,
+        design: None,
+        budget_s: o.budget.map(|b| b.as_secs_f64()),
+        min_effect: o.min_effect,
+        looks: Vec::new(),
+        stopped: format!(
+            "in progress: round {round} done (`rehearse ab` was stopped before it judged them)"
+        ),
+        decision: "INTERRUPTED".into(),
+        detectable: Vec::new(),
+    };
+    crate::fsutil::write_atomic(
+        &o.out.join("ab.json"),
+        &serde_json::to_vec_pretty(&report).expect("the ab report serializes"),
+    )
 }
 
 /// Read `dir/ab.json`, refusing what this rehearse cannot read.

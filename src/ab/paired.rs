@@ -10,9 +10,10 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::sequential::Design;
 use super::Slice;
 use crate::compare::{
-    decide, run_intervals, t_quantile, t_tail, CompareSettings, Comparison, Finding, Row, METRICS,
+    decide, run_intervals, t_tail, CompareSettings, Comparison, Finding, Row, METRICS,
     THROUGHPUT_FLOOR,
 };
 use crate::error::{Error, Result};
@@ -100,10 +101,22 @@ pub fn paired(logs: &[f64]) -> Paired {
     Paired { point, se, p }
 }
 
+/// How the rounds are judged, beyond the settings shared with `compare`.
+#[derive(Debug, Clone, Copy)]
+pub struct Judging<'a> {
+    /// The looks and their level: what turns a round's t into a verdict.
+    pub design: &'a Design,
+    /// The smallest change that matters, as a fraction, for every figure;
+    /// each figure's own floor when absent.
+    pub min_effect: Option<f64>,
+    /// The figures judged (p50, p95, p99, p99.9, throughput); all when empty.
+    pub metrics: &'a [String],
+}
+
 /// Pair the complete rounds' slices and judge every variant/operation they
 /// share; name each one that a side measured in some round and the other
 /// did not measure in every round.
-pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged> {
+pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings, how: Judging) -> Result<Judged> {
     // (round, at, A figures, B figures) of each complete round.
     let mut rounds = Vec::new();
     let mut by_round: BTreeMap<u32, Vec<&Slice>> = BTreeMap::new();
@@ -155,7 +168,8 @@ pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged
     }
     let n = rounds.len() as f64;
     let df = (n - 1.0).max(1.0);
-    let t = t_quantile(1.0 - s.alpha / 2.0, df);
+    let t = how.design.t(rounds.len() as u32);
+    let judged = |name: &str| how.metrics.is_empty() || how.metrics.iter().any(|m| m == name);
     let mut comparisons = Vec::new();
     let mut ratios = Vec::new();
     for key in keys {
@@ -180,6 +194,10 @@ pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged
         #[allow(clippy::needless_range_loop)]
         // m indexes figures, METRICS and the throughput after them
         for m in 0..=METRICS.len() {
+            let name = METRICS.get(m).map_or("throughput", |x| x.0);
+            if !judged(name) {
+                continue;
+            }
             let logs: Vec<f64> = rounds
                 .iter()
                 .map(|(_, _, a, b)| {
@@ -191,13 +209,18 @@ pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged
             let Paired { point, se, p } = paired(&logs);
             let (name, floor, note) = if m < METRICS.len() {
                 let (name, q, floor) = METRICS[m];
+                let floor = how.min_effect.unwrap_or(floor);
                 let need = crate::run::judge::samples_needed(q);
                 let (na, nb) = (merged[0].len(), merged[1].len());
                 let note = (na < need || nb < need)
                     .then(|| format!("needs {need} samples per side, has {na} and {nb}"));
                 (name, floor, note)
             } else {
-                ("throughput", THROUGHPUT_FLOOR, None)
+                (
+                    "throughput",
+                    how.min_effect.unwrap_or(THROUGHPUT_FLOOR),
+                    None,
+                )
             };
             rows.push(Row {
                 metric: name.to_string(),
@@ -206,11 +229,12 @@ pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged
                 ratio: point.exp(),
                 low: (point - t * se).exp(),
                 high: (point + t * se).exp(),
-                p_value: p,
+                p_value: how.design.p_value(p),
                 se_log: se,
                 df,
                 significant: false,
                 floor,
+                detect: Some(floor / 2.0),
                 change: Finding::Inconclusive,
                 note,
             });
@@ -242,11 +266,22 @@ pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings) -> Result<Judged
             Comparison {
                 rows,
                 runs: (rounds.len(), rounds.len()),
-                between_runs: format!(
-                    "{} rounds interleaved (ABBA), paired by round: drift common to both sides cancels; t with {} degrees of freedom",
-                    rounds.len(),
-                    rounds.len() - 1
-                ),
+                between_runs: if how.design.looks() > 1 {
+                    format!(
+                        "{} rounds interleaved (ABBA), paired by round: drift common to both sides cancels; t with {} degrees of freedom, at the level {:.4} of each of {} planned looks (alpha {} over all of them)",
+                        rounds.len(),
+                        rounds.len() - 1,
+                        how.design.level,
+                        how.design.looks(),
+                        how.design.alpha
+                    )
+                } else {
+                    format!(
+                        "{} rounds interleaved (ABBA), paired by round: drift common to both sides cancels; t with {} degrees of freedom",
+                        rounds.len(),
+                        rounds.len() - 1
+                    )
+                },
             },
         ));
     }
@@ -261,6 +296,7 @@ mod tests {
     //! pairing must cancel the drift: A/A false alarms at alpha, and a 15%
     //! slowdown caught at p50 (floor 5%) in most of six-round runs.
     use super::*;
+    use crate::compare::t_quantile;
     use crate::generate::rng::SplitMix;
 
     fn normal(rng: &mut SplitMix) -> f64 {
@@ -295,6 +331,7 @@ mod tests {
             df,
             significant: false,
             floor: 0.05,
+            detect: None,
             change: Finding::Inconclusive,
             note: None,
         }];

@@ -38,9 +38,26 @@ pub struct AbArgs {
     /// Side B (the candidate): a rehearse binary, or a settings file (*.toml).
     #[arg(long, value_name = "BINARY_OR_SETTINGS")]
     pub b: PathBuf,
-    /// Rounds of one A and one B slice each (at least 2; the interval narrows with more).
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub rounds: u32,
+    /// The fixed design: exactly N rounds (at least 2) and one verdict at the end, instead of looking after every round.
+    #[arg(long, value_name = "N", conflicts_with_all = ["max_rounds", "budget"])]
+    pub rounds: Option<u32>,
+    /// The sequential design's last round: it stops earlier once every figure is decided.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub max_rounds: u32,
+    /// Wall-clock bound of the sequential design (for example 20m): no round starts that would end past it, and the looks are planned for the rounds it holds.
+    #[arg(long, value_name = "DURATION")]
+    pub budget: Option<Dur>,
+    /// The smallest change that matters, for every figure (for example 10%): SAME when the interval lies inside plus or minus it, DIFFERENT when the interval excludes no change and the estimate is beyond half of it [default: each figure's floor, p50 5%, p95 10%, p99 15%, p99.9 20%, throughput 5%].
+    #[arg(long, value_name = "PERCENT", value_parser = fraction)]
+    pub min_effect: Option<f64>,
+    /// The figures judged, comma-separated, of p50, p95, p99, p99.9 and throughput (p99.9 needs 100,000 requests a side).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "p50,p95,p99,throughput",
+        value_name = "LIST"
+    )]
+    pub metrics: Vec<String>,
     /// Each slice's length: the scenario's phases scaled to it.
     #[arg(long, default_value = "20s", value_name = "DURATION")]
     pub slice: Dur,
@@ -69,6 +86,18 @@ pub struct AbArgs {
     pub verdicts: VerdictArgs,
 }
 
+/// "10%" or "0.1" as a fraction.
+fn fraction(s: &str) -> Result<f64, String> {
+    let (num, scale) = match s.strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (s, 1.0),
+    };
+    num.trim()
+        .parse::<f64>()
+        .map(|x| x / scale)
+        .map_err(|_| format!("{s}: not a percentage (for example 10%) or a fraction (0.1)"))
+}
+
 pub(crate) const AB_HELP: &str = "\
 Method:
   A and B run alternately in slices, round after round: AB BA BA AB ... (so
@@ -77,20 +106,37 @@ Method:
   command is given (flags, environment, settings, lab); a settings side runs
   this binary on the estate its file names, and nothing else. Each round's two
   slices, neighbours in time, are paired: per variant and operation, the log
-  of B over A for p50, p95, p99, p99.9 and throughput; the verdict comes from
-  their mean over the rounds with a Student-t interval (rounds - 1 degrees of
-  freedom), Holm across the percentiles, the floors and labels of `rehearse
-  compare`. `rehearse report DIR` draws both sides' spectra and the per-round
-  ratios.
+  of B over A for each figure of --metrics; their mean over the rounds gets a
+  Student-t interval (rounds - 1 degrees of freedom), Holm across the
+  operation's figures, and the labels of `rehearse compare`.
+
+Sequential (the default): after every round from round 3 it looks, and
+  stops as soon as every figure is decided:
+    SAME       the interval lies inside +/- min-effect
+    DIFFERENT  the interval excludes no change, and the estimate is beyond
+               half the min-effect (a regression or an improvement)
+    UNKNOWN    neither, when --max-rounds or --budget ran out
+  Each look tests at one constant level, simulated so that all the planned
+  looks together alarm at most at --alpha: looking after every round does not
+  raise the false-alarm rate, as peeking at a fixed test would. After the
+  first look it prints the change it expects to detect by the last round;
+  ab.json keeps the looks, the level and the interval reached.
+  --rounds N is the fixed design instead: N rounds, one look at the end.
+
+Examples:
+  rehearse ab scenarios/gate_noise.toml --a base/rehearse --b head/rehearse \\
+      --min-effect 10% --budget 10m --metrics p50,p95
 
 Exit codes:
-  0    no regression, and every percentile decided (or --allow-inconclusive)
-  1    B regressed against A
+  0    SAME, or B improved (no figure regressed and every figure decided, or
+       --allow-inconclusive)
+  1    DIFFERENT: B regressed against A (or measured an operation A did not)
   2    bad usage or input
-  3    invalid (a slice was invalid, or fewer than 2 rounds completed), or
-       could not tell: a percentile's interval straddles its floor
+  3    UNKNOWN (a figure undecided when the rounds ran out), or invalid (a
+       slice was invalid, or fewer than 2 rounds completed)
   4    a slice could not run (the estate or a binary)
-  130  interrupted after the slice in progress; what ran is kept";
+  130  interrupted after the slice in progress; what ran is kept (and judged,
+       when two rounds completed)";
 
 pub const READINESS_HELP: &str = "\
 Reads every run, drill, capacity search and kept job run (job-*.json) under

@@ -135,6 +135,12 @@ pub struct Row {
     pub df: f64,
     pub significant: bool,
     pub floor: f64,
+    /// How far the estimate must be from no change for a significant row
+    /// to count as a regression or improvement; the floor when absent.
+    /// `ab` sets half its floor: a change of the floor itself is then
+    /// found once the interval is narrow, not in half the cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect: Option<f64>,
     pub change: Finding,
     pub note: Option<String>,
 }
@@ -349,6 +355,7 @@ pub(crate) fn compare_with(
             df,
             significant: false,
             floor: *floor,
+            detect: None,
             change: Finding::Inconclusive,
             note: (!enough).then(|| format!("needs {need} samples per side, has {n_a} and {n_b}")),
         });
@@ -366,6 +373,7 @@ pub(crate) fn compare_with(
         df,
         significant: false,
         floor: THROUGHPUT_FLOOR,
+        detect: None,
         change: Finding::Inconclusive,
         note: None,
     });
@@ -429,15 +437,16 @@ pub(crate) fn decide(rows: &mut [Row], s: &CompareSettings) {
 }
 
 fn verdict(r: &Row, abs: f64, min_abs: f64, higher_is_better: bool) -> Finding {
+    let edge = r.detect.unwrap_or(r.floor);
     let worse = if higher_is_better {
-        r.ratio < 1.0 - r.floor
+        r.ratio < 1.0 - edge
     } else {
-        r.ratio > 1.0 + r.floor
+        r.ratio > 1.0 + edge
     };
     let better = if higher_is_better {
-        r.ratio > 1.0 + r.floor
+        r.ratio > 1.0 + edge
     } else {
-        r.ratio < 1.0 - r.floor
+        r.ratio < 1.0 - edge
     };
     if r.low >= 1.0 - r.floor && r.high <= 1.0 + r.floor {
         Finding::NoChange

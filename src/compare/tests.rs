@@ -387,6 +387,7 @@ fn a_quieter_tail_is_no_improvement_while_the_body_is_slower() {
         df: 4.0,
         significant: false,
         floor,
+        detect: None,
         change: Finding::Inconclusive,
         note: None,
     };

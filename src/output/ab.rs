@@ -18,6 +18,49 @@ pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
         r.a,
         r.b
     );
+    if let Some(d) = &r.design {
+        if d.looks() > 1 {
+            let _ = writeln!(
+                out,
+                "sequential: {} of at most {} rounds, stopped by {}; looks from round {}, each at the level {:.4} (alpha {} over them all){}",
+                r.rounds,
+                d.max_rounds,
+                r.stopped,
+                d.first_look,
+                d.level,
+                d.alpha,
+                r.budget_s
+                    .map_or(String::new(), |b| format!(", budget {b:.0} s"))
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "fixed: {} rounds, one look, stopped by {}",
+                r.rounds, r.stopped
+            );
+        }
+    }
+    if let Some(e) = r.min_effect {
+        let _ = writeln!(
+            out,
+            "min-effect {:.1}%: SAME inside +/-{:.1}%, DIFFERENT beyond {:.1}% and excluding no change",
+            e * 100.0,
+            e * 100.0,
+            e * 50.0
+        );
+    }
+    for x in &r.detectable {
+        let _ = writeln!(
+            out,
+            "{} p50: varied {:.1}% per round at the first look, so about {:.1}% was expected to be detectable by the last round; {}",
+            crate::compare::key_name(&x.key),
+            x.sd * 100.0,
+            x.expected * 100.0,
+            x.reached.map_or("no interval at the end".into(), |h| format!(
+                "the final interval is +/-{:.1}% wide", h * 100.0
+            ))
+        );
+    }
     for why in &r.invalid {
         let _ = writeln!(out, "INVALID: {why}");
     }
@@ -65,8 +108,13 @@ pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
         .collect();
     let _ = writeln!(
         out,
-        "ab {}{} (ab.json and the slices in {}; `rehearse report {}` draws them)",
+        "ab {}{}{} (ab.json and the slices in {}; `rehearse report {}` draws them)",
         r.verdict.to_uppercase(),
+        if r.decision.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", r.decision)
+        },
         if regressions.is_empty() {
             String::new()
         } else {
