@@ -11,6 +11,9 @@
 #   MIN_EFFECT  each ab's --min-effect                     [10%]
 #   METRICS     each ab's --metrics                        [p50]
 #   SLICE       each ab's --slice                          [20s]
+#   MIN_ABS     each ab's --min-abs-ms                     [0: the injected
+#               delays are a few tens of microseconds, below the CLI's 0.05 ms]
+#   DUET        1: each ab with --duet (A and B at once, half the rate each) [0]
 #   OUT         where the abs are kept                     [a new temporary directory]
 #
 # The injected delay is that share of the median dashboard p50 of one
@@ -30,6 +33,10 @@ BUDGET=${BUDGET:-10m}
 MIN_EFFECT=${MIN_EFFECT:-10%}
 METRICS=${METRICS:-p50}
 SLICE=${SLICE:-20s}
+MIN_ABS=${MIN_ABS:-0}
+DUET=${DUET:-0}
+duet=()
+[ "$DUET" = 1 ] && duet=(--duet)
 ORGS=${ORGS:-2000}
 PRIMARY=$($R lab env | sed -n "s/^export REHEARSE_PRIMARY_URL='\(.*\)'$/\1/p")
 [ -n "$PRIMARY" ] || { echo "bench-ab-power: no lab; run \`$R lab up\` first" >&2; exit 4; }
@@ -46,7 +53,7 @@ E=("$R" --primary-url "$URL" --lab-dir "$out/no-lab")
 "${E[@]}" run scenarios/gate_noise.toml --duration "$SLICE" --out "$out/calibration" -q >/dev/null || true
 p50=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['variants'][0]['operations'][0]['response']['p50_ms'])" "$out/calibration/run.json")
 echo "bench-ab-power: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
-echo "calibration: dashboard p50 $p50 ms; each ab: --budget $BUDGET --min-effect $MIN_EFFECT --metrics $METRICS --slice $SLICE"
+echo "calibration: dashboard p50 $p50 ms; each ab: --budget $BUDGET --min-effect $MIN_EFFECT --metrics $METRICS --slice $SLICE --min-abs-ms $MIN_ABS ${duet[*]}"
 for kind in $KINDS; do
   b="$R"
   if [ "$kind" != aa ]; then
@@ -62,7 +69,7 @@ for kind in $KINDS; do
     start=$(date +%s)
     code=0
     "${E[@]}" ab scenarios/gate_noise.toml --a "$R" --b "$b" --budget "$BUDGET" \
-      --min-effect "$MIN_EFFECT" --metrics "$METRICS" --slice "$SLICE" -q \
+      --min-effect "$MIN_EFFECT" --metrics "$METRICS" --slice "$SLICE" --min-abs-ms "$MIN_ABS" "${duet[@]}" -q \
       --out "$out/$kind/$i" >/dev/null 2>&1 || code=$?
     echo "$kind $i $code $(( $(date +%s) - start ))" >> "$out/abs.txt"
   done

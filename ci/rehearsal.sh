@@ -4,7 +4,8 @@
 # scenario suite on legacy and partitioned (replica and cache on), print the
 # side-by-side summary, run the Goose user journeys through `rehearse serve`
 # in both modes, write each report (and, with BASELINE=name, gate
-# it against results/baselines/<name>); then rehearse the cutover itself under
+# it against results/baselines/<name>, and with BASE_BIN=path, by `rehearse
+# ab` against that other build); then rehearse the cutover itself under
 # load (the whole playbook, with the write ledger) and the phased rollout
 # (1, 10, 50, 100%, rolled back at 50%), each on a database of its own seeded
 # legacy-only (CUTOVER_PROFILE, smoke by default), the alert drill on the
@@ -14,7 +15,14 @@
 #
 # Exits with the readiness verdict: 0 GO, 1 NO-GO, 3 UNKNOWN (a piece
 # missing, invalid or not judged); 130 when interrupted (see
-# docs/src/exit-codes.md). Each step's own exit code is printed at the end.
+# docs/src/exit-codes.md). With BASELINE or BASE_BIN, a gate that did not
+# pass is the job's exit when it is higher. Each step's own exit code is
+# printed at the end.
+#
+# BASE_BIN=path: each suite scenario by sequential `rehearse ab`, the build
+# at path (A) against this one (B), on the suite's estate, after the suite:
+# AB_MIN_EFFECT [10%], AB_BUDGET per scenario [10m], AB_METRICS
+# [p50,p95]; the abs are kept in the results directory's ab/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE="${PROFILE:-full}"
@@ -32,6 +40,10 @@ if [ -n "${BASELINE:-}" ]; then
     echo "rehearsal: BASELINE=$BASELINE but $bdir does not exist" >&2
     exit 2
   fi
+fi
+if [ -n "${BASE_BIN:-}" ] && [ ! -x "${BASE_BIN}" ]; then
+  echo "rehearsal: BASE_BIN=$BASE_BIN is not an executable rehearse binary" >&2
+  exit 2
 fi
 bash ci/bootstrap.sh
 cargo build --release --locked --features journeys
@@ -97,6 +109,24 @@ done
 if [ -n "${BASELINE:-}" ]; then
   echo "rehearsal: gate against $bdir: exit $gate_code"
   if [ "$code" -ne 130 ] && [ "$gate_code" -gt "$code" ]; then code=$gate_code; fi
+fi
+# Build against build: the suite interleaved with BASE_BIN, scenario by
+# scenario, each until it decides or its budget runs out.
+ab_code=0
+if [ -n "${BASE_BIN:-}" ] && [ "$code" -ne 130 ]; then
+  for s in "${SUITE[@]}"; do
+    name=$(basename "$s" .toml)
+    set +e
+    $R ab "$s" --a "$BASE_BIN" --b "$R" --min-effect "${AB_MIN_EFFECT:-10%}" \
+      --budget "${AB_BUDGET:-10m}" --metrics "${AB_METRICS:-p50,p95}" --out "$out/ab/$name"
+    a=$?
+    set -e
+    echo "ab $name: exit $a, $out/ab/$name"
+    if [ "$a" -eq 130 ]; then code=130; break; fi
+    if [ "$a" -gt "$ab_code" ]; then ab_code=$a; fi
+  done
+  gate_code=$(( ab_code > gate_code ? ab_code : gate_code ))
+  if [ "$code" -ne 130 ] && [ "$ab_code" -gt "$code" ]; then code=$ab_code; fi
 fi
 # The reconcile job over the suite's estate, kept for the readiness page.
 # Before the alert drill: on an estate too large for the exporter's own
@@ -165,8 +195,11 @@ if [ "${DRILL:-1}" != 0 ]; then
   echo "alert drill: exit $alerts, $out/alerts"
 fi
 echo "reconcile: exit $reconcile, $out/jobs"
+[ -n "${BASE_BIN:-}" ] && echo "ab against $BASE_BIN: exit $ab_code, $out/ab"
 echo "suite, journeys and gates: exit $code"
 echo "readiness: exit $readiness, $out/readiness.html"
-# The job's verdict is the page's; an interrupted job stays interrupted.
+# The job's verdict is the page's; an interrupted job stays interrupted, and
+# a gate asked for (BASELINE, BASE_BIN) that did not pass is not hidden by GO.
 if [ "$code" -eq 130 ]; then exit 130; fi
+if [ "$gate_code" -gt "$readiness" ]; then exit "$gate_code"; fi
 exit $readiness

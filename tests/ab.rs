@@ -197,6 +197,25 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
     refused(&me, &["--metrics", "p42"], "--metrics p42");
     refused(&me, &["--rounds", "4", "--budget", "5m"], "--budget");
 
+    // A duet: each round's A and B at the same time, each at half the
+    // scenario's 100/s.
+    let (code, text, duet) = ab(
+        &dir,
+        &url,
+        &me,
+        &me,
+        "duet",
+        &["--rounds", "2", "--duet", "--allow-inconclusive"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let r = rehearse::ab::read(&duet).unwrap();
+    assert!(r.duet && r.slices.len() == 4, "{:?}", r.slices);
+    for pair in r.slices.chunks(2) {
+        assert_eq!(pair[0].started_s, pair[1].started_s, "{pair:?}");
+        let a = std::fs::read_to_string(duet.join(&pair[0].dir).join("run.json")).unwrap();
+        assert!(a.contains("\"rate\": 50.0"), "not at half rate: {a}");
+    }
+
     // Interrupted after its first round: the slices that ran are kept,
     // exit 130.
     let int_dir = dir.join("interrupted");

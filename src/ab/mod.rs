@@ -107,6 +107,8 @@ pub struct AbOptions {
     pub verbose: bool,
     /// Set to stop after the slice in progress, as Ctrl-C does.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Run each round's A and B at the same time, each at half the rate.
+    pub duet: bool,
 }
 
 /// One slice: which side, which round, where its run is.
@@ -173,6 +175,9 @@ pub struct AbReport {
     /// the end.
     #[serde(default)]
     pub detectable: Vec<Detectable>,
+    /// Each round's A and B ran at the same time, at half the rate each.
+    #[serde(default)]
+    pub duet: bool,
 }
 
 /// One look of the sequential design.
@@ -221,8 +226,8 @@ pub fn order(rounds: u32) -> Vec<(u32, &'static str)> {
         .collect()
 }
 
-/// The `rehearse run` of one slice.
-fn slice_command(o: &AbOptions, side: &Side, dir: &Path) -> Result<Command> {
+/// The `rehearse run` of one slice, at `rate` when given.
+fn slice_command(o: &AbOptions, side: &Side, dir: &Path, rate: Option<f64>) -> Result<Command> {
     let mut cmd = match side {
         Side::Binary(bin) => {
             let mut c = Command::new(bin);
@@ -278,7 +283,7 @@ fn slice_command(o: &AbOptions, side: &Side, dir: &Path) -> Result<Command> {
     if let Some(w) = o.warmup {
         cmd.arg("--warmup").arg(format!("{}ms", w.as_millis()));
     }
-    if let Some(r) = o.rate {
+    if let Some(r) = rate {
         cmd.arg("--rate").arg(r.to_string());
     }
     for v in &o.variants {
@@ -287,43 +292,79 @@ fn slice_command(o: &AbOptions, side: &Side, dir: &Path) -> Result<Command> {
     Ok(cmd)
 }
 
-/// Run one slice and record it; Ok(false) when it was interrupted.
-fn run_slice(
+/// Run slices of one round at the same time (one slice, or a duet's two)
+/// and record them; Ok(false) when one was interrupted.
+fn run_slices(
     o: &AbOptions,
     round: u32,
-    side_name: &'static str,
+    sides: &[&'static str],
+    rate: Option<f64>,
     started: Instant,
     slices: &mut Vec<Slice>,
 ) -> Result<bool> {
-    let side = if side_name == "a" { &o.a } else { &o.b };
-    let rel = PathBuf::from("slices").join(format!("{round:02}-{side_name}"));
-    let dir = o.out.join(&rel);
-    let _ = std::fs::remove_dir_all(&dir);
-    if o.verbose {
-        eprintln!("ab: round {round}, slice {side_name}: {side}");
-    }
+    let mut running = Vec::new();
     let started_s = started.elapsed().as_secs_f64();
-    let out = slice_command(o, side, &dir)?
-        .stdin(std::process::Stdio::null())
-        .output()
-        .io("running a slice", &dir)?;
-    let code = out.status.code().unwrap_or(exit::INTERRUPTED);
-    slices.push(Slice {
-        round,
-        side: side_name.to_string(),
-        dir: rel,
-        started_s,
-        exit_code: code,
-    });
-    match code {
-        exit::OK | exit::FAIL | exit::INVALID => Ok(true),
-        exit::INTERRUPTED => Ok(false),
-        other => Err(Error::Lab(format!(
-            "slice {} (round {round}, {side_name}) exited {other}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))),
+    for side_name in sides {
+        let side = if *side_name == "a" { &o.a } else { &o.b };
+        let rel = PathBuf::from("slices").join(format!("{round:02}-{side_name}"));
+        let dir = o.out.join(&rel);
+        let _ = std::fs::remove_dir_all(&dir);
+        if o.verbose {
+            eprintln!("ab: round {round}, slice {side_name}: {side}");
+        }
+        let child = slice_command(o, side, &dir, rate)?
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .io("running a slice", &dir)?;
+        running.push((side_name, rel, dir, child));
     }
+    let mut all_ran = true;
+    let mut failed = None;
+    for (side_name, rel, dir, child) in running {
+        let out = child.wait_with_output().io("running a slice", &dir)?;
+        let code = out.status.code().unwrap_or(exit::INTERRUPTED);
+        slices.push(Slice {
+            round,
+            side: side_name.to_string(),
+            dir: rel,
+            started_s,
+            exit_code: code,
+        });
+        match code {
+            exit::OK | exit::FAIL | exit::INVALID => {}
+            exit::INTERRUPTED => all_ran = false,
+            other => {
+                failed.get_or_insert(Error::Lab(format!(
+                    "slice {} (round {round}, {side_name}) exited {other}: {}",
+                    dir.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(all_ran),
+    }
+}
+
+/// The scenario's highest open rate, scaled by `--rate` when given.
+fn peak_rate(o: &AbOptions) -> Result<Option<f64>> {
+    if o.rate.is_some() {
+        return Ok(o.rate);
+    }
+    let sc = crate::scenario::load(&o.scenario)?;
+    let peak = sc
+        .phases
+        .iter()
+        .filter_map(|p| match p.load {
+            crate::scenario::Load::Open { rate, ramp_to, .. } => Some(rate.max(ramp_to)),
+            crate::scenario::Load::Closed { .. } => None,
+        })
+        .fold(0.0f64, f64::max);
+    Ok((peak > 0.0).then_some(peak))
 }
 
 /// Every figure the comparisons judged, and those they left undecided and
@@ -383,7 +424,22 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
             )));
         }
     }
-    crate::scenario::load(&o.scenario)?;
+    // A duet halves each side's rate, so the estate carries what one slice
+    // of the scenario would; a closed-loop scenario cannot be halved.
+    let rate = if o.duet {
+        match peak_rate(o)? {
+            Some(r) => Some(r / 2.0),
+            None => {
+                return Err(Error::Usage(format!(
+                    "--duet: {} has no open phase to run at half rate",
+                    o.scenario.display()
+                )))
+            }
+        }
+    } else {
+        crate::scenario::load(&o.scenario)?;
+        o.rate
+    };
     std::fs::create_dir_all(o.out.join("slices")).io("creating", &o.out)?;
     let stop = o.stop.clone().unwrap_or_default();
     let started = Instant::now();
@@ -439,17 +495,28 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
             }
         }
         round += 1;
-        for side_name in round_order(round) {
-            if stop.load(Ordering::SeqCst) || !run_slice(o, round, side_name, started, &mut slices)?
+        let order = round_order(round);
+        let groups: Vec<&[&'static str]> = if o.duet {
+            vec![&order[..]]
+        } else {
+            order.chunks(1).collect()
+        };
+        for group in groups {
+            if stop.load(Ordering::SeqCst)
+                || !run_slices(o, round, group, rate, started, &mut slices)?
             {
                 interrupted = true;
                 stopped = "interrupted".into();
                 break 'rounds;
             }
-            let s = slices.last().expect("a slice was just run");
-            if s.exit_code == exit::INVALID && !not_judged(s) {
+            let bad = slices
+                .iter()
+                .rev()
+                .take(group.len())
+                .find(|s| s.exit_code == exit::INVALID && !not_judged(s));
+            if let Some(s) = bad {
                 invalid_slice = true;
-                stopped = format!("an invalid slice (round {round}, {side_name})");
+                stopped = format!("an invalid slice (round {round}, {})", s.side);
                 break 'rounds;
             }
         }
@@ -612,6 +679,7 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
         stopped,
         decision: decision.into(),
         detectable,
+        duet: o.duet,
     };
     crate::fsutil::write_atomic(
         &o.out.join("ab.json"),
@@ -648,6 +716,7 @@ fn write_partial(o: &AbOptions, slices: &[Slice], round: u32) -> Result<()> {
         ),
         decision: "INTERRUPTED".into(),
         detectable: Vec::new(),
+        duet: o.duet,
     };
     crate::fsutil::write_atomic(
         &o.out.join("ab.json"),

@@ -82,6 +82,9 @@ pub struct AbArgs {
     /// Accept percentiles the rounds could not decide: still counted and listed, but no longer exit 3.
     #[arg(long)]
     pub allow_inconclusive: bool,
+    /// Duet: run each round's A and B at the same time, each at half the scenario's rate, so that what drifts on the machine hits both at once (open-loop scenarios only).
+    #[arg(long)]
+    pub duet: bool,
     #[command(flatten)]
     pub verdicts: VerdictArgs,
 }

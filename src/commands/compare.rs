@@ -115,6 +115,7 @@ pub(crate) fn run_ab(cli: &Cli, args: &AbArgs) -> anyhow::Result<i32> {
         allow_inconclusive: args.allow_inconclusive,
         verbose: !args.quiet,
         stop: Some(stop),
+        duet: args.duet,
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
