@@ -11,6 +11,7 @@
 #   MIN_EFFECT  each ab's --min-effect                     [10%]
 #   METRICS     each ab's --metrics                        [p50]
 #   SLICE       each ab's --slice                          [20s]
+#   MAX_ROUNDS  each ab's --max-rounds                     [200: the budget bounds it]
 #   MIN_ABS     each ab's --min-abs-ms                     [0: the injected
 #               delays are a few tens of microseconds, below the CLI's 0.05 ms]
 #   DUET        1: each ab with --duet (A and B at once, half the rate each) [0]
@@ -35,6 +36,7 @@ METRICS=${METRICS:-p50}
 SLICE=${SLICE:-20s}
 MIN_ABS=${MIN_ABS:-0}
 DUET=${DUET:-0}
+MAX_ROUNDS=${MAX_ROUNDS:-200}
 duet=()
 [ "$DUET" = 1 ] && duet=(--duet)
 ORGS=${ORGS:-2000}
@@ -53,7 +55,7 @@ E=("$R" --primary-url "$URL" --lab-dir "$out/no-lab")
 "${E[@]}" run scenarios/gate_noise.toml --duration "$SLICE" --out "$out/calibration" -q >/dev/null || true
 p50=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['variants'][0]['operations'][0]['response']['p50_ms'])" "$out/calibration/run.json")
 echo "bench-ab-power: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
-echo "calibration: dashboard p50 $p50 ms; each ab: --budget $BUDGET --min-effect $MIN_EFFECT --metrics $METRICS --slice $SLICE --min-abs-ms $MIN_ABS ${duet[*]}"
+echo "calibration: dashboard p50 $p50 ms; each ab: --budget $BUDGET --max-rounds $MAX_ROUNDS --min-effect $MIN_EFFECT --metrics $METRICS --slice $SLICE --min-abs-ms $MIN_ABS ${duet[*]}"
 for kind in $KINDS; do
   b="$R"
   if [ "$kind" != aa ]; then
@@ -68,7 +70,7 @@ for kind in $KINDS; do
   for i in $(seq 1 "$N"); do
     start=$(date +%s)
     code=0
-    "${E[@]}" ab scenarios/gate_noise.toml --a "$R" --b "$b" --budget "$BUDGET" \
+    "${E[@]}" ab scenarios/gate_noise.toml --a "$R" --b "$b" --budget "$BUDGET" --max-rounds "$MAX_ROUNDS" \
       --min-effect "$MIN_EFFECT" --metrics "$METRICS" --slice "$SLICE" --min-abs-ms "$MIN_ABS" "${duet[@]}" -q \
       --out "$out/$kind/$i" >/dev/null 2>&1 || code=$?
     echo "$kind $i $code $(( $(date +%s) - start ))" >> "$out/abs.txt"

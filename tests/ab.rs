@@ -197,6 +197,38 @@ async fn interleaved_slices_pass_an_aa_and_catch_a_slower_build() {
     refused(&me, &["--metrics", "p42"], "--metrics p42");
     refused(&me, &["--rounds", "4", "--budget", "5m"], "--budget");
 
+    // A slice that is invalid (a 0.5 s statement with 16 in flight cannot
+    // reach 100/s) stops the rounds at once: INVALID, exit 3, never a pass.
+    std::fs::write(
+        dir.join("sleep2-invalid.toml"),
+        SCENARIO.replace("pg_sleep(0.002)", "pg_sleep(0.5)"),
+    )
+    .unwrap();
+    let o = common::rehearse_cmd()
+        .args(["--primary-url", &url, "--lab-dir"])
+        .arg(dir.join("no-lab"))
+        .arg("ab")
+        .arg(dir.join("sleep2-invalid.toml"))
+        .arg("--a")
+        .arg(&me)
+        .arg("--b")
+        .arg(&me)
+        .args(["--slice", "2s", "-q", "--out"])
+        .arg(dir.join("invalid"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{text}");
+    let r = rehearse::ab::read(&dir.join("invalid")).unwrap();
+    assert_eq!(r.decision, "INVALID", "{text}");
+    assert_eq!(
+        r.slices.len(),
+        1,
+        "it ran on after an invalid slice: {:?}",
+        r.slices
+    );
+    assert!(r.stopped.starts_with("an invalid slice"), "{}", r.stopped);
+
     // A duet: each round's A and B at the same time, each at half the
     // scenario's 100/s.
     let (code, text, duet) = ab(

@@ -36,6 +36,13 @@ use sequential::{Design, FIRST_LOOK};
 /// Version of the `ab.json` layout.
 pub const AB_VERSION: u32 = 1;
 
+/// The sequential design's last round when neither `--max-rounds` nor
+/// `--budget` bounds it.
+pub const DEFAULT_MAX_ROUNDS: u32 = 20;
+/// The last round a budget may plan when `--max-rounds` does not bound it:
+/// the simulated level of 200 looks takes a few seconds to find.
+pub const BUDGET_MAX_ROUNDS: u32 = 200;
+
 /// One side of the comparison.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "path")]
@@ -484,7 +491,10 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
             };
             break;
         }
-        if let (Some(budget), true) = (o.budget, round > 0) {
+        // The first look's rounds always run: without them the budget
+        // would decide nothing.
+        let first = design.as_ref().map_or(FIRST_LOOK, |d| d.first_look);
+        if let (Some(budget), true) = (o.budget, round >= first) {
             let spent = started.elapsed();
             if spent + spent / round > budget {
                 stopped = format!(

@@ -41,9 +41,9 @@ pub struct AbArgs {
     /// The fixed design: exactly N rounds (at least 2) and one verdict at the end, instead of looking after every round.
     #[arg(long, value_name = "N", conflicts_with_all = ["max_rounds", "budget"])]
     pub rounds: Option<u32>,
-    /// The sequential design's last round: it stops earlier once every figure is decided.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub max_rounds: u32,
+    /// The sequential design's last round: it stops earlier once every figure is decided [default: 20; with --budget, as many as the budget holds, up to 200].
+    #[arg(long, value_name = "N")]
+    pub max_rounds: Option<u32>,
     /// Wall-clock bound of the sequential design (for example 20m): no round starts that would end past it, and the looks are planned for the rounds it holds.
     #[arg(long, value_name = "DURATION")]
     pub budget: Option<Dur>,

@@ -101,7 +101,11 @@ pub(crate) fn run_ab(cli: &Cli, args: &AbArgs) -> anyhow::Result<i32> {
         a: ab::Side::parse("--a", &args.a)?,
         b: ab::Side::parse("--b", &args.b)?,
         rounds: args.rounds,
-        max_rounds: args.max_rounds,
+        max_rounds: args.max_rounds.unwrap_or(if args.budget.is_some() {
+            ab::BUDGET_MAX_ROUNDS
+        } else {
+            ab::DEFAULT_MAX_ROUNDS
+        }),
         budget: args.budget.map(|d| d.0),
         min_effect: args.min_effect,
         metrics: args.metrics.clone(),

@@ -73,14 +73,51 @@ pub fn report(dir: &Path, r: &crate::ab::AbReport) -> Result<ReportOutcome> {
         )
         .id("verdict"),
     );
-    doc.push(Block::list([
+    let mut facts = vec![
         format!("A: {}", r.a),
         format!("B: {}", r.b),
         format!(
-            "{} rounds of {:.0} s slices, in the order {order}",
-            r.rounds, r.slice_s
+            "{} rounds of {:.0} s slices, {}",
+            r.rounds,
+            r.slice_s,
+            if r.duet {
+                "A and B at the same time, each at half the rate".to_string()
+            } else {
+                format!("in the order {order}")
+            }
         ),
-    ]));
+    ];
+    if !r.decision.is_empty() {
+        facts.push(format!(
+            "decision: {}; stopped by {}",
+            r.decision, r.stopped
+        ));
+    }
+    if let Some(d) = r.design.as_ref().filter(|d| d.looks() > 1) {
+        facts.push(format!(
+            "sequential: looks after rounds {} to {}, each at the level {:.4}, alpha {} over them all",
+            d.first_look, d.max_rounds, d.level, d.alpha
+        ));
+    }
+    if let Some(e) = r.min_effect {
+        facts.push(format!(
+            "min-effect {:.1}%: SAME inside the interval +/-{:.1}%, DIFFERENT when it excludes no change beyond {:.1}%",
+            e * 100.0,
+            e * 100.0,
+            e * 50.0
+        ));
+    }
+    for x in &r.detectable {
+        facts.push(format!(
+            "{} p50: varied {:.1}% per round at the first look, about {:.1}% expected detectable by the last round; final interval {}",
+            crate::compare::key_name(&x.key),
+            x.sd * 100.0,
+            x.expected * 100.0,
+            x.reached
+                .map_or("none".into(), |h| format!("+/-{:.1}%", h * 100.0))
+        ));
+    }
+    doc.push(Block::list(facts));
     doc.push(
         Block::list(
             r.invalid
