@@ -77,7 +77,25 @@ pub fn connect_error(url: &str, tls: &crate::tls::TlsSettings, e: tokio_postgres
 
 /// Connect and spawn the connection task on the current tokio runtime.
 pub async fn connect(url: &str) -> Result<Client> {
-    let c = config(url)?;
+    connect_config(url, config(url)?).await
+}
+
+/// The application_name of rehearse's own monitoring connections (the
+/// samplers, the statement snapshots), so that a captured trace tells them
+/// from the workload's (`rehearse replay --application rehearse`).
+pub const MONITOR_APPLICATION: &str = "rehearse-monitor";
+
+/// Connect as rehearse's monitoring: application_name rehearse-monitor
+/// unless the URL names one.
+pub async fn connect_monitor(url: &str) -> Result<Client> {
+    let mut c = config(url)?;
+    if c.config.get_application_name() == Some("rehearse") && !url.contains("application_name") {
+        c.config.application_name(MONITOR_APPLICATION);
+    }
+    connect_config(url, c).await
+}
+
+async fn connect_config(url: &str, c: Conn) -> Result<Client> {
     let connector = crate::tls::connector(&c.tls)?;
     let (client, connection) = c
         .config

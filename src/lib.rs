@@ -38,6 +38,7 @@ pub mod pgbench;
 pub mod progress;
 pub mod query;
 pub mod render;
+pub mod replay;
 pub mod repo;
 pub mod report;
 pub mod rollout;

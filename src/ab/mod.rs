@@ -214,6 +214,25 @@ pub struct Detectable {
     pub reached: Option<f64>,
 }
 
+impl Detectable {
+    /// One line: the spread at the first look and what it promised, marked
+    /// as the rough guess it is (a spread from a few rounds is itself
+    /// uncertain by a factor of about two), then what the end reached.
+    pub fn describe(&self, design: Option<&Design>) -> String {
+        let first = design.map_or(FIRST_LOOK, |d| d.first_look);
+        format!(
+            "{} p50: varied {:.1}% per round over the first {first} rounds, so about {:.1}% looked detectable by the last round (a rough guess from {first} rounds); {}",
+            crate::compare::key_name(&self.key),
+            self.sd * 100.0,
+            self.expected * 100.0,
+            self.reached.map_or("no interval at the end".into(), |h| format!(
+                "the final interval is +/-{:.1}% wide",
+                h * 100.0
+            ))
+        )
+    }
+}
+
 /// The order of round `round`'s (from 1) two slices: ABBA, then BAAB,
 /// and so on, so that neither side always goes first.
 pub fn round_order(round: u32) -> [&'static str; 2] {
@@ -474,6 +493,7 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
             design,
             min_effect: o.min_effect,
             metrics: &o.metrics,
+            duet: o.duet,
         }
     }
     let not_judged = |s: &Slice| {
@@ -574,7 +594,7 @@ pub fn ab(o: &AbOptions) -> Result<AbReport> {
                 if o.verbose {
                     for x in &detectable {
                         eprintln!(
-                            "ab: {} p50 varies {:.1}% per round: by round {} it can detect about {:.1}%",
+                            "ab: {} p50 varies {:.1}% per round over the first {round} rounds: by round {} it could detect about {:.1}% (a rough guess from {round} rounds)",
                             crate::compare::key_name(&x.key),
                             x.sd * 100.0,
                             d.max_rounds,
@@ -735,6 +755,21 @@ fn write_partial(o: &AbOptions, slices: &[Slice], round: u32) -> Result<()> {
 }
 
 /// Read `dir/ab.json`, refusing what this rehearse cannot read.
+impl AbReport {
+    /// The comparison settings with alpha at the level the intervals were
+    /// made at: one look's level in the sequential design, not the alpha
+    /// spread over all the looks.
+    pub fn interval_settings(&self) -> CompareSettings {
+        CompareSettings {
+            alpha: self
+                .design
+                .as_ref()
+                .map_or(self.settings.alpha, |d| d.level),
+            ..self.settings.clone()
+        }
+    }
+}
+
 pub fn read(dir: &Path) -> Result<AbReport> {
     let path = dir.join("ab.json");
     let text = std::fs::read(&path).io("reading the ab report", &path)?;

@@ -111,6 +111,9 @@ pub struct Judging<'a> {
     pub min_effect: Option<f64>,
     /// The figures judged (p50, p95, p99, p99.9, throughput); all when empty.
     pub metrics: &'a [String],
+    /// Whether each round's A and B ran at the same time (`--duet`)
+    /// rather than one after the other.
+    pub duet: bool,
 }
 
 /// Pair the complete rounds' slices and judge every variant/operation they
@@ -266,18 +269,24 @@ pub fn judge(out: &Path, slices: &[Slice], s: &CompareSettings, how: Judging) ->
             Comparison {
                 rows,
                 runs: (rounds.len(), rounds.len()),
-                between_runs: if how.design.looks() > 1 {
+                between_runs: {
+                    let how_run = if how.duet {
+                        "A and B at the same time (duet)"
+                    } else {
+                        "interleaved (ABBA)"
+                    };
+                    let looks = if how.design.looks() > 1 {
+                        format!(
+                            ", at the level {:.4} of each of {} planned looks (alpha {} over all of them)",
+                            how.design.level,
+                            how.design.looks(),
+                            how.design.alpha
+                        )
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "{} rounds interleaved (ABBA), paired by round: drift common to both sides cancels; t with {} degrees of freedom, at the level {:.4} of each of {} planned looks (alpha {} over all of them)",
-                        rounds.len(),
-                        rounds.len() - 1,
-                        how.design.level,
-                        how.design.looks(),
-                        how.design.alpha
-                    )
-                } else {
-                    format!(
-                        "{} rounds interleaved (ABBA), paired by round: drift common to both sides cancels; t with {} degrees of freedom",
+                        "{} rounds {how_run}, paired by round: drift common to both sides cancels; t with {} degrees of freedom{looks}",
                         rounds.len(),
                         rounds.len() - 1
                     )

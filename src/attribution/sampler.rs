@@ -37,7 +37,7 @@ impl Sampler {
     /// Sample `url` every `interval`, locks every `lock_every` rounds; None
     /// when the server cannot be reached (the run goes on without it).
     pub async fn start(url: &str, interval: Duration, lock_every: u32) -> Option<Sampler> {
-        let client = crate::db::connect(url).await.ok()?;
+        let client = crate::db::connect_monitor(url).await.ok()?;
         let waits = client.prepare(WAITS).await.ok()?;
         let locks = client.prepare(LOCKS).await.ok()?;
         let stop = Arc::new(AtomicBool::new(false));

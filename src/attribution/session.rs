@@ -37,7 +37,7 @@ impl Session {
         let mut watches = Vec::new();
         let mut track_planning = false;
         for (name, url) in servers {
-            let Ok(client) = crate::db::connect(url).await else {
+            let Ok(client) = crate::db::connect_monitor(url).await else {
                 continue;
             };
             track_planning |= server::tracks_planning(&client).await;

@@ -16,6 +16,7 @@ use rehearse::schema::{Mode, Modes, TriggerVariant, DEFAULT_PARTITIONS};
 use rehearse::seed::Profile;
 
 mod compare;
+mod replay;
 mod rollout;
 mod run;
 mod setup;
@@ -23,6 +24,7 @@ mod setup;
 mod tests;
 
 pub use compare::*;
+pub use replay::*;
 pub use rollout::*;
 pub use run::*;
 pub use setup::*;
@@ -97,6 +99,12 @@ pub enum Command {
     /// Goose user journeys (weighted personas of HTTP calls) against `rehearse serve`, per mode; Goose's reports plus run.json and latency.hlog.
     #[command(after_help = JOURNEYS_HELP)]
     Journeys(JourneysArgs),
+    /// Turn on, for a bounded window, the statement logging a replay needs (csvlog), then put it back; keep the window's log.
+    #[command(after_help = CAPTURE_HELP)]
+    Capture(CaptureArgs),
+    /// Replay captured csvlog files against either mode at N times their speed, open loop, through the repository.
+    #[command(after_help = REPLAY_HELP)]
+    Replay(ReplayArgs),
     /// Merge the shards of one run (run --shard I/N) exactly into one run directory.
     #[command(after_help = MERGE_HELP)]
     Merge(MergeArgs),

@@ -6,11 +6,13 @@
 //! cutover, rollout, jobs and alert drill.
 
 mod compare;
+mod replay;
 mod rollout;
 mod run;
 mod setup;
 
 use compare::*;
+use replay::*;
 use rollout::*;
 use run::*;
 use setup::*;
@@ -85,6 +87,8 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         Command::Run(args) => run_run(&cli, args).await,
+        Command::Capture(args) => run_capture(&cli, args).await,
+        Command::Replay(args) => run_replay(&cli, args).await,
         Command::Serve(args) => run_serve(&cli, args).await,
         Command::Journeys(args) => run_journeys(&cli, args).await,
         Command::Alerts(AlertsCommand::Drill(a)) => run_alerts_drill(&cli, a).await,

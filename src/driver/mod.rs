@@ -18,6 +18,7 @@ pub mod live;
 pub mod ops;
 mod phases;
 pub mod record;
+pub mod replay;
 pub mod schedule;
 pub mod tenants;
 
@@ -197,6 +198,9 @@ pub struct Hooks {
     pub cohorts: Option<Arc<cohorts::Cohorts>>,
     /// This process is one shard of a run (`run --shard I/N`).
     pub shard: Option<crate::shard::ShardPlan>,
+    /// Requests from a captured trace instead of the phases' schedules
+    /// (`rehearse replay`).
+    pub replay: Option<Arc<replay::Plan>>,
 }
 
 /// Run one checked scenario into `dir`, with hooks, until it ends or `stop` is set.
@@ -341,7 +345,7 @@ async fn run_scenario(
     hooks: &Hooks,
 ) -> Result<RunResult> {
     let started = SystemTime::now();
-    let client = db::connect(&estate.primary.url).await?;
+    let client = db::connect_monitor(&estate.primary.url).await?;
     let environment = assemble::environment(&client, estate).await?;
     let seeded = seed::read_record(&client)
         .await?
@@ -488,6 +492,7 @@ async fn run_scenario(
                 hooks.metrics.clone(),
                 hooks.cohorts.clone(),
                 hooks.shard,
+                hooks.replay.clone(),
             )
             .await;
             job_stop.store(true, Ordering::SeqCst);
@@ -546,6 +551,7 @@ async fn run_variant(
     metrics: Option<Arc<crate::metrics::Metrics>>,
     cohorts: Option<Arc<cohorts::Cohorts>>,
     shard: Option<crate::shard::ShardPlan>,
+    replay: Option<Arc<replay::Plan>>,
 ) -> Result<VariantResult> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let pool: SlotPool = Arc::default();
@@ -620,6 +626,13 @@ async fn run_variant(
         }
         live.phase.store(pi, Ordering::Relaxed);
         let handle = match &phase.load {
+            _ if replay.is_some() => tokio::spawn(replay::replay_phase(
+                ctx.clone(),
+                phase.clone(),
+                phase_start,
+                base,
+                replay.clone().expect("checked"),
+            )),
             Load::Open { .. } => tokio::spawn(open_phase(
                 ctx.clone(),
                 phase.clone(),

@@ -37,6 +37,11 @@ impl TenantSet {
         self.orgs.is_empty()
     }
 
+    /// The index of an organization (the set is sorted by organization).
+    pub fn index_of(&self, org: i64) -> Option<usize> {
+        self.orgs.binary_search(&org).ok()
+    }
+
     pub fn properties(&self, i: usize) -> &[i64] {
         &self.props[self.starts[i] as usize..self.starts[i + 1] as usize]
     }

@@ -91,6 +91,11 @@ fn fixed_settings(port: u16, cron: bool) -> Vec<(&'static str, String)> {
         ("pg_stat_statements.track_planning", "on".into()),
         ("track_io_timing", "on".into()),
         ("log_line_prefix", "'%m [%p] %q%a '".into()),
+        // The server's log in files of its own (log/ in the data directory),
+        // so that `rehearse capture` can turn csvlog on without a restart.
+        ("logging_collector", "on".into()),
+        ("log_directory", "'log'".into()),
+        ("log_filename", "'postgresql-%Y%m%d-%H%M%S.log'".into()),
         ("log_min_duration_statement", "-1".into()),
         ("log_lock_waits", "on".into()),
     ];
@@ -408,9 +413,10 @@ impl LabCtx {
             }
             if start.elapsed() > limit {
                 return Err(Error::Lab(format!(
-                    "the lab replica did not start streaming within {}s; see {}",
+                    "the lab replica did not start streaming within {}s; see {} and the server's log in {}",
                     limit.as_secs(),
-                    self.log_file(Component::Replica).display()
+                    self.log_file(Component::Replica).display(),
+                    self.data_dir(Component::Replica).join("log").display()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -7,8 +7,11 @@ use crate::ab::AbReport;
 use crate::compare::Finding;
 
 pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
-    let mut out =
-        super::compare::render(&r.comparisons, &r.settings, super::compare::Format::Table)?;
+    let mut out = super::compare::render(
+        &r.comparisons,
+        &r.interval_settings(),
+        super::compare::Format::Table,
+    )?;
     let order: String = r.slices.iter().map(|x| x.side.to_uppercase()).collect();
     let _ = writeln!(
         out,
@@ -50,16 +53,7 @@ pub fn report(dir: &Path, r: &AbReport) -> crate::Result<String> {
         );
     }
     for x in &r.detectable {
-        let _ = writeln!(
-            out,
-            "{} p50: varied {:.1}% per round at the first look, so about {:.1}% was expected to be detectable by the last round; {}",
-            crate::compare::key_name(&x.key),
-            x.sd * 100.0,
-            x.expected * 100.0,
-            x.reached.map_or("no interval at the end".into(), |h| format!(
-                "the final interval is +/-{:.1}% wide", h * 100.0
-            ))
-        );
+        let _ = writeln!(out, "{}", x.describe(r.design.as_ref()));
     }
     for why in &r.invalid {
         let _ = writeln!(out, "INVALID: {why}");

@@ -12,6 +12,7 @@ pub mod lab;
 pub mod ledger;
 pub mod query;
 pub mod readiness;
+pub mod replay;
 pub mod report;
 pub mod rollout;
 pub mod run;

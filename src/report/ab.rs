@@ -108,14 +108,7 @@ pub fn report(dir: &Path, r: &crate::ab::AbReport) -> Result<ReportOutcome> {
         ));
     }
     for x in &r.detectable {
-        facts.push(format!(
-            "{} p50: varied {:.1}% per round at the first look, about {:.1}% expected detectable by the last round; final interval {}",
-            crate::compare::key_name(&x.key),
-            x.sd * 100.0,
-            x.expected * 100.0,
-            x.reached
-                .map_or("none".into(), |h| format!("+/-{:.1}%", h * 100.0))
-        ));
+        facts.push(x.describe(r.design.as_ref()));
     }
     doc.push(Block::list(facts));
     doc.push(
@@ -127,7 +120,10 @@ pub fn report(dir: &Path, r: &crate::ab::AbReport) -> Result<ReportOutcome> {
         .id("why"),
     );
     doc.push(Block::heading(2, "Paired verdicts"));
-    doc.extend(compare_table::blocks(&r.comparisons, &r.settings));
+    doc.extend(compare_table::blocks(
+        &r.comparisons,
+        &r.interval_settings(),
+    ));
     doc.push(Block::heading(2, "Charts"));
     doc.extend(svgs.iter().map(|(name, svg)| Block::Figure {
         name: name.clone(),

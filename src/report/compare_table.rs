@@ -6,13 +6,20 @@ use crate::render::{Block, Doc, Markdown, Renderer as _, Table};
 
 pub use crate::text::Format;
 
+/// The interval's column header at level 1 − `alpha`, with as many decimals
+/// as the level needs not to round to 100%: "99% CI", "99.93% CI".
+pub fn ci_label(alpha: f64) -> String {
+    let decimals = (-(alpha * 100.0).log10()).ceil().clamp(0.0, 4.0) as usize;
+    format!("{:.decimals$}% CI", (1.0 - alpha) * 100.0)
+}
+
 /// The header and rows of every compared row, and the notes on how the
 /// between-run spread was accounted for.
 fn rows(
     out: &[(String, Comparison)],
     s: &CompareSettings,
 ) -> (Vec<String>, Vec<Vec<String>>, Vec<String>) {
-    let ci = format!("{:.0}% CI", (1.0 - s.alpha) * 100.0);
+    let ci = ci_label(s.alpha);
     let header = [
         "variant/operation",
         "metric",
@@ -92,5 +99,17 @@ pub fn render(
             }
             Ok(text)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_interval_header_names_its_level_without_rounding_it_to_100() {
+        assert_eq!(super::ci_label(0.01), "99% CI");
+        assert_eq!(super::ci_label(0.05), "95% CI");
+        assert_eq!(super::ci_label(0.0032), "99.7% CI");
+        assert_eq!(super::ci_label(0.0007), "99.93% CI");
+        assert_eq!(super::ci_label(0.00071), "99.93% CI");
     }
 }

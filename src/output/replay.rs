@@ -1,0 +1,105 @@
+//! What `capture` and `replay` print.
+
+use std::fmt::Write as _;
+
+use crate::replay::capture::CaptureSummary;
+use crate::replay::Summary;
+
+pub fn capture(s: &CaptureSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "capture: {} records, {:.2} MB of csvlog in {:.1} s ({:.3} MB/s) from {}{}",
+        s.records,
+        s.bytes as f64 / 1e6,
+        s.seconds,
+        s.bytes as f64 / 1e6 / s.seconds.max(1e-9),
+        s.server,
+        if s.interrupted {
+            "; ended by Ctrl-C"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "capture: the logging settings are back as they were; the window's log is {}",
+        s.file.display()
+    );
+    if s.records == 0 {
+        let _ = writeln!(
+            out,
+            "capture: the window holds no record: did anything run against the server?"
+        );
+    }
+    out
+}
+
+pub fn summary(s: &Summary) -> String {
+    let mut out = String::new();
+    let total: u64 = s.requests.values().sum();
+    let _ = writeln!(
+        out,
+        "\nreplay of {}: {} records, {} statements in {} sessions over {:.1} s, at {}x",
+        s.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.log.records,
+        s.log.statements,
+        s.log.sessions,
+        s.span_s,
+        s.speed
+    );
+    let _ = writeln!(
+        out,
+        "  {total} requests a mode: {}",
+        s.requests
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "  {} of the repository's bookkeeping absorbed; {} unknown statements {}; {} COPY and {} fast-path calls skipped (the log holds no data for them); {} of other applications left out",
+        s.absorbed,
+        s.unknown,
+        if s.unknown_skipped { "skipped" } else { "replayed verbatim" },
+        s.log.copy,
+        s.log.fastpath,
+        s.log.filtered
+    );
+    if s.unreadable > 0 {
+        let _ = writeln!(
+            out,
+            "  {} repository statements skipped, their parameters unreadable, e.g. {}",
+            s.unreadable,
+            s.unreadable_examples.join("; ")
+        );
+    }
+    if s.batches_unclosed > 0 {
+        let _ = writeln!(
+            out,
+            "  {} end-of-day batches had no COMMIT in the trace (it ended first): replayed",
+            s.batches_unclosed
+        );
+    }
+    for (mode, wall) in &s.wall_s {
+        let _ = writeln!(
+            out,
+            "  {mode}: {wall:.2} s from the first release to the last answer (the trace: {:.2} s at {}x)",
+            s.span_s / s.speed,
+            s.speed
+        );
+    }
+    let pre: u64 = s.prewrites.values().sum();
+    if pre > 0 {
+        let _ = writeln!(
+            out,
+            "  {pre} adjusts and voids found no entry the replay had written for their organization and wrote one first"
+        );
+    }
+    out
+}
