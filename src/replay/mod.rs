@@ -217,7 +217,9 @@ fn push_batch(
 /// its speed, the operations it holds as its mix, one variant per mode.
 pub fn scenario(summary: &Summary, sessions: usize, o: &ReplayOptions) -> Result<Scenario> {
     let total: u64 = summary.requests.values().sum();
-    let secs = (summary.span_s / o.speed).max(0.0) + 1.0;
+    // As long as the trace at its speed: the achieved rate is then the
+    // trace's (a statement answered after the end extends the phase).
+    let secs = (summary.span_s / o.speed).max(0.001);
     let mut t = format!(
         "name = \"replay\"\ndescription = \"{} statements of {} replayed at {}x\"\nseed = 1\nwarmup = \"0s\"\ntimeout = \"{}ms\"\n\n[[phase]]\nname = \"replay\"\nduration = \"{}ms\"\nrate = {}\nmax_in_flight = {}\n",
         total,
@@ -254,7 +256,11 @@ pub fn scenario(summary: &Summary, sessions: usize, o: &ReplayOptions) -> Result
         .map_err(|e| Error::Lab(format!("the replay's own scenario did not check: {e}\n{t}")))?;
     if let Some(path) = &o.budgets {
         let text = std::fs::read_to_string(path).io("reading", path)?;
-        let mut budgets = crate::scenario::parse_budgets(path, &text)?;
+        // A scenario file's budgets, or a budgets file as `gate --budgets` reads.
+        let mut budgets = match crate::scenario::parse(path, &text) {
+            Ok(sc) => sc.budgets,
+            Err(_) => crate::scenario::parse_budgets(path, &text)?,
+        };
         let absent: Vec<String> = budgets
             .keys()
             .filter(|k| !summary.requests.contains_key(*k))
