@@ -82,7 +82,8 @@ fn run(c: &mut std::process::Command) -> (Option<i32>, String) {
 }
 
 async fn show(url: &str, name: &str) -> String {
-    let c = rehearse::db::connect(url).await.unwrap();
+    // As monitoring: the test's own polls are not the workload's.
+    let c = rehearse::db::connect_monitor(url).await.unwrap();
     c.query_one(&format!("SHOW {name}"), &[])
         .await
         .unwrap()
@@ -296,6 +297,58 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
         .sum();
     assert_eq!(errors, 0, "{text}");
 
+    // Mapped onto 20 of the estate's organizations, at 4x: no write is
+    // refused (a property not of its mapped organization would be), and the
+    // entries written name only those 20 (counted in SQL).
+    let client = rehearse::db::connect(&url).await.unwrap();
+    let mark: i64 = client
+        .query_one(
+            "SELECT coalesce(max(id), 0) FROM revenue_entries_partitioned",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (code, text) = run(cmd(&url, &dir)
+        .arg("replay")
+        .arg(&log)
+        .args([
+            "--mode",
+            "partitioned",
+            "--speed",
+            "4",
+            "--map",
+            "tenants=20",
+            "--application",
+            "rehearse",
+            "-q",
+            "--out",
+        ])
+        .arg(dir.join("rm")));
+    assert_eq!(code, Some(3), "{text}");
+    let rm = rehearse::run::read(&dir.join("rm")).unwrap();
+    let errors: u64 = rm.variants[0]
+        .operations
+        .iter()
+        .map(|o| o.errors.values().sum::<u64>())
+        .sum();
+    assert_eq!(errors, 0, "{text}");
+    let row = client
+        .query_one(
+            "SELECT count(DISTINCT e.organization_id), \
+                    count(DISTINCT e.organization_id) FILTER (WHERE e.organization_id IN \
+                      (SELECT DISTINCT organization_id FROM properties ORDER BY 1 LIMIT 20)) \
+             FROM revenue_entries_partitioned e WHERE e.id > $1",
+            &[&mark],
+        )
+        .await
+        .unwrap();
+    let (orgs, first20): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        orgs >= 2 && orgs == first20 && orgs <= 20,
+        "{orgs} organizations written, {first20} of the first 20"
+    );
+
     // A pgbench custom script's trace, replayed verbatim.
     let pgbench = ["/usr/lib/postgresql/15/bin/pgbench", "pgbench"]
         .into_iter()
@@ -358,4 +411,50 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
         .map(|o| o.errors.values().sum::<u64>())
         .sum();
     assert_eq!(errors, 0, "{text}");
+
+    // Two sessions on one row: the second waits on the first's lock, and
+    // --lock-timeout ends the wait with an error counted by kind (SQLSTATE
+    // 55P03), never a hang.
+    let locks = dir.join("locks.csv");
+    let line = |t: &str, session: &str, sql: &str| {
+        format!(
+            "2026-12-06 08:00:{t} UTC,postgres,replay,42,127.0.0.1:5000,{session},1,UPDATE,2026-12-06 08:00:00 UTC,3/1,0,LOG,00000,\"statement: {sql}\",,,,,,,,,locks,client backend\n"
+        )
+    };
+    std::fs::write(
+        &locks,
+        [
+            line("00.000", "a", "BEGIN"),
+            line(
+                "00.010",
+                "a",
+                "UPDATE pgbench_accounts SET abalance = 1 WHERE aid = 1",
+            ),
+            line(
+                "00.500",
+                "b",
+                "UPDATE pgbench_accounts SET abalance = 2 WHERE aid = 1",
+            ),
+            line("03.000", "a", "COMMIT"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, text) = run(cmd(&url, &dir)
+        .arg("replay")
+        .arg(&locks)
+        .args(["--mode", "legacy", "--lock-timeout", "500ms", "-q", "--out"])
+        .arg(dir.join("rl")));
+    assert_eq!(code, Some(3), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{text}");
+    let rl = rehearse::run::read(&dir.join("rl")).unwrap();
+    let v = &rl.variants[0].operations[0];
+    assert_eq!((v.name.as_str(), v.count), ("verbatim", 4), "{text}");
+    assert_eq!(
+        v.errors.get("sqlstate_55"),
+        Some(&1),
+        "{:?}: {text}",
+        v.errors
+    );
 }

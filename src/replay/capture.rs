@@ -198,6 +198,9 @@ pub async fn capture(estate: &Estate, o: &CaptureOptions) -> Result<CaptureSumma
     };
     write_state(&o.out, &r)?;
     let destination = show("log_destination").await?;
+    // The window's clock is read outside it (before turning on, after
+    // putting back), so no failure between leaves the logging on.
+    let from = log_clock(&client).await?;
     let stop = o.stop.clone().unwrap_or_default();
     crate::interrupt::on_ctrl_c(
         "ending the capture and restoring the logging settings",
@@ -229,7 +232,6 @@ pub async fn capture(estate: &Estate, o: &CaptureOptions) -> Result<CaptureSumma
         let _ = restore(&client, &r).await;
         return Err(e);
     }
-    let from = log_clock(&client).await?;
     let started = Instant::now();
     if o.verbose {
         eprintln!(
@@ -242,8 +244,8 @@ pub async fn capture(estate: &Estate, o: &CaptureOptions) -> Result<CaptureSumma
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let interrupted = stop.load(Ordering::SeqCst);
-    let to = log_clock(&client).await?;
     restore(&client, &r).await?;
+    let to = log_clock(&client).await?;
     write_state(
         &o.out,
         &Restore {
