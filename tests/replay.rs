@@ -81,6 +81,16 @@ fn run(c: &mut std::process::Command) -> (Option<i32>, String) {
     )
 }
 
+/// `rehearse replay LOG ARGS... -q --out DIR/OUT`: its exit code and output.
+fn replay(url: &str, dir: &Path, log: &Path, args: &[&str], out: &str) -> (Option<i32>, String) {
+    run(cmd(url, dir)
+        .arg("replay")
+        .arg(log)
+        .args(args)
+        .args(["-q", "--out"])
+        .arg(dir.join(out)))
+}
+
 async fn show(url: &str, name: &str) -> String {
     // As monitoring: the test's own polls are not the workload's.
     let c = rehearse::db::connect_monitor(url).await.unwrap();
@@ -198,18 +208,13 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
     let again = [original("orig2"), original("orig3")];
 
     // 1x against legacy.
-    let (code, text) = run(cmd(&url, &dir)
-        .arg("replay")
-        .arg(&log)
-        .args([
-            "--mode",
-            "legacy",
-            "--application",
-            "rehearse",
-            "-q",
-            "--out",
-        ])
-        .arg(dir.join("r1")));
+    let (code, text) = replay(
+        &url,
+        &dir,
+        &log,
+        &["--mode", "legacy", "--application", "rehearse"],
+        "r1",
+    );
     assert_eq!(code, Some(3), "measured, not judged: {text}");
     let r1 = rehearse::run::read(&dir.join("r1")).unwrap();
     let summary: serde_json::Value =
@@ -259,20 +264,20 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
     }
 
     // 2x against partitioned: half the original's time.
-    let (code, text) = run(cmd(&url, &dir)
-        .arg("replay")
-        .arg(&log)
-        .args([
+    let (code, text) = replay(
+        &url,
+        &dir,
+        &log,
+        &[
             "--mode",
             "partitioned",
             "--speed",
             "2",
             "--application",
             "rehearse",
-            "-q",
-            "--out",
-        ])
-        .arg(dir.join("r2")));
+        ],
+        "r2",
+    );
     assert_eq!(code, Some(3), "{text}");
     let r2 = rehearse::run::read(&dir.join("r2")).unwrap();
     assert_eq!(
@@ -309,10 +314,11 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
         .await
         .unwrap()
         .get(0);
-    let (code, text) = run(cmd(&url, &dir)
-        .arg("replay")
-        .arg(&log)
-        .args([
+    let (code, text) = replay(
+        &url,
+        &dir,
+        &log,
+        &[
             "--mode",
             "partitioned",
             "--speed",
@@ -321,10 +327,9 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
             "tenants=20",
             "--application",
             "rehearse",
-            "-q",
-            "--out",
-        ])
-        .arg(dir.join("rm")));
+        ],
+        "rm",
+    );
     assert_eq!(code, Some(3), "{text}");
     let rm = rehearse::run::read(&dir.join("rm")).unwrap();
     let errors: u64 = rm.variants[0]
@@ -389,18 +394,13 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
         .and_then(|x| x.split('/').next())
         .and_then(|x| x.trim().parse().ok())
         .unwrap_or_else(|| panic!("pgbench's transaction count: {out}"));
-    let (code, text) = run(cmd(&url, &dir)
-        .arg("replay")
-        .arg(pcap.join("capture.csv"))
-        .args([
-            "--mode",
-            "legacy",
-            "--application",
-            "pgbench",
-            "-q",
-            "--out",
-        ])
-        .arg(dir.join("rp")));
+    let (code, text) = replay(
+        &url,
+        &dir,
+        &pcap.join("capture.csv"),
+        &["--mode", "legacy", "--application", "pgbench"],
+        "rp",
+    );
     assert_eq!(code, Some(3), "{text}");
     let rp = rehearse::run::read(&dir.join("rp")).unwrap();
     let v = &ops(&rp)["verbatim"];
@@ -441,11 +441,13 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let (code, text) = run(cmd(&url, &dir)
-        .arg("replay")
-        .arg(&locks)
-        .args(["--mode", "legacy", "--lock-timeout", "500ms", "-q", "--out"])
-        .arg(dir.join("rl")));
+    let (code, text) = replay(
+        &url,
+        &dir,
+        &locks,
+        &["--mode", "legacy", "--lock-timeout", "500ms"],
+        "rl",
+    );
     assert_eq!(code, Some(3), "{text}");
     assert!(started.elapsed() < Duration::from_secs(30), "{text}");
     let rl = rehearse::run::read(&dir.join("rl")).unwrap();

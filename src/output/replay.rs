@@ -94,7 +94,7 @@ pub fn summary(s: &Summary) -> String {
             s.speed
         );
     }
-    let pre: u64 = s.prewrites.values().sum();
+    let pre = s.prewrites;
     if pre > 0 {
         let _ = writeln!(
             out,

@@ -82,8 +82,8 @@ pub struct Summary {
     /// End-of-day batches whose COMMIT the trace did not hold: replayed.
     pub batches_unclosed: u64,
     /// Adjusts and voids that found no entry the replay had written for
-    /// their organization and wrote one first, per mode.
-    pub prewrites: BTreeMap<String, u64>,
+    /// their organization and wrote one first, over every mode replayed.
+    pub prewrites: u64,
     /// Seconds each mode's replay took, from its start to its last answer.
     pub wall_s: BTreeMap<String, f64>,
 }
@@ -106,7 +106,7 @@ pub fn prepare(
         unreadable: 0,
         unreadable_examples: Vec::new(),
         batches_unclosed: 0,
-        prewrites: BTreeMap::new(),
+        prewrites: 0,
         wall_s: BTreeMap::new(),
     };
     let at = |us: i64| (us as f64 / o.speed).round() as i64;
@@ -384,10 +384,7 @@ pub async fn run(estate: &Estate, o: &ReplayOptions) -> Result<ReplayOutcome> {
     for (v, wall) in result.variants.iter().zip(walls) {
         summary.wall_s.insert(v.variant.name.clone(), wall);
     }
-    summary.prewrites.insert(
-        "all modes".into(),
-        plan.prewrites.load(std::sync::atomic::Ordering::Relaxed),
-    );
+    summary.prewrites = plan.prewrites.load(std::sync::atomic::Ordering::Relaxed);
     crate::fsutil::write_atomic(
         &dir.join("replay.json"),
         serde_json::to_string_pretty(&summary)
