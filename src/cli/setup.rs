@@ -131,8 +131,41 @@ pub enum BenchCommand {
         /// Rounds, each one pgbench run and one rehearse run; medians are reported.
         #[arg(long, default_value_t = 3, value_name = "N")]
         rounds: u32,
+        /// Exit 1 when rehearse's median throughput is below X times pgbench's, or its median client CPU per request above 1/X times pgbench's (e.g. 0.5).
+        #[arg(long, value_name = "X", value_parser = fraction_above_zero)]
+        min_ratio: Option<f64>,
         #[command(flatten)]
         destructive: DestructiveArgs,
+    },
+    /// The driver's cost open loop: at each rate, `pgbench -R RATE -M prepared` and rehearse running scenarios/gate_smoke.toml on the same statement (SELECT $1::int8), alternating; report, per rate, the rate each achieved, client CPU and context switches per request, lag behind the schedule, rehearse's wake-up delay and dropped arrivals, and the highest rate rehearse kept (wake-up p99 under 1 ms, nothing dropped). Runs only a SELECT on the primary; changes nothing.
+    #[command(name = "open-loop")]
+    OpenLoop {
+        /// Arrival rates to measure (requests/s), comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,2000,5000,10000,20000",
+            value_name = "R,R,..."
+        )]
+        rates: Vec<f64>,
+        /// Requests in flight at most: rehearse's max_in_flight, pgbench's -c.
+        #[arg(long, default_value_t = 16, value_name = "N")]
+        clients: u32,
+        /// pgbench threads (-j).
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        threads: u32,
+        /// Duration of each run (e.g. 10s); rehearse's first fifth, at most 1 s, is its warm-up.
+        #[arg(long, default_value = "10s", value_name = "DURATION")]
+        duration: Dur,
+        /// Rounds, each one pgbench run and one rehearse run per rate; medians are reported.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        rounds: u32,
+        /// Exit 1 when rehearse's median client CPU per request at any rate is above this many microseconds.
+        #[arg(long, value_name = "US")]
+        max_cpu_us: Option<f64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Load as many rows as `pgbench -i -s SCALE` does, with pgbench and with rehearse's loader, on the same server; report rows/s of both and the ratio.
     Seed {
@@ -250,4 +283,14 @@ pub enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A ratio for `bench select --min-ratio`: above 0, at most 1.
+fn fraction_above_zero(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+        _ => Err(format!(
+            "{s}: not a ratio above 0 and at most 1 (for example 0.5)"
+        )),
+    }
 }

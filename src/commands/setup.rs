@@ -176,6 +176,7 @@ pub(crate) async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i
             threads,
             duration,
             rounds,
+            min_ratio,
             destructive,
         } => {
             let opts = pgbench::select::BenchSelectOptions {
@@ -188,7 +189,34 @@ pub(crate) async fn run_bench(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<i
                 verbose: true,
             };
             let r = pgbench::select::run(&estate, &opts).await?;
-            print!("{}", output::bench::select(&r));
+            print!("{}", output::bench::select(&r, *min_ratio));
+            return Ok(r.exit_code(*min_ratio));
+        }
+        BenchCommand::OpenLoop {
+            rates,
+            clients,
+            threads,
+            duration,
+            rounds,
+            max_cpu_us,
+            json,
+        } => {
+            let opts = pgbench::open_loop::BenchOpenLoopOptions {
+                rates: rates.clone(),
+                clients: *clients,
+                threads: *threads,
+                duration: duration.0,
+                rounds: *rounds,
+                max_cpu_us: *max_cpu_us,
+                verbose: true,
+            };
+            let r = pgbench::open_loop::run(&estate, &opts).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", output::bench::open_loop(&r));
+            }
+            return Ok(r.exit_code());
         }
         BenchCommand::Seed {
             scale,

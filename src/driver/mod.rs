@@ -21,6 +21,7 @@ pub mod record;
 pub mod replay;
 pub mod schedule;
 pub mod tenants;
+pub mod timer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -334,6 +335,21 @@ struct Ctx {
     ops: usize,
     cohorts: Option<Arc<cohorts::Cohorts>>,
     shard: Option<crate::shard::ShardPlan>,
+    /// `REHEARSE_INJECT_HOP=1`: a known inefficiency, one extra hop to
+    /// another thread and back before every request, that the CI's
+    /// calibration floor must catch (tests/calibration.rs).
+    inject_hop: bool,
+}
+
+impl Ctx {
+    /// The injected hop, when asked for: a call on tokio's blocking pool,
+    /// waited for (a hop within the thread costs too little to matter;
+    /// across threads it costs a wake-up each way).
+    async fn hop(&self) {
+        if self.inject_hop {
+            let _ = tokio::task::spawn_blocking(|| ()).await;
+        }
+    }
 }
 
 async fn run_scenario(
@@ -503,7 +519,10 @@ async fn run_scenario(
             let mut v = v?;
             v.jobs = jobs;
             v.driver_cpu_seconds = assemble::process_cpu() - cpu_before;
-            let total: u64 = v.operations.iter().map(|o| o.count).sum();
+            // The CPU was spent on every request sent, the warm-up's too:
+            // divided by the measured requests alone it would be inflated
+            // by the warm-up's share (a quarter for 2 s of 10).
+            let total = v.requests_sent();
             if total > 0 {
                 v.driver_cpu_us_per_op = v.driver_cpu_seconds * 1e6 / total as f64;
             }
@@ -593,6 +612,7 @@ async fn run_variant(
         ops: names.len(),
         cohorts,
         shard,
+        inject_hop: std::env::var("REHEARSE_INJECT_HOP").is_ok_and(|v| v == "1"),
     });
     let live = live.unwrap_or_default();
     let sampler = live::Sampler::start(repo.clone(), pgbouncer, interval, origin);

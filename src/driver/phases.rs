@@ -27,6 +27,22 @@ pub(super) struct Open {
     last_done_ns: AtomicU64,
 }
 
+/// The open phase's dispatcher: a task on a timer (default) or a thread.
+enum Dispatcher {
+    Task(tokio::task::JoinHandle<std::io::Result<u64>>),
+    Thread(std::thread::JoinHandle<u64>),
+}
+
+/// What a panicked dispatcher said.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> String {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("the dispatcher panicked ({why}); the schedule stopped early")
+}
+
 pub(super) async fn open_phase(
     ctx: Arc<Ctx>,
     phase: Phase,
@@ -65,14 +81,27 @@ pub(super) async fn open_phase(
     };
     // A shard's target is its share of the schedule.
     let expected = arrivals.expected() / ctx.shard.map_or(1.0, |p| p.count as f64);
-    let dispatcher = {
-        let shared = shared.clone();
-        let stop = ctx.stop.clone();
-        let shard = ctx.shard;
-        std::thread::Builder::new()
-            .name("rehearse-dispatch".into())
-            .spawn(move || dispatch(arrivals, start, &shared, &stop, workers, lead, shard))
-            .expect("spawning the dispatcher thread")
+    let dispatcher = match super::timer::Dispatch::from_env() {
+        super::timer::Dispatch::Thread => {
+            let shared = shared.clone();
+            let stop = ctx.stop.clone();
+            let shard = ctx.shard;
+            Dispatcher::Thread(
+                std::thread::Builder::new()
+                    .name("rehearse-dispatch".into())
+                    .spawn(move || dispatch(arrivals, start, &shared, &stop, workers, lead, shard))
+                    .expect("spawning the dispatcher thread"),
+            )
+        }
+        super::timer::Dispatch::Timer => Dispatcher::Task(tokio::spawn(dispatch_on_timer(
+            arrivals,
+            start,
+            shared.clone(),
+            ctx.stop.clone(),
+            workers,
+            lead,
+            ctx.shard,
+        ))),
     };
     let mut tasks = Vec::with_capacity(workers);
     for w in 0..workers {
@@ -114,6 +143,7 @@ pub(super) async fn open_phase(
                     rec.wakeup(lag);
                 }
                 let mut req = ctx.workload.plan(mix(seed, k));
+                ctx.hop().await;
                 let res = tokio::time::timeout(
                     ctx.timeout,
                     ctx.workload.execute(&ctx.repo, &ctx.variant, &mut req, &mut log),
@@ -142,26 +172,30 @@ pub(super) async fn open_phase(
     }
     // A dispatcher that died is named, never read as a schedule that
     // offered nothing and lagged not at all; its workers are released.
-    let joined = tokio::task::spawn_blocking(move || dispatcher.join()).await;
-    let (offered, failure) = match joined {
-        Ok(Ok(n)) => (n, None),
-        Ok(Err(panic)) => {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            (
-                shared.released.load(Ordering::Acquire),
+    let released = || shared.released.load(Ordering::Acquire);
+    let (offered, failure) = match dispatcher {
+        Dispatcher::Thread(t) => match tokio::task::spawn_blocking(move || t.join()).await {
+            Ok(Ok(n)) => (n, None),
+            Ok(Err(panic)) => (released(), Some(panicked(&*panic))),
+            Err(e) => (
+                released(),
+                Some(format!("the dispatcher thread could not be joined: {e}")),
+            ),
+        },
+        Dispatcher::Task(t) => match t.await {
+            Ok(Ok(n)) => (n, None),
+            Ok(Err(e)) => (
+                released(),
                 Some(format!(
-                    "the dispatcher thread panicked ({why}); the schedule stopped early"
+                    "the dispatcher's timer failed ({e}); the schedule stopped early"
                 )),
-            )
-        }
-        Err(e) => (
-            shared.released.load(Ordering::Acquire),
-            Some(format!("the dispatcher thread could not be joined: {e}")),
-        ),
+            ),
+            Err(e) if e.is_panic() => (released(), Some(panicked(&*e.into_panic()))),
+            Err(e) => (
+                released(),
+                Some(format!("the dispatcher task could not be joined: {e}")),
+            ),
+        },
     };
     if failure.is_some() {
         shared.sem.close();
@@ -185,8 +219,45 @@ pub(super) async fn open_phase(
     }
 }
 
-/// Release requests at their intended times; returns how many arrivals the
-/// schedule offered (a shard: of its own share).
+/// The dispatcher's bookkeeping: what it offered and released so far.
+struct Releaser<'a> {
+    s: &'a Open,
+    workers: usize,
+    offered: u64,
+    released: u64,
+}
+
+impl Releaser<'_> {
+    /// Release arrival `k`, intended at `t` from the phase start, to the
+    /// workers, or drop it when the backlog is full.
+    fn release(&mut self, k: usize, t: Duration) {
+        let s = self.s;
+        self.offered += 1;
+        let taken = s.taken.load(Ordering::Acquire);
+        if self.released - taken.min(self.released) >= BACKLOG as u64 {
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let free = taken >= self.released && s.busy.load(Ordering::Acquire) < self.workers;
+        s.ring[self.released as usize % BACKLOG]
+            .store((t.as_nanos() as u64) << 1 | free as u64, Ordering::Release);
+        s.index[self.released as usize % BACKLOG].store(k as u64, Ordering::Release);
+        self.released += 1;
+        s.released.store(self.released, Ordering::Release);
+        s.sem.add_permits(1);
+    }
+
+    /// No more arrivals: one permit per worker, each taking an index past the last.
+    fn close(self) -> u64 {
+        self.s.last.store(self.released, Ordering::Release);
+        self.s.sem.add_permits(self.workers);
+        self.offered
+    }
+}
+
+/// Release requests at their intended times from a thread of its own
+/// (`REHEARSE_DISPATCH=thread`); returns how many arrivals the schedule
+/// offered (a shard: of its own share).
 pub(super) fn dispatch(
     arrivals: schedule::Arrivals,
     start: Instant,
@@ -201,8 +272,12 @@ pub(super) fn dispatch(
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
-    let mut offered = 0u64;
-    let mut released = 0u64;
+    let mut r = Releaser {
+        s,
+        workers,
+        offered: 0,
+        released: 0,
+    };
     for (k, t) in arrivals.enumerate() {
         if shard.is_some_and(|p| !p.owns(k as u64)) {
             continue;
@@ -210,7 +285,6 @@ pub(super) fn dispatch(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        offered += 1;
         // Released `lead` early: the worker waits out the rest itself, so
         // the wake-up of a parked thread is not counted against the request.
         let due = start + t.saturating_sub(lead);
@@ -218,23 +292,50 @@ pub(super) fn dispatch(
         if due > now {
             std::thread::sleep(due - now);
         }
-        let taken = s.taken.load(Ordering::Acquire);
-        if released - taken.min(released) >= BACKLOG as u64 {
-            s.dropped.fetch_add(1, Ordering::Relaxed);
+        r.release(k, t);
+    }
+    r.close()
+}
+
+/// Release requests at their intended times as a task of the runtime,
+/// woken by a `timerfd` (see [`super::timer`]): the worker released runs
+/// next on the thread that woke, with no hand-over between threads. Every
+/// arrival already due when it wakes is released in one go.
+pub(super) async fn dispatch_on_timer(
+    arrivals: schedule::Arrivals,
+    start: Instant,
+    s: Arc<Open>,
+    stop: Arc<AtomicBool>,
+    workers: usize,
+    lead: Duration,
+    shard: Option<crate::shard::ShardPlan>,
+) -> std::io::Result<u64> {
+    let timer = super::timer::Timer::new()?;
+    let mut r = Releaser {
+        s: &s,
+        workers,
+        offered: 0,
+        released: 0,
+    };
+    let mut failed = None;
+    for (k, t) in arrivals.enumerate() {
+        if shard.is_some_and(|p| !p.owns(k as u64)) {
             continue;
         }
-        let free = taken >= released && s.busy.load(Ordering::Acquire) < workers;
-        s.ring[released as usize % BACKLOG]
-            .store((t.as_nanos() as u64) << 1 | free as u64, Ordering::Release);
-        s.index[released as usize % BACKLOG].store(k as u64, Ordering::Release);
-        released += 1;
-        s.released.store(released, Ordering::Release);
-        s.sem.add_permits(1);
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Err(e) = timer.sleep_until(start + t.saturating_sub(lead)).await {
+            failed = Some(e);
+            break;
+        }
+        r.release(k, t);
     }
-    s.last.store(released, Ordering::Release);
-    // One more permit per worker, each taking an index past the last: stop.
-    s.sem.add_permits(workers);
-    offered
+    let offered = r.close();
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(offered),
+    }
 }
 
 pub(super) async fn closed_phase(
@@ -273,6 +374,7 @@ pub(super) async fn closed_phase(
                 let mut req = ctx.workload.plan(mix(user_seed, n));
                 n += 1;
                 let send = Instant::now();
+                ctx.hop().await;
                 let res = tokio::time::timeout(
                     ctx.timeout,
                     ctx.workload

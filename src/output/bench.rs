@@ -1,13 +1,16 @@
-//! `rehearse bench select|seed`: the medians side by side and their ratio.
+//! `rehearse bench select|open-loop|seed`: the medians side by side and their ratio.
 
-use crate::pgbench::{seed::BenchSeedReport, select::BenchSelectReport};
+use crate::pgbench::{
+    open_loop::BenchOpenLoopReport, seed::BenchSeedReport, select::BenchSelectReport,
+};
 use crate::progress::thousands;
 
-pub fn select(r: &BenchSelectReport) -> String {
-    format!(
+pub fn select(r: &BenchSelectReport, min_ratio: Option<f64>) -> String {
+    let mut out = format!(
         "bench select: pgbench -S -M prepared vs rehearse run scenarios/pgbench_select.toml, scale {}, {} clients, {:.0} s, {} rounds\n\
-         median tps  pgbench: {:.0}  rehearse: {:.0}  ratio: {:.2}x (floor 1.0x, goal 1.2x)\n\
-         median client CPU per operation  pgbench: {:.1} us  rehearse: {:.1} us\n",
+         median tps  pgbench: {:.0}  rehearse: {:.0}  ratio: {:.2}x (goal 0.95x)\n\
+         median client CPU per operation  pgbench: {:.1} us  rehearse: {:.1} us  ratio: {:.2}x (goal 1.0x or less)\n\
+         median context switches per operation  pgbench: {:.2}  rehearse: {:.2}\n",
         r.scale,
         r.clients,
         r.duration_s,
@@ -16,8 +19,82 @@ pub fn select(r: &BenchSelectReport) -> String {
         r.median_rehearse_tps,
         r.median_ratio,
         r.median_pgbench_cpu_us_per_op,
-        r.median_rehearse_cpu_us_per_op
-    )
+        r.median_rehearse_cpu_us_per_op,
+        r.cpu_ratio(),
+        r.median_pgbench_switches_per_op,
+        r.median_rehearse_switches_per_op
+    );
+    if let Some(x) = min_ratio {
+        let short = r.shortfalls(Some(x));
+        if short.is_empty() {
+            out += &format!("--min-ratio {x}: met (exit 0)\n");
+        } else {
+            out += &format!("--min-ratio {x}: NOT met (exit 1): {}\n", short.join("; "));
+        }
+    }
+    out
+}
+
+pub fn open_loop(r: &BenchOpenLoopReport) -> String {
+    let mut out = format!(
+        "bench open-loop: SELECT $1::int8 (scenarios/gate_smoke.toml) against pgbench -R -M prepared, {} in flight, {:.0} s per run, medians of {} rounds; {}\n",
+        r.clients, r.duration_s, r.rounds, r.runtime
+    );
+    let header = [
+        "rate/s",
+        "achieved pgbench",
+        "achieved rehearse",
+        "CPU us/req pgbench",
+        "CPU us/req rehearse",
+        "switches/req pgbench",
+        "switches/req rehearse",
+        "lag p99 ms pgbench",
+        "lag p99 ms rehearse",
+        "wake-up p99 ms",
+        "dropped",
+        "valid",
+    ];
+    let rows: Vec<Vec<String>> = r
+        .rates
+        .iter()
+        .map(|x| {
+            let dropped: u64 = x.rounds.iter().map(|k| k.dropped).sum();
+            vec![
+                format!("{:.0}", x.rate),
+                format!("{:.0}", x.median_pgbench_achieved),
+                format!("{:.0}", x.median_rehearse_achieved),
+                format!("{:.1}", x.median_pgbench_cpu_us),
+                format!("{:.1}", x.median_rehearse_cpu_us),
+                format!("{:.2}", x.median_pgbench_switches),
+                format!("{:.2}", x.median_rehearse_switches),
+                format!("{:.2}", x.median_pgbench_lag_p99_ms),
+                format!("{:.2}", x.median_rehearse_lag_p99_ms),
+                format!("{:.2}", x.median_wakeup_p99_ms),
+                dropped.to_string(),
+                if x.valid { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    out += &crate::text::table(&header, &rows);
+    out += &match r.highest_valid_rate {
+        Some(v) => format!(
+            "highest valid rate: {v:.0}/s (rehearse's wake-up p99 under {} ms, nothing dropped, no error, in every round)\n",
+            crate::pgbench::open_loop::VALID_LAG_MS
+        ),
+        None => "highest valid rate: none of the rates measured\n".to_string(),
+    };
+    if let Some(max) = r.max_cpu_us {
+        if r.over_max_cpu.is_empty() {
+            out += &format!("--max-cpu-us {max}: met at every rate (exit 0)\n");
+        } else {
+            let at: Vec<String> = r.over_max_cpu.iter().map(|x| format!("{x:.0}/s")).collect();
+            out += &format!(
+                "--max-cpu-us {max}: NOT met at {} (exit 1)\n",
+                at.join(", ")
+            );
+        }
+    }
+    out
 }
 
 pub fn seed(r: &BenchSeedReport) -> String {

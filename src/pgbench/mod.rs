@@ -2,6 +2,7 @@
 //! invocation on the same server, so their ratio means something on a noisy
 //! machine where absolute figures do not.
 
+pub mod open_loop;
 pub mod seed;
 pub mod select;
 
@@ -18,6 +19,7 @@ pub struct Pgbench {
     user: String,
     password: Option<String>,
     tls: crate::tls::TlsSettings,
+    dbname: String,
 }
 
 impl Pgbench {
@@ -44,8 +46,14 @@ impl Pgbench {
             password: cfg
                 .get_password()
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
+            dbname: cfg.get_dbname().unwrap_or("postgres").to_string(),
             tls,
         })
+    }
+
+    /// The primary URL's database.
+    pub fn database(&self) -> &str {
+        &self.dbname
     }
 
     /// `pgbench ARGS... DB`; the password goes in the environment, never on the command line.
@@ -81,6 +89,45 @@ pub async fn recreate_database(admin: &tokio_postgres::Client, name: &str) -> Re
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .db(|| format!("creating {name}"))
+}
+
+/// CPU time and context switches, of this process or of its waited-for children.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub cpu_s: f64,
+    /// Voluntary and involuntary context switches.
+    pub switches: u64,
+}
+
+impl Usage {
+    /// This process, all its threads.
+    pub fn own() -> Usage {
+        Usage::of(libc::RUSAGE_SELF)
+    }
+
+    /// The children it has waited for (pgbench).
+    pub fn children() -> Usage {
+        Usage::of(libc::RUSAGE_CHILDREN)
+    }
+
+    fn of(who: libc::c_int) -> Usage {
+        // SAFETY: getrusage fills the struct we pass.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+        Usage {
+            cpu_s: t(u.ru_utime) + t(u.ru_stime),
+            switches: (u.ru_nvcsw + u.ru_nivcsw) as u64,
+        }
+    }
+
+    /// What was used since `before`.
+    pub fn since(self, before: Usage) -> Usage {
+        Usage {
+            cpu_s: self.cpu_s - before.cpu_s,
+            switches: self.switches.saturating_sub(before.switches),
+        }
+    }
 }
 
 /// The median of a non-empty list.

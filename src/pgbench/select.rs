@@ -44,6 +44,9 @@ pub struct SelectRound {
     pub ratio: f64,
     pub pgbench_cpu_us_per_op: f64,
     pub rehearse_cpu_us_per_op: f64,
+    /// Context switches (voluntary and not) per request, of every thread.
+    pub pgbench_switches_per_op: f64,
+    pub rehearse_switches_per_op: f64,
     pub rehearse_p99_ms: f64,
 }
 
@@ -58,6 +61,47 @@ pub struct BenchSelectReport {
     pub median_ratio: f64,
     pub median_pgbench_cpu_us_per_op: f64,
     pub median_rehearse_cpu_us_per_op: f64,
+    pub median_pgbench_switches_per_op: f64,
+    pub median_rehearse_switches_per_op: f64,
+}
+
+impl BenchSelectReport {
+    /// What fell short of `min_ratio`: throughput below it, or CPU per
+    /// request above its inverse, against pgbench's.
+    pub fn shortfalls(&self, min_ratio: Option<f64>) -> Vec<String> {
+        let Some(x) = min_ratio else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if self.median_ratio < x {
+            out.push(format!(
+                "throughput {:.2}x of pgbench's, below the floor {x}x",
+                self.median_ratio
+            ));
+        }
+        let cpu = self.cpu_ratio();
+        if cpu > 1.0 / x {
+            out.push(format!(
+                "client CPU per request {cpu:.2}x pgbench's, above 1/{x} = {:.2}x",
+                1.0 / x
+            ));
+        }
+        out
+    }
+
+    /// rehearse's median client CPU per request over pgbench's.
+    pub fn cpu_ratio(&self) -> f64 {
+        self.median_rehearse_cpu_us_per_op / self.median_pgbench_cpu_us_per_op
+    }
+
+    /// 1 when `min_ratio` was given and not met, else 0.
+    pub fn exit_code(&self, min_ratio: Option<f64>) -> i32 {
+        if self.shortfalls(min_ratio).is_empty() {
+            crate::exit::OK
+        } else {
+            crate::exit::FAIL
+        }
+    }
 }
 
 /// pgbench's "tps = N (without initial connection time)".
@@ -70,15 +114,6 @@ pub fn pgbench_tps(output: &str) -> Option<f64> {
         .next()?
         .parse()
         .ok()
-}
-
-/// CPU seconds used by waited-for children of this process so far.
-fn children_cpu() -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
 }
 
 /// The shipped scenario, fitted to the scale, clients and duration.
@@ -126,8 +161,8 @@ pub async fn run(estate: &Estate, opts: &BenchSelectOptions) -> Result<BenchSele
 
     let mut rounds = Vec::new();
     for round in 1..=opts.rounds {
-        let pgbench_run = || -> Result<(f64, f64)> {
-            let cpu0 = children_cpu();
+        let pgbench_run = || -> Result<(f64, f64, f64)> {
+            let before = super::Usage::children();
             let out = run_checked(
                 &mut pg(&[
                     "-S", "-M", "prepared", "-n", "-c", &clients, "-j", &threads, "-T", &secs,
@@ -135,12 +170,13 @@ pub async fn run(estate: &Estate, opts: &BenchSelectOptions) -> Result<BenchSele
                 "pgbench -S",
                 None,
             )?;
-            let cpu = children_cpu() - cpu0;
+            let used = super::Usage::children().since(before);
             let text = String::from_utf8_lossy(&out.stdout).into_owned()
                 + &String::from_utf8_lossy(&out.stderr);
             let tps = pgbench_tps(&text)
                 .ok_or_else(|| Error::Lab(format!("cannot read pgbench's tps from: {text}")))?;
-            Ok((tps, cpu * 1e6 / (tps * opts.duration.as_secs_f64())))
+            let n = tps * opts.duration.as_secs_f64();
+            Ok((tps, used.cpu_s * 1e6 / n, used.switches as f64 / n))
         };
         // Alternate who goes first, so neither always runs on a warmer cache.
         let mut ours = None;
@@ -149,6 +185,7 @@ pub async fn run(estate: &Estate, opts: &BenchSelectOptions) -> Result<BenchSele
             if (turn == 0) == (round % 2 == 1) {
                 theirs = Some(pgbench_run()?);
             } else {
+                let before = super::Usage::own();
                 let r = driver::run_one(
                     &scratch,
                     &s,
@@ -167,22 +204,31 @@ pub async fn run(estate: &Estate, opts: &BenchSelectOptions) -> Result<BenchSele
                         op.count, op.errors
                     )));
                 }
-                ours = Some((op.throughput, v.driver_cpu_us_per_op, op.response.p99_ms));
+                let switches = super::Usage::own().since(before).switches as f64
+                    / v.requests_sent().max(1) as f64;
+                ours = Some((
+                    op.throughput,
+                    v.driver_cpu_us_per_op,
+                    switches,
+                    op.response.p99_ms,
+                ));
             }
         }
-        let ((pt, pcpu), (rt, rcpu, p99)) = (theirs.expect("ran"), ours.expect("ran"));
+        let ((pt, pcpu, psw), (rt, rcpu, rsw, p99)) = (theirs.expect("ran"), ours.expect("ran"));
         let r = SelectRound {
             pgbench_tps: pt,
             rehearse_tps: rt,
             ratio: rt / pt,
             pgbench_cpu_us_per_op: pcpu,
             rehearse_cpu_us_per_op: rcpu,
+            pgbench_switches_per_op: psw,
+            rehearse_switches_per_op: rsw,
             rehearse_p99_ms: p99,
         };
         if opts.verbose {
             eprintln!(
-                "round {round}: pgbench -S {:>8.0} tps ({:.1} us CPU/op) | rehearse {:>8.0} tps ({:.1} us CPU/op, p99 {:.2} ms) | ratio {:.2}",
-                r.pgbench_tps, r.pgbench_cpu_us_per_op, r.rehearse_tps, r.rehearse_cpu_us_per_op, r.rehearse_p99_ms, r.ratio
+                "round {round}: pgbench -S {:>8.0} tps ({:.1} us CPU/op, {:.2} switches/op) | rehearse {:>8.0} tps ({:.1} us CPU/op, {:.2} switches/op, p99 {:.2} ms) | ratio {:.2}",
+                r.pgbench_tps, r.pgbench_cpu_us_per_op, r.pgbench_switches_per_op, r.rehearse_tps, r.rehearse_cpu_us_per_op, r.rehearse_switches_per_op, r.rehearse_p99_ms, r.ratio
             );
         }
         rounds.push(r);
@@ -198,6 +244,8 @@ pub async fn run(estate: &Estate, opts: &BenchSelectOptions) -> Result<BenchSele
         median_ratio: m(|r| r.ratio),
         median_pgbench_cpu_us_per_op: m(|r| r.pgbench_cpu_us_per_op),
         median_rehearse_cpu_us_per_op: m(|r| r.rehearse_cpu_us_per_op),
+        median_pgbench_switches_per_op: m(|r| r.pgbench_switches_per_op),
+        median_rehearse_switches_per_op: m(|r| r.rehearse_switches_per_op),
         rounds,
     })
 }
@@ -215,6 +263,35 @@ mod tests {
             pgbench_tps("tps = 1 (including connections establishing)"),
             None
         );
+    }
+
+    #[test]
+    fn min_ratio_fails_on_throughput_or_on_cpu() {
+        let report = |tps_ratio: f64, cpu_ratio: f64| BenchSelectReport {
+            scale: 1,
+            clients: 8,
+            duration_s: 5.0,
+            rounds: Vec::new(),
+            median_pgbench_tps: 1000.0,
+            median_rehearse_tps: 1000.0 * tps_ratio,
+            median_ratio: tps_ratio,
+            median_pgbench_cpu_us_per_op: 10.0,
+            median_rehearse_cpu_us_per_op: 10.0 * cpu_ratio,
+            median_pgbench_switches_per_op: 0.4,
+            median_rehearse_switches_per_op: 0.5,
+        };
+        // No floor asked: never a failure.
+        assert_eq!(report(0.1, 9.0).exit_code(None), 0);
+        assert_eq!(report(0.7, 1.8).exit_code(Some(0.4)), 0);
+        // At the floor exactly: met (2.5x CPU is 1/0.4).
+        assert_eq!(report(0.4, 2.5).exit_code(Some(0.4)), 0);
+        let slow = report(0.39, 1.8);
+        assert_eq!(slow.exit_code(Some(0.4)), 1);
+        assert!(slow.shortfalls(Some(0.4))[0].contains("throughput 0.39x"));
+        let costly = report(0.7, 2.6);
+        assert_eq!(costly.exit_code(Some(0.4)), 1);
+        assert!(costly.shortfalls(Some(0.4))[0].contains("CPU per request 2.60x"));
+        assert_eq!(report(0.3, 3.0).shortfalls(Some(0.4)).len(), 2);
     }
 
     #[test]

@@ -383,6 +383,7 @@ pub struct VariantResult {
     /// The driver's own wake-up delay for requests that found a free worker.
     pub driver_lag: Latency,
     pub driver_cpu_seconds: f64,
+    /// The driver process's CPU over the variant per request sent, warm-up included.
     pub driver_cpu_us_per_op: f64,
     /// Peak resident memory of the driver process so far.
     #[serde(deserialize_with = "required")]
@@ -488,6 +489,16 @@ pub struct Marker {
 }
 
 impl VariantResult {
+    /// Every request the variant sent, answered or failed, warm-up included
+    /// (its timeline's counts; the operations' totals leave the warm-up out).
+    pub fn requests_sent(&self) -> u64 {
+        self.timeline
+            .iter()
+            .flat_map(|i| &i.ops)
+            .map(|o| o.count + o.errors)
+            .sum()
+    }
+
     /// This variant's verdict: invalid when its numbers cannot be trusted
     /// or a budget is unjudged, fail when a budget is missed, not judged
     /// when it has no budget, else pass.
