@@ -555,6 +555,7 @@ mod tests {
                 achieved_rate: achieved,
                 elapsed_s: 10.0,
                 failure: None,
+                early_release: None,
             }],
             operations: vec![OpResult {
                 name: "dashboard".into(),

@@ -2,8 +2,8 @@
 //! records every latency free of coordinated omission, and writes what it
 //! measured to `run.json` and `latency.hlog`.
 //!
-//! Open phases: a dispatcher thread releases requests at their intended
-//! start times (from [`schedule::Arrivals`]); up to `max_in_flight` workers
+//! Open phases: a dispatcher (a task woken by a `timerfd`, see [`timer`])
+//! releases requests at their intended start times (from [`schedule::Arrivals`]); up to `max_in_flight` workers
 //! take them in order. A request's response time is counted from its
 //! intended start, so a stall delays the requests queued behind it and shows
 //! in their latency, as it would for users. Past a backlog of
@@ -53,6 +53,17 @@ pub const EARLY_RELEASE: Duration = Duration::from_micros(200);
 /// Above this rate (requests/s) workers are awake anyway and spinning would
 /// cost more CPU than it saves latency: no early release.
 pub const EARLY_RELEASE_MAX_RATE: f64 = 500.0;
+
+/// How early an open phase at `rate` (its peak, requests/s) releases each
+/// request: the scenario's `early_release`, else [`EARLY_RELEASE`] up to
+/// [`EARLY_RELEASE_MAX_RATE`] and none above.
+pub fn early_release(asked: Option<Duration>, rate: f64) -> Duration {
+    match asked {
+        Some(d) => d,
+        None if rate <= EARLY_RELEASE_MAX_RATE => EARLY_RELEASE,
+        None => Duration::ZERO,
+    }
+}
 
 /// What `rehearse run` was asked.
 #[derive(Debug, Clone, Default)]
@@ -335,6 +346,8 @@ struct Ctx {
     ops: usize,
     cohorts: Option<Arc<cohorts::Cohorts>>,
     shard: Option<crate::shard::ShardPlan>,
+    /// The scenario's `early_release`, if it set one.
+    early_release: Option<Duration>,
     /// `REHEARSE_INJECT_HOP=1`: a known inefficiency, one extra hop to
     /// another thread and back before every request, that the CI's
     /// calibration floor must catch (tests/calibration.rs).
@@ -612,6 +625,7 @@ async fn run_variant(
         ops: names.len(),
         cohorts,
         shard,
+        early_release: s.early_release.map(|d| d.0),
         inject_hop: std::env::var("REHEARSE_INJECT_HOP").is_ok_and(|v| v == "1"),
     });
     let live = live.unwrap_or_default();

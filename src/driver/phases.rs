@@ -25,6 +25,8 @@ pub(super) struct Open {
     dropped: AtomicU64,
     completed: AtomicU64,
     last_done_ns: AtomicU64,
+    /// Time the workers spun waiting out an early release, ns.
+    spun_ns: AtomicU64,
 }
 
 /// The open phase's dispatcher: a task on a timer (default) or a thread.
@@ -72,13 +74,10 @@ pub(super) async fn open_phase(
         dropped: AtomicU64::new(0),
         completed: AtomicU64::new(0),
         last_done_ns: AtomicU64::new(0),
+        spun_ns: AtomicU64::new(0),
     });
     let arrivals = schedule::Arrivals::new(rate, ramp_to, phase.duration.0, arrival, seed);
-    let lead = if rate.max(ramp_to) <= EARLY_RELEASE_MAX_RATE {
-        EARLY_RELEASE
-    } else {
-        Duration::ZERO
-    };
+    let lead = early_release(ctx.early_release, rate.max(ramp_to));
     // A shard's target is its share of the schedule.
     let expected = arrivals.expected() / ctx.shard.map_or(1.0, |p| p.count as f64);
     let dispatcher = match super::timer::Dispatch::from_env() {
@@ -134,10 +133,16 @@ pub(super) async fn open_phase(
                 shared.busy.fetch_add(1, Ordering::AcqRel);
                 // Released early (see EARLY_RELEASE): wait on the CPU for the
                 // intended start, at most the lead.
+                let taken_at = Instant::now();
                 while Instant::now() < intended {
                     std::hint::spin_loop();
                 }
                 let send = Instant::now();
+                if intended > taken_at {
+                    shared
+                        .spun_ns
+                        .fetch_add((send - taken_at).as_nanos() as u64, Ordering::Relaxed);
+                }
                 let lag = send.saturating_duration_since(intended);
                 if slot & 1 == 1 {
                     rec.wakeup(lag);
@@ -208,6 +213,11 @@ pub(super) async fn open_phase(
         Duration::from_nanos(shared.last_done_ns.load(Ordering::Relaxed)).max(phase.duration.0);
     PhaseResult {
         failure,
+        early_release: crate::run::EarlyRelease::of(
+            lead,
+            shared.spun_ns.load(Ordering::Relaxed),
+            completed,
+        ),
         ..PhaseResult::open(
             &phase,
             expected / phase.duration.0.as_secs_f64(),

@@ -1,6 +1,6 @@
 //! A replay's phase: each captured session in its own task, sending its
 //! statements in its order, each released at its offset in the trace
-//! divided by the speed. A dispatcher thread releases them on time; a
+//! divided by the speed. A dispatcher (a task on a timerfd) releases them on time; a
 //! session still busy with its previous statement sends the next one late,
 //! and its latency counts from the intended start, as an open phase's does.
 //! The repository's operations go through the variant's repository (so a
@@ -149,25 +149,24 @@ pub(super) async fn replay_phase(
 ) -> PhaseResult {
     let total: usize = plan.sessions.iter().map(|s| s.requests.len()).sum();
     let rate = total as f64 / phase.duration.0.as_secs_f64().max(1e-9);
-    let lead = if rate <= EARLY_RELEASE_MAX_RATE {
-        EARLY_RELEASE
-    } else {
-        Duration::ZERO
-    };
+    let lead = super::early_release(ctx.early_release, rate);
     let mut senders = Vec::with_capacity(plan.sessions.len());
     let mut tasks = Vec::with_capacity(plan.sessions.len());
     let completed = Arc::new(AtomicU64::new(0));
     let last_done_ns = Arc::new(AtomicU64::new(0));
+    // Time the sessions spun waiting out an early release, ns.
+    let spun_ns = Arc::new(AtomicU64::new(0));
     let written = Arc::new(Written::default());
     for (si, _) in plan.sessions.iter().enumerate() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
         senders.push(tx);
-        let (ctx, plan, completed, last_done_ns, written) = (
+        let (ctx, plan, completed, last_done_ns, written, spun_ns) = (
             ctx.clone(),
             plan.clone(),
             completed.clone(),
             last_done_ns.clone(),
             written.clone(),
+            spun_ns.clone(),
         );
         let late_after = match phase.load {
             Load::Open { late_after, .. } => late_after.0,
@@ -194,10 +193,14 @@ pub(super) async fn replay_phase(
                 if ctx.stop.load(Ordering::Relaxed) {
                     continue;
                 }
+                let taken_at = Instant::now();
                 while Instant::now() < intended {
                     std::hint::spin_loop();
                 }
                 let send = Instant::now();
+                if intended > taken_at {
+                    spun_ns.fetch_add((send - taken_at).as_nanos() as u64, Ordering::Relaxed);
+                }
                 let lag = send.saturating_duration_since(intended);
                 // Idle when released: the delay is the driver's, not a queue's.
                 let idle = free_at <= intended;
@@ -257,13 +260,52 @@ pub(super) async fn replay_phase(
         .collect();
     order.sort_unstable();
     let stop = ctx.stop.clone();
-    let dispatcher = std::thread::Builder::new()
-        .name("rehearse-replay".into())
-        .spawn(move || {
-            // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer slack.
-            unsafe {
-                libc::prctl(libc::PR_SET_TIMERSLACK, 1u64, 0, 0, 0);
-            }
+    // Each release sent at its time: by a task on a timerfd (as the open
+    // phase's, see super::timer), or with REHEARSE_DISPATCH=thread from a
+    // thread of its own that sleeps.
+    let offered = match super::timer::Dispatch::from_env() {
+        super::timer::Dispatch::Thread => {
+            let dispatcher = std::thread::Builder::new()
+                .name("rehearse-replay".into())
+                .spawn(move || {
+                    // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer slack.
+                    unsafe {
+                        libc::prctl(libc::PR_SET_TIMERSLACK, 1u64, 0, 0, 0);
+                    }
+                    let mut offered = 0u64;
+                    for (at, si, k) in order {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let release = start + Duration::from_micros(at.max(0) as u64);
+                        let wake = release.checked_sub(lead).unwrap_or(release);
+                        let now = Instant::now();
+                        if wake > now {
+                            std::thread::sleep(wake - now);
+                        }
+                        if senders[si as usize].send(k as usize).is_ok() {
+                            offered += 1;
+                        }
+                    }
+                    offered
+                })
+                .expect("spawning the replay dispatcher");
+            tokio::task::spawn_blocking(move || dispatcher.join())
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or(0)
+        }
+        super::timer::Dispatch::Timer => tokio::spawn(async move {
+            // Without a timerfd (never seen on Linux), tokio's own timer:
+            // to the millisecond, which the wake-up delay would show.
+            let mut timer = super::timer::Timer::new()
+                .map_err(|e| {
+                    eprintln!(
+                        "replay: warning: no timerfd ({e}); releasing on tokio's millisecond timer"
+                    )
+                })
+                .ok();
             let mut offered = 0u64;
             for (at, si, k) in order {
                 if stop.load(Ordering::Relaxed) {
@@ -271,9 +313,13 @@ pub(super) async fn replay_phase(
                 }
                 let release = start + Duration::from_micros(at.max(0) as u64);
                 let wake = release.checked_sub(lead).unwrap_or(release);
-                let now = Instant::now();
-                if wake > now {
-                    std::thread::sleep(wake - now);
+                let timed = match &timer {
+                    Some(t) => t.sleep_until(wake).await.is_ok(),
+                    None => false,
+                };
+                if !timed {
+                    timer = None;
+                    tokio::time::sleep_until(wake.into()).await;
                 }
                 if senders[si as usize].send(k as usize).is_ok() {
                     offered += 1;
@@ -281,12 +327,9 @@ pub(super) async fn replay_phase(
             }
             offered
         })
-        .expect("spawning the replay dispatcher");
-    let offered = tokio::task::spawn_blocking(move || dispatcher.join())
         .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or(0);
+        .unwrap_or(0),
+    };
     for t in tasks {
         let _ = t.await;
     }
@@ -296,14 +339,17 @@ pub(super) async fn replay_phase(
         .unwrap_or_else(|e| e.into_inner())
         .push(last_done_ns.load(Ordering::Relaxed) as f64 / 1e9);
     let elapsed = Duration::from_nanos(last_done_ns.load(Ordering::Relaxed)).max(phase.duration.0);
-    PhaseResult::open(
-        &phase,
-        rate,
-        offered,
-        done,
-        (total as u64).saturating_sub(done),
-        elapsed,
-    )
+    PhaseResult {
+        early_release: crate::run::EarlyRelease::of(lead, spun_ns.load(Ordering::Relaxed), done),
+        ..PhaseResult::open(
+            &phase,
+            rate,
+            offered,
+            done,
+            (total as u64).saturating_sub(done),
+            elapsed,
+        )
+    }
 }
 
 /// An organization of the trace as the estate's, by the map; None when the

@@ -42,6 +42,7 @@ pub(super) fn as_scenario(j: &Journeys) -> scenario::Scenario {
         interval: j.interval,
         timeout: j.timeout,
         inject_delay: Dur(Duration::ZERO),
+        early_release: None,
         phases: vec![Phase {
             name: "journeys".into(),
             duration: j.duration,
@@ -204,6 +205,7 @@ pub(super) fn variant_result(
         achieved_rate: completed as f64 / elapsed.max(1e-9),
         elapsed_s: elapsed,
         failure: None,
+        early_release: None,
     }];
     let driver_lag = Latency::default();
     let validity = judge::validity(&s.validity, &phases, &driver_lag, 0);

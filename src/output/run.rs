@@ -157,8 +157,26 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
                 thousands(v.driver_lag.count)
             )
         };
+        // What the early release cost, where a phase released early.
+        let spin: Vec<String> = v
+            .phases
+            .iter()
+            .filter_map(|p| {
+                p.early_release.as_ref().map(|e| {
+                    format!(
+                        "{} released {:.0} us early, spun {:.1} us per request",
+                        p.name, e.lead_us, e.spun_us_per_request
+                    )
+                })
+            })
+            .collect();
+        let spin = if spin.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", spin.join("; "))
+        };
         out += &format!(
-            "driver [{}]: {wake}, {:.1} us CPU per operation\n",
+            "driver [{}]: {wake}, {:.1} us CPU per operation{spin}\n",
             v.variant.name, v.driver_cpu_us_per_op
         );
         out += &estate_line(v);

@@ -611,6 +611,7 @@ mod tests {
             achieved_rate: done as f64 / 10.0,
             elapsed_s: 10.0,
             failure: None,
+            early_release: None,
         }
     }
 

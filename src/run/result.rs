@@ -202,6 +202,34 @@ pub struct PhaseResult {
     /// numbers of a phase with a failure are never trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// An open phase that released its requests early: by how much, and
+    /// what its workers spent spinning out the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_release: Option<EarlyRelease>,
+}
+
+/// An open phase's early release: each request was handed to a worker
+/// `lead_us` before its intended start, and the worker spun until then, so
+/// the wake-up of a parked thread is not counted against the request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyRelease {
+    pub lead_us: f64,
+    /// CPU spent spinning, over the phase, s.
+    pub spun_s: f64,
+    /// The same per request sent, µs.
+    pub spun_us_per_request: f64,
+}
+
+impl EarlyRelease {
+    /// What `spun_ns` of spinning over `requests` came to, for a lead of `lead`.
+    pub fn of(lead: Duration, spun_ns: u64, requests: u64) -> Option<EarlyRelease> {
+        (!lead.is_zero()).then(|| EarlyRelease {
+            lead_us: lead.as_secs_f64() * 1e6,
+            spun_s: spun_ns as f64 / 1e9,
+            spun_us_per_request: spun_ns as f64 / 1e3 / requests.max(1) as f64,
+        })
+    }
 }
 
 impl PhaseResult {
@@ -224,6 +252,7 @@ impl PhaseResult {
             achieved_rate: completed as f64 / elapsed.as_secs_f64(),
             elapsed_s: elapsed.as_secs_f64(),
             failure: None,
+            early_release: None,
         }
     }
 
@@ -238,6 +267,7 @@ impl PhaseResult {
             dropped: 0,
             achieved_rate: completed as f64 / elapsed.as_secs_f64().max(1e-9),
             failure: None,
+            early_release: None,
             elapsed_s: elapsed.as_secs_f64(),
         }
     }

@@ -13,6 +13,9 @@ use crate::repo::{Pooling, Via};
 use crate::schema::Mode;
 use crate::text::line_col;
 
+/// The longest early release a scenario may ask for: the worker spins that long.
+const MAX_EARLY_RELEASE: Duration = Duration::from_millis(2);
+
 /// Check scenario text and return every error it can find, in file order,
 /// each as `file:line:column: what`.
 ///
@@ -410,6 +413,17 @@ impl Checker<'_> {
                 format!("interval {interval} is too short: at least 100ms"),
             ));
         }
+        if let Some(e) = &f.head.early_release {
+            if e.get_ref().0 > MAX_EARLY_RELEASE {
+                self.note(self.at(
+                    e.span(),
+                    format!(
+                        "early_release {} is too long: at most 2ms (each request would spin a core that long)",
+                        e.get_ref()
+                    ),
+                ));
+            }
+        }
         let jobs: Vec<ScheduledJob> = f
             .jobs
             .iter()
@@ -427,6 +441,7 @@ impl Checker<'_> {
             interval,
             timeout: f.head.timeout.unwrap_or(Dur(Duration::from_secs(30))),
             inject_delay: f.head.inject_delay.unwrap_or(Dur(Duration::ZERO)),
+            early_release: f.head.early_release.map(|d| d.into_inner()),
             phases,
             mix,
             tenants,

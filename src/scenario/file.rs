@@ -152,6 +152,7 @@ pub(super) struct HeadFile {
     pub(super) interval: Option<Spanned<Dur>>,
     pub(super) timeout: Option<Dur>,
     pub(super) inject_delay: Option<Dur>,
+    pub(super) early_release: Option<Spanned<Dur>>,
     pub(super) tenants: Option<TenantsFile>,
     pub(super) validity: Option<ValidityFile>,
 }

@@ -315,6 +315,11 @@ pub struct Scenario {
     /// Added to every request before it is sent (spun, not slept, below 2 ms):
     /// a known regression, to prove the gate catches one.
     pub inject_delay: Dur,
+    /// How early an open phase releases each request to its worker, which
+    /// spins out the rest (`early_release`); None: the driver's rule,
+    /// 200 µs at rates up to 500/s and none above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_release: Option<Dur>,
     pub phases: Vec<Phase>,
     pub mix: Vec<MixEntry>,
     pub tenants: Tenants,

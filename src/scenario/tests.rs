@@ -232,3 +232,33 @@ fn durations_parse_in_every_unit() {
     assert!("5 days".parse::<Dur>().is_err());
     assert_eq!(Dur(Duration::from_millis(20)).to_string(), "20ms");
 }
+
+#[test]
+fn early_release_is_read_and_a_long_one_is_refused_at_its_line() {
+    let base =
+        "[[phase]]\nduration = \"10s\"\nrate = 1\n[[mix]]\noperation = \"pnl\"\nweight = 1\n";
+    let s = parse(
+        Path::new("s.toml"),
+        &format!("early_release = \"50us\"\n{base}"),
+    )
+    .unwrap();
+    assert_eq!(s.early_release, Some(Dur(Duration::from_micros(50))));
+    assert_eq!(
+        parse(Path::new("s.toml"), base).unwrap().early_release,
+        None
+    );
+    let e = err(&format!("early_release = \"5ms\"\n{base}"));
+    assert!(
+        e.contains("s.toml:1:17") && e.contains("too long: at most 2ms"),
+        "{e}"
+    );
+    // The driver's rule when the scenario is silent; the scenario's when it is not.
+    use crate::driver::{early_release, EARLY_RELEASE};
+    assert_eq!(early_release(None, 500.0), EARLY_RELEASE);
+    assert_eq!(early_release(None, 501.0), Duration::ZERO);
+    assert_eq!(early_release(Some(Duration::ZERO), 100.0), Duration::ZERO);
+    assert_eq!(
+        early_release(Some(Duration::from_micros(50)), 5000.0),
+        Duration::from_micros(50)
+    );
+}
