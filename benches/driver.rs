@@ -184,7 +184,7 @@ fn dispatcher_wait(c: &mut Criterion) {
         })
     });
     group.bench_function("tokio::time::sleep", |b| {
-        b.iter(|| rt.block_on(tokio::time::sleep(wait)))
+        b.iter(|| rt.block_on(async { tokio::time::sleep(wait).await }))
     });
     // SAFETY: prctl with PR_SET_TIMERSLACK only changes this thread's timer slack.
     unsafe {
