@@ -259,6 +259,14 @@ pub(super) async fn replay_phase(
         })
         .collect();
     order.sort_unstable();
+    // When to wake for each: its release, `lead` early.
+    let order: Vec<(Instant, u32, u32)> = order
+        .into_iter()
+        .map(|(at, si, k)| {
+            let release = start + Duration::from_micros(at.max(0) as u64);
+            (release.checked_sub(lead).unwrap_or(release), si, k)
+        })
+        .collect();
     let stop = ctx.stop.clone();
     // Each release sent at its time: by a task on a timerfd (as the open
     // phase's, see super::timer), or with REHEARSE_DISPATCH=thread from a
@@ -273,12 +281,10 @@ pub(super) async fn replay_phase(
                         libc::prctl(libc::PR_SET_TIMERSLACK, 1u64, 0, 0, 0);
                     }
                     let mut offered = 0u64;
-                    for (at, si, k) in order {
+                    for (wake, si, k) in order {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let release = start + Duration::from_micros(at.max(0) as u64);
-                        let wake = release.checked_sub(lead).unwrap_or(release);
                         let now = Instant::now();
                         if wake > now {
                             std::thread::sleep(wake - now);
@@ -307,12 +313,10 @@ pub(super) async fn replay_phase(
                 })
                 .ok();
             let mut offered = 0u64;
-            for (at, si, k) in order {
+            for (wake, si, k) in order {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let release = start + Duration::from_micros(at.max(0) as u64);
-                let wake = release.checked_sub(lead).unwrap_or(release);
                 let timed = match &timer {
                     Some(t) => t.sleep_until(wake).await.is_ok(),
                     None => false,
