@@ -119,9 +119,20 @@ pub async fn drill(estate: &Estate, opts: &DrillOptions) -> Result<(PathBuf, Ale
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         // The target may read up from an earlier run's last scrape: give
-        // Prometheus two scrapes of ours and an evaluation, so what an earlier
-        // run left firing has resolved before the steady period judges.
+        // Prometheus two scrapes of ours and an evaluation. An alert over a
+        // rate window can outlive the workload before the drill by its
+        // window (CacheHitRatioCollapsed: a minute of an earlier run's cold
+        // cache): wait, as between faults, until nothing but the standing
+        // alerts fires, at most 90 s; what still fires then, the steady
+        // period judges.
         tokio::time::sleep(interval * 3).await;
+        let left = settle(&prom_addr, &standing, &h.stop).await?;
+        if !left.iter().all(|a| standing.contains(a)) {
+            say(&format!(
+                "  waited for alerts left by earlier load to clear: {}",
+                left.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
         say(&format!(
             "under {} ({}): steady for {} s, watching {prom}/api/v1/alerts",
             opts.common.scenario.display(),
@@ -379,16 +390,7 @@ pub(super) async fn run_fault(
     }
     // Let consequences clear before the next fault (an empty cache warming
     // up, a workload catching up), and keep watching for the unexpected.
-    let settle = Instant::now();
-    loop {
-        let now = firing(&active_alerts(prom_addr).await?);
-        let quiet = now.iter().all(|a| standing.contains(a));
-        seen.extend(now);
-        if quiet || settle.elapsed() > Duration::from_secs(90) || stop.load(Ordering::SeqCst) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    seen.extend(settle(prom_addr, standing, stop).await?);
     for t in &mut timings {
         t.ok = matches!((t.fired_after_s, t.resolved_after_s),
             (Some(a), Some(b)) if a <= t.fire_deadline_s && b <= t.resolve_deadline_s);
@@ -431,5 +433,25 @@ pub(super) fn expected_for(f: Fault, drift: Option<&DriftCheck>) -> (Vec<&'stati
             ),
         ),
         _ => (f.expected().to_vec(), f.how().to_string()),
+    }
+}
+
+/// Wait until nothing but the standing alerts fires, at most 90 s (or a
+/// stop); returns every alert seen firing meanwhile.
+async fn settle(
+    prom_addr: &str,
+    standing: &BTreeSet<String>,
+    stop: &AtomicBool,
+) -> Result<BTreeSet<String>> {
+    let mut seen = BTreeSet::new();
+    let since = Instant::now();
+    loop {
+        let now = firing(&active_alerts(prom_addr).await?);
+        let quiet = now.iter().all(|a| standing.contains(a));
+        seen.extend(now);
+        if quiet || since.elapsed() > Duration::from_secs(90) || stop.load(Ordering::SeqCst) {
+            return Ok(seen);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
