@@ -58,8 +58,9 @@ fn the_alert_rules_pass_their_unit_tests_and_each_rule_is_needed_by_them() {
     assert!(test.status.success(), "{}", text(&test));
 
     // Breaking what they check: in a copy, drop each rule in turn (its
-    // firing case must then fail), and loosen the lag threshold to 0 (the
-    // calm replica, which must not fire, then fires).
+    // firing case must then fail), and loosen the thresholds (the lag to 0,
+    // the cache ratio to any ratio under 50%: the calm replica and the
+    // steady 45% cache, which must not fire, then fire).
     let rules = std::fs::read_to_string(dir.join("rehearse.rules.yml")).unwrap();
     let tests = std::fs::read_to_string(dir.join("rehearse.rules.test.yml")).unwrap();
     let alerts: Vec<&str> = rules
@@ -88,6 +89,11 @@ fn the_alert_rules_pass_their_unit_tests_and_each_rule_is_needed_by_them() {
             "SummaryDrift counting the replica's exporter too",
             "rehearse_summary_drift_rows{role=\"primary\"}",
             "rehearse_summary_drift_rows",
+        ),
+        (
+            "CacheHitRatioCollapsed on any ratio under 50%, not only a fall",
+            ") < 0.5 * (",
+            ") < 100 * (",
         ),
     ] {
         let m = rules.replace(from, to);

@@ -749,6 +749,16 @@ async fn exit_codes_tell_a_pass_a_missed_budget_an_invalid_run_bad_input_and_an_
     assert_eq!(r["verdict"], "interrupted");
     let ok = r["variants"][0]["operations"][0]["ok"].as_u64().unwrap();
     assert!(ok >= 50, "about 3 s at 50/s were measured and kept: {ok}");
+    // Its rate is over the time it ran, not the 60 s it was given.
+    let phase = &r["variants"][0]["phases"][0];
+    let (rate, ran) = (
+        phase["achieved_rate"].as_f64().unwrap(),
+        phase["elapsed_s"].as_f64().unwrap(),
+    );
+    assert!(
+        ran < 10.0 && rate > 30.0,
+        "an interrupted phase's rate: {phase}"
+    );
     let hlog = std::fs::read_to_string(dir.join("long/latency.hlog")).unwrap();
     assert!(
         hlog.lines()

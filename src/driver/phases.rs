@@ -209,8 +209,16 @@ pub(super) async fn open_phase(
         let _ = t.await;
     }
     let completed = shared.completed.load(Ordering::Relaxed);
-    let elapsed =
-        Duration::from_nanos(shared.last_done_ns.load(Ordering::Relaxed)).max(phase.duration.0);
+    // A phase stopped early (an interrupt, or a drill's workload, whose
+    // phase is open-ended, stopped when the drill ends) ran for the time it
+    // ran: its rate is over that, not over the duration it was given.
+    let ran = Duration::from_nanos(shared.last_done_ns.load(Ordering::Relaxed));
+    let wall = Instant::now().saturating_duration_since(start);
+    let elapsed = if ctx.stop.load(Ordering::Relaxed) && wall < phase.duration.0 {
+        wall
+    } else {
+        ran.max(phase.duration.0)
+    };
     PhaseResult {
         failure,
         early_release: crate::run::EarlyRelease::of(
