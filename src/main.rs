@@ -11,6 +11,44 @@ use clap::Parser;
 use cli::Cli;
 use rehearse::exit;
 
+/// The async runtime a command runs on.
+#[derive(Debug, PartialEq)]
+enum Threads {
+    /// tokio's current-thread scheduler: one thread, which never hands a
+    /// wake-up to another.
+    Current,
+    /// The multi-thread scheduler with this many workers (None: one per core).
+    Multi(Option<usize>),
+}
+
+/// REHEARSE_THREADS, else the command's default. The commands that drive
+/// load in this process (run, ab, bench, replay, capacity) default to the
+/// current-thread scheduler: on the reference machine it cost the driver
+/// about a quarter less client CPU per request than the multi-thread one,
+/// closed and open loop (docs/src/scenarios.md, "The driver's own
+/// figures"). Everything else, seed's parallel COPY streams and serve's
+/// HTTP server first, keeps one worker per core. `current`, `multi` or a
+/// number of worker threads override it.
+fn runtime_for(command: &cli::Command, threads: Option<&str>) -> Result<Threads, String> {
+    use cli::Command as C;
+    Ok(match threads.map(str::trim) {
+        Some("current") => Threads::Current,
+        Some("multi") => Threads::Multi(None),
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Threads::Multi(Some(n)),
+            _ => {
+                return Err(format!(
+                    "REHEARSE_THREADS={n:?}: expected `current`, `multi` or a number of threads above 0"
+                ))
+            }
+        },
+        None => match command {
+            C::Run(_) | C::Ab(_) | C::Bench(_) | C::Replay(_) | C::Capacity(_) => Threads::Current,
+            _ => Threads::Multi(None),
+        },
+    })
+}
+
 fn main() {
     // Output piped into `head` and the like: end quietly when the reader
     // goes, as Unix tools do, instead of panicking on a broken pipe.
@@ -18,22 +56,24 @@ fn main() {
     // before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
-    // REHEARSE_THREADS: the driver's worker threads (default: one per core;
-    // `current`: one runtime on the main thread, tokio's current-thread
-    // scheduler, which never hands a wake-up to another thread).
     let threads = std::env::var("REHEARSE_THREADS").ok();
-    let mut builder = if threads.as_deref() == Some("current") {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
+    let threads = match runtime_for(&cli.command, threads.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(exit::USAGE);
+        }
     };
-    if let Some(n) = threads
-        .as_deref()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-    {
-        builder.worker_threads(n);
-    }
+    let mut builder = match threads {
+        Threads::Current => tokio::runtime::Builder::new_current_thread(),
+        Threads::Multi(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = n {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -61,4 +101,37 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(args: &[&str]) -> cli::Command {
+        Cli::try_parse_from([&["rehearse"], args].concat())
+            .unwrap()
+            .command
+    }
+
+    #[test]
+    fn load_commands_default_to_one_thread_and_the_variable_overrides() {
+        let run = command(&["run", "x.toml"]);
+        let seed = command(&["seed", "--profile", "smoke"]);
+        assert_eq!(runtime_for(&run, None), Ok(Threads::Current));
+        assert_eq!(
+            runtime_for(&command(&["bench", "select"]), None),
+            Ok(Threads::Current)
+        );
+        assert_eq!(runtime_for(&seed, None), Ok(Threads::Multi(None)));
+        assert_eq!(runtime_for(&run, Some("multi")), Ok(Threads::Multi(None)));
+        assert_eq!(runtime_for(&seed, Some("current")), Ok(Threads::Current));
+        assert_eq!(runtime_for(&run, Some(" 3 ")), Ok(Threads::Multi(Some(3))));
+        for bad in ["0", "two", ""] {
+            let e = runtime_for(&run, Some(bad)).unwrap_err();
+            assert!(
+                e.contains("REHEARSE_THREADS") && e.contains("current"),
+                "{e}"
+            );
+        }
+    }
 }

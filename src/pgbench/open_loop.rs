@@ -101,7 +101,7 @@ pub struct BenchOpenLoopReport {
     pub clients: u32,
     pub duration_s: f64,
     pub rounds: u32,
-    /// REHEARSE_THREADS and REHEARSE_DISPATCH as set for this process.
+    /// The runtime it ran on, REHEARSE_THREADS and REHEARSE_DISPATCH as set for this process.
     pub runtime: String,
     pub rates: Vec<RateReport>,
     pub highest_valid_rate: Option<f64>,
@@ -308,8 +308,12 @@ pub async fn run(estate: &Estate, opts: &BenchOpenLoopOptions) -> Result<BenchOp
         duration_s: opts.duration.as_secs_f64(),
         rounds: opts.rounds,
         runtime: format!(
-            "REHEARSE_THREADS={} REHEARSE_DISPATCH={}",
-            std::env::var("REHEARSE_THREADS").unwrap_or_else(|_| "(default)".into()),
+            "runtime {} (REHEARSE_THREADS={}), REHEARSE_DISPATCH={}",
+            match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::CurrentThread => "current-thread",
+                _ => "multi-thread",
+            },
+            std::env::var("REHEARSE_THREADS").unwrap_or_else(|_| "unset".into()),
             match driver::timer::Dispatch::from_env() {
                 driver::timer::Dispatch::Timer => "timer",
                 driver::timer::Dispatch::Thread => "thread",
