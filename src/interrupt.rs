@@ -9,8 +9,15 @@ use std::sync::Arc;
 /// Must be called inside a tokio runtime.
 pub fn on_ctrl_c(what_happens: &'static str, flags: &[&Arc<AtomicBool>]) {
     let flags: Vec<Arc<AtomicBool>> = flags.iter().map(|f| Arc::clone(f)).collect();
+    // The handler is installed here, not when the task first runs: on the
+    // current-thread runtime a spawned task waits until its caller yields,
+    // and a Ctrl-C before that would end the process with nothing kept.
+    let Ok(mut sigint) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    else {
+        return;
+    };
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if sigint.recv().await.is_some() {
             eprintln!("\ninterrupted: {what_happens}");
             for f in &flags {
                 f.store(true, Ordering::SeqCst);

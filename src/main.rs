@@ -22,12 +22,14 @@ enum Threads {
 }
 
 /// REHEARSE_THREADS, else the command's default. The commands that drive
-/// load in this process (run, ab, bench, replay, capacity) default to the
+/// load in this process (run, bench, replay, capacity) default to the
 /// current-thread scheduler: on the reference machine it cost the driver
 /// about a quarter less client CPU per request than the multi-thread one,
 /// closed and open loop (docs/src/scenarios.md, "The driver's own
 /// figures"). Everything else, seed's parallel COPY streams and serve's
-/// HTTP server first, keeps one worker per core. `current`, `multi` or a
+/// HTTP server first, keeps one worker per core; so does `ab`, whose slices
+/// are `run`s of their own and which waits on them without yielding, so its
+/// Ctrl-C handler needs a thread of its own. `current`, `multi` or a
 /// number of worker threads override it.
 fn runtime_for(command: &cli::Command, threads: Option<&str>) -> Result<Threads, String> {
     use cli::Command as C;
@@ -43,7 +45,7 @@ fn runtime_for(command: &cli::Command, threads: Option<&str>) -> Result<Threads,
             }
         },
         None => match command {
-            C::Run(_) | C::Ab(_) | C::Bench(_) | C::Replay(_) | C::Capacity(_) => Threads::Current,
+            C::Run(_) | C::Bench(_) | C::Replay(_) | C::Capacity(_) => Threads::Current,
             _ => Threads::Multi(None),
         },
     })
@@ -123,6 +125,8 @@ mod tests {
             Ok(Threads::Current)
         );
         assert_eq!(runtime_for(&seed, None), Ok(Threads::Multi(None)));
+        let ab = command(&["ab", "x.toml", "--a", "a", "--b", "b"]);
+        assert_eq!(runtime_for(&ab, None), Ok(Threads::Multi(None)));
         assert_eq!(runtime_for(&run, Some("multi")), Ok(Threads::Multi(None)));
         assert_eq!(runtime_for(&seed, Some("current")), Ok(Threads::Current));
         assert_eq!(runtime_for(&run, Some(" 3 ")), Ok(Threads::Multi(Some(3))));
