@@ -21,18 +21,15 @@ enum Threads {
     Multi(Option<usize>),
 }
 
-/// REHEARSE_THREADS, else the command's default. The commands that drive
-/// load in this process (run, bench, replay, capacity) default to the
-/// current-thread scheduler: on the reference machine it cost the driver
-/// about a quarter less client CPU per request than the multi-thread one,
-/// closed and open loop (docs/src/scenarios.md, "The driver's own
-/// figures"). Everything else, seed's parallel COPY streams and serve's
-/// HTTP server first, keeps one worker per core; so does `ab`, whose slices
-/// are `run`s of their own and which waits on them without yielding, so its
-/// Ctrl-C handler needs a thread of its own. `current`, `multi` or a
-/// number of worker threads override it.
-fn runtime_for(command: &cli::Command, threads: Option<&str>) -> Result<Threads, String> {
-    use cli::Command as C;
+/// REHEARSE_THREADS, else tokio's multi-thread runtime, one worker per
+/// core. `current` (one thread) cost the driver about a quarter less client
+/// CPU per request, closed and open loop, but at low rates, where the early
+/// release spins a worker until its send time, the spin holds the one
+/// thread, and a dashboard's p50 at 200/s rose from 0.298-0.339 ms to
+/// 0.333-0.445 ms (docs/src/scenarios.md, "The driver's own figures"): it
+/// stays opt-in until the spin yields to the connections it would stall.
+/// `multi` or a number of worker threads choose the multi-thread runtime.
+fn runtime_for(threads: Option<&str>) -> Result<Threads, String> {
     Ok(match threads.map(str::trim) {
         Some("current") => Threads::Current,
         Some("multi") => Threads::Multi(None),
@@ -44,10 +41,7 @@ fn runtime_for(command: &cli::Command, threads: Option<&str>) -> Result<Threads,
                 ))
             }
         },
-        None => match command {
-            C::Run(_) | C::Bench(_) | C::Replay(_) | C::Capacity(_) => Threads::Current,
-            _ => Threads::Multi(None),
-        },
+        None => Threads::Multi(None),
     })
 }
 
@@ -59,7 +53,7 @@ fn main() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let threads = std::env::var("REHEARSE_THREADS").ok();
-    let threads = match runtime_for(&cli.command, threads.as_deref()) {
+    let threads = match runtime_for(threads.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -109,29 +103,14 @@ fn main() {
 mod tests {
     use super::*;
 
-    fn command(args: &[&str]) -> cli::Command {
-        Cli::try_parse_from([&["rehearse"], args].concat())
-            .unwrap()
-            .command
-    }
-
     #[test]
-    fn load_commands_default_to_one_thread_and_the_variable_overrides() {
-        let run = command(&["run", "x.toml"]);
-        let seed = command(&["seed", "--profile", "smoke"]);
-        assert_eq!(runtime_for(&run, None), Ok(Threads::Current));
-        assert_eq!(
-            runtime_for(&command(&["bench", "select"]), None),
-            Ok(Threads::Current)
-        );
-        assert_eq!(runtime_for(&seed, None), Ok(Threads::Multi(None)));
-        let ab = command(&["ab", "x.toml", "--a", "a", "--b", "b"]);
-        assert_eq!(runtime_for(&ab, None), Ok(Threads::Multi(None)));
-        assert_eq!(runtime_for(&run, Some("multi")), Ok(Threads::Multi(None)));
-        assert_eq!(runtime_for(&seed, Some("current")), Ok(Threads::Current));
-        assert_eq!(runtime_for(&run, Some(" 3 ")), Ok(Threads::Multi(Some(3))));
+    fn the_runtime_is_multi_thread_unless_the_variable_says() {
+        assert_eq!(runtime_for(None), Ok(Threads::Multi(None)));
+        assert_eq!(runtime_for(Some("multi")), Ok(Threads::Multi(None)));
+        assert_eq!(runtime_for(Some("current")), Ok(Threads::Current));
+        assert_eq!(runtime_for(Some(" 3 ")), Ok(Threads::Multi(Some(3))));
         for bad in ["0", "two", ""] {
-            let e = runtime_for(&run, Some(bad)).unwrap_err();
+            let e = runtime_for(Some(bad)).unwrap_err();
             assert!(
                 e.contains("REHEARSE_THREADS") && e.contains("current"),
                 "{e}"
