@@ -65,6 +65,38 @@ pub fn early_release(asked: Option<Duration>, rate: f64) -> Duration {
     }
 }
 
+/// Below this much time left, a worker waiting out an early release spins
+/// even on a current-thread runtime: a yield costs a pass of the scheduler
+/// and an `epoll_wait`, a few µs.
+const SPIN_BELOW: Duration = Duration::from_micros(20);
+
+/// Wait until `intended`, a request released early (see [`EARLY_RELEASE`]).
+/// On a multi-thread runtime the worker spins: the other thread serves the
+/// rest. On a current-thread runtime (`REHEARSE_THREADS=current`) spinning
+/// would hold the one thread, and every answer and timer due meanwhile would
+/// wait for it; the worker yields between checks instead, and spins only the
+/// last [`SPIN_BELOW`].
+async fn wait_out(intended: Instant, yielding: bool) {
+    loop {
+        let now = Instant::now();
+        if now >= intended {
+            return;
+        }
+        if yielding && intended - now > SPIN_BELOW {
+            tokio::task::yield_now().await;
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Whether this runtime is a current-thread one, whose workers yield while
+/// they wait out an early release ([`wait_out`]).
+fn yielding() -> bool {
+    tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
+}
+
 /// What `rehearse run` was asked.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

@@ -102,6 +102,7 @@ pub(super) async fn open_phase(
             ctx.shard,
         ))),
     };
+    let yielding = super::yielding();
     let mut tasks = Vec::with_capacity(workers);
     for w in 0..workers {
         let ctx = ctx.clone();
@@ -131,12 +132,10 @@ pub(super) async fn open_phase(
                 let k = shared.index[i as usize % BACKLOG].load(Ordering::Acquire);
                 let intended = start + Duration::from_nanos(slot >> 1);
                 shared.busy.fetch_add(1, Ordering::AcqRel);
-                // Released early (see EARLY_RELEASE): wait on the CPU for the
-                // intended start, at most the lead.
+                // Released early (see EARLY_RELEASE): wait for the intended
+                // start, at most the lead.
                 let taken_at = Instant::now();
-                while Instant::now() < intended {
-                    std::hint::spin_loop();
-                }
+                super::wait_out(intended, yielding).await;
                 let send = Instant::now();
                 if intended > taken_at {
                     shared

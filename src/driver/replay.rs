@@ -157,6 +157,7 @@ pub(super) async fn replay_phase(
     // Time the sessions spun waiting out an early release, ns.
     let spun_ns = Arc::new(AtomicU64::new(0));
     let written = Arc::new(Written::default());
+    let yielding = super::yielding();
     for (si, _) in plan.sessions.iter().enumerate() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
         senders.push(tx);
@@ -194,9 +195,7 @@ pub(super) async fn replay_phase(
                     continue;
                 }
                 let taken_at = Instant::now();
-                while Instant::now() < intended {
-                    std::hint::spin_loop();
-                }
+                super::wait_out(intended, yielding).await;
                 let send = Instant::now();
                 if intended > taken_at {
                     spun_ns.fetch_add((send - taken_at).as_nanos() as u64, Ordering::Relaxed);

@@ -164,7 +164,7 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
             .filter_map(|p| {
                 p.early_release.as_ref().map(|e| {
                     format!(
-                        "{} released {:.0} us early, spun {:.1} us per request",
+                        "{} released {:.0} us early, waited {:.1} us per request",
                         p.name, e.lead_us, e.spun_us_per_request
                     )
                 })
