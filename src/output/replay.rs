@@ -71,6 +71,13 @@ pub fn summary(s: &Summary) -> String {
         s.log.fastpath,
         s.log.filtered
     );
+    if s.log.spread > 0 {
+        let _ = writeln!(
+            out,
+            "  {} statements shared their logged millisecond (log_time is rounded to it) and were spread evenly across it",
+            s.log.spread
+        );
+    }
     if s.unreadable > 0 {
         let _ = writeln!(
             out,

@@ -422,6 +422,7 @@ mod tests {
     fn st(sql: &str, params: &[Option<&str>]) -> Statement {
         Statement {
             at_us: 0,
+            logged_us: 0,
             sql: sql.into(),
             params: params.iter().map(|p| p.map(str::to_string)).collect(),
             simple: false,

@@ -34,6 +34,8 @@ const F_APPLICATION: usize = 22;
 pub struct Statement {
     /// Microseconds from the trace's first statement to this one's start.
     pub at_us: i64,
+    /// When the server logged it (log_time), µs since the epoch.
+    pub logged_us: i64,
     pub sql: String,
     /// Bind parameters as logged (text), None for NULL.
     pub params: Vec<Option<String>>,
@@ -72,6 +74,9 @@ pub struct Counts {
     /// Records that were neither statements nor connections (errors,
     /// checkpoints, `parse` and `bind` steps, durations alone).
     pub other: u64,
+    /// Statements that shared their logged millisecond with others, and were
+    /// spread evenly across it (see [`spread_milliseconds`]).
+    pub spread: u64,
 }
 
 /// Statements of one or more csvlog files, grouped by session.
@@ -109,8 +114,6 @@ pub fn read(paths: &[PathBuf], filter: &Filter) -> Result<Trace> {
     let mut sessions: HashMap<String, Session> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut counts = Counts::default();
-    let mut first = i64::MAX;
-    let mut last = i64::MIN;
     for (fi, path) in paths.iter().enumerate() {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -200,8 +203,6 @@ pub fn read(paths: &[PathBuf], filter: &Filter) -> Result<Trace> {
                     .map_err(|why| malformed(path, line, &format!("its parameters: {why}")))?
             };
             let start = at - duration_us.unwrap_or(0);
-            first = first.min(start);
-            last = last.max(start);
             let id = text(F_SESSION);
             let s = sessions.entry(id.to_string()).or_insert_with(|| {
                 order.push(id.to_string());
@@ -209,6 +210,7 @@ pub fn read(paths: &[PathBuf], filter: &Filter) -> Result<Trace> {
             });
             s.statements.push(Statement {
                 at_us: start,
+                logged_us: at,
                 sql: sql.to_string(),
                 params,
                 simple,
@@ -223,6 +225,13 @@ pub fn read(paths: &[PathBuf], filter: &Filter) -> Result<Trace> {
         .filter_map(|id| sessions.remove(&id))
         .filter(|s| !s.statements.is_empty())
         .collect();
+    counts.spread = spread_milliseconds(&mut out);
+    let starts = || {
+        out.iter()
+            .flat_map(|s| s.statements.iter().map(|st| st.at_us))
+    };
+    let first = starts().min().unwrap_or(0);
+    let last = starts().max().unwrap_or(0);
     for s in &mut out {
         for st in &mut s.statements {
             st.at_us -= first;
@@ -239,6 +248,47 @@ pub fn read(paths: &[PathBuf], filter: &Filter) -> Result<Trace> {
         span_us: if last >= first { last - first } else { 0 },
         counts,
     })
+}
+
+/// PostgreSQL writes log_time to the millisecond, so a busy server logs
+/// many statements with one time: at 20,000 statements/s, 20 a millisecond.
+/// Replayed as logged they would all be released at once, a burst that is
+/// the log's rounding, not the workload. When every statement's log_time is
+/// a whole millisecond, the `n` statements logged in one millisecond are
+/// spread evenly across it, in the order the log holds them: the `j`th at
+/// `j * 1000 / n` µs. Each keeps its logged duration, if any, before that.
+/// A log with finer times is left as it is. Returns how many statements
+/// moved.
+fn spread_milliseconds(sessions: &mut [Session]) -> u64 {
+    let whole = sessions
+        .iter()
+        .flat_map(|s| &s.statements)
+        .all(|st| st.logged_us.rem_euclid(1000) == 0);
+    if !whole {
+        return 0;
+    }
+    // Every statement by its logged time, then its place in the log.
+    let mut all: Vec<(i64, usize, u64, u32, u32)> = sessions
+        .iter()
+        .enumerate()
+        .flat_map(|(si, s)| {
+            s.statements
+                .iter()
+                .enumerate()
+                .map(move |(k, st)| (st.logged_us, st.file, st.line, si as u32, k as u32))
+        })
+        .collect();
+    all.sort_unstable();
+    let mut moved = 0;
+    for group in all.chunk_by(|a, b| a.0 == b.0) {
+        let n = group.len() as i64;
+        for (j, &(.., si, k)) in group.iter().enumerate() {
+            let by = j as i64 * 1000 / n;
+            sessions[si as usize].statements[k as usize].at_us += by;
+            moved += (by > 0) as u64;
+        }
+    }
+    moved
 }
 
 fn session(rec: &csv::ByteRecord) -> Session {
@@ -483,6 +533,60 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.exit_code(), crate::exit::USAGE);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn statements_logged_in_one_millisecond_are_spread_across_it_in_log_order() {
+        let dir = std::env::temp_dir().join(format!("csvlog-ms-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read_times = |name: &str, times: &[(&str, &str)]| {
+            let p = dir.join(name);
+            let text: String = times
+                .iter()
+                .map(|(t, sess)| record(t, sess, "statement: SELECT 1", ""))
+                .collect();
+            std::fs::write(&p, text).unwrap();
+            let t = read(std::slice::from_ref(&p), &Filter::default()).unwrap();
+            let mut at: Vec<(String, i64)> = t
+                .statements()
+                .map(|(s, st)| (s.id.clone(), st.at_us))
+                .collect();
+            at.sort_by_key(|x| x.1);
+            (at, t.counts.spread, t.span_us)
+        };
+        // Three sessions, four statements in the first millisecond, one in
+        // the next: 0, 250, 500, 750 µs in the log's order, then 1,000.
+        let (at, spread, span) = read_times(
+            "ms.csv",
+            &[
+                ("2026-12-06 07:00:00.001 UTC", "s1"),
+                ("2026-12-06 07:00:00.001 UTC", "s2"),
+                ("2026-12-06 07:00:00.001 UTC", "s3"),
+                ("2026-12-06 07:00:00.001 UTC", "s1"),
+                ("2026-12-06 07:00:00.002 UTC", "s2"),
+            ],
+        );
+        let want = [
+            ("s1", 0),
+            ("s2", 250),
+            ("s3", 500),
+            ("s1", 750),
+            ("s2", 1000),
+        ];
+        let want: Vec<(String, i64)> = want.iter().map(|(s, t)| (s.to_string(), *t)).collect();
+        assert_eq!((at, spread, span), (want, 3, 1000));
+        // A log with finer times is read as it is.
+        let (at, spread, _) = read_times(
+            "us.csv",
+            &[
+                ("2026-12-06 07:00:00.001 UTC", "s1"),
+                ("2026-12-06 07:00:00.001 UTC", "s2"),
+                ("2026-12-06 07:00:00.001500 UTC", "s3"),
+            ],
+        );
+        assert_eq!(at.iter().map(|x| x.1).collect::<Vec<_>>(), [0, 0, 500]);
+        assert_eq!(spread, 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
