@@ -298,6 +298,28 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
         .sum();
     assert_eq!(errors, 0, "{text}");
 
+    // A replay is a run directory readiness reads: the replay's partitioned
+    // run is the suite's scenario, and with no budgets it is not a pass.
+    let (code, text) = run(cmd(&url, &dir)
+        .args(["readiness", "--json", "--out"])
+        .arg(dir.join("ready"))
+        .arg(dir.join("r2")));
+    assert_eq!(code, Some(3), "{text}");
+    let ready: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let suite = &ready["pieces"][0];
+    assert_eq!(
+        (suite["id"].as_str(), suite["state"].as_str()),
+        (Some("suite"), Some("unknown")),
+        "{text}"
+    );
+    assert!(
+        suite["figure"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("1 scenario in the partitioned mode"))
+            && suite["reasons"][0] == "replay [partitioned] has no budgets: nothing was judged",
+        "{text}"
+    );
+
     // Mapped onto 20 of the estate's organizations, at 4x: no write is
     // refused (a property not of its mapped organization would be), and the
     // entries written name only those 20 (counted in SQL).
