@@ -477,6 +477,55 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
         "{:?}: {text}",
         v.errors
     );
+
+    // Connections: 400 short sessions one after another (the lab takes 300
+    // connections) each close theirs after their last statement, so all
+    // replay without an error; 320 sessions at once are refused before
+    // anything runs, with the numbers, exit 4.
+    let at = |ms: u64, session: usize, sql: &str| {
+        format!(
+            "2026-12-06 09:{:02}:{:02}.{:03} UTC,postgres,replay,42,127.0.0.1:5000,c{session},1,SELECT,2026-12-06 09:00:00 UTC,3/1,0,LOG,00000,\"statement: {sql}\",,,,,,,,,conns,client backend\n",
+            ms / 60_000,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    };
+    let serial = dir.join("serial.csv");
+    let text: String = (0..400)
+        .map(|i| at(i as u64 * 20, i, "SELECT 1") + &at(i as u64 * 20 + 5, i, "SELECT 2"))
+        .collect();
+    std::fs::write(&serial, text).unwrap();
+    let (code, text) = replay(&url, &dir, &serial, &["--mode", "legacy"], "rs");
+    assert_eq!(code, Some(3), "{text}");
+    let rs = rehearse::run::read(&dir.join("rs")).unwrap();
+    let v = &rs.variants[0].operations[0];
+    assert_eq!(
+        (v.count, v.errors.values().sum::<u64>()),
+        (800, 0),
+        "{:?}: {text}",
+        v.errors
+    );
+    assert!(
+        text.contains("up to 1 sessions at once held a connection"),
+        "{text}"
+    );
+    let crowd = dir.join("crowd.csv");
+    let text: String = (0..320)
+        .map(|i| at(i as u64, i, "SELECT 1") + &at(1000 + i as u64, i, "SELECT 2"))
+        .collect();
+    std::fs::write(&crowd, text).unwrap();
+    let (code, text) = replay(&url, &dir, &crowd, &["--mode", "legacy"], "rc");
+    assert_eq!(code, Some(4), "{text}");
+    assert!(
+        text.contains("the trace holds 320 sessions at once")
+            && text.contains("max_connections 300")
+            && text.contains("--unknown skip"),
+        "{text}"
+    );
+    assert!(
+        !dir.join("rc/run.json").exists(),
+        "refused before it ran: {text}"
+    );
 }
 
 /// The replay's p50 of each operation against the original's three runs

@@ -81,6 +81,11 @@ Known pitfalls, handled:
   --speed 2 halves every gap between statements; it does not double the
   users. The sessions are the trace's, each at most one statement at a time:
   a session that cannot keep up falls behind, and its latency shows it.
+  log_time is rounded to the millisecond: the statements logged in one
+  millisecond are spread evenly across it, in log order, not sent as a burst.
+  A verbatim session holds its connection from its first statement to its
+  last; a trace that needs more at once than the primary has room for is
+  refused before it runs (exit 4; --pool pgbouncer or --unknown skip).
 
 Output: an ordinary run directory (run.json, latency.hlog) that report,
 compare, gate and readiness read, and replay.json: what the trace held, per
@@ -93,7 +98,8 @@ Examples:
 
 Exit codes: 0 every budget met, 1 a budget missed, 2 bad usage or a malformed
 log (its file and line named), 3 invalid or no budgets to judge (see gate),
-4 the estate is unusable, 130 interrupted (what was replayed is kept).";
+4 the estate is unusable or has too few connections free for the trace,
+130 interrupted (what was replayed is kept).";
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {

@@ -183,6 +183,13 @@ pub(super) async fn replay_phase(
                 ctx.pool.clone(),
             );
             let mut conn: Option<tokio_postgres::Client> = None;
+            // The session's connection closes after its last verbatim
+            // statement, as the trace's did: a long trace of many short
+            // sessions does not pile up connections.
+            let last_verbatim = plan.sessions[si]
+                .requests
+                .iter()
+                .rposition(|r| matches!(r.what, What::Verbatim(_)));
             let mut free_at = start;
             loop {
                 let k = tokio::select! {
@@ -235,6 +242,9 @@ pub(super) async fn replay_phase(
                         conn = None;
                         rec.error(req.op, done, ErrorKind::Timeout, late)
                     }
+                }
+                if Some(k) == last_verbatim {
+                    conn = None;
                 }
                 completed.fetch_add(1, Ordering::Relaxed);
                 last_done_ns.fetch_max(

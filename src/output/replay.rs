@@ -71,6 +71,13 @@ pub fn summary(s: &Summary) -> String {
         s.log.fastpath,
         s.log.filtered
     );
+    if s.peak_verbatim_sessions > 0 {
+        let _ = writeln!(
+            out,
+            "  up to {} sessions at once held a connection of their own for verbatim statements",
+            s.peak_verbatim_sessions
+        );
+    }
     if s.log.spread > 0 {
         let _ = writeln!(
             out,

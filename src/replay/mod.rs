@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::driver::replay::{Call, Plan, PlannedSession, Request, TenantMap, What};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{DbContext, Error, IoContext, Result};
 use crate::estate::Estate;
 use crate::repo::{Pooling, Via};
 use crate::run::RunResult;
@@ -86,6 +86,9 @@ pub struct Summary {
     pub prewrites: u64,
     /// Seconds each mode's replay took, from its start to its last answer.
     pub wall_s: BTreeMap<String, f64>,
+    /// The most sessions that held a connection of their own at once, to
+    /// replay statements verbatim (see [`peak_verbatim`]).
+    pub peak_verbatim_sessions: u64,
 }
 
 /// The trace turned into requests: per session, in order, at offsets
@@ -107,6 +110,7 @@ pub fn prepare(
         unreadable_examples: Vec::new(),
         batches_unclosed: 0,
         prewrites: 0,
+        peak_verbatim_sessions: 0,
         wall_s: BTreeMap::new(),
     };
     let at = |us: i64| (us as f64 / o.speed).round() as i64;
@@ -279,6 +283,63 @@ pub fn scenario(summary: &Summary, sessions: usize, o: &ReplayOptions) -> Result
     Ok(s)
 }
 
+/// The most sessions holding a connection of their own at once. A session
+/// that replays statements verbatim opens one at its first and closes it
+/// after its last, as it held one in the trace; the repository's operations
+/// go through its pool instead.
+pub fn peak_verbatim(sessions: &[PlannedSession]) -> usize {
+    let mut edges: Vec<(i64, u8)> = Vec::new();
+    for s in sessions {
+        let mut at = s
+            .requests
+            .iter()
+            .filter(|r| matches!(r.what, What::Verbatim(_)))
+            .map(|r| r.at_us);
+        if let Some(first) = at.next() {
+            let (lo, hi) = at.fold((first, first), |(a, b), t| (a.min(t), b.max(t)));
+            // At one instant an opening counts before a closing.
+            edges.push((lo, 0));
+            edges.push((hi, 1));
+        }
+    }
+    edges.sort_unstable();
+    let (mut open, mut peak) = (0usize, 0usize);
+    for (_, closing) in edges {
+        if closing == 1 {
+            open -= 1;
+        } else {
+            open += 1;
+            peak = peak.max(open);
+        }
+    }
+    peak
+}
+
+/// Refuse, before anything is replayed, a trace whose verbatim sessions
+/// would not all get a connection on the primary: part way through they
+/// would fail with "too many clients", and the replay would measure the
+/// connection limit instead of the workload.
+async fn room_for(estate: &Estate, peak: usize) -> Result<()> {
+    let c = crate::db::connect_monitor(&estate.primary.url).await?;
+    let row = c
+        .query_one(
+            "SELECT current_setting('max_connections')::int, \
+                    current_setting('superuser_reserved_connections')::int, \
+                    (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend')",
+            &[],
+        )
+        .await
+        .db(|| "reading the primary's connection limit".into())?;
+    let (max, reserved, used): (i32, i32, i32) = (row.get(0), row.get(1), row.get(2));
+    let free = (max - reserved - used).max(0) as usize;
+    if peak > free {
+        return Err(Error::Lab(format!(
+            "the trace holds {peak} sessions at once that replay statements verbatim, each on a connection of its own; the primary has room for {free} more (max_connections {max}, {reserved} reserved for superusers, {used} in use). Raise max_connections, replay through PgBouncer (--pool pgbouncer), or skip the statements the repository does not send (--unknown skip)"
+        )));
+    }
+    Ok(())
+}
+
 pub struct ReplayOutcome {
     pub dir: PathBuf,
     pub result: RunResult,
@@ -333,6 +394,11 @@ pub async fn run(estate: &Estate, o: &ReplayOptions) -> Result<ReplayOutcome> {
                 .collect(),
         })
         .collect();
+    let peak = peak_verbatim(&sessions);
+    summary.peak_verbatim_sessions = peak as u64;
+    if o.pool == Pooling::Direct && peak > 0 {
+        room_for(estate, peak).await?;
+    }
     let url = match o.pool {
         Pooling::PgBouncer => estate
             .pgbouncer
@@ -396,4 +462,45 @@ pub async fn run(estate: &Estate, o: &ReplayOptions) -> Result<ReplayOutcome> {
         result,
         summary,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(reqs: &[(i64, bool)]) -> PlannedSession {
+        PlannedSession {
+            requests: reqs
+                .iter()
+                .map(|&(at_us, verbatim)| Request {
+                    at_us,
+                    op: 0,
+                    what: if verbatim {
+                        What::Verbatim("SELECT 1".into())
+                    } else {
+                        What::Call(Call::Pnl {
+                            org: 1,
+                            month: crate::day::Day::from_ymd(2026, 12, 1),
+                        })
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_peak_counts_sessions_between_their_first_and_last_verbatim_statement() {
+        // a: 0-100, b: 50-150, c: 100 (opens as a closes: counted), d: 200-300,
+        // e: only repository calls.
+        let sessions = [
+            session(&[(0, true), (100, true)]),
+            session(&[(50, true), (150, true)]),
+            session(&[(100, true)]),
+            session(&[(200, true), (250, false), (300, true)]),
+            session(&[(0, false), (400, false)]),
+        ];
+        assert_eq!(peak_verbatim(&sessions), 3);
+        assert_eq!(peak_verbatim(&sessions[3..]), 1);
+        assert_eq!(peak_verbatim(&sessions[4..]), 0);
+    }
 }
