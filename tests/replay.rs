@@ -526,6 +526,83 @@ async fn a_captured_run_replays_at_1x_and_2x_and_a_pgbench_trace_verbatim() {
         !dir.join("rc/run.json").exists(),
         "refused before it ran: {text}"
     );
+
+    // The replica: capture logs it too when the estate names one, into
+    // capture-replica.csv, and puts its settings back; a --replica-log's
+    // verbatim statements replay on the replica. The same UPDATE from the
+    // primary's log succeeds; from the replica's it fails as a write on a
+    // standby (SQLSTATE 25006), counted.
+    let replica = estate.replica.as_ref().unwrap().url.clone();
+    let rcap = dir.join("rcap");
+    let mut capture = cmd(&url, &dir);
+    capture
+        .args([
+            "--replica-url",
+            &replica,
+            "capture",
+            "--duration",
+            "4s",
+            "--out",
+        ])
+        .arg(&rcap);
+    let child = tokio::task::spawn_blocking(move || capture.output());
+    let probe = async {
+        for _ in 0..50 {
+            if show(&replica, "log_statement").await == "all" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let c = rehearse::db::connect(&format!("{replica}?application_name=rprobe"))
+            .await
+            .unwrap();
+        c.simple_query("SELECT 'read on the replica'")
+            .await
+            .unwrap();
+    };
+    let (out, ()) = tokio::join!(child, probe);
+    let out = out.unwrap().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("--replica-log"), "{text}");
+    let rlog = std::fs::read_to_string(rcap.join("capture-replica.csv")).unwrap();
+    assert!(rlog.contains("read on the replica"), "{rlog}");
+    let plog = std::fs::read_to_string(rcap.join("capture.csv")).unwrap();
+    assert!(
+        !plog.contains("read on the replica"),
+        "the primary's log holds only its own"
+    );
+    assert_eq!(show(&replica, "log_statement").await, "none");
+    assert_eq!(show(&replica, "log_connections").await, "off");
+
+    let update = "UPDATE pgbench_accounts SET abalance = 3 WHERE aid = 2";
+    let (p, r) = (dir.join("on-primary.csv"), dir.join("on-replica.csv"));
+    std::fs::write(&p, at(0, 1, update)).unwrap();
+    std::fs::write(&r, at(100, 2, update)).unwrap();
+    let (code, text) = replay(
+        &url,
+        &dir,
+        &p,
+        &[
+            "--replica-url",
+            &replica,
+            "--replica-log",
+            r.to_str().unwrap(),
+            "--mode",
+            "legacy",
+        ],
+        "rr",
+    );
+    assert_eq!(code, Some(3), "{text}");
+    let rr = rehearse::run::read(&dir.join("rr")).unwrap();
+    let v = &rr.variants[0].operations[0];
+    assert_eq!(
+        (v.count, v.errors.get("sqlstate_25")),
+        (2, Some(&1)),
+        "{:?}: {text}",
+        v.errors
+    );
 }
 
 /// The replay's p50 of each operation against the original's three runs

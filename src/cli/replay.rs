@@ -24,7 +24,10 @@ What it costs the server:
 Only a rehearsal target (the lab, a database with rehearse_meta, or one named
 by --allow-destructive) is captured: the settings change the whole server.
 The window's records are read back with pg_read_binary_file (superuser) and
-written to DIR/capture.csv, ready for `rehearse replay`.
+written to DIR/capture.csv, ready for `rehearse replay`. A replica the
+estate names (--replica-url, or the lab's) is captured the same way into
+DIR/capture-replica.csv (replay it with --replica-log); --primary-only leaves
+it alone.
 
 Examples:
   rehearse capture --duration 30s --out results/capture
@@ -44,6 +47,10 @@ pub struct CaptureArgs {
     /// Log each statement at its end, with its duration, instead of at its start.
     #[arg(long)]
     pub with_durations: bool,
+    /// Capture the primary's log alone; by default a replica the estate names
+    /// (--replica-url, or the lab's) is captured too, into capture-replica.csv.
+    #[arg(long)]
+    pub primary_only: bool,
     /// Capture this database although it is not a rehearsal target.
     #[arg(long, value_name = "DATABASE")]
     pub allow_destructive: Option<String>,
@@ -106,6 +113,11 @@ pub struct ReplayArgs {
     /// csvlog files, read as one trace.
     #[arg(required = true, value_name = "CSVLOG")]
     pub logs: Vec<PathBuf>,
+    /// A csvlog captured on the replica (capture writes capture-replica.csv),
+    /// read into the same trace: its verbatim statements replay on the
+    /// estate's replica; its repository statements follow --reads.
+    #[arg(long, value_name = "CSVLOG")]
+    pub replica_log: Vec<PathBuf>,
     /// Replay this many times faster than captured (0.5 is half as fast).
     #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
     pub speed: f64,

@@ -18,6 +18,7 @@ pub(crate) async fn run_capture(cli: &Cli, args: &CaptureArgs) -> anyhow::Result
             out: args.out.clone(),
             allow_destructive: args.allow_destructive.clone(),
             with_durations: args.with_durations,
+            primary_only: args.primary_only,
             verbose: true,
             stop: None,
         },
@@ -56,6 +57,7 @@ pub(crate) async fn run_replay(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<i
     let estate = Estate::resolve(&estate_flags(cli))?;
     let o = replay::ReplayOptions {
         logs: args.logs.clone(),
+        replica_logs: args.replica_log.clone(),
         speed: args.speed,
         modes: args.mode.list().to_vec(),
         tenants,

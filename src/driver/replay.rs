@@ -85,6 +85,9 @@ pub struct Request {
 #[derive(Debug, Clone, Default)]
 pub struct PlannedSession {
     pub requests: Vec<Request>,
+    /// Read from a log captured on the replica: its verbatim statements go
+    /// to the replica.
+    pub on_replica: bool,
 }
 
 /// Maps the trace's organizations onto the estate's.
@@ -104,6 +107,8 @@ pub struct Plan {
     pub tenants: TenantMap,
     /// Where verbatim statements go.
     pub url: String,
+    /// Where the verbatim statements of a replica's sessions go.
+    pub replica_url: Option<String>,
     /// `lock_timeout` of the verbatim sessions: statements that wait on
     /// each other's locks fail (counted) rather than hang.
     pub lock_timeout: Duration,
@@ -190,6 +195,7 @@ pub(super) async fn replay_phase(
                 .requests
                 .iter()
                 .rposition(|r| matches!(r.what, What::Verbatim(_)));
+            let on_replica = plan.sessions[si].on_replica;
             let mut free_at = start;
             loop {
                 let k = tokio::select! {
@@ -215,7 +221,7 @@ pub(super) async fn replay_phase(
                 }
                 let res = tokio::time::timeout(
                     ctx.timeout,
-                    execute(&ctx, &plan, &written, &mut conn, req),
+                    execute(&ctx, &plan, &written, &mut conn, req, on_replica),
                 )
                 .await;
                 let done = Instant::now();
@@ -403,11 +409,16 @@ async fn execute(
     written: &Written,
     conn: &mut Option<tokio_postgres::Client>,
     req: &Request,
+    on_replica: bool,
 ) -> Result<()> {
     match &req.what {
         What::Verbatim(sql) => {
             if conn.is_none() {
-                let c = db::connect(&plan.url).await?;
+                let url = match (on_replica, &plan.replica_url) {
+                    (true, Some(r)) => r,
+                    _ => &plan.url,
+                };
+                let c = db::connect(url).await?;
                 c.batch_execute(&format!(
                     "SET lock_timeout = {}; SET statement_timeout = {}",
                     plan.lock_timeout.as_millis().max(1),

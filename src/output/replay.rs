@@ -7,29 +7,49 @@ use crate::replay::Summary;
 
 pub fn capture(s: &CaptureSummary) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "capture: {} records, {:.2} MB of csvlog in {:.1} s ({:.3} MB/s) from {}{}",
-        s.records,
-        s.bytes as f64 / 1e6,
-        s.seconds,
-        s.bytes as f64 / 1e6 / s.seconds.max(1e-9),
-        s.server,
-        if s.interrupted {
-            "; ended by Ctrl-C"
-        } else {
-            ""
-        }
-    );
+    for l in &s.logs {
+        let _ = writeln!(
+            out,
+            "capture: {} records, {:.2} MB of csvlog in {:.1} s ({:.3} MB/s) from {}{}",
+            l.records,
+            l.bytes as f64 / 1e6,
+            s.seconds,
+            l.bytes as f64 / 1e6 / s.seconds.max(1e-9),
+            l.server,
+            if s.interrupted {
+                "; ended by Ctrl-C"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "capture: the logging settings are back as they were; the window's log is {}",
-        s.file.display()
+        s.logs
+            .iter()
+            .map(|l| l.file.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
     );
-    if s.records == 0 {
+    if let [primary, replicas @ ..] = s.logs.as_slice() {
+        if !replicas.is_empty() {
+            let _ = writeln!(
+                out,
+                "capture: replay them together: rehearse replay {}{}",
+                primary.file.display(),
+                replicas
+                    .iter()
+                    .map(|l| format!(" --replica-log {}", l.file.display()))
+                    .collect::<String>()
+            );
+        }
+    }
+    for l in s.logs.iter().filter(|l| l.records == 0) {
         let _ = writeln!(
             out,
-            "capture: the window holds no record: did anything run against the server?"
+            "capture: the window holds no record from {}: did anything run against it?",
+            l.server
         );
     }
     out
@@ -76,6 +96,13 @@ pub fn summary(s: &Summary) -> String {
             out,
             "  up to {} sessions at once held a connection of their own for verbatim statements",
             s.peak_verbatim_sessions
+        );
+    }
+    if s.peak_verbatim_sessions_replica > 0 {
+        let _ = writeln!(
+            out,
+            "  on the replica (--replica-log): up to {} sessions at once",
+            s.peak_verbatim_sessions_replica
         );
     }
     if s.log.spread > 0 {

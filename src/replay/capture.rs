@@ -40,6 +40,9 @@ pub struct CaptureOptions {
     /// Log each statement at its end with its duration
     /// (`log_min_duration_statement = 0`) instead of at its start.
     pub with_durations: bool,
+    /// Leave the replica's log alone (by default a replica the estate names
+    /// is captured too: the reads it serves are part of the workload).
+    pub primary_only: bool,
     pub verbose: bool,
     pub stop: Option<Arc<AtomicBool>>,
 }
@@ -53,15 +56,28 @@ pub struct Restore {
     pub state: String,
 }
 
+/// `capture.json`: what to put back on each server captured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    servers: Vec<Restore>,
+}
+
+/// One server's share of a capture.
 #[derive(Debug, Clone, Serialize)]
-pub struct CaptureSummary {
+pub struct ServerLog {
     pub server: String,
     pub file: PathBuf,
-    pub seconds: f64,
     pub records: u64,
     pub bytes: u64,
     /// The server's csvlog files the window's records came from.
     pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureSummary {
+    /// The primary's first, then the replica's.
+    pub logs: Vec<ServerLog>,
+    pub seconds: f64,
     pub interrupted: bool,
 }
 
@@ -120,34 +136,50 @@ pub async fn restore(client: &Client, r: &Restore) -> Result<()> {
     reload(client).await
 }
 
-fn write_state(out: &Path, r: &Restore) -> Result<()> {
+fn write_state(out: &Path, servers: &[Restore]) -> Result<()> {
     crate::fsutil::write_atomic(
         &out.join("capture.json"),
-        serde_json::to_string_pretty(r)
-            .map_err(|e| Error::Lab(format!("capture.json: {e}")))?
-            .as_bytes(),
+        serde_json::to_string_pretty(&State {
+            servers: servers.to_vec(),
+        })
+        .map_err(|e| Error::Lab(format!("capture.json: {e}")))?
+        .as_bytes(),
     )
 }
 
-/// `capture --restore`: undo a capture that did not end.
+/// `capture --restore`: undo a capture that did not end, on each server it
+/// changed (found among the estate's primary and replica by its URL).
 pub async fn restore_from(estate: &Estate, out: &Path) -> Result<String> {
     let path = out.join("capture.json");
-    let r: Restore = serde_json::from_slice(&std::fs::read(&path).io("reading", &path)?)
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-    let client = crate::db::connect_monitor(&estate.primary.url).await?;
-    restore(&client, &r).await?;
-    let line = format!(
-        "capture: the logging settings of {} are back as they were",
-        r.server
-    );
-    write_state(
-        out,
-        &Restore {
-            state: "restored".into(),
-            ..r
-        },
-    )?;
-    Ok(line)
+    let bytes = std::fs::read(&path).io("reading", &path)?;
+    // A capture.json of one server, as written before replicas were captured.
+    let mut servers = match serde_json::from_slice::<State>(&bytes) {
+        Ok(st) => st.servers,
+        Err(_) => vec![serde_json::from_slice::<Restore>(&bytes)
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?],
+    };
+    let mut lines = Vec::new();
+    for r in &mut servers {
+        let endpoint = std::iter::once(&estate.primary)
+            .chain(&estate.replica)
+            .find(|e| e.redacted() == r.server)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: captured {}, which is neither the estate's primary nor its replica; name it with --primary-url or --replica-url",
+                    path.display(),
+                    r.server
+                ))
+            })?;
+        let client = crate::db::connect_monitor(&endpoint.url).await?;
+        restore(&client, r).await?;
+        r.state = "restored".into();
+        lines.push(format!(
+            "capture: the logging settings of {} are back as they were",
+            r.server
+        ));
+    }
+    write_state(out, &servers)?;
+    Ok(lines.join("\n"))
 }
 
 /// The server's clock in its log's zone and format, as microseconds.
@@ -164,78 +196,90 @@ async fn log_clock(client: &Client) -> Result<i64> {
         .ok_or_else(|| Error::Lab(format!("the server's clock read as {s:?}")))
 }
 
+/// A server being captured: its connection and what to put back.
+struct Captured {
+    role: &'static str,
+    client: Client,
+    restore: Restore,
+    destination: String,
+}
+
 pub async fn capture(estate: &Estate, o: &CaptureOptions) -> Result<CaptureSummary> {
-    // As monitoring: the capture's own statements are not the workload's.
-    let client = crate::db::connect_monitor(&estate.primary.url).await?;
-    crate::schema::safety::ensure_rehearsal_target(
-        &client,
-        estate,
-        o.allow_destructive.as_deref(),
-        "capture (it changes the server's logging settings)",
-    )
-    .await?;
-    let server = estate.primary.redacted();
-    let show = |name: &'static str| {
-        let client = &client;
-        async move {
-            client
-                .query_one(&format!("SHOW {name}"), &[])
-                .await
-                .db(|| format!("SHOW {name}"))
-                .map(|r| r.get::<_, String>(0))
+    let mut endpoints = vec![("primary", &estate.primary)];
+    if let (Some(r), false) = (&estate.replica, o.primary_only) {
+        endpoints.push(("replica", r));
+    }
+    let mut servers = Vec::new();
+    for (role, endpoint) in endpoints {
+        // As monitoring: the capture's own statements are not the workload's.
+        let client = crate::db::connect_monitor(&endpoint.url).await?;
+        if role == "primary" {
+            // The replica is the primary's copy: the primary decides.
+            crate::schema::safety::ensure_rehearsal_target(
+                &client,
+                estate,
+                o.allow_destructive.as_deref(),
+                "capture (it changes the server's logging settings)",
+            )
+            .await?;
         }
-    };
-    if show("logging_collector").await? != "on" {
-        return Err(Error::Refused(format!(
-            "{server} runs with logging_collector = off: csvlog needs it, and turning it on takes a restart. Set logging_collector = on, restart the server, then capture (the lab has it on)"
-        )));
+        let server = endpoint.redacted();
+        if show(&client, "logging_collector").await? != "on" {
+            return Err(Error::Refused(format!(
+                "the {role} {server} runs with logging_collector = off: csvlog needs it, and turning it on takes a restart. Set logging_collector = on, restart the server, then capture (the lab has it on){}",
+                if role == "replica" { "; or capture the primary alone with --primary-only" } else { "" }
+            )));
+        }
+        let restore = Restore {
+            server,
+            previous: previous(&client).await?,
+            state: "capturing".into(),
+        };
+        let destination = show(&client, "log_destination").await?;
+        servers.push(Captured {
+            role,
+            client,
+            restore,
+            destination,
+        });
     }
     std::fs::create_dir_all(&o.out).io("creating", &o.out)?;
-    let r = Restore {
-        server: server.clone(),
-        previous: previous(&client).await?,
-        state: "capturing".into(),
-    };
-    write_state(&o.out, &r)?;
-    let destination = show("log_destination").await?;
+    let restores: Vec<Restore> = servers.iter().map(|c| c.restore.clone()).collect();
+    write_state(&o.out, &restores)?;
     // The window's clock is read outside it (before turning on, after
-    // putting back), so no failure between leaves the logging on.
-    let from = log_clock(&client).await?;
+    // putting back), so no failure between leaves the logging on. Each
+    // server's own clock: a replica's log is in its own time.
+    let mut from = Vec::new();
+    for c in &servers {
+        from.push(log_clock(&c.client).await?);
+    }
     let stop = o.stop.clone().unwrap_or_default();
     crate::interrupt::on_ctrl_c(
         "ending the capture and restoring the logging settings",
         &[&stop],
     );
-    let turned_on: Result<()> = async {
-        if !destination.split(',').any(|d| d.trim() == "csvlog") {
-            set(
-                &client,
-                "log_destination",
-                Some(&format!("{destination},csvlog")),
-            )
-            .await?;
+    let mut turned_on: Result<()> = Ok(());
+    for c in &servers {
+        turned_on = turn_on(&c.client, &c.destination, o.with_durations).await;
+        if turned_on.is_err() {
+            break;
         }
-        if o.with_durations {
-            set(&client, "log_min_duration_statement", Some("0")).await?;
-            set(&client, "log_statement", Some("none")).await?;
-        } else {
-            set(&client, "log_statement", Some("all")).await?;
-            set(&client, "log_min_duration_statement", Some("-1")).await?;
-        }
-        set(&client, "log_connections", Some("on")).await?;
-        set(&client, "log_disconnections", Some("on")).await?;
-        set(&client, "lc_messages", Some("C")).await?;
-        reload(&client).await
     }
-    .await;
     if let Err(e) = turned_on {
-        let _ = restore(&client, &r).await;
+        for c in &servers {
+            let _ = restore(&c.client, &c.restore).await;
+        }
         return Err(e);
     }
     let started = Instant::now();
     if o.verbose {
         eprintln!(
-            "capture: logging every statement of {server} in csvlog{}; Ctrl-C ends it",
+            "capture: logging every statement of {} in csvlog{}; Ctrl-C ends it",
+            servers
+                .iter()
+                .map(|c| format!("the {} {}", c.role, c.restore.server))
+                .collect::<Vec<_>>()
+                .join(" and "),
             o.duration
                 .map_or(String::new(), |d| format!(" for {:.0} s", d.as_secs_f64()))
         );
@@ -244,27 +288,79 @@ pub async fn capture(estate: &Estate, o: &CaptureOptions) -> Result<CaptureSumma
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let interrupted = stop.load(Ordering::SeqCst);
-    restore(&client, &r).await?;
-    let to = log_clock(&client).await?;
-    write_state(
-        &o.out,
-        &Restore {
+    // Every server is put back before any error is reported.
+    let mut put_back: Result<()> = Ok(());
+    let mut to = Vec::new();
+    for c in &servers {
+        let r = restore(&c.client, &c.restore).await;
+        if put_back.is_ok() {
+            put_back = r;
+        }
+        to.push(log_clock(&c.client).await);
+    }
+    put_back?;
+    let restored: Vec<Restore> = servers
+        .iter()
+        .map(|c| Restore {
             state: "restored".into(),
-            ..r
-        },
-    )?;
+            ..c.restore.clone()
+        })
+        .collect();
+    write_state(&o.out, &restored)?;
     // The collector may still hold the window's last lines in its buffer.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (records, bytes, sources) = collect(&client, from, to, &o.out.join("capture.csv")).await?;
+    let mut logs = Vec::new();
+    for ((c, from), to) in servers.iter().zip(from).zip(to) {
+        let file = o.out.join(if c.role == "primary" {
+            "capture.csv".to_string()
+        } else {
+            format!("capture-{}.csv", c.role)
+        });
+        let (records, bytes, sources) = collect(&c.client, from, to?, &file).await?;
+        logs.push(ServerLog {
+            server: c.restore.server.clone(),
+            file,
+            records,
+            bytes,
+            sources,
+        });
+    }
     Ok(CaptureSummary {
-        server,
-        file: o.out.join("capture.csv"),
+        logs,
         seconds: started.elapsed().as_secs_f64(),
-        records,
-        bytes,
-        sources,
         interrupted,
     })
+}
+
+async fn show(client: &Client, name: &str) -> Result<String> {
+    client
+        .query_one(&format!("SHOW {name}"), &[])
+        .await
+        .db(|| format!("SHOW {name}"))
+        .map(|r| r.get::<_, String>(0))
+}
+
+/// Turn on on one server what a replay needs (see the module's head).
+async fn turn_on(client: &Client, destination: &str, with_durations: bool) -> Result<()> {
+    if !destination.split(',').any(|d| d.trim() == "csvlog") {
+        set(
+            client,
+            "log_destination",
+            Some(&format!("{destination},csvlog")),
+        )
+        .await?;
+    }
+    if with_durations {
+        set(client, "log_min_duration_statement", Some("0")).await?;
+        set(client, "log_statement", Some("none")).await?;
+    } else {
+        set(client, "log_statement", Some("all")).await?;
+        set(client, "log_min_duration_statement", Some("-1")).await?;
+    }
+    set(client, "log_connections", Some("on")).await?;
+    set(client, "log_disconnections", Some("on")).await?;
+    set(client, "lc_messages", Some("C")).await?;
+    reload(client).await
 }
 
 /// Copy the window's records from the server's csvlog files (read with

@@ -37,6 +37,9 @@ crate::named!("unknown statements", Unknown { Replay = "replay", Skip = "skip" }
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
     pub logs: Vec<PathBuf>,
+    /// Logs captured on the replica: their verbatim statements replay on
+    /// the estate's replica.
+    pub replica_logs: Vec<PathBuf>,
     /// Divides every offset: 2 replays an hour in 30 minutes.
     pub speed: f64,
     pub modes: Vec<Mode>,
@@ -87,8 +90,10 @@ pub struct Summary {
     /// Seconds each mode's replay took, from its start to its last answer.
     pub wall_s: BTreeMap<String, f64>,
     /// The most sessions that held a connection of their own at once, to
-    /// replay statements verbatim (see [`peak_verbatim`]).
+    /// replay statements verbatim (see [`peak_verbatim`]): on the primary,
+    /// and on the replica (from `--replica-log`).
     pub peak_verbatim_sessions: u64,
+    pub peak_verbatim_sessions_replica: u64,
 }
 
 /// The trace turned into requests: per session, in order, at offsets
@@ -111,6 +116,7 @@ pub fn prepare(
         batches_unclosed: 0,
         prewrites: 0,
         peak_verbatim_sessions: 0,
+        peak_verbatim_sessions_replica: 0,
         wall_s: BTreeMap::new(),
     };
     let at = |us: i64| (us as f64 / o.speed).round() as i64;
@@ -319,8 +325,8 @@ pub fn peak_verbatim(sessions: &[PlannedSession]) -> usize {
 /// would not all get a connection on the primary: part way through they
 /// would fail with "too many clients", and the replay would measure the
 /// connection limit instead of the workload.
-async fn room_for(estate: &Estate, peak: usize) -> Result<()> {
-    let c = crate::db::connect_monitor(&estate.primary.url).await?;
+async fn room_for(server: &crate::estate::Endpoint, role: &str, peak: usize) -> Result<()> {
+    let c = crate::db::connect_monitor(&server.url).await?;
     let row = c
         .query_one(
             "SELECT current_setting('max_connections')::int, \
@@ -329,12 +335,12 @@ async fn room_for(estate: &Estate, peak: usize) -> Result<()> {
             &[],
         )
         .await
-        .db(|| "reading the primary's connection limit".into())?;
+        .db(|| format!("reading the {role}'s connection limit"))?;
     let (max, reserved, used): (i32, i32, i32) = (row.get(0), row.get(1), row.get(2));
     let free = (max - reserved - used).max(0) as usize;
     if peak > free {
         return Err(Error::Lab(format!(
-            "the trace holds {peak} sessions at once that replay statements verbatim, each on a connection of its own; the primary has room for {free} more (max_connections {max}, {reserved} reserved for superusers, {used} in use). Raise max_connections, replay through PgBouncer (--pool pgbouncer), or skip the statements the repository does not send (--unknown skip)"
+            "the trace holds {peak} sessions at once that replay statements verbatim on the {role}, each on a connection of its own; the {role} has room for {free} more (max_connections {max}, {reserved} reserved for superusers, {used} in use). Raise max_connections, replay through PgBouncer (--pool pgbouncer), or skip the statements the repository does not send (--unknown skip)"
         )));
     }
     Ok(())
@@ -356,8 +362,14 @@ pub async fn run(estate: &Estate, o: &ReplayOptions) -> Result<ReplayOutcome> {
     if o.logs.is_empty() {
         return Err(Error::Usage("give at least one csvlog file".into()));
     }
+    if !o.replica_logs.is_empty() && estate.replica.is_none() {
+        return Err(Error::Usage(
+            "--replica-log, but the estate has no replica (--replica-url)".into(),
+        ));
+    }
+    let all: Vec<PathBuf> = o.logs.iter().chain(&o.replica_logs).cloned().collect();
     let trace = csvlog::read(
-        &o.logs,
+        &all,
         &csvlog::Filter {
             application: o.application.clone(),
         },
@@ -381,9 +393,18 @@ pub async fn run(estate: &Estate, o: &ReplayOptions) -> Result<ReplayOutcome> {
         .enumerate()
         .map(|(i, m)| (m.name.as_str(), i))
         .collect();
+    // A session lives in one server's log: the replica's are those of
+    // --replica-log.
+    let on_replica = trace.sessions.iter().map(|s| {
+        s.statements
+            .first()
+            .is_some_and(|st| st.file >= o.logs.len())
+    });
     let sessions: Vec<PlannedSession> = planned
         .into_iter()
-        .map(|reqs| PlannedSession {
+        .zip(on_replica)
+        .map(|(reqs, on_replica)| PlannedSession {
+            on_replica,
             requests: reqs
                 .into_iter()
                 .map(|(at_us, name, what)| Request {
@@ -394,10 +415,29 @@ pub async fn run(estate: &Estate, o: &ReplayOptions) -> Result<ReplayOutcome> {
                 .collect(),
         })
         .collect();
-    let peak = peak_verbatim(&sessions);
+    let (on_replica, on_primary): (Vec<_>, Vec<_>) =
+        sessions.iter().cloned().partition(|s| s.on_replica);
+    let peak = peak_verbatim(&on_primary);
+    let peak_replica = peak_verbatim(&on_replica);
     summary.peak_verbatim_sessions = peak as u64;
-    if o.pool == Pooling::Direct && peak > 0 {
-        room_for(estate, peak).await?;
+    summary.peak_verbatim_sessions_replica = peak_replica as u64;
+    if o.pool == Pooling::Direct {
+        if peak > 0 {
+            room_for(&estate.primary, "primary", peak).await?;
+        }
+        if let (Some(r), true) = (&estate.replica, peak_replica > 0) {
+            room_for(r, "replica", peak_replica).await?;
+        }
+    }
+    let replica_url = match o.pool {
+        Pooling::PgBouncer => estate.pgbouncer_replica.as_ref(),
+        Pooling::Direct => estate.replica.as_ref(),
+    }
+    .map(|e| e.url.clone());
+    if peak_replica > 0 && replica_url.is_none() {
+        return Err(Error::Usage(
+            "--replica-log with --pool pgbouncer, but the estate has no PgBouncer for the replica (--pgbouncer-replica-url)".into(),
+        ));
     }
     let url = match o.pool {
         Pooling::PgBouncer => estate
@@ -413,6 +453,7 @@ pub async fn run(estate: &Estate, o: &ReplayOptions) -> Result<ReplayOutcome> {
         sessions,
         tenants: o.tenants,
         url,
+        replica_url,
         lock_timeout: o.lock_timeout,
         prewrites: Default::default(),
         walls: Default::default(),
@@ -470,6 +511,7 @@ mod tests {
 
     fn session(reqs: &[(i64, bool)]) -> PlannedSession {
         PlannedSession {
+            on_replica: false,
             requests: reqs
                 .iter()
                 .map(|&(at_us, verbatim)| Request {
