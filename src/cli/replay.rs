@@ -48,7 +48,7 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub with_durations: bool,
     /// Capture the primary's log alone; by default a replica the estate names
-    /// (--replica-url, or the lab's) is captured too, into capture-replica.csv.
+    /// (its replica URL, or the lab's) is captured too, into capture-replica.csv.
     #[arg(long)]
     pub primary_only: bool,
     /// Capture this database although it is not a rehearsal target.
