@@ -293,7 +293,7 @@ pub fn scenario(summary: &Summary, sessions: usize, o: &ReplayOptions) -> Result
 /// that replays statements verbatim opens one at its first and closes it
 /// after its last, as it held one in the trace; the repository's operations
 /// go through its pool instead.
-pub fn peak_verbatim(sessions: &[PlannedSession]) -> usize {
+pub fn peak_verbatim<'a>(sessions: impl IntoIterator<Item = &'a PlannedSession>) -> usize {
     let mut edges: Vec<(i64, u8)> = Vec::new();
     for s in sessions {
         let mut at = s
@@ -415,10 +415,8 @@ pub async fn run(estate: &Estate, o: &ReplayOptions) -> Result<ReplayOutcome> {
                 .collect(),
         })
         .collect();
-    let (on_replica, on_primary): (Vec<_>, Vec<_>) =
-        sessions.iter().cloned().partition(|s| s.on_replica);
-    let peak = peak_verbatim(&on_primary);
-    let peak_replica = peak_verbatim(&on_replica);
+    let peak = peak_verbatim(sessions.iter().filter(|s| !s.on_replica));
+    let peak_replica = peak_verbatim(sessions.iter().filter(|s| s.on_replica));
     summary.peak_verbatim_sessions = peak as u64;
     summary.peak_verbatim_sessions_replica = peak_replica as u64;
     if o.pool == Pooling::Direct {
