@@ -21,15 +21,26 @@ enum Threads {
     Multi(Option<usize>),
 }
 
-/// REHEARSE_THREADS, else tokio's multi-thread runtime, one worker per
-/// core. `current` (one thread) cost the driver about a quarter less client
-/// CPU per request, closed and open loop, but at low rates, where the early
-/// release spins a worker until its send time, the spin holds the one
-/// thread, and a dashboard's p50 at 200/s rose from 0.298-0.339 ms to
-/// 0.333-0.445 ms (docs/src/scenarios.md, "The driver's own figures"): it
-/// stays opt-in until the spin yields to the connections it would stall.
+/// REHEARSE_THREADS, else the command's default: tokio's multi-thread
+/// runtime, one worker per core, for all but `replay`. `current` (one thread)
+/// costs the driver about a quarter less client CPU per request, closed and
+/// open loop, and since its early release yields (2026-12-06) it no longer
+/// stalls the thread at low rates; but one thread caps the client at one
+/// core, and at 200/s its run-to-run spread was no better (docs/src/
+/// scenarios.md, "The driver's own figures"). `replay` defaults to it: a
+/// replay's work per statement is a dispatcher wake-up and a send, and at
+/// 20,000 statements/s on a 2-core machine shared with the server only the
+/// one thread held the wake-up p99 under 1 ms (docs/src/replay.md, "Speed").
 /// `multi` or a number of worker threads choose the multi-thread runtime.
-fn runtime_for(threads: Option<&str>) -> Result<Threads, String> {
+fn default_threads(command: &cli::Command) -> Threads {
+    match command {
+        cli::Command::Replay(_) => Threads::Current,
+        _ => Threads::Multi(None),
+    }
+}
+
+/// The runtime REHEARSE_THREADS asks for, else `default`.
+fn runtime_for(threads: Option<&str>, default: Threads) -> Result<Threads, String> {
     Ok(match threads.map(str::trim) {
         Some("current") => Threads::Current,
         Some("multi") => Threads::Multi(None),
@@ -41,7 +52,7 @@ fn runtime_for(threads: Option<&str>) -> Result<Threads, String> {
                 ))
             }
         },
-        None => Threads::Multi(None),
+        None => default,
     })
 }
 
@@ -53,7 +64,7 @@ fn main() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let threads = std::env::var("REHEARSE_THREADS").ok();
-    let threads = match runtime_for(threads.as_deref()) {
+    let threads = match runtime_for(threads.as_deref(), default_threads(&cli.command)) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -104,17 +115,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_runtime_is_multi_thread_unless_the_variable_says() {
-        assert_eq!(runtime_for(None), Ok(Threads::Multi(None)));
-        assert_eq!(runtime_for(Some("multi")), Ok(Threads::Multi(None)));
-        assert_eq!(runtime_for(Some("current")), Ok(Threads::Current));
-        assert_eq!(runtime_for(Some(" 3 ")), Ok(Threads::Multi(Some(3))));
+    fn the_runtime_is_the_commands_default_unless_the_variable_says() {
+        for default in [Threads::Current, Threads::Multi(None)] {
+            let d = format!("{default:?}");
+            assert_eq!(
+                format!("{:?}", runtime_for(None, default)),
+                format!("Ok({d})")
+            );
+        }
+        let m = || Threads::Multi(None);
+        assert_eq!(runtime_for(Some("multi"), Threads::Current), Ok(m()));
+        assert_eq!(runtime_for(Some("current"), m()), Ok(Threads::Current));
+        assert_eq!(runtime_for(Some(" 3 "), m()), Ok(Threads::Multi(Some(3))));
         for bad in ["0", "two", ""] {
-            let e = runtime_for(Some(bad)).unwrap_err();
+            let e = runtime_for(Some(bad), m()).unwrap_err();
             assert!(
                 e.contains("REHEARSE_THREADS") && e.contains("current"),
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn replay_defaults_to_one_thread_and_run_to_one_worker_per_core() {
+        let default = |args: &[&str]| default_threads(&Cli::parse_from(args).command);
+        assert_eq!(default(&["rehearse", "replay", "x.csv"]), Threads::Current);
+        assert_eq!(
+            default(&["rehearse", "run", "s.toml"]),
+            Threads::Multi(None)
+        );
     }
 }

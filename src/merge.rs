@@ -441,6 +441,10 @@ fn merge_variant(
             0.0
         },
         driver_peak_rss_kib: vs.iter().filter_map(|v| v.driver_peak_rss_kib).max(),
+        driver_runtime: vs[0]
+            .driver_runtime
+            .clone()
+            .filter(|r| vs.iter().all(|v| v.driver_runtime.as_ref() == Some(r))),
         database: Database {
             repo,
             samples,

@@ -574,6 +574,7 @@ mod tests {
             driver_cpu_seconds: 0.0,
             driver_cpu_us_per_op: 0.0,
             driver_peak_rss_kib: None,
+            driver_runtime: None,
             database: crate::run::Database {
                 repo: Default::default(),
                 samples: Vec::new(),

@@ -147,6 +147,7 @@ pub fn variant_result(
         driver_cpu_seconds: 0.0,
         driver_cpu_us_per_op: 0.0,
         driver_peak_rss_kib: crate::progress::peak_rss_kib(),
+        driver_runtime: Some(super::runtime_name()),
         database: Database {
             repo,
             samples,

@@ -97,6 +97,15 @@ fn yielding() -> bool {
         == tokio::runtime::RuntimeFlavor::CurrentThread
 }
 
+/// The runtime this process drives on, as run.json and the driver's line name it.
+pub(crate) fn runtime_name() -> String {
+    let h = tokio::runtime::Handle::current();
+    match h.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => "current-thread".into(),
+        _ => format!("multi-thread, {} workers", h.metrics().num_workers()),
+    }
+}
+
 /// What `rehearse run` was asked.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

@@ -228,6 +228,7 @@ pub(super) fn variant_result(
         driver_cpu_seconds: 0.0,
         driver_cpu_us_per_op: 0.0,
         driver_peak_rss_kib: None,
+        driver_runtime: None,
         database: Database {
             repo: Default::default(),
             samples: Vec::new(),

@@ -63,6 +63,37 @@ fn estate_line(v: &crate::run::VariantResult) -> String {
 }
 
 /// The human summary of a run.
+/// A driver whose threads were nearly all busy may have set the pace
+/// itself: say so, with the way out. Threads come from the runtime's name.
+fn saturated(runtime: &str, cpu_s: f64, seconds: f64) -> Option<String> {
+    let threads = if runtime == "current-thread" {
+        1.0
+    } else {
+        runtime
+            .split(", ")
+            .nth(1)?
+            .strip_suffix(" workers")?
+            .parse::<f64>()
+            .ok()?
+    };
+    let busy = cpu_s / seconds / threads;
+    if !(seconds > 0.0 && busy >= 0.9) {
+        return None;
+    }
+    let way_out = if threads == 1.0 && runtime == "current-thread" {
+        "REHEARSE_THREADS=multi spreads it over the cores"
+    } else {
+        "a client with more cores, or `run --shard` over several, would take the load off it"
+    };
+    Some(format!(
+        "the driver's {runtime} runtime was busy {:.0}% of its {} thread(s) over {:.1} s: \
+         the client may have set the pace rather than the server; {way_out}",
+        busy * 100.0,
+        threads,
+        seconds
+    ))
+}
+
 pub fn text(r: &RunResult, dir: &Path) -> String {
     let mut out = format!(
         "\n{} ({}), {} variant(s), {:.0} s -> {}\n\n",
@@ -175,10 +206,22 @@ pub fn text(r: &RunResult, dir: &Path) -> String {
         } else {
             format!(" ({})", spin.join("; "))
         };
+        let runtime = v
+            .driver_runtime
+            .as_ref()
+            .map(|r| format!(", on the {r} runtime"))
+            .unwrap_or_default();
         out += &format!(
-            "driver [{}]: {wake}, {:.1} us CPU per operation{spin}\n",
+            "driver [{}]: {wake}, {:.1} us CPU per operation{spin}{runtime}\n",
             v.variant.name, v.driver_cpu_us_per_op
         );
+        let busy = v
+            .driver_runtime
+            .as_deref()
+            .and_then(|r| saturated(r, v.driver_cpu_seconds, v.seconds));
+        if let Some(w) = busy {
+            out += &format!("warning [{}]: {w}\n", v.variant.name);
+        }
         out += &estate_line(v);
     }
     let budgets: Vec<String> = r
@@ -320,4 +363,28 @@ pub fn suite(runs: &[&RunResult]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::saturated;
+
+    #[test]
+    fn a_driver_busy_nine_tenths_of_its_threads_is_warned_of() {
+        let w = saturated("current-thread", 9.5, 10.0).unwrap();
+        assert!(
+            w.contains("busy 95%") && w.contains("REHEARSE_THREADS=multi"),
+            "{w}"
+        );
+        assert_eq!(saturated("current-thread", 8.5, 10.0), None);
+        // Two workers: 9.5 s of CPU in 10 s is under half of what they have.
+        assert_eq!(saturated("multi-thread, 2 workers", 9.5, 10.0), None);
+        let w = saturated("multi-thread, 2 workers", 19.0, 10.0).unwrap();
+        assert!(
+            w.contains("busy 95% of its 2 thread(s)") && w.contains("more cores"),
+            "{w}"
+        );
+        assert_eq!(saturated("current-thread", 1.0, 0.0), None);
+        assert_eq!(saturated("something else", 100.0, 1.0), None);
+    }
 }

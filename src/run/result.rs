@@ -421,6 +421,11 @@ pub struct VariantResult {
     /// Peak resident memory of the driver process so far.
     #[serde(deserialize_with = "required")]
     pub driver_peak_rss_kib: Option<u64>,
+    /// The async runtime the driver ran on: "current-thread" or
+    /// "multi-thread, N workers" (absent in runs before 2026-12-06's
+    /// seventh session, and in merged shards that ran on different ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_runtime: Option<String>,
     pub database: Database,
     pub timeline: Vec<IntervalSummary>,
     pub budgets: Vec<BudgetResult>,
