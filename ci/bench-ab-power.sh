@@ -11,6 +11,7 @@
 #   MIN_EFFECT  each ab's --min-effect                     [10%]
 #   METRICS     each ab's --metrics                        [p50]
 #   SLICE       each ab's --slice                          [20s]
+#   WARMUP      each ab's --warmup                         [the scenario's, 5s]
 #   MAX_ROUNDS  each ab's --max-rounds                     [200: the budget bounds it]
 #   MIN_ABS     each ab's --min-abs-ms                     [0: the injected
 #               delays are a few tens of microseconds, below the CLI's 0.05 ms]
@@ -36,6 +37,9 @@ METRICS=${METRICS:-p50}
 SLICE=${SLICE:-20s}
 MIN_ABS=${MIN_ABS:-0}
 DUET=${DUET:-0}
+WARMUP=${WARMUP:-}
+warmup=()
+[ -n "$WARMUP" ] && warmup=(--warmup "$WARMUP")
 MAX_ROUNDS=${MAX_ROUNDS:-200}
 duet=()
 [ "$DUET" = 1 ] && duet=(--duet)
@@ -52,10 +56,10 @@ mkdir -p "$out"
 out=$(realpath "$out")
 E=("$R" --primary-url "$URL" --lab-dir "$out/no-lab")
 "${E[@]}" seed --profile smoke --orgs "$ORGS" --mode partitioned --allow-destructive "$DB" >/dev/null
-"${E[@]}" run scenarios/gate_noise.toml --duration "$SLICE" --out "$out/calibration" -q >/dev/null || true
+"${E[@]}" run scenarios/gate_noise.toml --duration "$SLICE" "${warmup[@]}" --out "$out/calibration" -q >/dev/null || true
 p50=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['variants'][0]['operations'][0]['response']['p50_ms'])" "$out/calibration/run.json")
 echo "bench-ab-power: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
-echo "calibration: dashboard p50 $p50 ms; each ab: --budget $BUDGET --max-rounds $MAX_ROUNDS --min-effect $MIN_EFFECT --metrics $METRICS --slice $SLICE --min-abs-ms $MIN_ABS ${duet[*]}"
+echo "calibration: dashboard p50 $p50 ms; each ab: --budget $BUDGET --max-rounds $MAX_ROUNDS --min-effect $MIN_EFFECT --metrics $METRICS --slice $SLICE ${warmup[*]} --min-abs-ms $MIN_ABS ${duet[*]}"
 for kind in $KINDS; do
   b="$R"
   if [ "$kind" != aa ]; then
@@ -71,7 +75,7 @@ for kind in $KINDS; do
     start=$(date +%s)
     code=0
     "${E[@]}" ab scenarios/gate_noise.toml --a "$R" --b "$b" --budget "$BUDGET" --max-rounds "$MAX_ROUNDS" \
-      --min-effect "$MIN_EFFECT" --metrics "$METRICS" --slice "$SLICE" --min-abs-ms "$MIN_ABS" "${duet[@]}" -q \
+      --min-effect "$MIN_EFFECT" --metrics "$METRICS" --slice "$SLICE" "${warmup[@]}" --min-abs-ms "$MIN_ABS" "${duet[@]}" -q \
       --out "$out/$kind/$i" >/dev/null 2>&1 || code=$?
     echo "$kind $i $code $(( $(date +%s) - start ))" >> "$out/abs.txt"
   done
