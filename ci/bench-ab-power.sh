@@ -56,10 +56,15 @@ mkdir -p "$out"
 out=$(realpath "$out")
 E=("$R" --primary-url "$URL" --lab-dir "$out/no-lab")
 "${E[@]}" seed --profile smoke --orgs "$ORGS" --mode partitioned --allow-destructive "$DB" >/dev/null
-"${E[@]}" run scenarios/gate_noise.toml --duration "$SLICE" "${warmup[@]}" --out "$out/calibration" -q >/dev/null || true
+# Calibrate as B will run: a duet's side runs at half the scenario's rate, and
+# on this machine a lower rate has a higher p50 (a +10% of the full rate's p50
+# was +7% of a duet side's on 2026-12-06).
+rate=()
+[ "$DUET" = 1 ] && rate=(--rate "$(python3 -c "import sys, tomllib; s = tomllib.load(open(sys.argv[1], 'rb')); print(max(p['rate'] for p in s['phase'] if 'rate' in p) / 2)" scenarios/gate_noise.toml)")
+"${E[@]}" run scenarios/gate_noise.toml --duration "$SLICE" "${warmup[@]}" "${rate[@]}" --out "$out/calibration" -q >/dev/null || true
 p50=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['variants'][0]['operations'][0]['response']['p50_ms'])" "$out/calibration/run.json")
 echo "bench-ab-power: $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
-echo "calibration: dashboard p50 $p50 ms; each ab: --budget $BUDGET --max-rounds $MAX_ROUNDS --min-effect $MIN_EFFECT --metrics $METRICS --slice $SLICE ${warmup[*]} --min-abs-ms $MIN_ABS ${duet[*]}"
+echo "calibration: dashboard p50 $p50 ms${rate[*]:+ at ${rate[1]}/s}; each ab: --budget $BUDGET --max-rounds $MAX_ROUNDS --min-effect $MIN_EFFECT --metrics $METRICS --slice $SLICE ${warmup[*]} --min-abs-ms $MIN_ABS ${duet[*]}"
 for kind in $KINDS; do
   b="$R"
   if [ "$kind" != aa ]; then
