@@ -102,7 +102,10 @@ pub(crate) fn runtime_name() -> String {
     let h = tokio::runtime::Handle::current();
     match h.runtime_flavor() {
         tokio::runtime::RuntimeFlavor::CurrentThread => "current-thread".into(),
-        _ => format!("multi-thread, {} workers", h.metrics().num_workers()),
+        _ => match h.metrics().num_workers() {
+            1 => "multi-thread, 1 worker".into(),
+            n => format!("multi-thread, {n} workers"),
+        },
     }
 }
 

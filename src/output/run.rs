@@ -62,7 +62,6 @@ fn estate_line(v: &crate::run::VariantResult) -> String {
     format!("estate [{}]: {}\n", v.variant.name, parts.join("; "))
 }
 
-/// The human summary of a run.
 /// A driver whose threads were nearly all busy may have set the pace
 /// itself: say so, with the way out. Threads come from the runtime's name.
 fn saturated(runtime: &str, cpu_s: f64, seconds: f64) -> Option<String> {
@@ -72,7 +71,8 @@ fn saturated(runtime: &str, cpu_s: f64, seconds: f64) -> Option<String> {
         runtime
             .split(", ")
             .nth(1)?
-            .strip_suffix(" workers")?
+            .split(' ')
+            .next()?
             .parse::<f64>()
             .ok()?
     };
@@ -80,7 +80,7 @@ fn saturated(runtime: &str, cpu_s: f64, seconds: f64) -> Option<String> {
     if !(seconds > 0.0 && busy >= 0.9) {
         return None;
     }
-    let way_out = if threads == 1.0 && runtime == "current-thread" {
+    let way_out = if runtime == "current-thread" {
         "REHEARSE_THREADS=multi spreads it over the cores"
     } else {
         "a client with more cores, or `run --shard` over several, would take the load off it"
@@ -94,6 +94,7 @@ fn saturated(runtime: &str, cpu_s: f64, seconds: f64) -> Option<String> {
     ))
 }
 
+/// The human summary of a run.
 pub fn text(r: &RunResult, dir: &Path) -> String {
     let mut out = format!(
         "\n{} ({}), {} variant(s), {:.0} s -> {}\n\n",
@@ -385,6 +386,7 @@ mod tests {
             "{w}"
         );
         assert_eq!(saturated("current-thread", 1.0, 0.0), None);
+        assert!(saturated("multi-thread, 1 worker", 0.95, 1.0).is_some());
         assert_eq!(saturated("something else", 100.0, 1.0), None);
     }
 }
